@@ -1,0 +1,201 @@
+"""Wire-level helpers of the Novita client: URL redaction, error bodies, Retry-After, image magic, file
+streaming. No network I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from reconciler.errors import NovitaError
+
+CHUNK = 256 * 1024
+IMAGE_EXTENSIONS = ("png", "jpeg", "webp")
+# Query parameters of presigned URLs (S3, GCS, Azure, OSS, generic) that must never be logged or shown.
+_SECRET_PARAMS = re.compile(
+    r"^(x-amz-(signature|credential|security-token)|x-goog-(signature|credential)|signature|sig|token"
+    r"|access_token|api_key|apikey|key|awsaccesskeyid|policy|x-oss-signature|ossaccesskeyid)$",
+    re.IGNORECASE,
+)
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """The URL with presigned signatures, credentials and tokens in its query replaced by `***`."""
+    try:
+        parsed = httpx.URL(str(url))
+    except Exception:
+        return "<unparseable url>"
+    if not parsed.query:
+        return str(parsed.copy_with(username=None, password=None))
+    params = [(k, "***" if _SECRET_PARAMS.match(k) else v) for k, v in parsed.params.multi_items()]
+    return str(parsed.copy_with(username=None, password=None, params=params))
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _parse_error_body(body: bytes) -> tuple[str, str]:
+    """(reason, message) from a Novita JSON error, an S3 XML error, or any other body."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        reason, message = data.get("reason"), data.get("message") or data.get("msg")
+        return (
+            reason if isinstance(reason, str) else "",
+            _short(message if isinstance(message, str) else text),
+        )
+    code = re.search(r"<Code>([^<]{1,100})</Code>", text)
+    message_xml = re.search(r"<Message>([^<]{0,1000})</Message>", text)
+    if code:
+        return code.group(1), _short(message_xml.group(1) if message_xml else "")
+    if "<html" in text[:500].lower():
+        title = re.search(r"<title>([^<]{0,300})</title>", text, re.IGNORECASE)
+        return "", _short(title.group(1) if title else "an HTML page (proxy error?)")
+    return "", _short(text)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def sniff_image_format(head: bytes) -> str | None:
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def normalize_extension(ext: str) -> str:
+    """`.JPG` -> `jpeg`; raises NovitaError for anything Novita does not take."""
+    value = ext.lower().lstrip(".")
+    value = "jpeg" if value == "jpg" else value
+    if value not in IMAGE_EXTENSIONS:
+        raise NovitaError(f"Novita accepts png, jpeg or webp training images, not {ext!r}")
+    return value
+
+
+def _check_scheme(url: str) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except Exception as exc:
+        raise NovitaError(f"Novita returned an unusable URL: {_short(str(exc), 100)}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise NovitaError(f"refusing to fetch {parsed.scheme or 'a relative'} URL {redact_url(parsed)}")
+    return parsed
+
+
+class _Secret:
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: bytes
+    response: httpx.Response
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@dataclass
+class _Retry:
+    """A failed try that may be retried: the error to raise when out of tries, and what backoff needs."""
+
+    error: NovitaError
+    status: int | None
+    reason: str
+    after: float | None = None  # Retry-After seconds, or 0 for "at once"
+
+
+@dataclass
+class _Got:
+    sha256: str
+    size: int
+    format: str
+
+
+def _storage_label(url: httpx.URL) -> str:
+    """How a storage URL appears in errors and retry reports: host and path, never the query."""
+    return f"{url.scheme}://{url.host}{url.path}"
+
+
+def _norm_type(image_type: str) -> str:
+    value = image_type.lower().lstrip(".")
+    return "jpeg" if value == "jpg" else value
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+async def _file_chunks(path: Path, size: int, progress: Callable[[int], None]) -> AsyncIterator[bytes]:
+    """Exactly `size` bytes of `path`, read in a worker thread chunk by chunk: never the whole file."""
+    remaining = size
+    with path.open("rb") as fh:
+        while remaining > 0:
+            chunk = await asyncio.to_thread(fh.read, min(CHUNK, remaining))
+            if not chunk:
+                raise NovitaError(f"{path} shrank while it was being uploaded")
+            remaining -= len(chunk)
+            progress(len(chunk))
+            yield chunk
+
+
+async def _read_capped(response: httpx.Response, cap: int, *, truncate: bool) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if not truncate and declared.isdigit() and int(declared) > cap:
+        raise _TooLarge
+    buf = bytearray()
+    async for chunk in response.aiter_bytes():
+        buf += chunk
+        if len(buf) > cap:
+            if truncate:
+                return bytes(buf[:cap])
+            raise _TooLarge
+    return bytes(buf)
