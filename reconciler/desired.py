@@ -1,0 +1,335 @@
+"""From loaded manifests to the desired world: content hashes, identities, request bodies, order.
+
+Pure but for reading image bytes through the HashCache. A model's identity is the hash of everything that
+shapes its training (type, base model, size, expert settings, components, and its dataset's image hashes
+and captions in order); its Novita task is named `<name>-<first 8 hex>`. A generation's identity is the
+hash of its request with every LoRA reference resolved to a trained model name, and of its init image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reconciler.hashing import HashCache
+
+if TYPE_CHECKING:
+    from reconciler.manifest import Generation, ImageFile, LoraModel, ManifestSet
+
+KIND_ORDER = {"Dataset": 0, "LoraModel": 1, "Generation": 2}
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
+def canonical_hash(value: Any) -> str:
+    """sha256 of a value's canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def address(kind: str, name: str) -> str:
+    return f"{kind}/{name}"
+
+
+def sort_key(addr: str) -> tuple[int, str]:
+    kind, _, name = addr.partition("/")
+    return KIND_ORDER.get(kind, 9), name
+
+
+@dataclass(frozen=True)
+class DesiredImage:
+    sha256: str
+    path: Path
+    display: str
+    caption: str | None
+    format: str
+
+    def as_attribute(self) -> dict[str, Any]:
+        return {"file": self.display, "sha256": self.sha256, "caption": self.caption}
+
+
+@dataclass(frozen=True)
+class DesiredDataset:
+    name: str
+    images: tuple[DesiredImage, ...]
+    source: str
+
+    @property
+    def address(self) -> str:
+        return address("Dataset", self.name)
+
+    @property
+    def identity(self) -> str:
+        return canonical_hash([[i.sha256, i.caption] for i in self.images])
+
+    def attributes(self) -> dict[str, Any]:
+        return {"images": [i.as_attribute() for i in self.images]}
+
+
+@dataclass(frozen=True)
+class DesiredModel:
+    name: str
+    task_type: str  # subject | style
+    dataset: str
+    images: tuple[DesiredImage, ...]
+    settings: dict[str, Any]  # base_model, width, height, expert_setting, components (manifest values)
+    source: str
+    identity: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        ident = canonical_hash(
+            {
+                "type": self.task_type,
+                **self.settings,
+                "images": [[i.sha256, i.caption] for i in self.images],
+            }
+        )
+        object.__setattr__(self, "identity", ident)
+
+    @property
+    def address(self) -> str:
+        return address("LoraModel", self.name)
+
+    @property
+    def task_name(self) -> str:
+        return f"{self.name}-{self.identity[:8]}"
+
+    def attributes(self) -> dict[str, Any]:
+        return {
+            "type": self.task_type,
+            "dataset": self.dataset,
+            **self.settings,
+            "images": [i.as_attribute() for i in self.images],
+        }
+
+    def training_body(self, assets: dict[str, str]) -> dict[str, Any]:
+        """The POST /v3/training/<type> body, given the assets_id of every image hash."""
+        items: list[dict[str, Any]] = []
+        for image in self.images:
+            item: dict[str, Any] = {"assets_id": assets[image.sha256]}
+            if image.caption:
+                item["caption"] = image.caption
+            items.append(item)
+        body: dict[str, Any] = {
+            "name": self.task_name,
+            "base_model": self.settings["base_model"],
+            "width": self.settings["width"],
+            "height": self.settings["height"],
+            "image_dataset_items": items,
+        }
+        if self.settings["expert_setting"]:
+            body["expert_setting"] = dict(self.settings["expert_setting"])
+        if self.settings["components"]:
+            body["components"] = [
+                {"name": c["name"], "args": [{"name": k, "value": _arg_str(v)} for k, v in c["args"].items()]}
+                for c in self.settings["components"]
+            ]
+        return body
+
+
+def _arg_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class DesiredGeneration:
+    name: str
+    task_type: str  # txt2img | img2img
+    request: dict[str, Any]  # Novita's request fields; loras as {"model": ours} or {"model_name": theirs}
+    extra: dict[str, Any]
+    init_image: DesiredImage | None
+    output_dir: Path
+    output_display: str
+    source: str
+
+    @property
+    def address(self) -> str:
+        return address("Generation", self.name)
+
+    @property
+    def lora_models(self) -> tuple[str, ...]:
+        """Our LoraModels this generation uses, in order, without repeats."""
+        names = [lora["model"] for lora in self.request.get("loras", []) if "model" in lora]
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def image_num(self) -> int:
+        return int(self.request.get("image_num", 1))
+
+    @property
+    def image_type(self) -> str:
+        return str(self.extra.get("response_image_type", "png"))
+
+    def resolved_request(self, model_names: dict[str, str | None]) -> dict[str, Any]:
+        """The request with our LoRA references replaced by trained model names (or KNOWN_AFTER_APPLY)."""
+        request = dict(self.request)
+        if "loras" in request:
+            request["loras"] = [
+                {
+                    "model_name": model_names.get(lora["model"]) or KNOWN_AFTER_APPLY,
+                    "strength": lora["strength"],
+                }
+                if "model" in lora
+                else dict(lora)
+                for lora in request["loras"]
+            ]
+        return request
+
+    def identity(self, model_names: dict[str, str | None]) -> str | None:
+        """The identity hash, or None while a LoRA it uses has no trained model name yet."""
+        if any(not model_names.get(m) for m in self.lora_models):
+            return None
+        return canonical_hash(
+            {
+                "type": self.task_type,
+                "request": self.resolved_request(model_names),
+                "extra": self.extra,
+                "init_image": self.init_image.sha256 if self.init_image else None,
+            }
+        )
+
+    def attributes(self, model_names: dict[str, str | None]) -> dict[str, Any]:
+        attrs: dict[str, Any] = {"type": self.task_type, **self.resolved_request(model_names), **self.extra}
+        for lora, original in zip(attrs.get("loras", []), self.request.get("loras", []), strict=True):
+            if "model" in original:
+                lora["model"] = original["model"]
+        if self.init_image is not None:
+            attrs["init_image"] = self.init_image.as_attribute()
+        attrs["output"] = self.output_display
+        return attrs
+
+    def body(self, model_names: dict[str, str], init_image_b64: str | None) -> dict[str, Any]:
+        """The POST /v3/async/<type> body."""
+        request = self.resolved_request(dict(model_names))
+        if init_image_b64 is not None:
+            request["image_base64"] = init_image_b64
+        return {"extra": dict(self.extra), "request": request}
+
+
+@dataclass(frozen=True)
+class Desired:
+    datasets: dict[str, DesiredDataset]
+    models: dict[str, DesiredModel]
+    generations: dict[str, DesiredGeneration]
+    manifest_digest: str
+
+    def addresses(self) -> list[str]:
+        found = [d.address for d in self.datasets.values()]
+        found += [m.address for m in self.models.values()]
+        found += [g.address for g in self.generations.values()]
+        return sorted(found, key=sort_key)
+
+    def digest(self) -> str:
+        """Changes whenever anything desired changes: manifests and image bytes alike."""
+        return canonical_hash(
+            {
+                "manifests": self.manifest_digest,
+                "datasets": {n: d.identity for n, d in self.datasets.items()},
+                "models": {n: m.identity for n, m in self.models.items()},
+                "init_images": {
+                    n: g.init_image.sha256 for n, g in self.generations.items() if g.init_image is not None
+                },
+            }
+        )
+
+    def dependencies(self, addr: str) -> list[str]:
+        """Addresses this resource needs, directly."""
+        kind, _, name = addr.partition("/")
+        if kind == "LoraModel":
+            return [address("Dataset", self.models[name].dataset)]
+        if kind == "Generation":
+            return [address("LoraModel", m) for m in self.generations[name].lora_models]
+        return []
+
+    def closure(self, targets: list[str]) -> set[str]:
+        """The targets and everything they depend on, transitively."""
+        seen: set[str] = set()
+        todo = list(targets)
+        while todo:
+            addr = todo.pop()
+            if addr in seen:
+                continue
+            seen.add(addr)
+            todo.extend(self.dependencies(addr))
+        return seen
+
+
+def build_desired(manifests: ManifestSet, cache: HashCache, project_root: Path) -> Desired:
+    """Hash every image (through the stat cache) and turn manifests into desired resources."""
+    paths = [img.path for ds in manifests.datasets.values() for img in ds.images]
+    paths += [g.init_image.path for g in manifests.generations.values() if g.init_image is not None]
+    hashes = cache.hash_many(paths)
+
+    def image(img: ImageFile) -> DesiredImage:
+        return DesiredImage(hashes[img.path], img.path, img.display, img.caption, img.format)
+
+    datasets = {
+        name: DesiredDataset(name, tuple(image(i) for i in ds.images), f"{ds.source.file}:{ds.source.line}")
+        for name, ds in manifests.datasets.items()
+    }
+    models = {name: _model(m, datasets[m.spec.dataset]) for name, m in manifests.models.items()}
+    generations = {name: _generation(g, image, project_root) for name, g in manifests.generations.items()}
+    return Desired(datasets, models, generations, manifests.digest)
+
+
+def _model(model: LoraModel, dataset: DesiredDataset) -> DesiredModel:
+    spec = model.spec
+    expert = spec.expert_setting.model_dump(mode="json", exclude_none=True) if spec.expert_setting else {}
+    settings = {
+        "base_model": spec.base_model,
+        "width": spec.width,
+        "height": spec.height,
+        "expert_setting": expert,
+        "components": [{"name": c.name, "args": dict(c.args)} for c in spec.components],
+    }
+    return DesiredModel(
+        name=model.name,
+        task_type=spec.type,
+        dataset=spec.dataset,
+        images=dataset.images,
+        settings=settings,
+        source=f"{model.source.file}:{model.source.line}",
+    )
+
+
+_NOT_REQUEST = {"type", "output", "init_image", "response_image_type"}
+
+
+def _generation(gen: Generation, image: Any, project_root: Path) -> DesiredGeneration:
+    spec = gen.spec
+    data = spec.model_dump(mode="json", exclude_none=True)
+    request: dict[str, Any] = {k: v for k, v in data.items() if k not in _NOT_REQUEST}
+    loras = []
+    for lora in spec.loras:
+        if lora.model is not None:
+            loras.append({"model": lora.model, "strength": lora.strength})
+        else:
+            loras.append({"model_name": lora.model_name, "strength": lora.strength})
+    if loras:
+        request["loras"] = loras
+    else:
+        request.pop("loras", None)
+    if not request.get("embeddings"):
+        request.pop("embeddings", None)
+    extra = {"response_image_type": spec.response_image_type}
+    return DesiredGeneration(
+        name=gen.name,
+        task_type=spec.type,
+        request=request,
+        extra=extra,
+        init_image=image(gen.init_image) if gen.init_image is not None else None,
+        output_dir=gen.output_dir,
+        output_display=_display(gen.output_dir, project_root),
+        source=f"{gen.source.file}:{gen.source.line}",
+    )
+
+
+def _display(path: Path, project_root: Path) -> str:
+    try:
+        return str(path.relative_to(project_root.resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,109 @@
+"""Content hashes of files: streamed sha256 with a stat cache, hashed in parallel threads.
+
+The cache maps a path to (size, mtime_ns, inode, sha256) and is kept beside the state file, so an
+unchanged tree is not read again. Only this module reads image bytes for hashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+CHUNK = 1 << 20
+CACHE_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB chunks (memory does not grow with file size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class HashCache:
+    """sha256 of files by path, trusting a cached value while size, mtime_ns and inode are unchanged."""
+
+    def __init__(self, cache_file: Path | None) -> None:
+        self.cache_file = cache_file
+        self._entries: dict[str, list[int | str]] = {}
+        self._dirty = False
+        self.hits = 0
+        self.misses = 0
+        if cache_file is not None:
+            self._entries = _read_cache(cache_file)
+
+    def _fresh(self, path: Path) -> tuple[str, os.stat_result, str | None]:
+        key = str(path)
+        st = path.stat()
+        entry = self._entries.get(key)
+        if (
+            entry is not None
+            and entry[0] == st.st_size
+            and entry[1] == st.st_mtime_ns
+            and entry[2] == st.st_ino
+        ):
+            return key, st, str(entry[3])
+        return key, st, None
+
+    def hash_many(self, paths: Iterable[Path], workers: int | None = None) -> dict[Path, str]:
+        """Hashes of every path; cache misses are read in parallel (hashlib releases the GIL)."""
+        result: dict[Path, str] = {}
+        todo: list[tuple[Path, str, os.stat_result]] = []
+        for path in dict.fromkeys(paths):
+            key, st, known = self._fresh(path)
+            if known is not None:
+                self.hits += 1
+                result[path] = known
+            else:
+                todo.append((path, key, st))
+        if todo:
+            self.misses += len(todo)
+            workers = workers or min(8, (os.cpu_count() or 2) + 1)
+            if len(todo) == 1 or workers == 1:
+                digests = [sha256_file(p) for p, _, _ in todo]
+            else:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    digests = list(pool.map(sha256_file, [p for p, _, _ in todo]))
+            for (path, key, st), digest in zip(todo, digests, strict=True):
+                self._entries[key] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
+                result[path] = digest
+            self._dirty = True
+        return result
+
+    def hash(self, path: Path) -> str:
+        return self.hash_many([path])[path]
+
+    def save(self) -> None:
+        """Write the cache if it changed (atomically; a lost cache only costs a re-read)."""
+        if self.cache_file is None or not self._dirty:
+            return
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_file.with_name(self.cache_file.name + f".tmp{os.getpid()}")
+        tmp.write_text(
+            json.dumps({"version": CACHE_VERSION, "entries": self._entries}, separators=(",", ":"))
+        )
+        os.replace(tmp, self.cache_file)
+        self._dirty = False
+
+
+def _read_cache(cache_file: Path) -> dict[str, list[int | str]]:
+    try:
+        data = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}

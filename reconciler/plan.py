@@ -1,0 +1,629 @@
+"""Pure: (desired, state, remote, outputs on disk) -> Plan. No files, no HTTP, no clock, no randomness.
+
+Every decision of "only what's missing" lives here, as small functions per kind that read like the
+tables in DESIGN.md. The same inputs always give the same plan: anything from a set or a dict is sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.desired import (
+    Desired,
+    DesiredGeneration,
+    DesiredModel,
+    address,
+    sort_key,
+)
+from reconciler.state import ResourceEntry, State
+
+Action = Literal["create", "replace", "resume", "adopt", "forget"]
+ACTIONS: tuple[Action, ...] = ("create", "replace", "resume", "adopt", "forget")
+UNSET = "(unset)"
+
+TRAINING_FAILED = {"FAILED", "CANCELED"}
+GENERATION_FAILED = {"TASK_STATUS_FAILED"}
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+@dataclass(frozen=True)
+class RemoteTraining:
+    """One task of `GET /v3/training`, plus progress when its status was fetched."""
+
+    task_id: str
+    task_name: str
+    task_type: str
+    status: str
+    created_at: int = 0
+    model_name: str | None = None
+    model_status: str | None = None
+    progress: float | None = None
+    eta: float | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCESS" and self.model_status == "SERVING"
+
+    @property
+    def failed(self) -> bool:
+        return self.status in TRAINING_FAILED
+
+    def describe(self) -> str:
+        parts = [self.status]
+        if self.status == "TRAINING" and self.progress is not None:
+            parts[0] = f"TRAINING {self.progress:.0f}%"
+        if self.model_status:
+            parts.append(self.model_status)
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class RemoteGeneration:
+    task_id: str
+    status: str  # TASK_STATUS_* or "NOT_FOUND"
+    reason: str = ""
+    progress: float | None = None
+
+
+@dataclass(frozen=True)
+class Remote:
+    """What a refresh saw: the whole training list, and the generations the state holds in flight."""
+
+    trainings: tuple[RemoteTraining, ...]
+    generations: Mapping[str, RemoteGeneration] = field(default_factory=dict)
+    pages: int = 0
+
+    def named(self, task_name: str) -> list[RemoteTraining]:
+        """Tasks with this name, the most useful first: succeeded, then in flight, then failed; newest first."""
+        found = [t for t in self.trainings if t.task_name == task_name]
+
+        def rank(t: RemoteTraining) -> tuple[int, int]:
+            return (0 if t.succeeded else 2 if t.failed else 1, -t.created_at)
+
+        return sorted(found, key=rank)
+
+    def by_id(self, task_id: str) -> RemoteTraining | None:
+        for t in self.trainings:
+            if t.task_id == task_id:
+                return t
+        return None
+
+
+@dataclass(frozen=True)
+class OutputFacts:
+    """What is on disk for one generation: are the files recorded in state intact, and the sidecar."""
+
+    files_intact: bool  # every file recorded in state exists with its recorded hash
+    missing: int = 0  # how many recorded files are missing or changed
+    sidecar_identity: str | None = None  # identity in the output folder's sidecar, if its files are intact
+    sidecar_files: tuple[tuple[str, str], ...] = ()  # (path, sha256) the sidecar records, verified
+    sidecar_task_id: str | None = None
+    sidecar_seed: str | None = None
+
+
+# ------------------------------------------------------------------------------------------ output
+
+
+@dataclass(frozen=True)
+class AttrChange:
+    path: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    address: str
+    action: Action
+    reason: str
+    changes: tuple[AttrChange, ...] = ()
+    notes: tuple[str, ...] = ()
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    task_name: str | None = None  # LoraModel: the task to create, adopt or wait for
+    task_id: str | None = None  # resume / adopt: the task to wait for or record
+    model_name: str | None = None  # adopt: the trained model, when already known
+    uploads: tuple[str, ...] = ()  # Dataset: image hashes its trainings will upload
+    already_uploaded: int = 0
+    images: int = 0  # Generation: images it will produce
+
+    @property
+    def kind(self) -> str:
+        return self.address.partition("/")[0]
+
+    @property
+    def name(self) -> str:
+        return self.address.partition("/")[2]
+
+
+@dataclass(frozen=True)
+class RefreshSummary:
+    pages: int
+    tasks: int
+    ours: int
+    in_flight: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[ResourceChange, ...]
+    state_serial: int
+    state_lineage: str
+    desired_digest: str
+    refresh: RefreshSummary | None = None
+    targets: tuple[str, ...] = ()
+
+    def get(self, addr: str) -> ResourceChange | None:
+        for change in self.changes:
+            if change.address == addr:
+                return change
+        return None
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def count(self, kind: str, *actions: Action) -> int:
+        return sum(1 for c in self.changes if c.kind == kind and c.action in actions)
+
+    @property
+    def uploads(self) -> int:
+        return len({h for c in self.changes for h in c.uploads})
+
+    @property
+    def trainings(self) -> int:
+        return self.count("LoraModel", "create", "replace")
+
+    @property
+    def waits(self) -> int:
+        return sum(1 for c in self.changes if c.action == "resume")
+
+    @property
+    def adopts(self) -> int:
+        return sum(1 for c in self.changes if c.action == "adopt")
+
+    @property
+    def generations(self) -> int:
+        return self.count("Generation", "create", "replace")
+
+    @property
+    def generation_images(self) -> int:
+        return sum(
+            c.images for c in self.changes if c.kind == "Generation" and c.action in ("create", "replace")
+        )
+
+    @property
+    def forgets(self) -> int:
+        return sum(1 for c in self.changes if c.action == "forget")
+
+
+# ------------------------------------------------------------------------------------------ diff
+
+
+def diff_attributes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> tuple[AttrChange, ...]:
+    """What the manifest owns that changed, as `path: old → new`. The only user of deepdiff.
+
+    Image lists are summarised (count, added and removed files) instead of listed element by element;
+    lists keep their order (components, loras, images are ordered).
+    """
+    from deepdiff import DeepDiff
+
+    before = dict(before or {})
+    after = dict(after)
+    changes: list[AttrChange] = []
+    b_images, a_images = before.pop("images", None), after.pop("images", None)
+    if b_images is not None or a_images is not None:
+        summary = _images_change(b_images or [], a_images or [])
+        if summary is not None:
+            changes.append(summary)
+    diff = DeepDiff(before, after, view="tree", verbose_level=2)
+    for report in diff.values():
+        for item in report:
+            path = _path(item.path(output_format="list"))
+            changes.append(AttrChange(path, _value(item.t1), _value(item.t2)))
+    changes.sort(key=lambda c: c.path)
+    return tuple(changes)
+
+
+def _path(parts: list[Any]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _value(value: Any) -> Any:
+    if type(value).__name__ == "NotPresent":
+        return UNSET
+    return value
+
+
+def _images_change(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> AttrChange | None:
+    key = [(i.get("sha256"), i.get("caption")) for i in before]
+    new = [(i.get("sha256"), i.get("caption")) for i in after]
+    if key == new:
+        return None
+    b_set, a_set = set(key), set(new)
+    added = [i["file"] for i in after if (i.get("sha256"), i.get("caption")) not in b_set]
+    removed = [i["file"] for i in before if (i.get("sha256"), i.get("caption")) not in a_set]
+    detail = []
+    if added:
+        detail.append(f"+{len(added)} ({_some(added)})")
+    if removed:
+        detail.append(f"-{len(removed)} ({_some(removed)})")
+    if not detail:
+        detail.append("reordered")
+    return AttrChange("images", f"{len(before)} images", f"{len(after)} images: {', '.join(detail)}")
+
+
+def _some(files: list[str], limit: int = 3) -> str:
+    shown = ", ".join(files[:limit])
+    return shown + (f", … {len(files) - limit} more" if len(files) > limit else "")
+
+
+# ------------------------------------------------------------------------------------------ planner
+
+
+@dataclass
+class _Ctx:
+    desired: Desired
+    state: State
+    remote: Remote | None
+    outputs: Mapping[str, OutputFacts]
+    model_names: dict[str, str | None] = field(default_factory=dict)  # trained name usable now, or None
+    model_actions: dict[str, Action | None] = field(default_factory=dict)
+
+
+def plan(
+    desired: Desired,
+    state: State,
+    remote: Remote | None,
+    outputs: Mapping[str, OutputFacts] | None = None,
+    targets: Iterable[str] = (),
+) -> Plan:
+    """The changes that make Novita and the outputs match the manifests.
+
+    `remote` is None for an offline plan (`--no-refresh`): the state is then trusted as it is.
+    `targets` limits the plan to those addresses and what they depend on.
+    """
+    ctx = _Ctx(desired, state, remote, outputs or {})
+    targets = tuple(sorted(set(targets), key=sort_key))
+    scope = desired.closure([t for t in targets if _desired_has(desired, t)]) if targets else None
+
+    changes: list[ResourceChange] = []
+    for name in sorted(desired.models):
+        change = _plan_model(ctx, desired.models[name])
+        ctx.model_actions[name] = change.action if change else None
+        if scope is None or desired.models[name].address in scope:
+            changes.extend([change] if change else [])
+    for name in sorted(desired.generations):
+        gen = desired.generations[name]
+        if scope is None or gen.address in scope:
+            change = _plan_generation(ctx, gen)
+            changes.extend([change] if change else [])
+    dataset_changes = [
+        change
+        for name in sorted(desired.datasets)
+        if (scope is None or address("Dataset", name) in scope)
+        and (change := _plan_dataset(ctx, name, changes)) is not None
+    ]
+    forgets = [
+        _forget(addr, entry)
+        for addr, entry in sorted(state.resources.items(), key=lambda kv: sort_key(kv[0]))
+        if not _desired_has(desired, addr) and (scope is None or addr in targets)
+    ]
+    ordered = sorted([*dataset_changes, *changes], key=lambda c: sort_key(c.address)) + forgets
+    return Plan(
+        changes=tuple(ordered),
+        state_serial=state.serial,
+        state_lineage=state.lineage,
+        desired_digest=desired.digest(),
+        refresh=_refresh_summary(ctx) if remote is not None else None,
+        targets=targets,
+    )
+
+
+def _desired_has(desired: Desired, addr: str) -> bool:
+    kind, _, name = addr.partition("/")
+    table: Mapping[str, object] = {
+        "Dataset": desired.datasets,
+        "LoraModel": desired.models,
+        "Generation": desired.generations,
+    }.get(kind, {})
+    return name in table
+
+
+def _refresh_summary(ctx: _Ctx) -> RefreshSummary:
+    assert ctx.remote is not None
+    ours_names = {m.task_name for m in ctx.desired.models.values()}
+    ours_names |= {e.task_name for e in ctx.state.resources.values() if e.task_name}
+    ours = sum(1 for t in ctx.remote.trainings if t.task_name in ours_names)
+    in_flight = sum(
+        1
+        for e in ctx.state.resources.values()
+        if e.kind == "LoraModel" and e.status in ("submitting", "training")
+    )
+    return RefreshSummary(ctx.remote.pages, len(ctx.remote.trainings), ours, in_flight)
+
+
+# --- LoraModel ---------------------------------------------------------------------------------------
+
+
+def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
+    entry = ctx.state.entry(model.address)
+    after = model.attributes()
+    before = entry.attributes if entry else None
+    same = entry is not None and entry.identity == model.identity
+    remote = ctx.remote
+    found = remote.named(model.task_name) if remote is not None else []
+    live = [t for t in found if not t.failed]
+
+    uploads = tuple(sorted({i.sha256 for i in model.images if i.sha256 not in ctx.state.images}))
+
+    def change(action: Action, reason: str, **kw: Any) -> ResourceChange:
+        diff = diff_attributes(before, after) if action == "replace" and not same else ()
+        if action in ("create", "replace"):
+            kw.setdefault("uploads", uploads)
+        return ResourceChange(
+            model.address,
+            action,
+            reason,
+            changes=diff,
+            before=before,
+            after=after,
+            task_name=model.task_name,
+            **kw,
+        )
+
+    if same and entry is not None:
+        if entry.status == "succeeded":
+            if remote is not None and entry.task_id and remote.by_id(entry.task_id) is None and not live:
+                ctx.model_names[model.name] = None
+                return change("replace", f"training {entry.task_name} is no longer in the account: retrain")
+            ctx.model_names[model.name] = entry.model_name
+            return None
+        if entry.status in ("submitting", "training"):
+            task = (remote.by_id(entry.task_id) if remote and entry.task_id else None) or (
+                live[0] if live else None
+            )
+            if remote is None:
+                ctx.model_names[model.name] = None
+                return change(
+                    "resume",
+                    f"training {model.task_name} in flight: wait, do not resubmit",
+                    task_id=entry.task_id,
+                )
+            if task is None:
+                ctx.model_names[model.name] = None
+                if entry.status == "submitting":
+                    return change(
+                        "create", f"a previous submit of {model.task_name} never reached Novita: train it"
+                    )
+                return change("replace", f"training {model.task_name} vanished from the account: retrain")
+            if task.failed:
+                ctx.model_names[model.name] = None
+                return change("replace", f"training {task.task_name} ended {task.status}: retrain")
+            if task.succeeded:
+                ctx.model_names[model.name] = task.model_name
+                return change(
+                    "resume",
+                    f"training {task.task_name} finished ({task.describe()}): record it",
+                    task_id=task.task_id,
+                    model_name=task.model_name,
+                )
+            ctx.model_names[model.name] = None
+            return change(
+                "resume",
+                f"training {task.task_name} in flight ({task.describe()}): wait, do not resubmit",
+                task_id=task.task_id,
+            )
+        # failed before, same definition
+        if live:
+            return _adopt(ctx, model, live[0], before, after)
+        ctx.model_names[model.name] = None
+        why = f" ({entry.reason})" if entry.reason else ""
+        return change(
+            "replace", f"the previous training {entry.task_name} failed{why}: retrain as {model.task_name}"
+        )
+
+    if live:
+        return _adopt(ctx, model, live[0], before, after)
+    ctx.model_names[model.name] = None
+    notes: tuple[str, ...] = ()
+    if found:
+        notes = (f"(an earlier training {found[0].task_name} ended {found[0].status})",)
+    if entry is None:
+        return change("create", f"train as {model.task_name} ({len(model.images)} images)", notes=notes)
+    diff = diff_attributes(before, after)
+    only_images = all(c.path == "images" for c in diff)
+    what = f"dataset {model.dataset} changed" if only_images and diff else "definition changed"
+    if entry.model_name:
+        notes += (f"(the old model {entry.model_name} stays in the account: Novita has no delete)",)
+    return ResourceChange(
+        model.address,
+        "replace",
+        f"{what}: retrain as {model.task_name}",
+        changes=diff,
+        notes=notes,
+        before=before,
+        after=after,
+        task_name=model.task_name,
+        uploads=uploads,
+    )
+
+
+def _adopt(
+    ctx: _Ctx, model: DesiredModel, task: RemoteTraining, before: dict[str, Any] | None, after: dict[str, Any]
+) -> ResourceChange:
+    ctx.model_names[model.name] = task.model_name if task.succeeded else None
+    wait = "" if task.succeeded else " and wait for it"
+    return ResourceChange(
+        model.address,
+        "adopt",
+        f"found in the account as {task.task_name} ({task.describe()}): adopt{wait}",
+        before=before,
+        after=after,
+        task_name=model.task_name,
+        task_id=task.task_id,
+        model_name=task.model_name if task.succeeded else None,
+    )
+
+
+# --- Generation --------------------------------------------------------------------------------------
+
+
+def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None:
+    entry = ctx.state.entry(gen.address)
+    names = {m: ctx.model_names.get(m) for m in gen.lora_models}
+    identity = gen.identity(names)
+    after = gen.attributes(names)
+    before = entry.attributes if entry else None
+    facts = ctx.outputs.get(gen.address, OutputFacts(files_intact=False))
+    shape = f"{gen.image_num} image{'s' if gen.image_num != 1 else ''}, {gen.task_type} "
+    shape += f"{gen.request.get('width', 512)}×{gen.request.get('height', 512)}"
+
+    def change(action: Action, reason: str, *, diff: bool = False, **kw: Any) -> ResourceChange:
+        changes = diff_attributes(before, after) if diff else ()
+        images = gen.image_num if action in ("create", "replace") else 0
+        return ResourceChange(
+            gen.address, action, reason, changes=changes, before=before, after=after, images=images, **kw
+        )
+
+    if identity is None:
+        pending = [m for m in gen.lora_models if not names.get(m)]
+        deps = ", ".join(f"LoraModel/{m}" for m in pending)
+        verbs = {ctx.model_actions.get(m) for m in pending}
+        verb = "is retrained" if verbs <= {"replace", "create"} else "is not trained yet"
+        if entry is None:
+            return change("create", f"{shape}; waits for {deps}")
+        return change("replace", f"depends on {deps}, which {verb}", diff=True)
+
+    if entry is not None and entry.identity == identity:
+        if entry.status == "succeeded":
+            if facts.files_intact:
+                return None
+            return change(
+                "replace",
+                f"{facts.missing} of its {len(entry.files) or gen.image_num} images are missing or changed "
+                f"in {gen.output_display}: regenerate",
+            )
+        if entry.status == "running" and entry.task_id:
+            seen = ctx.remote.generations.get(entry.task_id) if ctx.remote is not None else None
+            if seen is None or seen.status not in (*GENERATION_FAILED, "NOT_FOUND"):
+                status = f" ({_gen_status(seen)})" if seen else ""
+                return change(
+                    "resume",
+                    f"generation task {entry.task_id} in flight{status}: wait, do not resubmit",
+                    task_id=entry.task_id,
+                )
+            why = "vanished" if seen.status == "NOT_FOUND" else f"failed ({seen.reason or 'no reason given'})"
+            return change("replace", f"generation task {entry.task_id} {why}: run it again")
+        if entry.status == "submitting":
+            return change(
+                "create",
+                f"{shape}; a previous apply stopped while submitting it",
+                notes=(
+                    "(Novita cannot list generation tasks: if that submit reached it, it ran once already)",
+                ),
+            )
+        why = f" ({entry.reason})" if entry.reason else ""
+        return change("replace", f"the previous run failed{why}: run it again")
+
+    if facts.sidecar_identity == identity:
+        return change(
+            "adopt",
+            f"its {len(facts.sidecar_files)} images are already in {gen.output_display} (sidecar matches): adopt",
+            task_id=facts.sidecar_task_id,
+        )
+    if entry is None:
+        return change("create", shape)
+    changed_models = [
+        m
+        for m in gen.lora_models
+        if names.get(m) and entry.models.get(m) and names.get(m) != entry.models.get(m)
+    ]
+    if changed_models:
+        deps = ", ".join(f"LoraModel/{m}" for m in changed_models)
+        return change("replace", f"depends on {deps}, which was retrained", diff=True)
+    return change("replace", f"definition changed: {shape}", diff=True)
+
+
+def _gen_status(seen: RemoteGeneration) -> str:
+    status = seen.status.removeprefix("TASK_STATUS_")
+    if seen.progress:
+        status += f" {seen.progress:.0f}%"
+    return status
+
+
+# --- Dataset -----------------------------------------------------------------------------------------
+
+
+def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> ResourceChange | None:
+    """A Dataset has nothing remote of its own: its line says what its trainings will upload."""
+    dataset = ctx.desired.datasets[name]
+    entry = ctx.state.entry(dataset.address)
+    if entry is not None and entry.identity == dataset.identity:
+        return None
+    training = [
+        c
+        for c in changes
+        if c.kind == "LoraModel"
+        and c.action in ("create", "replace")
+        and ctx.desired.models[c.name].dataset == name
+    ]
+    needed = {i.sha256 for c in training for i in ctx.desired.models[c.name].images}
+    uploads = tuple(sorted({h for c in training for h in c.uploads}))
+    already = len(needed) - len(uploads)
+    if uploads:
+        reason = f"{len(uploads)} new image{'s' if len(uploads) != 1 else ''} to upload ({already} already uploaded)"
+    elif training:
+        reason = f"all {len(needed)} images already uploaded"
+    else:
+        reason = f"{len(dataset.images)} images, nothing to upload (no training needs them)"
+    after = dataset.attributes()
+    if entry is None:
+        return ResourceChange(
+            dataset.address, "create", reason, after=after, uploads=uploads, already_uploaded=already
+        )
+    return ResourceChange(
+        dataset.address,
+        "replace",
+        f"images changed; {reason}",
+        changes=diff_attributes(entry.attributes, after),
+        before=entry.attributes,
+        after=after,
+        uploads=uploads,
+        already_uploaded=already,
+    )
+
+
+# --- forget ------------------------------------------------------------------------------------------
+
+
+def _forget(addr: str, entry: ResourceEntry) -> ResourceChange:
+    kind = entry.kind
+    notes: tuple[str, ...] = ()
+    if kind == "LoraModel":
+        if entry.status in ("submitting", "training"):
+            what = f"its training {entry.task_name} keeps running in the account"
+        elif entry.model_name:
+            what = f"the trained model {entry.model_name} stays in the account: Novita has no delete"
+        else:
+            what = "nothing was trained"
+        reason = f"no longer in the manifests: forget ({what})"
+    elif kind == "Generation":
+        n = len(entry.files)
+        reason = (
+            f"no longer in the manifests: forget (its {n} image{'s' if n != 1 else ''} stay on disk; "
+            "--prune removes them)"
+        )
+    else:
+        reason = "no longer in the manifests: forget (uploaded images stay in Novita's storage)"
+    return ResourceChange(addr, "forget", reason, notes=notes, before=entry.attributes)

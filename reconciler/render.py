@@ -1,0 +1,164 @@
+"""Pure: Plan -> text (Terraform-like, colour optional), JSON, and markdown for pull-request comments."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler import __version__
+from reconciler.plan import Action, AttrChange, Plan, ResourceChange
+
+JSON_FORMAT_VERSION = "1.0"
+SYMBOLS: dict[Action, str] = {"create": "+", "replace": "-/+", "resume": "~", "adopt": "<=", "forget": "-"}
+COLOURS: dict[Action, str] = {
+    "create": "green",
+    "replace": "yellow",
+    "resume": "cyan",
+    "adopt": "blue",
+    "forget": "red",
+}
+NO_CHANGES = "No changes. Novita matches the manifests."
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def summary_line(plan: Plan) -> str:
+    if plan.empty:
+        return NO_CHANGES
+    parts = [
+        _plural(plan.uploads, "image") + " to upload",
+        _plural(plan.trainings, "model") + " to train",
+    ]
+    if plan.waits:
+        parts.append(f"{plan.waits} to wait for")
+    if plan.adopts:
+        parts.append(f"{plan.adopts} to adopt")
+    gens = _plural(plan.generations, "generation") + " to run"
+    if plan.generations:
+        gens += f" ({_plural(plan.generation_images, 'image')})"
+    parts.append(gens)
+    parts.append(f"{plan.forgets} to forget")
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def refresh_line(plan: Plan) -> str:
+    r = plan.refresh
+    if r is None:
+        return "Not refreshed (--no-refresh): planned from the state file alone."
+    flight = f", {_plural(r.in_flight, 'training')} in flight" if r.in_flight else ""
+    return f"Refreshing: {_plural(r.pages, 'page')} of trainings ({_plural(r.tasks, 'task')}, {r.ours} ours){flight}."
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _attr_line(change: AttrChange) -> str:
+    return f"~ {change.path}: {format_value(change.before)} → {format_value(change.after)}"
+
+
+def render_text(plan: Plan, *, colour: bool = False) -> str:
+    """The plan as a person reads it: refresh line, one block per change, the summary line."""
+    import click
+
+    def style(text: str, action: Action, bold: bool = False) -> str:
+        return click.style(text, fg=COLOURS[action], bold=bold) if colour else text
+
+    lines = [refresh_line(plan), ""]
+    if plan.targets:
+        lines.insert(1, "Targeted: " + ", ".join(plan.targets) + " (and what they depend on).")
+    if plan.empty:
+        lines.append(NO_CHANGES)
+        return "\n".join(lines) + "\n"
+    heads = [f"  {SYMBOLS[c.action]} {c.address}" for c in plan.changes]
+    width = max(37, *(len(h) + 2 for h in heads))
+    for head, change in zip(heads, plan.changes, strict=True):
+        symbol = SYMBOLS[change.action]
+        styled = "  " + style(symbol, change.action, bold=True) + head[2 + len(symbol) :]
+        lines.append(styled + " " * (width - len(head)) + change.reason)
+        lines.extend("      " + _attr_line(a) for a in change.changes)
+        lines.extend("      " + note for note in change.notes)
+    lines += ["", summary_line(plan)]
+    return "\n".join(lines) + "\n"
+
+
+def _change_json(change: ResourceChange) -> dict[str, Any]:
+    return {
+        "address": change.address,
+        "kind": change.kind,
+        "name": change.name,
+        "actions": [change.action],
+        "reason": change.reason,
+        "before": change.before,
+        "after": change.after,
+        "changes": [{"path": a.path, "before": a.before, "after": a.after} for a in change.changes],
+        "notes": list(change.notes),
+        "task_name": change.task_name,
+        "task_id": change.task_id,
+        "uploads": len(change.uploads),
+        "images": change.images,
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The machine-readable plan; the schema is documented in README (format_version 1.0)."""
+    refresh = None
+    if plan.refresh is not None:
+        r = plan.refresh
+        refresh = {"pages": r.pages, "tasks": r.tasks, "ours": r.ours, "in_flight": r.in_flight}
+    return {
+        "format_version": JSON_FORMAT_VERSION,
+        "reconciler_version": __version__,
+        "state": {"serial": plan.state_serial, "lineage": plan.state_lineage},
+        "desired_digest": plan.desired_digest,
+        "targets": list(plan.targets),
+        "refresh": refresh,
+        "summary": {
+            "uploads": plan.uploads,
+            "trainings": plan.trainings,
+            "waits": plan.waits,
+            "adopts": plan.adopts,
+            "generations": plan.generations,
+            "generation_images": plan.generation_images,
+            "forgets": plan.forgets,
+            "changes": len(plan.changes),
+        },
+        "resource_changes": [_change_json(c) for c in plan.changes],
+    }
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan_json(plan), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def render_markdown(plan: Plan) -> str:
+    """A pull-request comment: summary, a table of changes, the full text plan folded."""
+    out = ["### reconciler plan", "", f"**{summary_line(plan)}**", "", f"_{refresh_line(plan)}_", ""]
+    if plan.empty:
+        return "\n".join(out)
+    out += ["| | Resource | Why |", "|---|---|---|"]
+    for change in plan.changes:
+        reason = change.reason.replace("|", "\\|")
+        out.append(f"| `{SYMBOLS[change.action]}` | `{change.address}` | {reason} |")
+    out += [
+        "",
+        "<details><summary>Full plan</summary>",
+        "",
+        "```text",
+        render_text(plan).rstrip(),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(out)

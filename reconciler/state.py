@@ -1,0 +1,327 @@
+"""The state file: model, atomic save with backup, and the lock. The only module that writes state.
+
+`state/state.json` holds `version`, `serial` (incremented on every write), `lineage` (a UUID fixed at
+creation), the uploaded images by content hash, and one entry per resource address. It never holds the
+API key or a presigned URL. Reads are lenient (unknown fields ignored); a newer version, a corrupt file
+or a file changed underneath us is refused and never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reconciler.errors import LockError, StateError
+
+STATE_VERSION = 1
+
+ModelStatus = Literal["submitting", "training", "succeeded", "failed"]
+GenerationStatus = Literal["submitting", "running", "succeeded", "failed"]
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ImageRecord(_Lenient):
+    """An image uploaded once per content hash; its assets_id is reused by every training."""
+
+    assets_id: str
+    format: str
+    uploaded_at: str = ""
+
+
+class FileRecord(_Lenient):
+    """A file a generation wrote, relative to the project folder, with its content hash."""
+
+    path: str
+    sha256: str
+
+
+class ResourceEntry(_Lenient):
+    kind: str
+    name: str
+    identity: str
+    status: str = "succeeded"
+    attributes: dict[str, Any] = Field(default_factory=dict)  # manifest-owned values, for diffs
+    updated_at: str = ""
+    # Dataset
+    images: list[str] = Field(default_factory=list)  # content hashes in order
+    # LoraModel
+    dataset: str | None = None
+    task_type: str | None = None
+    task_name: str | None = None
+    task_id: str | None = None
+    model_name: str | None = None
+    reason: str | None = None
+    # Generation
+    request: dict[str, Any] | None = None  # the request as sent (init image as its hash, not bytes)
+    models: dict[str, str] = Field(default_factory=dict)  # our LoraModel name -> trained model_name used
+    output: str | None = None
+    files: list[FileRecord] = Field(default_factory=list)
+    seed: str | None = None
+    submitted_at: str | None = None
+
+
+class State(_Lenient):
+    version: int = STATE_VERSION
+    serial: int = 0
+    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    images: dict[str, ImageRecord] = Field(default_factory=dict)
+    resources: dict[str, ResourceEntry] = Field(default_factory=dict)
+
+    def entry(self, address: str) -> ResourceEntry | None:
+        return self.resources.get(address)
+
+
+def read_state(path: Path) -> State:
+    """Read a state file; a missing file is a new, empty state (serial 0)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return State()
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read the state file: {exc.strerror}") from exc
+    return parse_state(raw, str(path))
+
+
+def parse_state(raw: bytes, name: str) -> State:
+    hint = f"It was not modified. Restore it from {name}.backup or from version control."
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise StateError(f"{name}: the state file is not UTF-8 text. {hint}") from exc
+    except json.JSONDecodeError as exc:
+        what = "truncated" if exc.pos >= len(raw.rstrip()) else "corrupt"
+        raise StateError(
+            f"{name}: the state file is {what} (invalid JSON at line {exc.lineno}, column {exc.colno}). {hint}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise StateError(f"{name}: the state file is not a JSON object. {hint}")
+    version = data.get("version")
+    if not isinstance(version, int):
+        raise StateError(f"{name}: the state file has no version number. {hint}")
+    if version > STATE_VERSION:
+        raise StateError(
+            f"{name}: the state file has version {version}, newer than this reconciler understands "
+            f"(version {STATE_VERSION}). Upgrade reconciler; the file was not modified."
+        )
+    try:
+        return State.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise StateError(f"{name}: the state file is invalid at {loc}: {first['msg']}. {hint}") from exc
+
+
+def _header(path: Path) -> tuple[str, int] | None:
+    """(lineage, serial) of the file on disk, or None if there is none."""
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{path}: the state file on disk is unreadable; refusing to overwrite it.") from exc
+    if not isinstance(data, dict):
+        raise StateError(f"{path}: the state file on disk is not a JSON object; refusing to overwrite it.")
+    return str(data.get("lineage")), int(data.get("serial") or 0)
+
+
+class StateStore:
+    """Owns one state file: load once, then save atomically after every change.
+
+    A save writes a temporary file, fsyncs it, hard-links the current file to `.backup`, renames the
+    temporary file over the state and fsyncs the folder: a kill at any instant leaves either the old or the
+    new file whole. Before writing it checks that the file on disk is still the one it last read or wrote
+    (same lineage and serial), so it never overwrites a foreign or concurrently changed state.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.state = read_state(path)
+        self._disk: tuple[str, int] | None = (
+            (self.state.lineage, self.state.serial) if path.exists() else None
+        )
+
+    @property
+    def backup_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".backup")
+
+    def save(self) -> None:
+        on_disk = _header(self.path)
+        if on_disk != self._disk:
+            raise StateError(
+                f"{self.path} changed on disk while reconciler was running "
+                f"(expected lineage/serial {self._disk}, found {on_disk}); refusing to overwrite it."
+            )
+        self.state.serial += 1
+        data = self.state.model_dump(mode="json", exclude_defaults=False)
+        text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if self.path.exists():
+            bak_tmp = self.path.with_name(f".{self.path.name}.backup.tmp{os.getpid()}")
+            with contextlib.suppress(FileNotFoundError):
+                bak_tmp.unlink()
+            os.link(self.path, bak_tmp)
+            os.replace(bak_tmp, self.backup_path)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        self._disk = (self.state.lineage, self.state.serial)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------- lock
+
+
+def lock_path_for(state_path: Path) -> Path:
+    return state_path.with_name(state_path.name + ".lock")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe_holder(info: dict[str, Any]) -> str:
+    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, since {info.get('since', '?')}"
+
+
+def read_lock_info(lock_path: Path) -> dict[str, Any] | None:
+    try:
+        text = lock_path.read_text()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    try:
+        info = json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
+
+
+class StateLock:
+    """An exclusive lock beside the state file, held for the whole command.
+
+    Mutual exclusion is an OS lock (flock) on the lock file, so a killed process can never wedge it; the
+    file also names its holder (pid, host, since, command) for the error message of the one that waits.
+    A lock recorded by another host cannot be checked from here: it is refused until `force-unlock`.
+    """
+
+    def __init__(self, state_path: Path, *, timeout: float = 0.0, command: str = "") -> None:
+        self.path = lock_path_for(state_path)
+        self.timeout = timeout
+        self.command = command
+        self._fd: int | None = None
+        self.took_over: dict[str, Any] | None = None  # a dead holder's info, if we replaced one
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    info = read_lock_info(self.path) or {}
+                    waited = f" after waiting {self.timeout:g}s" if self.timeout else ""
+                    raise LockError(
+                        f"the state is locked by another reconciler ({describe_holder(info)}"
+                        f"{', running ' + repr(info['command']) if info.get('command') else ''}){waited}. "
+                        "Wait for it to finish, or pass --lock-timeout to wait."
+                    ) from None
+                time.sleep(0.1)
+        previous = read_lock_info(self.path)
+        host = socket.gethostname()
+        if previous and previous.get("pid") is not None:
+            if previous.get("host") != host:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+                raise LockError(
+                    f"the state is locked by {describe_holder(previous)}, another host; this host cannot "
+                    "tell whether it still runs. If it does not, run `reconciler force-unlock`."
+                )
+            if previous.get("pid") != os.getpid() and not _pid_alive(int(previous["pid"])):
+                self.took_over = previous
+        info = {"pid": os.getpid(), "host": host, "since": now_iso(), "command": self.command}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def force_unlock(state_path: Path) -> dict[str, Any] | None:
+    """Remove the lock file; returns the holder it named. Refuses while a live process holds it here."""
+    path = lock_path_for(state_path)
+    info = read_lock_info(path)
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise LockError(
+                f"the lock is held by a running process ({describe_holder(info or {})}); "
+                "stop that process instead of unlocking."
+            ) from None
+        path.unlink()
+    finally:
+        os.close(fd)
+    return info

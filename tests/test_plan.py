@@ -1,0 +1,312 @@
+"""Planner tables: (desired, state, remote, outputs) -> actions. The no-op row first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from reconciler.plan import OutputFacts, Plan, RemoteGeneration, plan
+from reconciler.state import State
+from tests.planner_fixtures import (
+    INTACT,
+    dataset,
+    dataset_entry,
+    desired,
+    generation,
+    generation_entry,
+    model,
+    model_entry,
+    remote,
+    remote_task,
+    state,
+    trained_name,
+)
+
+DS = dataset()
+M = model(ds=DS)
+M2 = model(ds=DS, steps=800)  # the same model, definition changed
+G = generation()
+NAMES = {"alice": trained_name(M)}
+G_DONE = generation_entry(G, NAMES)
+DS_DONE = dataset_entry(DS)
+ALL_UPLOADED = tuple(i.sha256 for i in DS.images)
+
+
+@dataclass
+class Row:
+    id: str
+    desired: list[Any]
+    state: State
+    remote: Any
+    expected: list[tuple[str, str, str]]  # (address, action, reason fragment)
+    outputs: dict[str, OutputFacts] = field(default_factory=lambda: {"Generation/portraits": INTACT})
+    summary: str | None = None
+
+
+ROWS = [
+    Row(
+        "no-op: everything trained, generated and on disk",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        remote(remote_task(M), foreign=250),
+        [],
+        summary="No changes. Novita matches the manifests.",
+    ),
+    Row(
+        "no-op offline: --no-refresh trusts the state",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        None,
+        [],
+    ),
+    Row(
+        "first plan: everything is created",
+        [DS, M, G],
+        state(),
+        remote(foreign=3),
+        [
+            ("Dataset/photos", "create", "3 new images to upload (0 already uploaded)"),
+            ("LoraModel/alice", "create", f"train as {M.task_name} (3 images)"),
+            ("Generation/portraits", "create", "2 images, txt2img 512×384; waits for LoraModel/alice"),
+        ],
+        summary="Plan: 3 images to upload, 1 model to train, 1 generation to run (2 images), 0 to forget.",
+    ),
+    Row(
+        "state lost: a trained model is adopted, its generation adopted from disk",
+        [DS, M, G],
+        state(),
+        remote(remote_task(M)),
+        [
+            ("Dataset/photos", "create", "3 images, nothing to upload (no training needs them)"),
+            ("LoraModel/alice", "adopt", f"found in the account as {M.task_name} (SUCCESS, SERVING): adopt"),
+            ("Generation/portraits", "adopt", "already in out/portraits (sidecar matches): adopt"),
+        ],
+        outputs={
+            "Generation/portraits": OutputFacts(
+                files_intact=False, sidecar_identity=G_DONE.identity, sidecar_files=(("a", "b"), ("c", "d"))
+            )
+        },
+        summary="Plan: 0 images to upload, 0 models to train, 2 to adopt, 0 generations to run, 0 to forget.",
+    ),
+    Row(
+        "state lost, outputs gone: adopt the model, generate again",
+        [DS, M, G],
+        state(),
+        remote(remote_task(M)),
+        [
+            ("Dataset/photos", "create", "nothing to upload"),
+            ("LoraModel/alice", "adopt", "adopt"),
+            ("Generation/portraits", "create", "2 images, txt2img 512×384"),
+        ],
+        outputs={},
+    ),
+    Row(
+        "definition changed: retrain, regenerate, upload nothing",
+        [DS, M2, G],
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        [
+            ("LoraModel/alice", "replace", f"definition changed: retrain as {M2.task_name}"),
+            ("Generation/portraits", "replace", "depends on LoraModel/alice, which is retrained"),
+        ],
+        summary="Plan: 0 images to upload, 1 model to train, 1 generation to run (2 images), 0 to forget.",
+    ),
+    Row(
+        "training in flight: resume, never create",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M, status="training"), uploaded=ALL_UPLOADED),
+        remote(remote_task(M, status="TRAINING")),
+        [
+            (
+                "LoraModel/alice",
+                "resume",
+                f"training {M.task_name} in flight (TRAINING): wait, do not resubmit",
+            ),
+            ("Generation/portraits", "create", "waits for LoraModel/alice"),
+        ],
+    ),
+    Row(
+        "training finished while we were away: record it, then generate",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M, status="training"), uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        [
+            ("LoraModel/alice", "resume", "finished (SUCCESS, SERVING): record it"),
+            ("Generation/portraits", "create", "2 images"),
+        ],
+        outputs={},
+    ),
+    Row(
+        "submitted but never recorded (killed after the POST): found by name, adopted",
+        [DS, M],
+        state(DS_DONE, model_entry(M, status="submitting", task_id=None), uploaded=ALL_UPLOADED),
+        remote(remote_task(M, status="QUEUING")),
+        [("LoraModel/alice", "resume", "in flight (QUEUING)")],
+    ),
+    Row(
+        "submitting and not in the account: the POST never landed, create",
+        [DS, M],
+        state(DS_DONE, model_entry(M, status="submitting", task_id=None), uploaded=ALL_UPLOADED),
+        remote(),
+        [("LoraModel/alice", "create", "never reached Novita")],
+    ),
+    Row(
+        "remote FAILED: replace",
+        [DS, M],
+        state(DS_DONE, model_entry(M, status="training"), uploaded=ALL_UPLOADED),
+        remote(remote_task(M, status="FAILED")),
+        [("LoraModel/alice", "replace", "ended FAILED: retrain")],
+    ),
+    Row(
+        "remote CANCELED: replace",
+        [DS, M],
+        state(DS_DONE, model_entry(M, status="training"), uploaded=ALL_UPLOADED),
+        remote(remote_task(M, status="CANCELED")),
+        [("LoraModel/alice", "replace", "ended CANCELED: retrain")],
+    ),
+    Row(
+        "remote vanished: replace",
+        [DS, M],
+        state(DS_DONE, model_entry(M), uploaded=ALL_UPLOADED),
+        remote(foreign=5),
+        [("LoraModel/alice", "replace", "no longer in the account: retrain")],
+    ),
+    Row(
+        "failed before, same definition, nothing remote: retrain",
+        [DS, M],
+        state(DS_DONE, model_entry(M, status="failed", reason="out of memory"), uploaded=ALL_UPLOADED),
+        remote(remote_task(M, status="FAILED")),
+        [("LoraModel/alice", "replace", "failed (out of memory): retrain")],
+    ),
+    Row(
+        "one image added: uploads exactly one",
+        [dataset(images=4), model(ds=dataset(images=4))],
+        state(DS_DONE, model_entry(M), uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        [
+            ("Dataset/photos", "replace", "images changed; 1 new image to upload (3 already uploaded)"),
+            ("LoraModel/alice", "replace", "dataset photos changed: retrain"),
+        ],
+        summary="Plan: 1 image to upload, 1 model to train, 0 generations to run, 0 to forget.",
+    ),
+    Row(
+        "prompt changed: regenerate only that generation",
+        [DS, M, generation(prompt="a new photo")],
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        [("Generation/portraits", "replace", "definition changed")],
+    ),
+    Row(
+        "images deleted from disk: regenerate",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        [("Generation/portraits", "replace", "2 of its 2 images are missing or changed in out/portraits")],
+        outputs={"Generation/portraits": OutputFacts(files_intact=False, missing=2)},
+    ),
+    Row(
+        "generation in flight: resume",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M), generation_entry(G, NAMES, status="running"), uploaded=ALL_UPLOADED),
+        remote(
+            remote_task(M),
+            generations={"g-1": RemoteGeneration("g-1", "TASK_STATUS_PROCESSING", progress=40)},
+        ),
+        [("Generation/portraits", "resume", "generation task g-1 in flight (PROCESSING 40%)")],
+    ),
+    Row(
+        "generation failed remotely: run again",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M), generation_entry(G, NAMES, status="running"), uploaded=ALL_UPLOADED),
+        remote(remote_task(M), generations={"g-1": RemoteGeneration("g-1", "TASK_STATUS_FAILED", "nsfw")}),
+        [("Generation/portraits", "replace", "failed (nsfw): run it again")],
+    ),
+    Row(
+        "removed from the manifests: forget, say what stays",
+        [DS],
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        [
+            ("LoraModel/alice", "forget", f"the trained model {trained_name(M)} stays in the account"),
+            ("Generation/portraits", "forget", "its 2 images stay on disk; --prune removes them"),
+        ],
+        summary="Plan: 0 images to upload, 0 models to train, 0 generations to run, 2 to forget.",
+    ),
+    Row(
+        "a public LoRA only: generation identity known at plan time",
+        [generation(loras=())],
+        state(),
+        remote(),
+        [("Generation/portraits", "create", "2 images, txt2img 512×384")],
+        outputs={},
+    ),
+    Row(
+        "another team's trainings with similar names are left alone",
+        [DS, M],
+        state(DS_DONE, model_entry(M), uploaded=ALL_UPLOADED),
+        remote(
+            remote_task(M), remote_task(M, name="alice-deadbeef", task_id="x", status="FAILED"), foreign=120
+        ),
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_planner_table(row: Row) -> None:
+    result = plan(desired(*row.desired), row.state, row.remote, row.outputs)
+    got = [(c.address, c.action, c.reason) for c in result.changes]
+    assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in row.expected], got
+    for (_, _, reason), (_, _, fragment) in zip(got, row.expected, strict=True):
+        assert fragment in reason
+    if row.summary is not None:
+        from reconciler.render import summary_line
+
+        assert summary_line(result) == row.summary
+
+
+def test_attribute_diff_shows_old_and_new() -> None:
+    result = plan(
+        desired(DS, M2), state(DS_DONE, model_entry(M), uploaded=ALL_UPLOADED), remote(remote_task(M))
+    )
+    change = result.get("LoraModel/alice")
+    assert change is not None
+    assert [(a.path, a.before, a.after) for a in change.changes] == [
+        ("expert_setting.max_train_steps", 500, 800)
+    ]
+    assert change.notes == (f"(the old model {trained_name(M)} stays in the account: Novita has no delete)",)
+
+
+def test_cascade_shows_lora_known_after_apply() -> None:
+    result = plan(desired(DS, M2, G), state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED), remote())
+    change = result.get("Generation/portraits")
+    assert change is not None
+    assert [(a.path, a.before, a.after) for a in change.changes] == [
+        ("loras[0].model_name", trained_name(M), "(known after apply)")
+    ]
+
+
+def test_target_limits_plan_to_dependencies() -> None:
+    other = generation("other", loras=())
+    result = plan(desired(DS, M, G, other), state(), remote(), targets=["LoraModel/alice"])
+    assert [c.address for c in result.changes] == ["Dataset/photos", "LoraModel/alice"]
+
+
+def test_uploads_counted_per_hash_not_per_dataset() -> None:
+    shared = dataset("a")
+    same_images = dataset("b")
+    m1, m2 = model("one", ds=shared), model("two", ds=same_images)
+    result = plan(desired(shared, same_images, m1, m2), state(), remote())
+    assert result.uploads == 3
+
+
+def test_plan_is_deterministic() -> None:
+    from reconciler.render import render_json, render_text
+
+    inputs = (desired(DS, M, G, generation("b", loras=())), state(), remote(foreign=10))
+    first: Plan = plan(*inputs)
+    again: Plan = plan(*inputs)
+    assert render_text(first) == render_text(again)
+    assert render_json(first) == render_json(again)
