@@ -1,0 +1,304 @@
+"""Image files on disk: glob/folder/file expansion, png/jpeg/webp sniffing by magic bytes, sidecar captions,
+project containment. Reads one small header per image and caches everything by resolved path."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+ImageFormat = Literal["png", "jpeg", "webp"]
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
+MAX_CAPTION = 1024
+MAX_INIT_BYTES = 10 * 1024 * 1024
+MAX_INIT_PIXELS = 16 * 1024 * 1024
+_HEAD = 12  # enough for every signature below
+
+
+def sniff(head: bytes) -> ImageFormat | None:
+    """The image format of a file from its first bytes; None if not png, jpeg or webp."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def _what_else(head: bytes) -> str:
+    if not head:
+        return "an empty file"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "a GIF image"
+    if head.startswith(b"BM"):
+        return "a BMP image"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "a TIFF image"
+    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return "a HEIC/AVIF image"
+    return "not an image"
+
+
+@dataclass(frozen=True)
+class Found:
+    """An image file found on disk."""
+
+    path: Path  # absolute, symlinks resolved
+    display: str  # relative to the project folder
+    format: ImageFormat
+    sidecar: str | None  # the caption from <stem>.txt beside it (stripped), or None
+
+
+@dataclass(frozen=True)
+class _Entry:
+    is_file: bool
+    is_symlink: bool
+
+
+class ImageFinder:
+    """Finds images for manifests under one project folder; caches listings, sniffs and captions."""
+
+    def __init__(self, project_root: Path) -> None:
+        self.root = project_root.resolve()
+        self._root_str = str(self.root)
+        self._prefix = self._root_str.rstrip(os.sep) + os.sep
+        self._listings: dict[str, dict[str, _Entry] | None] = {}
+        self._resolved_dirs: dict[str, Path] = {}
+        self._sniffed: dict[Path, tuple[ImageFormat | None, str]] = {}
+        self._captions: dict[Path, tuple[str | None, str | None]] = {}
+
+    # -- paths -------------------------------------------------------------------------------------
+    def inside(self, resolved: Path) -> bool:
+        text = str(resolved)
+        return text == self._root_str or text.startswith(self._prefix)
+
+    def display(self, path: Path) -> str:
+        text = str(path)
+        if text.startswith(self._prefix):
+            text = text[len(self._prefix) :]
+        elif text == self._root_str:
+            return "."
+        return text.replace(os.sep, "/")
+
+    def _outside(self, given: str, resolved: Path, link: bool) -> str:
+        how = " through a symlink" if link else ""
+        return f"`{given}` resolves{how} to {resolved}, outside the project folder {self.root}"
+
+    def _listing(self, folder: Path) -> dict[str, _Entry] | None:
+        key = str(folder)
+        if key not in self._listings:
+            try:
+                with os.scandir(folder) as entries:
+                    self._listings[key] = {
+                        e.name: _Entry(e.is_file(), e.is_symlink()) for e in entries if not e.is_dir()
+                    }
+            except OSError:
+                self._listings[key] = None
+        return self._listings[key]
+
+    def _resolve_dir(self, folder: Path) -> Path:
+        key = str(folder)
+        if key not in self._resolved_dirs:
+            self._resolved_dirs[key] = folder.resolve()
+        return self._resolved_dirs[key]
+
+    # -- one file ----------------------------------------------------------------------------------
+    def _sniff(self, resolved: Path) -> tuple[ImageFormat | None, str]:
+        """(format, problem): one read of the first bytes."""
+        if resolved not in self._sniffed:
+            try:
+                with open(resolved, "rb") as handle:
+                    head = handle.read(_HEAD)
+            except OSError as exc:
+                self._sniffed[resolved] = (None, f"cannot read it: {exc.strerror or exc}")
+            else:
+                fmt = sniff(head)
+                problem = "" if fmt else f"{_what_else(head)}, not a png, jpeg or webp image (by its content)"
+                self._sniffed[resolved] = (fmt, problem)
+        return self._sniffed[resolved]
+
+    def _sidecar(self, sidecar: Path) -> tuple[str | None, str | None]:
+        """(caption, problem) from a sidecar .txt known to exist."""
+        if sidecar not in self._captions:
+            caption: str | None = None
+            problem: str | None = None
+            try:
+                text = sidecar.read_bytes().decode("utf-8-sig").strip()
+            except UnicodeDecodeError as exc:
+                problem = f"caption file {self.display(sidecar)} is not UTF-8 (byte {exc.start})"
+            except OSError as exc:
+                problem = f"cannot read caption file {self.display(sidecar)}: {exc.strerror or exc}"
+            else:
+                if len(text) > MAX_CAPTION:
+                    problem = (
+                        f"caption in {self.display(sidecar)} is {len(text)} characters; "
+                        f"Novita accepts at most {MAX_CAPTION}"
+                    )
+                caption = text or None
+            self._captions[sidecar] = (caption, problem)
+        return self._captions[sidecar]
+
+    def _found(self, folder: Path, name: str, entry: _Entry, given: str, problems: list[str]) -> Found | None:
+        """An image file `name` in the resolved `folder` (listed as `entry`)."""
+        resolved = (folder / name).resolve() if entry.is_symlink else folder / name
+        if not self.inside(resolved):
+            problems.append(self._outside(given, resolved, True))
+            return None
+        fmt, problem = self._sniff(resolved)
+        if fmt is None:
+            problems.append(f"{self.display(folder / name)}: {problem}")
+            return None
+        caption: str | None = None
+        listing = self._listing(folder)
+        stem = name.rsplit(".", 1)[0] if "." in name else name
+        side = listing.get(stem + ".txt") if listing else None
+        if side is not None and side.is_file:
+            caption, side_problem = self._sidecar(folder / (stem + ".txt"))
+            if side_problem:
+                problems.append(side_problem)
+        return Found(resolved, self.display(resolved), fmt, caption)
+
+    # -- manifest entries --------------------------------------------------------------------------
+    def expand(self, base: Path, given: str) -> tuple[list[Found], list[str]]:
+        """The images of one `images:` entry (glob, folder or file) relative to folder `base`."""
+        problems: list[str] = []
+        if not given.strip():
+            return [], ["empty path"]
+        if "*" in given or "?" in given:
+            return self._glob(base, given, problems), problems
+        path = base / given
+        resolved = path.resolve()
+        if not self.inside(resolved):
+            return [], [self._outside(given, resolved, _has_link(base, given, resolved))]
+        if resolved.is_dir():
+            found = self._folder(resolved, given, problems)
+            if not found and not problems:
+                problems.append(f"folder `{given}` holds no .png, .jpg, .jpeg or .webp file")
+            return found, problems
+        if not resolved.exists():
+            return [], [f"`{given}`: no such file or folder ({self.display(resolved)})"]
+        folder, name = resolved.parent, resolved.name
+        image = self._found(folder, name, _Entry(True, False), given, problems)
+        # a sidecar sits beside the name as given, which may be a symlink elsewhere
+        if image is not None and path.name != name:
+            image = self._with_link_sidecar(image, path, problems)
+        return ([image] if image else []), problems
+
+    def _with_link_sidecar(self, image: Found, path: Path, problems: list[str]) -> Found:
+        sidecar = path.with_name(path.name.rsplit(".", 1)[0] + ".txt")
+        if sidecar.is_file():
+            caption, problem = self._sidecar(sidecar.resolve())
+            if problem:
+                problems.append(problem)
+            return Found(image.path, image.display, image.format, caption)
+        return image
+
+    def _folder(self, folder: Path, given: str, problems: list[str]) -> list[Found]:
+        listing = self._listing(folder)
+        if listing is None:
+            problems.append(f"cannot list folder `{given}`")
+            return []
+        found: list[Found] = []
+        for name in sorted(listing):
+            entry = listing[name]
+            if entry.is_file and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                image = self._found(folder, name, entry, given, problems)
+                if image is not None:
+                    found.append(image)
+        return found
+
+    def _glob(self, base: Path, given: str, problems: list[str]) -> list[Found]:
+        try:
+            matches = sorted(glob.glob(given, root_dir=base, recursive=True))
+        except (OSError, ValueError) as exc:
+            problems.append(f"cannot expand `{given}`: {exc}")
+            return []
+        found: list[Found] = []
+        outside: list[str] = []
+        for match in matches:
+            if os.path.splitext(match)[1].lower() not in IMAGE_SUFFIXES:
+                continue
+            head, name = os.path.split(match)
+            folder = self._resolve_dir(base / head) if head else self._resolve_dir(base)
+            listing = self._listing(folder)
+            entry = listing.get(name) if listing else None
+            if entry is None or not entry.is_file:
+                continue
+            if not self.inside(folder / name):
+                outside.append(match)
+                continue
+            image = self._found(folder, name, entry, match, problems)
+            if image is not None:
+                found.append(image)
+        if outside:
+            more = f" and {len(outside) - 1} more" if len(outside) > 1 else ""
+            problems.append(f"`{given}` matches files outside the project folder {self.root}: {outside[0]}{more}")
+        elif not found and not problems:
+            problems.append(f"`{given}` matches no .png, .jpg, .jpeg or .webp file")
+        return found
+
+    def init_image(self, base: Path, given: str) -> tuple[Found | None, list[str]]:
+        """An img2img init image: one png/jpeg/webp file, at most 10 MB and 16 megapixels."""
+        if not given.strip():
+            return None, ["empty path"]
+        path = base / given
+        resolved = path.resolve()
+        if not self.inside(resolved):
+            return None, [self._outside(given, resolved, _has_link(base, given, resolved))]
+        if resolved.is_dir():
+            return None, [f"`{given}` is a folder; init_image needs one image file"]
+        if not resolved.exists():
+            return None, [f"`{given}`: no such file ({self.display(resolved)})"]
+        fmt, problem = self._sniff(resolved)
+        if fmt is None:
+            return None, [f"{self.display(resolved)}: {problem}"]
+        size = resolved.stat().st_size
+        if size > MAX_INIT_BYTES:
+            return None, [f"{self.display(resolved)} is {size / 1048576:.1f} MB; Novita accepts at most 10 MB"]
+        pixels = _pixels(resolved)
+        if pixels is None:
+            return None, [f"{self.display(resolved)}: cannot read the image size from its header"]
+        width, height = pixels
+        if width * height > MAX_INIT_PIXELS:
+            return None, [
+                f"{self.display(resolved)} is {width}×{height} ({width * height / 1e6:.1f} megapixels); "
+                "Novita accepts at most 16 megapixels"
+            ]
+        return Found(resolved, self.display(resolved), fmt, None), []
+
+    def output_dir(self, base: Path, given: str) -> tuple[Path | None, list[str]]:
+        """An output folder: may not exist yet, must resolve inside the project folder."""
+        if not given.strip():
+            return None, ["empty path"]
+        resolved = (base / given).resolve()
+        if not self.inside(resolved):
+            return None, [self._outside(given, resolved, _has_link(base, given, resolved))]
+        if resolved.exists() and not resolved.is_dir():
+            return None, [f"`{given}` exists and is not a folder"]
+        return resolved, []
+
+
+def _has_link(base: Path, given: str, resolved: Path) -> bool:
+    """Whether `given` escapes through a symlink rather than lexically (for the message only)."""
+    lexical = Path(os.path.normpath(base.resolve() / given))
+    return lexical != resolved
+
+
+def _pixels(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the image header, without decoding the pixels."""
+    import warnings
+
+    from PIL import Image  # imported only when an init image is checked
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except Image.DecompressionBombError:
+        return (1 << 16, 1 << 16)  # far beyond any limit; the caller reports it as too large
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,922 @@
+"""Manifests: the pydantic models of each kind, and `load_manifests` (files → validated ManifestSet or one
+ManifestError listing every located problem). Reads files; never touches the network or the state."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from reconciler.errors import ManifestError, Problem
+from reconciler.imagefiles import Found, ImageFinder
+from reconciler.yamlsource import Document, Pos, parse_documents
+
+API_VERSION = "reconciler/v1"
+KINDS = ("Dataset", "LoraModel", "Generation")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+MAX_TRAINING_IMAGES = 50
+
+BaseModelName = Literal[
+    "stable-diffusion-xl-base-1.0",
+    "dreamshaperXL09Alpha_alpha2Xl10_91562",
+    "protovisionXLHighFidelity3D_release0630Bakedvae_154359",
+    "v1-5-pruned-emaonly",
+    "epicrealism_naturalSin_121250",
+    "chilloutmix_NiPrunedFp32Fix",
+    "abyssorangemix3AOM3_aom3a3_10864",
+    "dreamshaper_8_93211",
+    "WFChild_v1.0",
+    "majichenmixrealistic_v10",
+    "realisticVisionV51_v51VAE_94301",
+    "sdxlUnstableDiffusers_v11_216694",
+    "realisticVisionV40_v40VAE_81510",
+    "epicrealismXL_v10_247189",
+    "somboy_v10_172675",
+    "yesmixXL_v10_283329",
+    "animagineXLV31_v31_325600",
+]
+SamplerName = Literal[
+    "Euler a",
+    "Euler",
+    "LMS",
+    "Heun",
+    "DPM2",
+    "DPM2 a",
+    "DPM++ 2S a",
+    "DPM++ 2M",
+    "DPM++ SDE",
+    "DPM fast",
+    "DPM adaptive",
+    "LMS Karras",
+    "DPM2 Karras",
+    "DPM2 a Karras",
+    "DPM++ 2S a Karras",
+    "DPM++ 2M Karras",
+    "DPM++ SDE Karras",
+    "DDIM",
+    "PLMS",
+    "UniPC",
+]
+LrScheduler = Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial", "constant_with_warmup"]
+ComponentName = Literal["face_crop_region", "resize", "face_restore"]
+Upscaler = Literal["RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus", "Latent"]
+
+# A rule broken inside a model: (path below the model, message, locate at "key" or "value" of that path).
+Rule = tuple[tuple[str | int, ...], str, Literal["key", "value"]]
+_RULES = "reconciler_rules"
+
+
+def _rules_error(rules: list[Rule]) -> PydanticCustomError:
+    summary = "; ".join(f"{_dotted(path) or 'value'}: {message}" for path, message, _ in rules)
+    return PydanticCustomError(_RULES, "{summary}", {"summary": summary, "rules": rules})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# -- Dataset ---------------------------------------------------------------------------------------
+
+
+class ImageItem(_Model):
+    """One image (or glob, or folder) with an explicit caption."""
+
+    path: str = Field(min_length=1, description="A file, folder or glob, relative to the manifest file.")
+    caption: str | None = Field(
+        None, min_length=1, max_length=1024, description="Caption; wins over a sidecar <stem>.txt."
+    )
+
+
+def _image_entry_tag(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "_str"
+    if isinstance(value, dict):
+        return "_item"
+    return None
+
+
+ImageEntry = Annotated[
+    Annotated[str, Tag("_str")] | Annotated[ImageItem, Tag("_item")],
+    Discriminator(
+        _image_entry_tag,
+        custom_error_type="image_entry",
+        custom_error_message="expected a path (file, folder or glob) or a mapping {path, caption}",
+    ),
+]
+
+
+class DatasetSpec(_Model):
+    images: list[ImageEntry] = Field(
+        min_length=1, description="Globs, files or folders (their png/jpeg/webp files), relative to the file."
+    )
+
+
+# -- LoraModel -------------------------------------------------------------------------------------
+
+_SUBJECT_ONLY = ("instance_prompt", "class_prompt", "with_prior_preservation", "prior_loss_weight")
+
+
+class ExpertSetting(_Model):
+    """Novita's expert_setting; a field left out (None) is not sent."""
+
+    instance_prompt: str | None = Field(None, min_length=1, description="Subject only, required there.")
+    class_prompt: Literal["person"] | None = Field(None, description="Subject only, required there.")
+    max_train_steps: int | None = Field(None, ge=1)
+    learning_rate: float | None = Field(
+        None, gt=0, le=1, description="A number or numeric string, e.g. 1e-4 (docs list 1e-4, 1e-5, ...)."
+    )
+    seed: int | None = Field(None, ge=1)
+    lr_scheduler: LrScheduler | None = None
+    lr_warmup_steps: int | None = Field(None, ge=0)
+    train_batch_size: int | None = Field(None, ge=1, le=4)
+    train_text_encoder: bool | None = None
+    with_prior_preservation: bool | None = Field(None, description="Subject only.")
+    prior_loss_weight: float | None = Field(None, gt=0, description="Subject only.")
+    lora_r: int | None = Field(None, ge=4, le=128)
+    lora_alpha: int | None = Field(None, ge=4, le=128)
+    lora_text_encoder_r: int | None = Field(None, ge=4, le=128)
+    lora_text_encoder_alpha: int | None = Field(None, ge=4, le=128)
+
+    @field_validator("learning_rate", mode="before")
+    @classmethod
+    def _numeric_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise _rules_error([((), f"expected a number like 1e-4; got {describe(value)}", "value")]) from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+
+
+# known args per component: name → (description, check)
+_COMPONENT_ARGS: dict[str, dict[str, str]] = {
+    "face_crop_region": {"ratio": "number>0"},
+    "resize": {"width": "int>=1", "height": "int>=1"},
+    "face_restore": {"method": "str", "upscale": "number>0"},
+}
+
+
+def _check_arg(kind: str, value: Any) -> str | None:
+    if kind == "str":
+        return None if isinstance(value, str) and value else f"expected a non-empty string; got {describe(value)}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        wanted = "an integer" if kind == "int>=1" else "a number"
+        return f"expected {wanted}; got {describe(value)}"
+    if kind == "int>=1":
+        if not isinstance(value, int):
+            return f"expected an integer; got {describe(value)}"
+        return None if value >= 1 else f"must be ≥ 1; got {value}"
+    return None if value > 0 else f"must be > 0; got {value}"
+
+
+class Component(_Model):
+    """A preprocessing step; args are sent as [{name, value: "<string>"}]."""
+
+    name: ComponentName
+    args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _scalar_args(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            bad: list[Rule] = [
+                ((key,), f"expected a string, number or boolean; got {describe(item)}", "value")
+                for key, item in value.items()
+                if not isinstance(item, str | int | float | bool)
+            ]
+            if bad:
+                raise _rules_error(bad)
+        return value
+
+    @model_validator(mode="after")
+    def _known_args(self) -> Component:
+        known = _COMPONENT_ARGS[self.name]
+        rules: list[Rule] = []
+        for key, value in self.args.items():
+            if key not in known:
+                rules.append((("args", key), f"unknown arg of {self.name}{_suggest(key, known)}", "key"))
+            elif problem := _check_arg(known[key], value):
+                rules.append((("args", key), problem, "value"))
+        if rules:
+            raise _rules_error(rules)
+        return self
+
+
+class LoraModelSpec(_Model):
+    type: Literal["subject", "style"] = "subject"
+    dataset: str = Field(min_length=1, description="The name of a Dataset in these manifests.")
+    base_model: BaseModelName
+    width: int = Field(512, ge=1)
+    height: int = Field(512, ge=1)
+    expert_setting: ExpertSetting = Field(default_factory=lambda: ExpertSetting.model_validate({}))
+    components: list[Component] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _by_type(self) -> LoraModelSpec:
+        rules: list[Rule] = []
+        setting = self.expert_setting
+        if self.type == "subject":
+            for key in ("instance_prompt", "class_prompt"):
+                if getattr(setting, key) is None:
+                    rules.append((("expert_setting", key), "required for subject training", "key"))
+        else:
+            for key in _SUBJECT_ONLY:
+                if getattr(setting, key) is not None:
+                    rules.append((("expert_setting", key), "only for subject training (this model is style)", "key"))
+        if rules:
+            raise _rules_error(rules)
+        return self
+
+
+# -- Generation ------------------------------------------------------------------------------------
+
+
+class LoraRef(_Model):
+    """A LoRA: `model` names a LoraModel of these manifests, `model_name` any Novita LoRA."""
+
+    model: str | None = Field(None, min_length=1)
+    model_name: str | None = Field(None, min_length=1)
+    strength: float = Field(1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> LoraRef:
+        if self.model is None and self.model_name is None:
+            raise _rules_error(
+                [((), "give `model` (a LoraModel of these manifests) or `model_name` (a Novita LoRA)", "key")]
+            )
+        if self.model is not None and self.model_name is not None:
+            raise _rules_error([(("model_name",), "give either `model` or `model_name`, not both", "key")])
+        return self
+
+
+class Embedding(_Model):
+    model_name: str = Field(min_length=1)
+
+
+class HiresFix(_Model):
+    target_width: int = Field(ge=128, le=4096)
+    target_height: int = Field(ge=128, le=4096)
+    strength: float = Field(0.5, ge=0, le=1)
+    upscaler: Upscaler = "Latent"
+
+
+class Refiner(_Model):
+    switch_at: float = Field(ge=0, le=1)
+
+
+class GenerationSpec(_Model):
+    type: Literal["txt2img", "img2img"] = "txt2img"
+    model_name: str = Field(min_length=1, description="A checkpoint sd_name.")
+    prompt: str = Field(min_length=1, max_length=1024)
+    negative_prompt: str | None = Field(None, min_length=1, max_length=1024)
+    loras: list[LoraRef] = Field(default_factory=list, max_length=5)
+    width: int = Field(512, ge=128, le=2048)
+    height: int = Field(512, ge=128, le=2048)
+    image_num: int = Field(1, ge=1, le=8)
+    steps: int = Field(20, ge=1, le=100)
+    seed: int = Field(-1, ge=-1)
+    guidance_scale: float = Field(7.5, ge=1, le=30)
+    sampler_name: SamplerName = "Euler a"
+    clip_skip: int | None = Field(None, ge=1, le=12)
+    sd_vae: str | None = Field(None, min_length=1)
+    embeddings: list[Embedding] = Field(default_factory=list, max_length=5)
+    hires_fix: HiresFix | None = Field(None, description="txt2img only.")
+    refiner: Refiner | None = Field(None, description="txt2img only.")
+    response_image_type: Literal["png", "webp", "jpeg"] = "png"
+    init_image: str | None = Field(None, min_length=1, description="img2img: required; png/jpeg/webp ≤ 10 MB.")
+    strength: float | None = Field(None, ge=0, le=1, description="img2img only; unset means Novita's 0.5.")
+    output: str = Field(min_length=1, description="Folder for the images, relative to the manifest file.")
+
+    @model_validator(mode="after")
+    def _by_type(self) -> GenerationSpec:
+        rules: list[Rule] = []
+        if self.type == "img2img":
+            if self.init_image is None:
+                rules.append((("type",), "img2img needs `init_image` (a png, jpeg or webp file)", "value"))
+            for key in ("hires_fix", "refiner"):
+                if getattr(self, key) is not None:
+                    rules.append(((key,), "only for txt2img (this generation is img2img)", "key"))
+        else:
+            for key in ("init_image", "strength"):
+                if getattr(self, key) is not None:
+                    rules.append(((key,), "only for img2img (this generation is txt2img)", "key"))
+        if rules:
+            raise _rules_error(rules)
+        return self
+
+
+# -- Documents -------------------------------------------------------------------------------------
+
+
+class Metadata(_Model):
+    name: str = Field(pattern=NAME_PATTERN, description="Unique per kind: [a-z0-9][a-z0-9-]{0,62}.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Free-form; not part of identity.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Free-form; not part of identity.")
+
+
+class DatasetDocument(_Model):
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["Dataset"]
+    metadata: Metadata
+    spec: DatasetSpec
+
+
+class LoraModelDocument(_Model):
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["LoraModel"]
+    metadata: Metadata
+    spec: LoraModelSpec
+
+
+class GenerationDocument(_Model):
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["Generation"]
+    metadata: Metadata
+    spec: GenerationSpec
+
+
+_DOCUMENTS: dict[str, type[_Model]] = {
+    "Dataset": DatasetDocument,
+    "LoraModel": LoraModelDocument,
+    "Generation": GenerationDocument,
+}
+
+
+def document_schema(kind: str | None = None) -> dict[str, Any]:
+    """JSON Schema of one manifest document: a union discriminated on `kind`, or only that kind's."""
+    if kind is not None:
+        schema = _DOCUMENTS[kind].model_json_schema()
+    else:
+        union = Annotated[DatasetDocument | LoraModelDocument | GenerationDocument, Field(discriminator="kind")]
+        schema = TypeAdapter(union).json_schema()
+        schema["title"] = "reconciler manifest document"
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+# -- The loaded set --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    file: str  # relative to the project folder
+    line: int  # 1-based line where the document starts
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path  # absolute, resolved
+    display: str  # relative to project_root, as shown to users
+    caption: str | None  # explicit caption, else the sidecar <stem>.txt (stripped), else None
+    format: Literal["png", "jpeg", "webp"]  # sniffed from the bytes, not the extension
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    source: Source
+    spec: DatasetSpec
+    images: tuple[ImageFile, ...]
+
+
+@dataclass(frozen=True)
+class LoraModel:
+    name: str
+    source: Source
+    spec: LoraModelSpec
+
+
+@dataclass(frozen=True)
+class Generation:
+    name: str
+    source: Source
+    spec: GenerationSpec
+    output_dir: Path
+    init_image: ImageFile | None
+
+
+@dataclass(frozen=True)
+class ManifestSet:
+    datasets: dict[str, Dataset]
+    models: dict[str, LoraModel]
+    generations: dict[str, Generation]
+    files: tuple[Path, ...]  # every manifest file read, sorted
+    digest: str  # sha256 over (display path, bytes) of every manifest file, sorted
+
+
+# -- Messages --------------------------------------------------------------------------------------
+
+
+def describe(value: Any) -> str:
+    """A value as a user wrote it, for `got ...` in messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return f'"{shown}"' if value else 'an empty string ""'
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__} ({value})"
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    options = sorted(choices)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean `{close[0]}`?"
+    return "; expected one of " + ", ".join(f"`{c}`" for c in options)
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _field_at(model: type[BaseModel], path: Sequence[str | int]) -> tuple[type[BaseModel] | None, Any]:
+    """(the model holding the last field of `path`, that field's FieldInfo) or (the model at path, None)."""
+    current: Any = model
+    info: Any = None
+    holder: type[BaseModel] | None = None
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None, None
+        info = current.model_fields.get(part)
+        if info is None:
+            return None, None
+        holder = current
+        current = _inner_model(info.annotation)
+    if info is None:
+        return (current if isinstance(current, type) and issubclass(current, BaseModel) else None), None
+    return holder, info
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation
+
+
+def _literal_values(annotation: Any) -> list[str]:
+    if get_origin(annotation) is Literal:
+        return [str(a) for a in get_args(annotation)]
+    for arg in get_args(annotation):
+        if values := _literal_values(arg):
+            return values
+    return []
+
+
+def _bounds(info: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for meta in getattr(info, "metadata", []):
+        for attr in ("ge", "gt", "le", "lt", "min_length", "max_length"):
+            if getattr(meta, attr, None) is not None:
+                found[attr] = getattr(meta, attr)
+    return found
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _range_message(info: Any, value: Any) -> str:
+    bounds = _bounds(info)
+    low = ("≥", bounds["ge"]) if "ge" in bounds else ((">", bounds["gt"]) if "gt" in bounds else None)
+    high = ("≤", bounds["le"]) if "le" in bounds else (("<", bounds["lt"]) if "lt" in bounds else None)
+    got = describe(value)
+    if low and high and low[0] == "≥" and high[0] == "≤":
+        return f"must be between {_num(low[1])} and {_num(high[1])}; got {got}"
+    parts = [f"{side[0]} {_num(side[1])}" for side in (low, high) if side is not None]
+    return f"must be {' and '.join(parts)}; got {got}"
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+}
+
+
+@dataclass
+class _Located:
+    path: tuple[str | int, ...]
+    message: str
+    at_key: bool
+
+
+def _translate(model: type[BaseModel], error: Any) -> list[_Located]:
+    """One pydantic error → located messages in the project's own words."""
+    path = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("_")))
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == _RULES:
+        return [_Located(path + tuple(sub), message, at == "key") for sub, message, at in ctx["rules"]]
+    if kind == "missing":
+        return [_Located(path, "required field missing", True)]
+    if kind == "extra_forbidden":
+        holder, _ = _field_at(model, path[:-1])
+        name = str(path[-1])
+        hint = _suggest(name, holder.model_fields) if holder is not None else ""
+        return [_Located(path, f"unknown field{hint}", True)]
+    holder, info = _field_at(model, path)
+    if kind == "literal_error":
+        values = _literal_values(info.annotation) if info is not None else []
+        return [_Located(path, _enum_message(values, value, str(path[-1]) if path else "value"), False)]
+    if kind in _TYPE_WORDS:
+        return [_Located(path, f"expected {_TYPE_WORDS[kind]}; got {describe(value)}", False)]
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        return [_Located(path, _range_message(info, value), False)]
+    if kind in ("string_too_short", "string_too_long"):
+        bounds = _bounds(info)
+        if kind == "string_too_short" and bounds.get("min_length") == 1:
+            return [_Located(path, "must not be empty", False)]
+        span = f"{bounds.get('min_length', 0)} to {bounds['max_length']}" if "max_length" in bounds else ""
+        limit = span or f"at least {bounds.get('min_length')}"
+        return [_Located(path, f"must be {limit} characters long; got {len(value)}", False)]
+    if kind == "too_short":
+        return [_Located(path, f"needs at least {ctx.get('min_length')} item; got none", False)]
+    if kind == "too_long":
+        count = len(value) if isinstance(value, list) else ctx.get("actual_length")
+        return [_Located(path, f"at most {ctx.get('max_length')} items; got {count}", False)]
+    if kind == "string_pattern_mismatch":
+        return [
+            _Located(
+                path,
+                f"must be 1 to 63 lowercase letters, digits and dashes, starting with a letter or digit "
+                f"([a-z0-9][a-z0-9-]{{0,62}}); got {describe(value)}",
+                False,
+            )
+        ]
+    if kind == "finite_number":
+        return [_Located(path, f"must be a finite number; got {describe(value)}", False)]
+    if kind == "image_entry":
+        return [_Located(path, f"{error['msg']}; got {describe(value)}", False)]
+    return [_Located(path, f"{error['msg']}; got {describe(value)}", False)]
+
+
+def _enum_message(values: list[str], value: Any, what: str) -> str:
+    got = describe(value)
+    if not values:
+        return f"unexpected value {got}"
+    if len(values) == 1:
+        return f"expected `{values[0]}`; got {got}"
+    if len(values) <= 6:
+        listed = ", ".join(f"`{v}`" for v in values[:-1]) + f" or `{values[-1]}`"
+        return f"expected {listed}; got {got}"
+    near = difflib.get_close_matches(str(value), values, n=3, cutoff=0.0) if isinstance(value, str) else []
+    nearest = f"; nearest: {', '.join(f'`{v}`' for v in near)}" if near else ""
+    return f"{got} is not one of the {len(values)} allowed values{nearest} (all: `reconciler schema`)"
+
+
+# -- Loading ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Draft:
+    """One document being loaded: what is known of it so far."""
+
+    kind: str
+    name: str | None
+    file: str
+    doc: Document
+    base: Path  # the folder relative paths in it are resolved from
+    valid: BaseModel | None = None
+    images: list[tuple[ImageFile, int]] = field(default_factory=list)  # (image, entry index)
+    files_ok: bool = True
+    output_dir: Path | None = None
+    init_image: ImageFile | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}/{self.name}" if self.name is not None else ""
+
+    @property
+    def raw_spec(self) -> dict[str, Any]:
+        spec = self.doc.data.get("spec") if isinstance(self.doc.data, dict) else None
+        return spec if isinstance(spec, dict) else {}
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def at(self, file: str, pos: Pos, where: str, message: str) -> None:
+        self.problems.append(Problem(file, pos.line, pos.col, where, message))
+
+    def draft(self, draft: _Draft, path: tuple[str | int, ...], message: str, at_key: bool = False) -> None:
+        pos = draft.doc.key_pos(path) if at_key else draft.doc.value_pos(path)
+        where = ": ".join(p for p in (draft.address, _dotted(path)) if p)
+        self.at(draft.file, pos, where, message)
+
+
+def _manifest_files(paths: Sequence[Path], root: Path, out: _Collector) -> list[tuple[Path, str]]:
+    """(absolute path, display) of every manifest file under `paths`, sorted, each once."""
+    found: dict[str, Path] = {}
+
+    def display(path: Path) -> str:
+        text = str(path)
+        prefix = str(root).rstrip(os.sep) + os.sep
+        return (text[len(prefix) :] if text.startswith(prefix) else text).replace(os.sep, "/")
+
+    for given in paths:
+        path = Path(os.path.normpath(root / given))
+        if path.is_dir():
+            before = len(found)
+            for folder, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in names:
+                    if name.endswith((".yaml", ".yml")) and not name.startswith("."):
+                        file = Path(folder) / name
+                        found.setdefault(display(file), file)
+            if len(found) == before:
+                out.at(display(path), Pos(1, 1), "", "no *.yaml or *.yml manifest files in this folder")
+        elif path.is_file():
+            found.setdefault(display(path), path)
+        else:
+            out.at(str(given), Pos(1, 1), "", "no such manifest file or folder")
+    return [(found[key], key) for key in sorted(found)]
+
+
+def _decode(raw: bytes, file: str, out: _Collector) -> str | None:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        out.at(file, Pos(line, col), "", f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8")
+        return None
+
+
+def _draft(doc: Document, file: str, base: Path, out: _Collector) -> _Draft | None:
+    data = doc.data
+    if not isinstance(data, dict):
+        out.at(
+            file,
+            doc.start,
+            "",
+            f"a document must be a mapping with apiVersion, kind, metadata and spec; got {describe(data)}",
+        )
+        return None
+    kind = data.get("kind")
+    if kind not in _DOCUMENTS:
+        if "kind" not in data:
+            out.at(file, doc.start, "kind", "required field missing; expected `Dataset`, `LoraModel` or `Generation`")
+        else:
+            hint = _suggest(str(kind), KINDS) if isinstance(kind, str) else "; expected one of " + ", ".join(KINDS)
+            out.at(file, doc.value_pos(("kind",)), "kind", f"unknown kind {describe(kind)}{hint}")
+        return None
+    metadata = data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    draft = _Draft(kind, name if isinstance(name, str) else None, file, doc, base)
+    model = _DOCUMENTS[kind]
+    try:
+        draft.valid = model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            for located in _translate(model, error):
+                out.draft(draft, located.path, located.message, located.at_key)
+    return draft
+
+
+def _dataset_files(draft: _Draft, finder: ImageFinder, out: _Collector) -> None:
+    entries = draft.raw_spec.get("images")
+    if not isinstance(entries, list):
+        return
+    by_path: dict[Path, int] = {}  # resolved path → index in draft.images
+    explicit: dict[Path, tuple[str, int]] = {}  # resolved path → (explicit caption, entry index)
+    for index, entry in enumerate(entries):
+        caption: str | None = None
+        where: tuple[str | int, ...]
+        if isinstance(entry, str):
+            given, where = entry, ("spec", "images", index)
+        elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            given, where = entry["path"], ("spec", "images", index, "path")
+            if isinstance(entry.get("caption"), str) and entry["caption"]:
+                caption = entry["caption"]
+        else:
+            continue  # the model validation reported it
+        found, problems = finder.expand(draft.base, given)
+        for problem in problems:
+            out.draft(draft, where, problem)
+            draft.files_ok = False
+        for image in found:
+            _add_image(draft, image, caption, index, by_path, explicit, out)
+
+
+def _add_image(
+    draft: _Draft,
+    image: Found,
+    caption: str | None,
+    index: int,
+    by_path: dict[Path, int],
+    explicit: dict[Path, tuple[str, int]],
+    out: _Collector,
+) -> None:
+    at = by_path.get(image.path)
+    if at is None:
+        by_path[image.path] = len(draft.images)
+        draft.images.append((ImageFile(image.path, image.display, caption or image.sidecar, image.format), index))
+        if caption is not None:
+            explicit[image.path] = (caption, index)
+        return
+    if caption is None:
+        return  # a repeat without its own caption: the first position and caption stay
+    if image.path in explicit:
+        first, first_index = explicit[image.path]
+        if first != caption:
+            out.draft(
+                draft,
+                ("spec", "images", index, "caption"),
+                f"{image.display} already has the caption {describe(first)} from spec.images[{first_index}]; "
+                "one image cannot have two captions",
+            )
+            draft.files_ok = False
+        return
+    explicit[image.path] = (caption, index)
+    old, old_index = draft.images[at]
+    draft.images[at] = (ImageFile(old.path, old.display, caption, old.format), old_index)
+
+
+def _generation_files(draft: _Draft, finder: ImageFinder, out: _Collector) -> None:
+    spec = draft.raw_spec
+    output = spec.get("output")
+    if isinstance(output, str) and output:
+        draft.output_dir, problems = finder.output_dir(draft.base, output)
+        for problem in problems:
+            out.draft(draft, ("spec", "output"), problem)
+    init = spec.get("init_image")
+    if isinstance(init, str) and init:
+        found, problems = finder.init_image(draft.base, init)
+        for problem in problems:
+            out.draft(draft, ("spec", "init_image"), problem)
+        if found is not None:
+            draft.init_image = ImageFile(found.path, found.display, None, found.format)
+
+
+def _cross_checks(drafts: list[_Draft], out: _Collector) -> None:
+    named: dict[str, dict[str, _Draft]] = {kind: {} for kind in KINDS}
+    for draft in drafts:
+        if draft.name is None:
+            continue
+        first = named[draft.kind].get(draft.name)
+        if first is None:
+            named[draft.kind][draft.name] = draft
+            continue
+        pos = first.doc.value_pos(("metadata", "name"))
+        out.draft(
+            draft,
+            ("metadata", "name"),
+            f"duplicate name: {draft.address} is already defined at {first.file}:{pos.line}:{pos.col}",
+        )
+    datasets, models = named["Dataset"], named["LoraModel"]
+    checked: set[tuple[str, int]] = set()
+    counted: set[str] = set()
+    for draft in drafts:
+        spec = draft.raw_spec
+        if draft.kind == "LoraModel" and isinstance(spec.get("dataset"), str):
+            dataset = datasets.get(spec["dataset"])
+            if dataset is None:
+                hint = _suggest(spec["dataset"], datasets) if datasets else "; there is no Dataset in the manifests"
+                out.draft(draft, ("spec", "dataset"), f"no Dataset named {describe(spec['dataset'])}{hint}")
+            else:
+                _training_images(draft, dataset, checked, counted, out)
+        if draft.kind == "Generation" and isinstance(spec.get("loras"), list):
+            for index, ref in enumerate(spec["loras"]):
+                if isinstance(ref, dict) and isinstance(ref.get("model"), str) and ref["model"] not in models:
+                    hint = _suggest(ref["model"], models) if models else "; there is no LoraModel in the manifests"
+                    out.draft(
+                        draft, ("spec", "loras", index, "model"), f"no LoraModel named {describe(ref['model'])}{hint}"
+                    )
+
+
+def _training_images(
+    model: _Draft, dataset: _Draft, checked: set[tuple[str, int]], counted: set[str], out: _Collector
+) -> None:
+    """A dataset used for training: 1 to 50 images; for style training, a caption on each."""
+    count = len(dataset.images)
+    too_many = count > MAX_TRAINING_IMAGES or (count == 0 and dataset.files_ok)
+    if too_many and dataset.name is not None and dataset.name not in counted and dataset.valid is not None:
+        counted.add(dataset.name)
+        out.draft(
+            dataset,
+            ("spec", "images"),
+            f"{count} images after removing duplicates, but {model.address} trains on it and "
+            f"Novita accepts 1 to {MAX_TRAINING_IMAGES}",
+            at_key=True,
+        )
+    if model.raw_spec.get("type") != "style":
+        return
+    missing: dict[int, list[str]] = {}
+    for image, index in dataset.images:
+        if image.caption is None:
+            missing.setdefault(index, []).append(image.display)
+    for index, names in sorted(missing.items()):
+        if (str(dataset.name), index) in checked:
+            continue
+        checked.add((str(dataset.name), index))
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        out.draft(
+            dataset,
+            ("spec", "images", index),
+            f"no caption for {shown}, but {model.address} is style training, which needs a caption on every "
+            "image (add `caption:` or a sidecar <image>.txt)",
+        )
+
+
+def load_manifests(paths: Sequence[Path], project_root: Path) -> ManifestSet:
+    """Load and validate every manifest under `paths` (files or folders, relative to `project_root`).
+
+    Raises ManifestError listing every problem in the set, located as file:line:col.
+    """
+    root = Path(os.path.abspath(project_root))
+    out = _Collector()
+    finder = ImageFinder(root)
+    digest = hashlib.sha256()
+    drafts: list[_Draft] = []
+    files = _manifest_files(paths, root, out)
+    for path, display in files:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            out.at(display, Pos(1, 1), "", f"cannot read: {exc.strerror or exc}")
+            continue
+        digest.update(f"{display}\0{len(raw)}\0".encode())
+        digest.update(raw)
+        text = _decode(raw, display, out)
+        if text is None:
+            continue
+        documents, yaml_problems = parse_documents(text)
+        for problem in yaml_problems:
+            out.at(display, Pos(problem.line, problem.col), "", problem.message)
+        for doc in documents:
+            draft = _draft(doc, display, path.parent, out)
+            if draft is None:
+                continue
+            drafts.append(draft)
+            if draft.kind == "Dataset":
+                _dataset_files(draft, finder, out)
+            elif draft.kind == "Generation":
+                _generation_files(draft, finder, out)
+    _cross_checks(drafts, out)
+    if out.problems:
+        raise ManifestError(sorted(set(out.problems)))
+    return _assemble(drafts, tuple(path for path, _ in files), digest.hexdigest())
+
+
+def _assemble(drafts: list[_Draft], files: tuple[Path, ...], digest: str) -> ManifestSet:
+    datasets: dict[str, Dataset] = {}
+    models: dict[str, LoraModel] = {}
+    generations: dict[str, Generation] = {}
+    for draft in drafts:
+        assert draft.name is not None and draft.valid is not None
+        source = Source(draft.file, draft.doc.start.line)
+        spec = draft.valid.spec  # type: ignore[attr-defined]
+        if isinstance(spec, DatasetSpec):
+            datasets[draft.name] = Dataset(draft.name, source, spec, tuple(image for image, _ in draft.images))
+        elif isinstance(spec, LoraModelSpec):
+            models[draft.name] = LoraModel(draft.name, source, spec)
+        else:
+            assert isinstance(spec, GenerationSpec) and draft.output_dir is not None
+            generations[draft.name] = Generation(draft.name, source, spec, draft.output_dir, draft.init_image)
+    return ManifestSet(datasets, models, generations, tuple(sorted(files)), digest)

@@ -1,0 +1,202 @@
+"""YAML text → plain Python documents with the line:col of every key and value, and duplicate keys found."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+try:  # the C composer is several times faster; the pure-Python one gives the same nodes
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+Path_ = tuple[str | int, ...]  # a path into a document: mapping keys and list indexes
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:timestamp",
+}
+_MAP_TAGS = {"tag:yaml.org,2002:map"}
+_SEQ_TAGS = {"tag:yaml.org,2002:seq"}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class Pos:
+    """A 1-based line and column."""
+
+    line: int
+    col: int
+
+
+@dataclass
+class Document:
+    """One YAML document: its data, where it starts, and where each path's key and value are."""
+
+    data: Any
+    start: Pos
+    keys: dict[Path_, Pos] = field(default_factory=dict)  # where the key (or list item) of a path is
+    values: dict[Path_, Pos] = field(default_factory=dict)  # where the value of a path starts
+
+    def key_pos(self, path: Path_) -> Pos:
+        """Where the key of `path` is; else the nearest ancestor's."""
+        while path:
+            if path in self.keys:
+                return self.keys[path]
+            path = path[:-1]
+        return self.start
+
+    def value_pos(self, path: Path_) -> Pos:
+        """Where the value of `path` is; else the key of the nearest ancestor that exists."""
+        if path in self.values:
+            return self.values[path]
+        return self.key_pos(path[:-1]) if path else self.start
+
+
+@dataclass(frozen=True)
+class YamlProblem:
+    line: int
+    col: int
+    message: str
+
+
+def _pos(node: Node) -> Pos:
+    return Pos(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed node tree into dicts, lists and scalars, recording positions and duplicate keys."""
+
+    def __init__(self, doc: Document, problems: list[YamlProblem]) -> None:
+        self.doc = doc
+        self.problems = problems
+        self.scalars = SafeConstructor()
+        self.active: set[int] = set()  # nodes on the current path (an alias cycle would recurse forever)
+        self.done: dict[int, Any] = {}  # nodes reached again through an alias share one object
+
+    def build(self, node: Node, path: Path_) -> Any:
+        self.doc.values.setdefault(path, _pos(node))
+        ident = id(node)
+        if ident in self.done:
+            return self.done[ident]
+        if ident in self.active:
+            self._problem(node, "an alias refers to a node that contains it (recursive structure)")
+            return None
+        self.active.add(ident)
+        try:
+            if isinstance(node, ScalarNode):
+                result = self._scalar(node)
+            elif isinstance(node, SequenceNode):
+                self._check_tag(node, _SEQ_TAGS)
+                result = []
+                for index, item in enumerate(node.value):
+                    self.doc.keys.setdefault((*path, index), _pos(item))
+                    result.append(self.build(item, (*path, index)))
+            else:
+                assert isinstance(node, MappingNode)
+                self._check_tag(node, _MAP_TAGS)
+                result = self._mapping(node, path)
+        finally:
+            self.active.discard(ident)
+        self.done[ident] = result
+        return result
+
+    def _mapping(self, node: MappingNode, path: Path_, merged: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        first_seen: dict[str, Pos] = {}
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE_TAG:
+                merges.append(value_node)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self._problem(key_node, "a key must be a plain string, not a list or mapping")
+                continue
+            key = str(key_node.value)
+            here = _pos(key_node)
+            if key in first_seen:
+                first = first_seen[key]
+                self._problem(key_node, f"duplicate key `{key}` (first given at line {first.line}); remove one of them")
+                continue
+            first_seen[key] = here
+            if merged:
+                self.doc.keys.setdefault((*path, key), here)
+            else:
+                self.doc.keys[(*path, key)] = here
+            result[key] = self.build(value_node, (*path, key))
+        for merge in merges:  # `<<: *base` or `<<: [*a, *b]`: keys given here win, earlier merges win
+            sources = merge.value if isinstance(merge, SequenceNode) else [merge]
+            for source in sources:
+                if not isinstance(source, MappingNode):
+                    self._problem(source, "`<<` (merge) needs a mapping or a list of mappings")
+                    continue
+                extra = self._mapping(source, path, merged=True)
+                for key, value in extra.items():
+                    result.setdefault(key, value)
+        return result
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            if node.tag.startswith("tag:yaml.org,2002:") and node.tag in self.scalars.yaml_constructors:
+                pass  # e.g. !!binary: construct it; validation will reject the type
+            else:
+                self._problem(node, f"unsupported YAML tag `{node.tag}`")
+                return node.value
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except (ConstructorError, ValueError, TypeError, OverflowError) as exc:
+            self._problem(node, f"cannot read this {node.tag.rsplit(':', 1)[-1]}: {exc}")
+            return node.value
+
+    def _check_tag(self, node: Node, allowed: set[str]) -> None:
+        if node.tag not in allowed:
+            self._problem(node, f"unsupported YAML tag `{node.tag}`")
+
+    def _problem(self, node: Node, message: str) -> None:
+        pos = _pos(node)
+        self.problems.append(YamlProblem(pos.line, pos.col, message))
+
+
+def _mark_problem(exc: yaml.MarkedYAMLError) -> YamlProblem:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    parts = [p for p in (exc.context, exc.problem) if p]
+    text = "; ".join(parts) if parts else "invalid YAML"
+    return YamlProblem(line, col, f"YAML syntax error: {text}")
+
+
+def parse_documents(text: str) -> tuple[list[Document], list[YamlProblem]]:
+    """Every non-empty document of `text` and the problems found. Stops at the first syntax error,
+    keeping the documents before it. A document that is empty or only comments is skipped."""
+    documents: list[Document] = []
+    problems: list[YamlProblem] = []
+    nodes: Iterator[Node | None] = yaml.compose_all(text, Loader=_Loader)
+    try:
+        for node in nodes:
+            if node is None or (
+                isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null" and node.value == ""
+            ):
+                continue
+            doc = Document(data=None, start=_pos(node))
+            try:
+                doc.data = _Builder(doc, problems).build(node, ())
+            except RecursionError:
+                problems.append(YamlProblem(doc.start.line, doc.start.col, "nesting too deep"))
+                continue
+            documents.append(doc)
+    except yaml.MarkedYAMLError as exc:
+        problems.append(_mark_problem(exc))
+    except yaml.YAMLError as exc:  # e.g. a reader error on a control character
+        problems.append(YamlProblem(1, 1, f"YAML error: {exc}"))
+    except RecursionError:
+        problems.append(YamlProblem(1, 1, "YAML nesting too deep"))
+    return documents, sorted(set(problems), key=lambda p: (p.line, p.col, p.message))
