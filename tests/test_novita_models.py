@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from novita_fixtures import JPEG, PNG, WEBP
 
 from reconciler.novita import TaskResult, TrainingStatus, TrainingTask, redact_url, sniff_image_format
 from reconciler.novita.wire import _parse_error_body, normalize_extension
-
-from novita_fixtures import JPEG, PNG, WEBP
 
 
 def test_training_task_docs_example() -> None:
@@ -77,7 +78,12 @@ def test_task_result_docs_example() -> None:
                 "progress_percent": 0,
             },
             "images": [
-                {"image_url": "https://x/a.jpeg", "image_url_ttl": "3600", "image_type": "jpeg", "nsfw_detection_result": {}}
+                {
+                    "image_url": "https://x/a.jpeg",
+                    "image_url_ttl": "3600",
+                    "image_type": "jpeg",
+                    "nsfw_detection_result": {},
+                }
             ],
             "videos": [],
             "audios": [],
@@ -132,13 +138,17 @@ def test_error_bodies() -> None:
     assert _parse_error_body(b'{"reason": 5, "message": ["x"]}')[0] == ""
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5), lambda c: st.lists(c) | st.dictionaries(st.text(max_size=5), c), max_leaves=10))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda c: st.lists(c) | st.dictionaries(st.text(max_size=5), c),
+        max_leaves=10,
+    )
+)
 def test_models_never_crash_on_junk(junk: object) -> None:
     """Any JSON value either parses or raises pydantic's ValidationError (which the client translates)."""
     from pydantic import ValidationError
 
     for model in (TrainingTask, TrainingStatus, TaskResult):
-        try:
+        with contextlib.suppress(ValidationError):
             model.model_validate(junk)
-        except ValidationError:
-            pass

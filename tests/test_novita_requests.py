@@ -8,11 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
+from novita_fixtures import API_KEY, BASE, jresp, make_client, nerror, run
 
 from reconciler.errors import ConfigError, NovitaError
 from reconciler.novita import DEFAULT_BASE_URL, USER_AGENT, NovitaClient, error_detail
-
-from novita_fixtures import API_KEY, BASE, jresp, make_client, nerror, run
 
 
 def _api_headers_ok(request: httpx.Request) -> None:
@@ -28,11 +27,22 @@ def test_list_trainings_request_and_parse() -> None:
             200,
             {
                 "tasks": [
-                    {"task_name": "alice-v1-0123abcd", "task_id": "t1", "task_type": "subject",
-                     "task_status": "SUCCESS", "created_at": "1699325415",
-                     "models": [{"model_name": "model_1_A.safetensors", "model_status": "SERVING"}]},
-                    {"task_name": "x", "task_id": "t2", "task_type": "style", "task_status": "WEIRD",
-                     "created_at": 1, "models": None},
+                    {
+                        "task_name": "alice-v1-0123abcd",
+                        "task_id": "t1",
+                        "task_type": "subject",
+                        "task_status": "SUCCESS",
+                        "created_at": "1699325415",
+                        "models": [{"model_name": "model_1_A.safetensors", "model_status": "SERVING"}],
+                    },
+                    {
+                        "task_name": "x",
+                        "task_id": "t2",
+                        "task_type": "style",
+                        "task_status": "WEIRD",
+                        "created_at": 1,
+                        "models": None,
+                    },
                 ],
                 "pagination": {"next_cursor": ""},
             },
@@ -58,8 +68,14 @@ def test_list_trainings_follows_every_page_and_dedupes() -> None:
         # the last item of each page shows up again at the top of the next one: dedupe by task_id
         start = max(0, offset - 1)
         items = [
-            {"task_name": f"n{i}", "task_id": f"id{i}", "task_type": "subject", "task_status": "SUCCESS",
-             "created_at": i, "models": []}
+            {
+                "task_name": f"n{i}",
+                "task_id": f"id{i}",
+                "task_type": "subject",
+                "task_status": "SUCCESS",
+                "created_at": i,
+                "models": [],
+            }
             for i in range(start, min(total, offset + limit))
         ]
         nxt = f"c_{offset + limit}" if offset + limit < total else ""
@@ -114,8 +130,13 @@ def test_get_training(task_type: str) -> None:
     def api(request: httpx.Request) -> httpx.Response:
         return jresp(
             200,
-            {"task_id": "tid", "task_status": "TRAINING", "model_type": "lora", "models": None,
-             "extra": {"progress_percent": 45.5, "eta_relative": "310"}},
+            {
+                "task_id": "tid",
+                "task_status": "TRAINING",
+                "model_type": "lora",
+                "models": None,
+                "extra": {"progress_percent": 45.5, "eta_relative": "310"},
+            },
         )
 
     client, api_rec, _ = make_client(api)
@@ -138,10 +159,18 @@ def test_task_result() -> None:
     def api(request: httpx.Request) -> httpx.Response:
         return jresp(
             200,
-            {"extra": {"seed": "392212448"},
-             "task": {"task_id": "gid", "task_type": "TXT_TO_IMG", "status": "TASK_STATUS_SUCCEED", "reason": ""},
-             "images": [{"image_url": "https://s3.test/o.png?X-Amz-Signature=abc", "image_type": "png",
-                         "image_url_ttl": "3600", "nsfw_detection_result": None}]},
+            {
+                "extra": {"seed": "392212448"},
+                "task": {"task_id": "gid", "task_type": "TXT_TO_IMG", "status": "TASK_STATUS_SUCCEED", "reason": ""},
+                "images": [
+                    {
+                        "image_url": "https://s3.test/o.png?X-Amz-Signature=abc",
+                        "image_type": "png",
+                        "image_url_ttl": "3600",
+                        "nsfw_detection_result": None,
+                    }
+                ],
+            },
         )
 
     client, api_rec, _ = make_client(api)
@@ -159,9 +188,15 @@ def test_task_result_without_task_is_an_error() -> None:
 
 
 def test_create_training_body_and_task_id() -> None:
-    body = {"name": "alice-v1-0123abcd", "base_model": "v1-5-pruned-emaonly", "width": 512, "height": 512,
-            "image_dataset_items": [{"assets_id": "a1"}], "expert_setting": {"instance_prompt": "x", "class_prompt": "person"},
-            "components": None}
+    body = {
+        "name": "alice-v1-0123abcd",
+        "base_model": "v1-5-pruned-emaonly",
+        "width": 512,
+        "height": 512,
+        "image_dataset_items": [{"assets_id": "a1"}],
+        "expert_setting": {"instance_prompt": "x", "class_prompt": "person"},
+        "components": None,
+    }
     client, api_rec, _ = make_client(lambda r: jresp(200, {"task_id": "d660cdd0"}))
     assert run(client.create_training("subject", body)) == "d660cdd0"
     request = api_rec.requests[0]
@@ -188,15 +223,13 @@ def test_bad_task_type_is_refused_locally() -> None:
 
 
 def test_error_message_format_and_attributes() -> None:
-    client, api_rec, _ = make_client(
-        lambda r: nerror(400, "INVALID_REQUEST_BODY", "width must be >= 1")
-    )
+    client, api_rec, _ = make_client(lambda r: nerror(400, "INVALID_REQUEST_BODY", "width must be >= 1"))
     with pytest.raises(NovitaError) as info:
         run(client.create_training("subject", {"name": "x"}))
     err = info.value
     assert str(err) == "Novita POST /v3/training/subject: 400 INVALID_REQUEST_BODY: width must be >= 1"
     assert err.status == 400 and err.reason == "INVALID_REQUEST_BODY"
-    assert getattr(err, "detail") == "width must be >= 1"
+    assert err.detail == "width must be >= 1"
     assert error_detail(err) == "400 INVALID_REQUEST_BODY: width must be >= 1"
     assert len(api_rec.requests) == 1  # 4xx is never retried
 

@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from novita_fixtures import Sleeps, jresp, make_client, nerror, run
 
 from reconciler.errors import AmbiguousSubmitError, NovitaError, NovitaTransportError
 from reconciler.novita import RetryInfo
-
-from novita_fixtures import Sleeps, jresp, make_client, nerror, run
 
 OK_STATUS = {"task_id": "t", "task_status": "TRAINING"}
 
@@ -108,9 +107,14 @@ def test_retry_after_http_date_is_honoured() -> None:
 def test_hostile_retry_after_is_bounded() -> None:
     sleeps = Sleeps()
     client, _, _ = make_client(
-        script(nerror(429, "", **{"Retry-After": "99999999"}), nerror(429, "", **{"Retry-After": "soon"}),
-               jresp(200, OK_STATUS)),
-        sleeps=sleeps, backoff_base=0.01, backoff_max=30,
+        script(
+            nerror(429, "", **{"Retry-After": "99999999"}),
+            nerror(429, "", **{"Retry-After": "soon"}),
+            jresp(200, OK_STATUS),
+        ),
+        sleeps=sleeps,
+        backoff_base=0.01,
+        backoff_max=30,
     )
     run(client.get_training("t"))
     assert sleeps.delays[0] == 60.0 and sleeps.delays[1] <= 0.02  # unparseable: plain backoff
@@ -157,9 +161,7 @@ def test_creates_retry_when_nothing_was_created(failure: httpx.Response | Except
     ],
 )
 @pytest.mark.parametrize("kind", ["training", "generation"])
-def test_creates_are_ambiguous_when_the_request_may_have_landed(
-    failure: httpx.Response | Exception, kind: str
-) -> None:
+def test_creates_are_ambiguous_when_the_request_may_have_landed(failure: httpx.Response | Exception, kind: str) -> None:
     sleeps = Sleeps()
     client, api_rec, _ = make_client(script(failure, jresp(200, {"task_id": "dup"})), sleeps=sleeps)
     with pytest.raises(AmbiguousSubmitError) as info:

@@ -32,6 +32,7 @@ from reconciler.novita.models import (
 )
 from reconciler.novita.wire import (
     CHUNK,
+    RedactHttpxLog,
     _Answer,
     _check_scheme,
     _file_chunks,
@@ -66,6 +67,9 @@ _RETRYABLE_OR_DEADLINE = (*_RETRYABLE, TimeoutError)
 _M = TypeVar("_M", bound=BaseModel)
 
 log = logging.getLogger("reconciler.http")
+# httpx logs every request's full URL at INFO: presigned signatures must not reach a CI log through it.
+if not any(isinstance(f, RedactHttpxLog) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(RedactHttpxLog())
 
 
 def error_detail(error: NovitaError) -> str:
@@ -310,9 +314,7 @@ class NovitaClient:
 
     # ------------------------------------------------------------------------------------------ download
 
-    async def download_image(
-        self, url: str, dest: Path, *, expected_type: str | None = None
-    ) -> DownloadedImage:
+    async def download_image(self, url: str, dest: Path, *, expected_type: str | None = None) -> DownloadedImage:
         """GET a presigned image URL into `dest` atomically: a temp file beside it, sha256 while writing,
         png/jpeg/webp magic check, fsync, rename. The temp file is removed on any failure. Refuses
         non-http(s) URLs and bodies over `max_image_bytes`; follows at most a few redirects, never with auth.
@@ -333,9 +335,7 @@ class NovitaClient:
                         os.fsync(out.fileno())
                 if isinstance(result, _Got):
                     if expected_type and _norm_type(expected_type) != result.format:
-                        log.warning(
-                            "%s: Novita said %s, the bytes are %s", dest.name, expected_type, result.format
-                        )
+                        log.warning("%s: Novita said %s, the bytes are %s", dest.name, expected_type, result.format)
                     os.replace(tmp, dest)
                     _fsync_dir(dest.parent)
                     return DownloadedImage(dest, result.sha256, result.size, result.format)
@@ -480,9 +480,7 @@ class NovitaClient:
         else:
             delay = self._random.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
         info = RetryInfo(method, url, attempt, self.max_retries, delay, status, reason)
-        log.debug(
-            "retry %s %s after attempt %d (%s %s) in %.2fs", method, url, attempt, status or "", reason, delay
-        )
+        log.debug("retry %s %s after attempt %d (%s %s) in %.2fs", method, url, attempt, status or "", reason, delay)
         if self._on_retry is not None:
             self._on_retry(info)
         await self._sleep(delay)
@@ -509,9 +507,7 @@ class NovitaClient:
             self._bad(method, path, f"{where}: {first['msg']}")
 
     def _bad(self, method: str, path: str, what: str) -> NoReturn:
-        raise NovitaError(
-            self._scrub(f"Novita {method} {path}: unexpected answer: {_short(what, 200)}"), status=200
-        )
+        raise NovitaError(self._scrub(f"Novita {method} {path}: unexpected answer: {_short(what, 200)}"), status=200)
 
     def _http_error(self, method: str, label: str, answer: _Answer) -> NovitaError:
         reason, message = _parse_error_body(answer.body)
@@ -523,9 +519,7 @@ class NovitaClient:
         setattr(error, "detail", self._scrub(message))  # noqa: B010  (NovitaError has no field for it)
         return error
 
-    def _transport_error(
-        self, method: str, label: str, exc: Exception, attempts: int
-    ) -> NovitaTransportError:
+    def _transport_error(self, method: str, label: str, exc: Exception, attempts: int) -> NovitaTransportError:
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts > 1 else ""
         detail = _short(str(exc), 200) or type(exc).__name__
         return NovitaTransportError(
@@ -538,10 +532,11 @@ class NovitaClient:
 
     def _log_request(self, request: httpx.Request) -> None:
         if log.isEnabledFor(logging.DEBUG):
-            headers = {
-                k: ("Bearer ***" if k.lower() == "authorization" else v) for k, v in request.headers.items()
-            }
-            log.debug("-> %s %s %s", request.method, redact_url(request.url), self._scrub(str(headers)))
+            headers = "; ".join(
+                f"{k}: Bearer ***" if k.lower() == "authorization" else f"{k}: {v}"
+                for k, v in ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw)
+            )
+            log.debug("-> %s %s [%s]", request.method, redact_url(request.url), self._scrub(headers))
 
     def _log_response(self, request: httpx.Request, response: httpx.Response, began: float) -> None:
         if log.isEnabledFor(logging.DEBUG):

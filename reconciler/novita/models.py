@@ -81,9 +81,7 @@ class _TrainingState(_Lenient):
     @property
     def is_done(self) -> bool:
         """SUCCESS and a model SERVING: the LoRA is usable."""
-        return self.task_status.upper() == "SUCCESS" and any(
-            m.model_status.upper() == "SERVING" for m in self.models
-        )
+        return self.task_status.upper() == "SUCCESS" and any(m.model_status.upper() == "SERVING" for m in self.models)
 
     @property
     def is_failed(self) -> bool:

@@ -8,12 +8,14 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import logging
 import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 
@@ -35,10 +37,23 @@ def redact_url(url: str | httpx.URL) -> str:
         parsed = httpx.URL(str(url))
     except Exception:
         return "<unparseable url>"
+    bare = parsed.copy_with(username=None, password=None, query=None, fragment=None)
     if not parsed.query:
-        return str(parsed.copy_with(username=None, password=None))
-    params = [(k, "***" if _SECRET_PARAMS.match(k) else v) for k, v in parsed.params.multi_items()]
-    return str(parsed.copy_with(username=None, password=None, params=params))
+        return str(bare)
+    pairs = []
+    for pair in parsed.query.decode("ascii", "replace").split("&"):
+        name, eq, _value = pair.partition("=")
+        pairs.append(f"{name}=***" if eq and _SECRET_PARAMS.match(unquote(name)) else pair)
+    return f"{bare}?{'&'.join(pairs)}"
+
+
+class RedactHttpxLog(logging.Filter):
+    """Redacts presigned URLs in httpx's own `HTTP Request: GET <url> ...` log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
 
 
 def _short(text: str, limit: int = 300) -> str:
