@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -75,7 +75,7 @@ def test_gives_up_after_max_retries() -> None:
 
 def test_transport_errors_after_retries_are_transport_errors() -> None:
     client, api_rec, _ = make_client(script(*[httpx.ConnectError("refused")] * 3), max_retries=2)
-    with pytest.raises(NovitaTransportError, match=r"no answer after 3 attempts: ConnectError: refused"):
+    with pytest.raises(NovitaTransportError, match=r"no usable answer after 3 attempts: ConnectError: refused"):
         run(client.task_result("g"))
     assert len(api_rec.requests) == 3
 
@@ -213,3 +213,20 @@ def test_slow_drip_is_cut_by_the_deadline() -> None:
     with pytest.raises(NovitaTransportError):
         run(client.get_training("t"))
     assert time.monotonic() - started < 3
+
+
+def test_undecodable_bodies() -> None:
+    """A body that does not decode as its Content-Encoding: an error for reads, ambiguous for creates."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"not gzip at all"
+
+    def garbage(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body(), headers={"Content-Encoding": "gzip"})
+
+    client, api_rec, _ = make_client(garbage)
+    with pytest.raises(NovitaError, match="DecodingError"):
+        run(client.get_training("t"))
+    with pytest.raises(AmbiguousSubmitError):
+        run(client.create_training("subject", {}))
+    assert len(api_rec.requests) == 2

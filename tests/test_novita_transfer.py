@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +274,24 @@ def test_download_real_redirect_loop_on_real_client_transport(tmp_path: Path) ->
     client = NovitaClient(API_KEY)
     assert client._storage.follow_redirects is False and client._api.follow_redirects is False
     assert "authorization" not in client._storage.headers
+
+
+def test_download_undecodable_body_and_urls_in_errors_are_redacted(tmp_path: Path) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"\x00" * 64
+
+    def garbage(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body(), headers={"Content-Encoding": "gzip"})
+
+    client, _, _ = make_client(storage=garbage)
+    with pytest.raises(NovitaError, match="DecodingError"):
+        run(client.download_image(IMAGE_URL, tmp_path / "img.png"))
+    assert list(tmp_path.iterdir()) == []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach {request.url}")
+
+    client, _, _ = make_client(storage=refuse, max_retries=1)
+    with pytest.raises(NovitaError) as info:
+        run(client.download_image(IMAGE_URL, tmp_path / "img.png"))
+    assert "topsecret" not in str(info.value) and "X-Amz-Signature=***" in str(info.value)

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -65,6 +66,7 @@ _PRE_SEND_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _RETRYABLE = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 _RETRYABLE_OR_DEADLINE = (*_RETRYABLE, TimeoutError)
 _M = TypeVar("_M", bound=BaseModel)
+_URL_IN_TEXT = re.compile(r"https?://[^\s'\"<>]+")
 
 log = logging.getLogger("reconciler.http")
 # httpx logs every request's full URL at INFO: presigned signatures must not reach a CI log through it.
@@ -374,6 +376,8 @@ class NovitaClient:
                 return await self._stream_image(response, out, label)
             except _RETRYABLE as exc:
                 return _Retry(self._transport_error("GET", label, exc, attempt), None, type(exc).__name__)
+            except httpx.HTTPError as exc:  # e.g. a body that does not decode as its Content-Encoding
+                raise self._transport_error("GET", label, exc, attempt) from exc
             finally:
                 await response.aclose()
         raise NovitaError(f"Novita GET {_storage_label(start)}: more than {MAX_REDIRECTS} redirects")
@@ -438,7 +442,14 @@ class NovitaClient:
                     raise self._transport_error(method, path, exc, attempt) from exc
                 await self._backoff(method, path, attempt, None, type(exc).__name__, None)
                 continue
-            except httpx.HTTPError as exc:  # invalid URL, unsupported protocol, ...: not retryable
+            except httpx.HTTPError as exc:  # undecodable body, unsupported protocol, ...: not retryable
+                if create and not isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+                    raise AmbiguousSubmitError(
+                        self._scrub(
+                            f"Novita {method} {path}: sent, but the answer is unreadable "
+                            f"({type(exc).__name__}: {_short(str(exc), 200)}); the task may or may not exist"
+                        )
+                    ) from exc
                 raise self._transport_error(method, path, exc, attempt) from exc
             if 200 <= answer.status < 300:
                 return self._json_object(method, path, answer.body, create)
@@ -521,9 +532,9 @@ class NovitaClient:
 
     def _transport_error(self, method: str, label: str, exc: Exception, attempts: int) -> NovitaTransportError:
         tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts > 1 else ""
-        detail = _short(str(exc), 200) or type(exc).__name__
+        detail = _short(_URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(exc)), 200) or type(exc).__name__
         return NovitaTransportError(
-            self._scrub(f"Novita {method} {label}: no answer{tries}: {type(exc).__name__}: {detail}"),
+            self._scrub(f"Novita {method} {label}: no usable answer{tries}: {type(exc).__name__}: {detail}"),
             reason=type(exc).__name__,
         )
 
