@@ -229,7 +229,7 @@ def test_error_message_format_and_attributes() -> None:
     err = info.value
     assert str(err) == "Novita POST /v3/training/subject: 400 INVALID_REQUEST_BODY: width must be >= 1"
     assert err.status == 400 and err.reason == "INVALID_REQUEST_BODY"
-    assert err.detail == "width must be >= 1"
+    assert err.message == "width must be >= 1"
     assert error_detail(err) == "400 INVALID_REQUEST_BODY: width must be >= 1"
     assert len(api_rec.requests) == 1  # 4xx is never retried
 

@@ -26,7 +26,7 @@ def test_errors_echoing_the_key_are_scrubbed() -> None:
     with pytest.raises(NovitaError) as info:
         run(client.list_trainings())
     assert API_KEY not in str(info.value) and API_KEY not in repr(info.value)
-    assert API_KEY not in str(info.value.detail)
+    assert API_KEY not in str(info.value.message)
     assert info.value.reason == "INVALID_API_KEY"
 
 

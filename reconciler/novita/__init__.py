@@ -7,6 +7,11 @@ Every httpx failure is translated here into the error family of `reconciler.erro
     ├── NovitaTransportError no answer at all (connect/read/protocol errors) after every retry
     └── AmbiguousSubmitError a paid create call whose outcome is unknown (see below)
 
+An HTTP error's message reads `Novita <METHOD> <path>: <status> <REASON>: <message>` (long or non-JSON bodies
+cut to ~300 chars); `.status`, `.reason` and `.message` (Novita's own text) are attributes, and
+`error_detail(err)` gives `<status> <REASON>: <message>` for the caller's own prefix. The API key appears in no
+message, repr or log line; presigned URLs are logged with their signatures replaced by `***`.
+
 Retries (exponential backoff, full jitter, `Retry-After` honoured): reads, upload tickets, uploads and
 downloads are retried on 429, 5xx and transport errors. Creates are retried only when nothing can have
 been created: 429, a failure before the request was sent (connect errors, pool timeouts), and 500

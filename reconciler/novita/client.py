@@ -77,7 +77,7 @@ if not any(isinstance(f, RedactHttpxLog) for f in logging.getLogger("httpx").fil
 def error_detail(error: NovitaError) -> str:
     """`400 INVALID_REQUEST_BODY: <Novita's message>` for an API error, for messages like
     `Novita rejected LoraModel/alice-v1: 400 INVALID_REQUEST_BODY: ...`; str(error) for any other."""
-    detail = getattr(error, "detail", None)
+    detail = getattr(error, "message", None)
     if error.status is None or not isinstance(detail, str):
         return str(error)
     head = f"{error.status} {error.reason}".strip()
@@ -527,7 +527,7 @@ class NovitaClient:
         text = f"Novita {method} {label}: {answer.status}{' ' + reason if reason else ''}"
         text += f": {message}" if message else ""
         error = NovitaError(self._scrub(text), status=answer.status, reason=reason)
-        setattr(error, "detail", self._scrub(message))  # noqa: B010  (NovitaError has no field for it)
+        setattr(error, "message", self._scrub(message))  # noqa: B010  (NovitaError declares no field for it)
         return error
 
     def _transport_error(self, method: str, label: str, exc: Exception, attempts: int) -> NovitaTransportError:
