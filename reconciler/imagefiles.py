@@ -29,17 +29,20 @@ def sniff(head: bytes) -> ImageFormat | None:
 
 
 def _what_else(head: bytes) -> str:
+    """Why a file is not accepted, phrased to follow its name."""
+    accepted = "Novita accepts png, jpeg and webp"
     if not head:
-        return "an empty file"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "a GIF image"
-    if head.startswith(b"BM"):
-        return "a BMP image"
-    if head.startswith((b"II*\x00", b"MM\x00*")):
-        return "a TIFF image"
+        return "is empty"
+    for prefixes, name in (
+        ((b"GIF87a", b"GIF89a"), "GIF"),
+        ((b"BM",), "BMP"),
+        ((b"II*\x00", b"MM\x00*"), "TIFF"),
+    ):
+        if head.startswith(prefixes):
+            return f"is a {name} image by its content; {accepted}"
     if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
-        return "a HEIC/AVIF image"
-    return "not an image"
+        return f"is a HEIC/AVIF image by its content; {accepted}"
+    return "is not a png, jpeg or webp image (checked by its content, not its name)"
 
 
 @dataclass(frozen=True)
@@ -113,10 +116,10 @@ class ImageFinder:
                 with open(resolved, "rb") as handle:
                     head = handle.read(_HEAD)
             except OSError as exc:
-                self._sniffed[resolved] = (None, f"cannot read it: {exc.strerror or exc}")
+                self._sniffed[resolved] = (None, f"cannot be read: {exc.strerror or exc}")
             else:
                 fmt = sniff(head)
-                problem = "" if fmt else f"{_what_else(head)}, not a png, jpeg or webp image (by its content)"
+                problem = "" if fmt else _what_else(head)
                 self._sniffed[resolved] = (fmt, problem)
         return self._sniffed[resolved]
 
@@ -149,7 +152,7 @@ class ImageFinder:
             return None
         fmt, problem = self._sniff(resolved)
         if fmt is None:
-            problems.append(f"{self.display(folder / name)}: {problem}")
+            problems.append(f"{self.display(folder / name)} {problem}")
             return None
         caption: str | None = None
         listing = self._listing(folder)
@@ -254,7 +257,7 @@ class ImageFinder:
             return None, [f"`{given}`: no such file ({self.display(resolved)})"]
         fmt, problem = self._sniff(resolved)
         if fmt is None:
-            return None, [f"{self.display(resolved)}: {problem}"]
+            return None, [f"{self.display(resolved)} {problem}"]
         size = resolved.stat().st_size
         if size > MAX_INIT_BYTES:
             return None, [f"{self.display(resolved)} is {size / 1048576:.1f} MB; Novita accepts at most 10 MB"]

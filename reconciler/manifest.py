@@ -162,8 +162,6 @@ class ExpertSetting(_Model):
                 return float(value.strip())
             except ValueError:
                 raise _rules_error([((), f"expected a number like 1e-4; got {describe(value)}", "value")]) from None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
         return value
 
 
@@ -451,6 +449,17 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
     return "; expected one of " + ", ".join(f"`{c}`" for c in options)
 
 
+def _reference_hint(word: str, names: Iterable[str], kind: str) -> str:
+    options = sorted(names)
+    if not options:
+        return f"; there is no {kind} in the manifests"
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean `{close[0]}`?"
+    shown = ", ".join(f"`{name}`" for name in options[:5]) + (", ..." if len(options) > 5 else "")
+    return f" (the {kind}s are {shown})"
+
+
 def _dotted(path: Sequence[str | int]) -> str:
     out = ""
     for part in path:
@@ -476,6 +485,21 @@ def _field_at(model: type[BaseModel], path: Sequence[str | int]) -> tuple[type[B
     if info is None:
         return (current if isinstance(current, type) and issubclass(current, BaseModel) else None), None
     return holder, info
+
+
+def _model_at(model: type[BaseModel], path: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model class whose fields a mapping at `path` is validated against, if any."""
+    current: Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        info = current.model_fields.get(part)
+        if info is None:
+            return None
+        current = _inner_model(info.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
 def _inner_model(annotation: Any) -> Any:
@@ -555,7 +579,7 @@ def _translate(model: type[BaseModel], error: Any) -> list[_Located]:
     if kind == "missing":
         return [_Located(path, "required field missing", True)]
     if kind == "extra_forbidden":
-        holder, _ = _field_at(model, path[:-1])
+        holder = _model_at(model, path[:-1])
         name = str(path[-1])
         hint = _suggest(name, holder.model_fields) if holder is not None else ""
         return [_Located(path, f"unknown field{hint}", True)]
@@ -575,10 +599,10 @@ def _translate(model: type[BaseModel], error: Any) -> list[_Located]:
         limit = span or f"at least {bounds.get('min_length')}"
         return [_Located(path, f"must be {limit} characters long; got {len(value)}", False)]
     if kind == "too_short":
-        return [_Located(path, f"needs at least {ctx.get('min_length')} item; got none", False)]
+        return [_Located(path, f"needs at least {ctx.get('min_length')} item; got none", True)]
     if kind == "too_long":
         count = len(value) if isinstance(value, list) else ctx.get("actual_length")
-        return [_Located(path, f"at most {ctx.get('max_length')} items; got {count}", False)]
+        return [_Located(path, f"at most {ctx.get('max_length')} items; got {count}", True)]
     if kind == "string_pattern_mismatch":
         return [
             _Located(
@@ -604,7 +628,11 @@ def _enum_message(values: list[str], value: Any, what: str) -> str:
     if len(values) <= 6:
         listed = ", ".join(f"`{v}`" for v in values[:-1]) + f" or `{values[-1]}`"
         return f"expected {listed}; got {got}"
-    near = difflib.get_close_matches(str(value), values, n=3, cutoff=0.0) if isinstance(value, str) else []
+    near: list[str] = []
+    if isinstance(value, str):
+        near = difflib.get_close_matches(value, values, n=3, cutoff=0.6) or difflib.get_close_matches(
+            value, values, n=3, cutoff=0.0
+        )
     nearest = f"; nearest: {', '.join(f'`{v}`' for v in near)}" if near else ""
     return f"{got} is not one of the {len(values)} allowed values{nearest} (all: `reconciler schema`)"
 
@@ -640,6 +668,7 @@ class _Draft:
 class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.incomplete = False  # some document could not be read: references to it cannot be judged
 
     def at(self, file: str, pos: Pos, where: str, message: str) -> None:
         self.problems.append(Problem(file, pos.line, pos.col, where, message))
@@ -678,10 +707,19 @@ def _manifest_files(paths: Sequence[Path], root: Path, out: _Collector) -> list[
     return [(found[key], key) for key in sorted(found)]
 
 
+def _yaml_where(data: Any, path: tuple[str | int, ...] | None) -> str:
+    address = ""
+    if isinstance(data, dict) and data.get("kind") in _DOCUMENTS and isinstance(data.get("metadata"), dict):
+        name = data["metadata"].get("name")
+        address = f"{data['kind']}/{name}" if isinstance(name, str) else ""
+    return ": ".join(part for part in (address, _dotted(path or ())) if part)
+
+
 def _decode(raw: bytes, file: str, out: _Collector) -> str | None:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        out.incomplete = True
         line = raw.count(b"\n", 0, exc.start) + 1
         col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         out.at(file, Pos(line, col), "", f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8")
@@ -691,6 +729,7 @@ def _decode(raw: bytes, file: str, out: _Collector) -> str | None:
 def _draft(doc: Document, file: str, base: Path, out: _Collector) -> _Draft | None:
     data = doc.data
     if not isinstance(data, dict):
+        out.incomplete = True
         out.at(
             file,
             doc.start,
@@ -700,6 +739,7 @@ def _draft(doc: Document, file: str, base: Path, out: _Collector) -> _Draft | No
         return None
     kind = data.get("kind")
     if kind not in _DOCUMENTS:
+        out.incomplete = True
         if "kind" not in data:
             out.at(file, doc.start, "kind", "required field missing; expected `Dataset`, `LoraModel` or `Generation`")
         else:
@@ -709,6 +749,7 @@ def _draft(doc: Document, file: str, base: Path, out: _Collector) -> _Draft | No
     metadata = data.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     draft = _Draft(kind, name if isinstance(name, str) else None, file, doc, base)
+    out.incomplete |= draft.name is None
     model = _DOCUMENTS[kind]
     try:
         draft.valid = model.model_validate(data)
@@ -816,15 +857,16 @@ def _cross_checks(drafts: list[_Draft], out: _Collector) -> None:
         spec = draft.raw_spec
         if draft.kind == "LoraModel" and isinstance(spec.get("dataset"), str):
             dataset = datasets.get(spec["dataset"])
-            if dataset is None:
-                hint = _suggest(spec["dataset"], datasets) if datasets else "; there is no Dataset in the manifests"
+            if dataset is None and not out.incomplete:
+                hint = _reference_hint(spec["dataset"], datasets, "Dataset")
                 out.draft(draft, ("spec", "dataset"), f"no Dataset named {describe(spec['dataset'])}{hint}")
-            else:
+            elif dataset is not None:
                 _training_images(draft, dataset, checked, counted, out)
         if draft.kind == "Generation" and isinstance(spec.get("loras"), list):
             for index, ref in enumerate(spec["loras"]):
-                if isinstance(ref, dict) and isinstance(ref.get("model"), str) and ref["model"] not in models:
-                    hint = _suggest(ref["model"], models) if models else "; there is no LoraModel in the manifests"
+                model = ref.get("model") if isinstance(ref, dict) else None
+                if isinstance(model, str) and model not in models and not out.incomplete:
+                    hint = _reference_hint(ref["model"], models, "LoraModel")
                     out.draft(
                         draft, ("spec", "loras", index, "model"), f"no LoraModel named {describe(ref['model'])}{hint}"
                     )
@@ -880,6 +922,7 @@ def load_manifests(paths: Sequence[Path], project_root: Path) -> ManifestSet:
             raw = path.read_bytes()
         except OSError as exc:
             out.at(display, Pos(1, 1), "", f"cannot read: {exc.strerror or exc}")
+            out.incomplete = True
             continue
         digest.update(f"{display}\0{len(raw)}\0".encode())
         digest.update(raw)
@@ -888,7 +931,9 @@ def load_manifests(paths: Sequence[Path], project_root: Path) -> ManifestSet:
             continue
         documents, yaml_problems = parse_documents(text)
         for problem in yaml_problems:
-            out.at(display, Pos(problem.line, problem.col), "", problem.message)
+            out.incomplete |= problem.fatal
+            where = _yaml_where(problem.document.data if problem.document else None, problem.path)
+            out.at(display, Pos(problem.line, problem.col), where, problem.message)
         for doc in documents:
             draft = _draft(doc, display, path.parent, out)
             if draft is None:

@@ -62,11 +62,14 @@ class Document:
         return self.key_pos(path[:-1]) if path else self.start
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class YamlProblem:
     line: int
     col: int
     message: str
+    fatal: bool = False  # the rest of the file could not be read
+    document: Document | None = None  # the document it is in, when known
+    path: Path_ | None = None  # the path in that document it is about, when known
 
 
 def _pos(node: Node) -> Pos:
@@ -89,21 +92,21 @@ class _Builder:
         if ident in self.done:
             return self.done[ident]
         if ident in self.active:
-            self._problem(node, "an alias refers to a node that contains it (recursive structure)")
+            self._problem(path, node, "an alias refers to a node that contains it (recursive structure)")
             return None
         self.active.add(ident)
         try:
             if isinstance(node, ScalarNode):
-                result = self._scalar(node)
+                result = self._scalar(path, node)
             elif isinstance(node, SequenceNode):
-                self._check_tag(node, _SEQ_TAGS)
+                self._check_tag(path, node, _SEQ_TAGS)
                 result = []
                 for index, item in enumerate(node.value):
                     self.doc.keys.setdefault((*path, index), _pos(item))
                     result.append(self.build(item, (*path, index)))
             else:
                 assert isinstance(node, MappingNode)
-                self._check_tag(node, _MAP_TAGS)
+                self._check_tag(path, node, _MAP_TAGS)
                 result = self._mapping(node, path)
         finally:
             self.active.discard(ident)
@@ -119,13 +122,15 @@ class _Builder:
                 merges.append(value_node)
                 continue
             if not isinstance(key_node, ScalarNode):
-                self._problem(key_node, "a key must be a plain string, not a list or mapping")
+                self._problem(path, key_node, "a key must be a plain string, not a list or mapping")
                 continue
             key = str(key_node.value)
             here = _pos(key_node)
             if key in first_seen:
                 first = first_seen[key]
-                self._problem(key_node, f"duplicate key `{key}` (first given at line {first.line}); remove one of them")
+                self._problem(
+                    (*path, key), key_node, f"duplicate key (first given at line {first.line}); remove one of them"
+                )
                 continue
             first_seen[key] = here
             if merged:
@@ -137,41 +142,44 @@ class _Builder:
             sources = merge.value if isinstance(merge, SequenceNode) else [merge]
             for source in sources:
                 if not isinstance(source, MappingNode):
-                    self._problem(source, "`<<` (merge) needs a mapping or a list of mappings")
+                    self._problem(path, source, "`<<` (merge) needs a mapping or a list of mappings")
                     continue
                 extra = self._mapping(source, path, merged=True)
                 for key, value in extra.items():
                     result.setdefault(key, value)
         return result
 
-    def _scalar(self, node: ScalarNode) -> Any:
+    def _scalar(self, path: Path_, node: ScalarNode) -> Any:
         if node.tag not in _SCALAR_TAGS:
             if node.tag.startswith("tag:yaml.org,2002:") and node.tag in self.scalars.yaml_constructors:
                 pass  # e.g. !!binary: construct it; validation will reject the type
             else:
-                self._problem(node, f"unsupported YAML tag `{node.tag}`")
+                self._problem(path, node, f"unsupported YAML tag `{node.tag}`")
                 return node.value
         try:
             return self.scalars.construct_object(node, deep=True)
         except (ConstructorError, ValueError, TypeError, OverflowError) as exc:
-            self._problem(node, f"cannot read this {node.tag.rsplit(':', 1)[-1]}: {exc}")
+            self._problem(path, node, f"cannot read this {node.tag.rsplit(':', 1)[-1]}: {exc}")
             return node.value
 
-    def _check_tag(self, node: Node, allowed: set[str]) -> None:
+    def _check_tag(self, path: Path_, node: Node, allowed: set[str]) -> None:
         if node.tag not in allowed:
-            self._problem(node, f"unsupported YAML tag `{node.tag}`")
+            self._problem(path, node, f"unsupported YAML tag `{node.tag}`")
 
-    def _problem(self, node: Node, message: str) -> None:
+    def _problem(self, path: Path_, node: Node, message: str) -> None:
         pos = _pos(node)
-        self.problems.append(YamlProblem(pos.line, pos.col, message))
+        self.problems.append(YamlProblem(pos.line, pos.col, message, document=self.doc, path=path))
 
 
-def _mark_problem(exc: yaml.MarkedYAMLError) -> YamlProblem:
+def _mark_problem(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     parts = [p for p in (exc.context, exc.problem) if p]
-    text = "; ".join(parts) if parts else "invalid YAML"
-    return YamlProblem(line, col, f"YAML syntax error: {text}")
+    message = "; ".join(parts) if parts else "invalid YAML"
+    lines = text.splitlines()
+    if 0 < line <= len(lines) and "\t" in lines[line - 1][:col]:
+        message += " (a tab: YAML indents with spaces only)"
+    return YamlProblem(line, col, f"YAML syntax error: {message}", fatal=True)
 
 
 def parse_documents(text: str) -> tuple[list[Document], list[YamlProblem]]:
@@ -194,9 +202,10 @@ def parse_documents(text: str) -> tuple[list[Document], list[YamlProblem]]:
                 continue
             documents.append(doc)
     except yaml.MarkedYAMLError as exc:
-        problems.append(_mark_problem(exc))
+        problems.append(_mark_problem(exc, text))
     except yaml.YAMLError as exc:  # e.g. a reader error on a control character
-        problems.append(YamlProblem(1, 1, f"YAML error: {exc}"))
+        problems.append(YamlProblem(1, 1, f"YAML error: {exc}", fatal=True))
     except RecursionError:
-        problems.append(YamlProblem(1, 1, "YAML nesting too deep"))
-    return documents, sorted(set(problems), key=lambda p: (p.line, p.col, p.message))
+        problems.append(YamlProblem(1, 1, "YAML nesting too deep", fatal=True))
+    unique = {(p.line, p.col, p.message): p for p in problems}  # a node reached through aliases reports once
+    return documents, [unique[key] for key in sorted(unique)]
