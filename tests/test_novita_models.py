@@ -7,10 +7,10 @@ import contextlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from novita_fixtures import JPEG, PNG, WEBP
 
 from reconciler.novita import TaskResult, TrainingStatus, TrainingTask, redact_url, sniff_image_format
 from reconciler.novita.wire import _parse_error_body, normalize_extension
+from tests.novita_fixtures import JPEG, PNG, WEBP
 
 
 def test_training_task_docs_example() -> None:

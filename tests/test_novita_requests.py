@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from novita_fixtures import API_KEY, BASE, jresp, make_client, nerror, run
 
 from reconciler.errors import ConfigError, NovitaError
 from reconciler.novita import DEFAULT_BASE_URL, USER_AGENT, NovitaClient, error_detail
+from tests.novita_fixtures import API_KEY, BASE, jresp, make_client, nerror, run
 
 
 def _api_headers_ok(request: httpx.Request) -> None:

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
-from novita_fixtures import Sleeps, jresp, make_client, nerror, run
 
 from reconciler.errors import AmbiguousSubmitError, NovitaError, NovitaTransportError
 from reconciler.novita import RetryInfo
+from tests.novita_fixtures import Sleeps, jresp, make_client, nerror, run
 
 OK_STATUS = {"task_id": "t", "task_status": "TRAINING"}
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from novita_fixtures import API_KEY, PNG, jresp, make_client, nerror, run
 
 from reconciler.errors import NovitaError
 from reconciler.novita import NovitaClient
+from tests.novita_fixtures import API_KEY, PNG, jresp, make_client, nerror, run
 
 
 def test_repr_and_str_hide_the_key() -> None:

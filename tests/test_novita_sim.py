@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from novita_fixtures import API_KEY, JPEG, PNG, run
 
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.novita import NovitaClient, RetryInfo, TrainingStatus
+from tests.novita_fixtures import API_KEY, JPEG, PNG, run
 
 sim_app = pytest.importorskip("reconciler.sim.app", reason="the simulator has not landed yet")
 sim_config = pytest.importorskip("reconciler.sim.config")

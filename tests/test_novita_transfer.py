@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from novita_fixtures import API_KEY, JPEG, PNG, WEBP, Sleeps, jresp, make_client, run
 
 from reconciler.errors import NovitaError
 from reconciler.novita import NovitaClient
+from tests.novita_fixtures import API_KEY, JPEG, PNG, WEBP, Sleeps, jresp, make_client, run
 
 EXPIRED = (
     b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
