@@ -107,7 +107,7 @@ class ImageItem(_Model):
 def _image_entry_tag(value: Any) -> str | None:
     if isinstance(value, str):
         return "_str"
-    if isinstance(value, dict):
+    if isinstance(value, dict | ImageItem):  # a mapping when validating, an ImageItem when serialising
         return "_item"
     return None
 
@@ -709,7 +709,7 @@ def _manifest_files(paths: Sequence[Path], root: Path, out: _Collector) -> list[
 
 def _yaml_where(data: Any, path: tuple[str | int, ...] | None) -> str:
     address = ""
-    if isinstance(data, dict) and data.get("kind") in _DOCUMENTS and isinstance(data.get("metadata"), dict):
+    if isinstance(data, dict) and str(data.get("kind")) in _DOCUMENTS and isinstance(data.get("metadata"), dict):
         name = data["metadata"].get("name")
         address = f"{data['kind']}/{name}" if isinstance(name, str) else ""
     return ": ".join(part for part in (address, _dotted(path or ())) if part)
@@ -738,7 +738,7 @@ def _draft(doc: Document, file: str, base: Path, out: _Collector) -> _Draft | No
         )
         return None
     kind = data.get("kind")
-    if kind not in _DOCUMENTS:
+    if not isinstance(kind, str) or kind not in _DOCUMENTS:
         out.incomplete = True
         if "kind" not in data:
             out.at(file, doc.start, "kind", "required field missing; expected `Dataset`, `LoraModel` or `Generation`")
