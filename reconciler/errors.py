@@ -64,7 +64,12 @@ class ConfigError(ReconcilerError):
 
 
 class NovitaError(ReconcilerError):
-    """Novita answered with an error (or could not be reached). Never carries the API key."""
+    """Novita answered with an error (or could not be reached). Never carries the API key.
+
+    `message` is Novita's own text (from the error body), when there was one.
+    """
+
+    message: str = ""
 
     def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
         super().__init__(message)

@@ -192,9 +192,7 @@ class Plan:
 
     @property
     def generation_images(self) -> int:
-        return sum(
-            c.images for c in self.changes if c.kind == "Generation" and c.action in ("create", "replace")
-        )
+        return sum(c.images for c in self.changes if c.kind == "Generation" and c.action in ("create", "replace"))
 
     @property
     def forgets(self) -> int:
@@ -332,12 +330,11 @@ def plan(
 
 def _desired_has(desired: Desired, addr: str) -> bool:
     kind, _, name = addr.partition("/")
-    table: Mapping[str, object] = {
-        "Dataset": desired.datasets,
-        "LoraModel": desired.models,
-        "Generation": desired.generations,
-    }.get(kind, {})
-    return name in table
+    if kind == "Dataset":
+        return name in desired.datasets
+    if kind == "LoraModel":
+        return name in desired.models
+    return kind == "Generation" and name in desired.generations
 
 
 def _refresh_summary(ctx: _Ctx) -> RefreshSummary:
@@ -346,9 +343,7 @@ def _refresh_summary(ctx: _Ctx) -> RefreshSummary:
     ours_names |= {e.task_name for e in ctx.state.resources.values() if e.task_name}
     ours = sum(1 for t in ctx.remote.trainings if t.task_name in ours_names)
     in_flight = sum(
-        1
-        for e in ctx.state.resources.values()
-        if e.kind == "LoraModel" and e.status in ("submitting", "training")
+        1 for e in ctx.state.resources.values() if e.kind == "LoraModel" and e.status in ("submitting", "training")
     )
     return RefreshSummary(ctx.remote.pages, len(ctx.remote.trainings), ours, in_flight)
 
@@ -390,9 +385,7 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
             ctx.model_names[model.name] = entry.model_name
             return None
         if entry.status in ("submitting", "training"):
-            task = (remote.by_id(entry.task_id) if remote and entry.task_id else None) or (
-                live[0] if live else None
-            )
+            task = (remote.by_id(entry.task_id) if remote and entry.task_id else None) or (live[0] if live else None)
             if remote is None:
                 ctx.model_names[model.name] = None
                 return change(
@@ -403,9 +396,7 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
             if task is None:
                 ctx.model_names[model.name] = None
                 if entry.status == "submitting":
-                    return change(
-                        "create", f"a previous submit of {model.task_name} never reached Novita: train it"
-                    )
+                    return change("create", f"a previous submit of {model.task_name} never reached Novita: train it")
                 return change("replace", f"training {model.task_name} vanished from the account: retrain")
             if task.failed:
                 ctx.model_names[model.name] = None
@@ -429,9 +420,7 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
             return _adopt(ctx, model, live[0], before, after)
         ctx.model_names[model.name] = None
         why = f" ({entry.reason})" if entry.reason else ""
-        return change(
-            "replace", f"the previous training {entry.task_name} failed{why}: retrain as {model.task_name}"
-        )
+        return change("replace", f"the previous training {entry.task_name} failed{why}: retrain as {model.task_name}")
 
     if live:
         return _adopt(ctx, model, live[0], before, after)
@@ -529,9 +518,7 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
             return change(
                 "create",
                 f"{shape}; a previous apply stopped while submitting it",
-                notes=(
-                    "(Novita cannot list generation tasks: if that submit reached it, it ran once already)",
-                ),
+                notes=("(Novita cannot list generation tasks: if that submit reached it, it ran once already)",),
             )
         why = f" ({entry.reason})" if entry.reason else ""
         return change("replace", f"the previous run failed{why}: run it again")
@@ -545,9 +532,7 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
     if entry is None:
         return change("create", shape)
     changed_models = [
-        m
-        for m in gen.lora_models
-        if names.get(m) and entry.models.get(m) and names.get(m) != entry.models.get(m)
+        m for m in gen.lora_models if names.get(m) and entry.models.get(m) and names.get(m) != entry.models.get(m)
     ]
     if changed_models:
         deps = ", ".join(f"LoraModel/{m}" for m in changed_models)
@@ -574,9 +559,7 @@ def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> Resour
     training = [
         c
         for c in changes
-        if c.kind == "LoraModel"
-        and c.action in ("create", "replace")
-        and ctx.desired.models[c.name].dataset == name
+        if c.kind == "LoraModel" and c.action in ("create", "replace") and ctx.desired.models[c.name].dataset == name
     ]
     needed = {i.sha256 for c in training for i in ctx.desired.models[c.name].images}
     uploads = tuple(sorted({h for c in training for h in c.uploads}))
@@ -589,9 +572,7 @@ def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> Resour
         reason = f"{len(dataset.images)} images, nothing to upload (no training needs them)"
     after = dataset.attributes()
     if entry is None:
-        return ResourceChange(
-            dataset.address, "create", reason, after=after, uploads=uploads, already_uploaded=already
-        )
+        return ResourceChange(dataset.address, "create", reason, after=after, uploads=uploads, already_uploaded=already)
     return ResourceChange(
         dataset.address,
         "replace",

@@ -154,24 +154,30 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.state = read_state(path)
-        self._disk: tuple[str, int] | None = (
-            (self.state.lineage, self.state.serial) if path.exists() else None
-        )
+        self._disk: tuple[str, int] | None = (self.state.lineage, self.state.serial) if path.exists() else None
+        self._stat = _stat(path)
 
     @property
     def backup_path(self) -> Path:
         return self.path.with_name(self.path.name + ".backup")
 
     def save(self) -> None:
-        on_disk = _header(self.path)
-        if on_disk != self._disk:
+        """Serialise and write the state now (the synchronous path used by single-step commands)."""
+        self.write(self.render())
+
+    def render(self) -> str:
+        """The next version of the file as text (serial incremented). Call `write` with it next."""
+        self.state.serial += 1
+        data = self.state.model_dump(mode="json")
+        return json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def write(self, text: str) -> None:
+        """Atomically replace the file with `text`, keeping the previous version as `.backup`."""
+        if _stat(self.path) != self._stat and (on_disk := _header(self.path)) != self._disk:
             raise StateError(
                 f"{self.path} changed on disk while reconciler was running "
                 f"(expected lineage/serial {self._disk}, found {on_disk}); refusing to overwrite it."
             )
-        self.state.serial += 1
-        data = self.state.model_dump(mode="json", exclude_defaults=False)
-        text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -187,6 +193,15 @@ class StateStore:
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
         self._disk = (self.state.lineage, self.state.serial)
+        self._stat = _stat(self.path)
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -1,0 +1,134 @@
+"""Generation outputs on disk: what is there (for the planner), and writing images and sidecars.
+
+Each generation's folder holds `<name>-<n>.<ext>` images and a `<name>.reconciler.json` sidecar with the
+exact request, the seed, the identity hash and each image's sha256, so that after a state loss a
+generation whose images are still on disk is adopted, not paid for again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+from reconciler.desired import Desired, DesiredGeneration
+from reconciler.hashing import HashCache, sha256_file
+from reconciler.plan import OutputFacts
+from reconciler.state import State
+
+SIDECAR_SUFFIX = ".reconciler.json"
+
+
+def sidecar_path(gen: DesiredGeneration) -> Path:
+    return gen.output_dir / f"{gen.name}{SIDECAR_SUFFIX}"
+
+
+def image_path(gen: DesiredGeneration, index: int, ext: str) -> Path:
+    return gen.output_dir / f"{gen.name}-{index + 1}.{'jpg' if ext == 'jpeg' else ext}"
+
+
+def observe(desired: Desired, state: State, cache: HashCache, project_root: Path) -> dict[str, OutputFacts]:
+    """For every desired generation: are the files the state records intact, and what the sidecar says."""
+    facts: dict[str, OutputFacts] = {}
+    for gen in desired.generations.values():
+        entry = state.entry(gen.address)
+        recorded = [(project_root / f.path, f.sha256) for f in entry.files] if entry else []
+        intact, missing = _check(recorded, cache)
+        sidecar = _read_sidecar(sidecar_path(gen))
+        side_id = side_task = side_seed = None
+        side_files: tuple[tuple[str, str], ...] = ()
+        if sidecar is not None:
+            files = [(gen.output_dir / str(i.get("file", "")), str(i.get("sha256", ""))) for i in sidecar["images"]]
+            ok, _ = _check(files, cache)
+            if ok and files:
+                side_id = str(sidecar.get("identity") or "") or None
+                side_task = sidecar.get("task_id")
+                side_seed = sidecar.get("seed")
+                side_files = tuple((_rel(p, project_root), h) for p, h in files)
+        facts[gen.address] = OutputFacts(
+            files_intact=bool(recorded) and intact,
+            missing=missing,
+            sidecar_identity=side_id,
+            sidecar_files=side_files,
+            sidecar_task_id=str(side_task) if side_task else None,
+            sidecar_seed=str(side_seed) if side_seed is not None else None,
+        )
+    return facts
+
+
+def _check(files: list[tuple[Path, str]], cache: HashCache) -> tuple[bool, int]:
+    present = [p for p, _ in files if p.is_file()]
+    hashes = cache.hash_many(present) if present else {}
+    missing = sum(1 for p, h in files if hashes.get(p) != h)
+    return missing == 0, missing
+
+
+def _read_sidecar(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        return None
+    if not all(isinstance(i, dict) for i in data["images"]):
+        return None
+    return data
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def write_sidecar(gen: DesiredGeneration, record: dict[str, Any]) -> None:
+    """Atomically write the generation's sidecar (temp file, fsync, rename)."""
+    path = sidecar_path(gen)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(record, fh, indent=2, sort_keys=True, ensure_ascii=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def add_png_parameters(path: Path, text: str) -> str:
+    """Insert a `parameters` tEXt chunk after IHDR (the convention image viewers read), atomically.
+
+    Returns the new sha256. Non-PNG files are left as they are.
+    """
+    data = path.read_bytes()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n") or data[12:16] != b"IHDR":
+        return sha256_file(path)
+    ihdr_end = 8 + 8 + struct.unpack(">I", data[8:12])[0] + 4
+    payload = b"parameters\x00" + text.encode("latin-1", "replace")
+    chunk = struct.pack(">I", len(payload)) + b"tEXt" + payload
+    chunk += struct.pack(">I", zlib.crc32(b"tEXt" + payload) & 0xFFFFFFFF)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data[:ihdr_end] + chunk + data[ihdr_end:])
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return sha256_file(path)
+
+
+def remove_files(files: list[tuple[Path, str]]) -> tuple[int, int]:
+    """--prune: delete files whose content still has the recorded hash. Returns (removed, kept)."""
+    removed = kept = 0
+    for path, digest in files:
+        try:
+            if path.is_file() and sha256_file(path) == digest:
+                path.unlink()
+                removed += 1
+            elif path.exists():
+                kept += 1
+        except OSError:
+            kept += 1
+    return removed, kept

@@ -1,0 +1,106 @@
+"""Apply's progress: one event stream, three views (live terminal, one line per event, JSON lines).
+
+Reporters only display; they never decide. The applier calls `emit(event, address, message, **data)`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Protocol, TextIO
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h}h{m:02d}m{s:02d}s"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"
+
+
+class Reporter(Protocol):
+    def emit(self, event: str, address: str | None = None, message: str = "", **data: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LineReporter:
+    """CI: one timestamped line per event."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self._last_progress: dict[str, str] = {}
+
+    def emit(self, event: str, address: str | None = None, message: str = "", **data: Any) -> None:
+        if event == "task_progress" and address is not None:
+            if self._last_progress.get(address) == message:
+                return
+            self._last_progress[address] = message
+        stamp = time.strftime("%H:%M:%S")
+        text = f"{stamp} {address} {message}" if address else f"{stamp} {message}"
+        print(text, file=self.out, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class JsonReporter:
+    """`--json`: one JSON object per line per event, for CI tools."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+
+    def emit(self, event: str, address: str | None = None, message: str = "", **data: Any) -> None:
+        record = {"ts": round(time.time(), 3), "event": event, "address": address, "message": message, **data}
+        print(json.dumps(record, ensure_ascii=False, default=str), file=self.out, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class LiveReporter:
+    """A terminal: a live table of uploads and of each training and generation, events printed above."""
+
+    QUIET = frozenset({"task_progress", "upload"})
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(stderr=False)
+        self.rows: dict[str, str] = {}
+        self.uploaded = 0
+        self.upload_bytes = 0
+        self.started = time.monotonic()
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
+        self.live.start()
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        if self.uploaded:
+            table.add_row("uploads", f"{self.uploaded} images, {self.upload_bytes / 1e6:.1f} MB")
+        for address, status in self.rows.items():
+            table.add_row(address, status)
+        table.add_row("elapsed", fmt_duration(time.monotonic() - self.started))
+        return table
+
+    def emit(self, event: str, address: str | None = None, message: str = "", **data: Any) -> None:
+        if event == "upload":
+            self.uploaded += 1
+            self.upload_bytes += int(data.get("bytes", 0))
+        elif address is not None:
+            self.rows[address] = message
+        if event not in self.QUIET:
+            self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {address + ' ' if address else ''}{message}")
+        self.live.update(self._render())
+
+    def close(self) -> None:
+        self.live.stop()

@@ -1,0 +1,108 @@
+"""The edge where a command's inputs are assembled: manifests + hashes, the state, and a Novita connection.
+
+`--sim` starts the simulator in this process on its own account (`state/.sim/`) and state file
+(`state/sim.json`), so the whole workflow runs with no account and no key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.desired import Desired, build_desired
+from reconciler.errors import ConfigError
+from reconciler.hashing import HashCache
+
+if TYPE_CHECKING:
+    from reconciler.novita import NovitaClient
+
+DEFAULT_STATE = Path("state/state.json")
+SIM_STATE = Path("state/sim.json")
+SIM_DATA = Path("state/.sim")
+SIM_KEY = "sim-local-key"  # the in-process simulator accepts any key; this one is not a secret
+
+
+@dataclass
+class Settings:
+    root: Path
+    files: list[Path]
+    state_path: Path
+    sim: bool = False
+    lock_timeout: float = 0.0
+    targets: list[str] = field(default_factory=list)
+
+    @classmethod
+    def make(
+        cls,
+        files: tuple[str, ...],
+        state: str | None,
+        sim: bool,
+        lock_timeout: float = 0.0,
+        targets: tuple[str, ...] = (),
+    ) -> Settings:
+        root = Path.cwd()
+        state_path = Path(state) if state else (SIM_STATE if sim else DEFAULT_STATE)
+        return cls(root, [Path(f) for f in files] or [Path("manifests")], state_path, sim, lock_timeout, list(targets))
+
+    @property
+    def cache_file(self) -> Path:
+        return self.state_path.with_name(f".{self.state_path.stem}.hashcache.json")
+
+
+def load_desired(settings: Settings) -> tuple[Desired, HashCache]:
+    """Validate the manifests and hash their images (through the stat cache). No network."""
+    from reconciler.manifest import load_manifests
+
+    manifests = load_manifests(settings.files, settings.root)
+    cache = HashCache(settings.cache_file)
+    desired = build_desired(manifests, cache, settings.root)
+    return desired, cache
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str | None
+    api_key: str | None  # None: read NOVITA_API_KEY when the client is made
+
+
+@contextlib.contextmanager
+def novita_endpoint(settings: Settings) -> Iterator[Endpoint]:
+    """Where to send requests: the in-process simulator under --sim, else NOVITA_API_BASE / api.novita.ai."""
+    if not settings.sim:
+        if not os.environ.get("NOVITA_API_KEY", "").strip():
+            raise ConfigError(
+                "NOVITA_API_KEY is not set: export your Novita API key, or add --sim to use the local simulator"
+            )
+        yield Endpoint(None, None)
+        return
+    from reconciler.sim.config import SimConfig
+    from reconciler.sim.server import running_simulator
+
+    config_file = os.environ.get("RECONCILER_SIM_CONFIG")
+    config = SimConfig.from_file(Path(config_file)) if config_file else SimConfig()
+    data = settings.state_path.parent / SIM_DATA.name
+    data.mkdir(parents=True, exist_ok=True)
+    with running_simulator(config, data) as sim:
+        yield Endpoint(sim.base_url, SIM_KEY)
+
+
+def make_client(endpoint: Endpoint) -> NovitaClient:
+    from reconciler.novita import NovitaClient
+
+    if endpoint.api_key is None:
+        return NovitaClient.from_env(endpoint.base_url)
+    return NovitaClient(endpoint.api_key, endpoint.base_url or "")
+
+
+def sim_poll_intervals() -> tuple[float, float]:
+    """Training and generation poll intervals that suit the simulator's short durations."""
+    return 0.5, 0.25
+
+
+def dump_json(value: object) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
