@@ -214,6 +214,11 @@ class Account:
             self.save()
             return dict(asset)
 
+    def asset(self, assets_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            asset = self.assets.get(assets_id)
+            return dict(asset) if asset else None
+
     def store_upload(self, assets_id: str, data: bytes) -> None:
         with self._lock:
             asset = self.assets[assets_id]

@@ -401,7 +401,7 @@ async def upload(request: Request, call: Call) -> Response:
     refused = storage.check_request(account.secret, "PUT", request.url.path, request.query_params, headers, now)
     if refused:
         return _s3(refused)
-    asset = account.assets.get(assets_id)
+    asset = account.asset(assets_id)
     if asset is None or name != f"{assets_id}.{asset['ext']}":
         return _s3(storage.S3Error(403, "AccessDenied", "Access Denied"))
     if asset["expire_early"]:

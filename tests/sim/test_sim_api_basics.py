@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -111,7 +112,7 @@ def test_storage_refuses_the_api_key(sim: Sim) -> None:
 def test_storage_refuses_chunked_put(sim: Sim) -> None:
     asset = _asset(sim)
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         yield b"abc"
 
     response = sim.client.put(asset["upload_url"], content=chunks())

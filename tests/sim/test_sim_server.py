@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -64,7 +65,7 @@ def test_storage_rules_over_a_socket() -> None:
         asset = c.post("/v3/assets/training_dataset", json={"file_extension": "png"}, headers=AUTH).json()
         assert asset["upload_url"].startswith(sim.base_url)
 
-        def chunks():  # type: ignore[no-untyped-def]
+        def chunks() -> Iterator[bytes]:
             yield b"abc"
 
         assert c.put(asset["upload_url"], content=chunks()).status_code == 501
