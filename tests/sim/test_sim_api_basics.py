@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import AUTH, KEY, Sim, image_bytes, make_sim
+from sim_helpers import AUTH, KEY, Sim, image_bytes, make_sim
 
 from reconciler.sim.config import SimConfig
 

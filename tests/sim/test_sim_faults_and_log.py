@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KEY, Sim, generation_body, make_sim, training_body
+from sim_helpers import KEY, Sim, generation_body, make_sim, training_body
 
 from reconciler.sim.account import key_hint
 from reconciler.sim.config import ConfigError, FaultConfig, SimConfig

@@ -8,8 +8,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import AUTH, Sim, generation_body, image_bytes, make_sim
 from PIL import Image
+from sim_helpers import AUTH, Sim, generation_body, image_bytes, make_sim
 
 from reconciler.sim.config import SimConfig
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import generation_body, make_sim, training_body
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sim_helpers import generation_body, make_sim, training_body
 
 JSON = st.recursive(
     st.none()

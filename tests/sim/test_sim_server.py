@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import AUTH, generation_body
+from sim_helpers import AUTH, generation_body
 
 from reconciler.sim.cli import sim as sim_group
 from reconciler.sim.config import SimConfig

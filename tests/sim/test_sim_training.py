@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import Sim, make_sim, training_body
+from sim_helpers import Sim, make_sim, training_body
 
 from reconciler.sim.config import SimConfig
 
