@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -215,3 +216,35 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
     new_asset = second.upload()
     assert new_asset not in first.account.assets  # the RNG does not repeat ids after a restart
     assert second.account.boots == 1
+
+
+def test_latency_fault_delays_answers() -> None:
+    s = faulty("latency=0.05")
+    started = time.monotonic()
+    assert s.get("/v3/training").status_code == 200
+    assert time.monotonic() - started >= 0.05
+
+
+def test_storage_5xx_is_s3_xml() -> None:
+    s = faulty("upload:5xx=1")
+    asset = s.post("/v3/assets/training_dataset", {"file_extension": "png"}).json()
+    response = s.client.put(asset["upload_url"], content=b"x")
+    assert response.status_code in (500, 502, 503) and response.content.startswith(b"<?xml")
+    assert not s.account.assets[asset["assets_id"]]["uploaded"]
+
+
+def test_config_from_json(tmp_path: Path) -> None:
+    path = tmp_path / "sim.json"
+    path.write_text(
+        json.dumps(
+            {"api_keys": ["a", "b"], "training_total_seconds": 10, "ipm_txt2img": 0,
+             "faults": {"specs": ["txt2img:429=0.5"], "training_fail": 0.25}}
+        )
+    )  # fmt: skip
+    config = SimConfig.from_file(path)
+    assert config.api_keys == frozenset({"a", "b"})
+    assert (config.training_queue_seconds, config.training_seconds, config.deploy_seconds) == (2.0, 6.0, 2.0)
+    assert config.faults.rate("txt2img", "429") == 0.5 and config.faults.training_fail == 0.25
+    path.write_text(json.dumps({"ipm": 3}))
+    with pytest.raises(ConfigError, match="unknown field"):
+        SimConfig.from_file(path)
