@@ -22,7 +22,7 @@ from typing import Any
 from reconciler.desired import Desired, DesiredGeneration, DesiredImage, DesiredModel
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.novita import NovitaClient, error_detail
-from reconciler.outputs import add_png_parameters, image_path, remove_files, write_sidecar
+from reconciler.outputs import SIDECAR_SUFFIX, add_png_parameters, image_path, remove_files, write_sidecar
 from reconciler.plan import OutputFacts, Plan, ResourceChange
 from reconciler.progress import Reporter, fmt_duration
 from reconciler.state import FileRecord, ImageRecord, ResourceEntry, StateStore, now_iso
@@ -182,12 +182,19 @@ class Applier:
                 self._forget(change)
         await self.commit()
         for change in plan.changes:
-            if change.kind == "LoraModel":
+            if change.kind == "LoraModel" and change.action != "forget":
                 self._models[change.name] = asyncio.create_task(self._guard(change, self._model(change)))
         gens = [
-            asyncio.create_task(self._guard(c, self._generation(c))) for c in plan.changes if c.kind == "Generation"
+            asyncio.create_task(self._guard(c, self._generation(c)))
+            for c in plan.changes
+            if c.kind == "Generation" and c.action != "forget"
         ]
-        await asyncio.gather(*self._models.values(), *gens)
+        outcomes = await asyncio.gather(*self._models.values(), *gens, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, (ResourceFailed, Skipped, Interrupted, NovitaError)
+            ):
+                raise outcome  # a bug, not a resource failure: show the traceback
         await self.commit()
         self.result.interrupted = self.stop.is_set()
         self.result.still_running = sorted(
@@ -264,6 +271,9 @@ class Applier:
         message = "forgotten"
         if entry is not None and entry.kind == "Generation" and self.options.prune and entry.files:
             removed, kept = remove_files([(self.root / f.path, f.sha256) for f in entry.files])
+            if entry.output:
+                sidecar = self.root / entry.output / f"{entry.name}{SIDECAR_SUFFIX}"
+                sidecar.unlink(missing_ok=True)
             self.result.pruned += removed
             message += f"; pruned {removed} image{'s' if removed != 1 else ''}"
             if kept:
@@ -274,20 +284,28 @@ class Applier:
 
     async def _upload(self, image: DesiredImage) -> str:
         """The assets_id of an image: from state, from an upload under way, or uploaded now (once per hash)."""
+        pending = self._uploads.get(image.sha256)
+        if pending is not None:  # being uploaded by another training of this apply
+            return await asyncio.shield(pending)
         known = self.state.images.get(image.sha256)
         if known is not None:
             return known.assets_id
-        pending = self._uploads.get(image.sha256)
-        if pending is not None:
-            return await asyncio.shield(pending)
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._uploads[image.sha256] = future
+
+        async def record_ticket(assets_id: str) -> None:
+            # Recorded before the bytes go out: a kill after the PUT completes then costs no second upload.
+            self.state.images[image.sha256] = ImageRecord(
+                assets_id=assets_id, format=image.format, uploaded_at=now_iso(), status="pending"
+            )
+            await self.commit()
+
         try:
             async with self.slots:
                 self._check_stop()
                 size = image.path.stat().st_size
-                assets_id = await self.client.upload_image(image.path, image.format)
+                assets_id = await self.client.upload_image(image.path, image.format, on_ticket=record_ticket)
             self.state.images[image.sha256] = ImageRecord(
                 assets_id=assets_id, format=image.format, uploaded_at=now_iso()
             )
@@ -382,7 +400,7 @@ class Applier:
         entry = self._model_entry(model, "submitting", None)
         await self.commit()  # recorded before the POST: a kill after it is resolved by the task name
         task_id: str | None = None
-        retried_assets = False
+        asset_rounds = 0
         while task_id is None:
             try:
                 task_id = await self.client.create_training(
@@ -402,16 +420,22 @@ class Applier:
                     break
                 task_id = await self.client.create_training(model.task_type, model.training_body(assets))  # type: ignore[arg-type]
             except NovitaError as exc:
-                rejected = [h for h, a in assets.items() if a and a in str(exc)]
-                if exc.status == 400 and rejected and not retried_assets:
-                    # Novita forgot those assets (retention is undocumented): upload them again, once.
-                    retried_assets = True
-                    for h in rejected:
+                if exc.status == 400 and "assets_id" in str(exc) and asset_rounds <= len(assets):
+                    # Novita does not know an asset: an upload a kill interrupted (recorded as pending), or one
+                    # it no longer keeps (retention is undocumented). Upload again only what it names; if it
+                    # names none, the unconfirmed ones, then all. A refused create costs nothing.
+                    asset_rounds += 1
+                    named = {h for h, a in assets.items() if a and a in str(exc)}
+                    pending = {
+                        h for h in assets if (rec := self.state.images.get(h)) is None or rec.status != "uploaded"
+                    }
+                    again = named or (pending if asset_rounds == 1 and pending else set(assets))
+                    for h in again:
                         self.state.images.pop(h, None)
                     self.report.emit(
-                        "upload",
+                        "reupload",
                         model.address,
-                        f"Novita no longer knows {len(rejected)} uploaded image(s): uploading them again",
+                        f"Novita does not know {len(again)} uploaded image(s): uploading them again",
                     )
                     assets = await self._upload_all(model)
                     continue

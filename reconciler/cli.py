@@ -68,6 +68,13 @@ def sim_option(f: F) -> F:
 
 
 def target_option(f: F) -> F:
+    f = click.option(
+        "--replace",
+        "replace",
+        multiple=True,
+        metavar="ADDR",
+        help="Train or generate this resource again even though nothing changed (repeatable).",
+    )(f)
     return click.option(
         "--target",
         "targets",
@@ -122,14 +129,19 @@ def schema(kind: str | None) -> None:
 
 
 def _settings(
-    files: tuple[str, ...], state_path: str | None, sim: bool, lock_timeout: float = 0.0, targets: tuple[str, ...] = ()
+    files: tuple[str, ...],
+    state_path: str | None,
+    sim: bool,
+    lock_timeout: float = 0.0,
+    targets: tuple[str, ...] = (),
+    replace: tuple[str, ...] = (),
 ) -> Settings:
     from reconciler.workspace import Settings
 
-    return Settings.make(files, state_path, sim, lock_timeout, targets)
+    return Settings.make(files, state_path, sim, lock_timeout, targets, replace)
 
 
-def _check_targets(desired: Desired, state: State, targets: list[str]) -> None:
+def _check_targets(desired: Desired, state: State, targets: list[str], option: str = "--target") -> None:
     known = set(desired.addresses()) | set(state.resources)
     unknown = [t for t in targets if t not in known]
     if unknown:
@@ -139,7 +151,7 @@ def _check_targets(desired: Desired, state: State, targets: list[str]) -> None:
         for t in unknown:
             near = difflib.get_close_matches(t, sorted(known), n=1)
             hints.append(f"{t}" + (f" (did you mean {near[0]}?)" if near else ""))
-        raise click.BadParameter("no such resource: " + ", ".join(hints), param_hint="--target")
+        raise click.BadParameter("no such resource: " + ", ".join(hints), param_hint=option)
 
 
 def _make_plan(
@@ -162,7 +174,7 @@ def _make_plan(
 
         remote = asyncio.run(go())
     outputs = observe(desired, state, cache, settings.root)
-    result = make_plan(desired, state, remote, outputs, settings.targets)
+    result = make_plan(desired, state, remote, outputs, settings.targets, settings.replace)
     cache.save()
     return result, remote
 
@@ -203,6 +215,7 @@ def plan(
     lock_timeout: float,
     sim: bool,
     targets: tuple[str, ...],
+    replace: tuple[str, ...],
     out: str | None,
     as_json: bool,
     fmt: str,
@@ -219,10 +232,11 @@ def plan(
     from reconciler.state import read_state
     from reconciler.workspace import novita_endpoint
 
-    settings = _settings(files, state_path, sim, lock_timeout, targets)
+    settings = _settings(files, state_path, sim, lock_timeout, targets, replace)
     desired, cache = load_desired_checked(settings)
     state = read_state(settings.state_path)
     _check_targets(desired, state, settings.targets)
+    _check_targets(desired, state, settings.replace, "--replace")
     if refresh:
         with novita_endpoint(settings) as endpoint:
             result, _ = _make_plan(settings, desired, cache, state, endpoint)
@@ -288,6 +302,7 @@ def apply(
     lock_timeout: float,
     sim: bool,
     targets: tuple[str, ...],
+    replace: tuple[str, ...],
     auto_approve: bool,
     parallelism: int,
     prune: bool,
@@ -307,13 +322,15 @@ def apply(
     from reconciler.state import StateLock, StateStore
     from reconciler.workspace import novita_endpoint, sim_poll_intervals
 
-    if planfile and targets:
-        raise click.UsageError("--target cannot be combined with a saved plan: pass it to `plan --out` instead")
+    if planfile and (targets or replace):
+        raise click.UsageError(
+            "--target and --replace cannot be combined with a saved plan: pass them to `plan --out` instead"
+        )
     if not auto_approve and not planfile and not sys.stdin.isatty():
         raise click.UsageError(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
-    settings = _settings(files, state_path, sim, lock_timeout, targets)
+    settings = _settings(files, state_path, sim, lock_timeout, targets, replace)
     desired, cache = load_desired_checked(settings)
     out = sys.stderr if as_json else sys.stdout
     with StateLock(settings.state_path, timeout=lock_timeout, command="apply") as lock:
@@ -327,6 +344,7 @@ def apply(
             )
         store = StateStore(settings.state_path)
         _check_targets(desired, store.state, settings.targets)
+        _check_targets(desired, store.state, settings.replace, "--replace")
         with novita_endpoint(settings) as endpoint:
             if planfile:
                 from reconciler.outputs import observe
@@ -355,7 +373,8 @@ def apply(
                         click.echo("Apply cancelled; nothing changed.")
                         return
             if the_plan.empty:
-                click.echo("No changes. Novita matches the manifests.", file=out)
+                if planfile:
+                    click.echo("No changes. Novita matches the manifests.", file=out)
                 return
             train_poll, gen_poll = sim_poll_intervals() if sim else (10.0, 1.0)
             if poll_interval is not None:

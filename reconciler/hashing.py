@@ -48,12 +48,7 @@ class HashCache:
         key = str(path)
         st = path.stat()
         entry = self._entries.get(key)
-        if (
-            entry is not None
-            and entry[0] == st.st_size
-            and entry[1] == st.st_mtime_ns
-            and entry[2] == st.st_ino
-        ):
+        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns and entry[2] == st.st_ino:
             return key, st, str(entry[3])
         return key, st, None
 
@@ -91,9 +86,7 @@ class HashCache:
             return
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_file.with_name(self.cache_file.name + f".tmp{os.getpid()}")
-        tmp.write_text(
-            json.dumps({"version": CACHE_VERSION, "entries": self._entries}, separators=(",", ":"))
-        )
+        tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": self._entries}, separators=(",", ":")))
         os.replace(tmp, self.cache_file)
         self._dirty = False
 

@@ -156,6 +156,7 @@ class Plan:
     desired_digest: str
     refresh: RefreshSummary | None = None
     targets: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def get(self, addr: str) -> ResourceChange | None:
         for change in self.changes:
@@ -275,8 +276,10 @@ class _Ctx:
     state: State
     remote: Remote | None
     outputs: Mapping[str, OutputFacts]
+    replace: frozenset[str] = frozenset()
     model_names: dict[str, str | None] = field(default_factory=dict)  # trained name usable now, or None
     model_actions: dict[str, Action | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def plan(
@@ -285,13 +288,15 @@ def plan(
     remote: Remote | None,
     outputs: Mapping[str, OutputFacts] | None = None,
     targets: Iterable[str] = (),
+    replace: Iterable[str] = (),
 ) -> Plan:
     """The changes that make Novita and the outputs match the manifests.
 
     `remote` is None for an offline plan (`--no-refresh`): the state is then trusted as it is.
-    `targets` limits the plan to those addresses and what they depend on.
+    `targets` limits the plan to those addresses and what they depend on; `replace` forces those
+    resources to be trained or generated again even though nothing changed.
     """
-    ctx = _Ctx(desired, state, remote, outputs or {})
+    ctx = _Ctx(desired, state, remote, outputs or {}, frozenset(replace))
     targets = tuple(sorted(set(targets), key=sort_key))
     scope = desired.closure([t for t in targets if _desired_has(desired, t)]) if targets else None
 
@@ -321,10 +326,11 @@ def plan(
     return Plan(
         changes=tuple(ordered),
         state_serial=state.serial,
-        state_lineage=state.lineage,
+        state_lineage=state.lineage if state.serial else "",  # "" = no state file yet
         desired_digest=desired.digest(),
         refresh=_refresh_summary(ctx) if remote is not None else None,
         targets=targets,
+        warnings=tuple(ctx.warnings),
     )
 
 
@@ -377,6 +383,10 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
             **kw,
         )
 
+    if model.address in ctx.replace and entry is not None and entry.status not in ("submitting", "training"):
+        ctx.model_names[model.name] = None
+        kept = (f"(the current model {entry.model_name} stays in the account)",) if entry.model_name else ()
+        return change("replace", f"--replace: train again as {model.task_name}", notes=kept)
     if same and entry is not None:
         if entry.status == "succeeded":
             if remote is not None and entry.task_id and remote.by_id(entry.task_id) is None and not live:
@@ -494,6 +504,8 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
             return change("create", f"{shape}; waits for {deps}")
         return change("replace", f"depends on {deps}, which {verb}", diff=True)
 
+    if gen.address in ctx.replace and entry is not None and entry.status != "running":
+        return change("replace", f"--replace: run it again ({shape})")
     if entry is not None and entry.identity == identity:
         if entry.status == "succeeded":
             if facts.files_intact:
@@ -515,11 +527,15 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
             why = "vanished" if seen.status == "NOT_FOUND" else f"failed ({seen.reason or 'no reason given'})"
             return change("replace", f"generation task {entry.task_id} {why}: run it again")
         if entry.status == "submitting":
-            return change(
-                "create",
-                f"{shape}; a previous apply stopped while submitting it",
-                notes=("(Novita cannot list generation tasks: if that submit reached it, it ran once already)",),
+            # Never resubmitted on our own: Novita cannot list generation tasks, so nobody can tell whether
+            # the interrupted submit reached it, and a second submit could pay twice.
+            ctx.warnings.append(
+                f"{gen.address}: a previous apply stopped while submitting it (killed, or Novita gave no "
+                "answer), and Novita cannot list generation tasks, so nobody can tell whether it ran. It is "
+                f"not submitted again on its own: run `reconciler apply --replace {gen.address}` to submit "
+                "it again (if the first submit did run, that pays for it twice)."
             )
+            return None
         why = f" ({entry.reason})" if entry.reason else ""
         return change("replace", f"the previous run failed{why}: run it again")
 

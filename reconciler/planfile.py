@@ -66,12 +66,13 @@ def _plan(raw: dict[str, Any]) -> Plan:
         desired_digest=str(raw["desired_digest"]),
         refresh=refresh,
         targets=tuple(raw.get("targets") or ()),
+        warnings=tuple(raw.get("warnings") or ()),
     )
 
 
 def check_fresh(plan: Plan, path: Path, *, serial: int, lineage: str, desired_digest: str) -> None:
     """Refuse a plan made against another state or other manifests."""
-    if lineage != plan.state_lineage:
+    if plan.state_lineage and lineage != plan.state_lineage:
         raise PlanFileError(
             f"{path} was made for another state (lineage {plan.state_lineage}, this state is {lineage}). "
             "Run `reconciler plan` again."

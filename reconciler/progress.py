@@ -40,6 +40,9 @@ class LineReporter:
             if self._last_progress.get(address) == message:
                 return
             self._last_progress[address] = message
+        if event == "apply_complete":  # the closing line stands on its own, as in Terraform
+            print(f"\n{message}", file=self.out, flush=True)
+            return
         stamp = time.strftime("%H:%M:%S")
         text = f"{stamp} {address} {message}" if address else f"{stamp} {message}"
         print(text, file=self.out, flush=True)
@@ -98,7 +101,10 @@ class LiveReporter:
             self.upload_bytes += int(data.get("bytes", 0))
         elif address is not None:
             self.rows[address] = message
-        if event not in self.QUIET:
+        if event == "apply_complete":
+            self.live.stop()
+            self.console.print(f"\n{message}")
+        elif event not in self.QUIET:
             self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {address + ' ' if address else ''}{message}")
         self.live.update(self._render())
 

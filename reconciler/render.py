@@ -78,7 +78,8 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
     if plan.targets:
         lines.insert(1, "Targeted: " + ", ".join(plan.targets) + " (and what they depend on).")
     if plan.empty:
-        lines.append(NO_CHANGES)
+        lines.append(NO_CHANGES if not plan.warnings else "No changes will be made on their own; see the warnings.")
+        lines += _warning_lines(plan)
         return "\n".join(lines) + "\n"
     heads = [f"  {SYMBOLS[c.action]} {c.address}" for c in plan.changes]
     width = max(37, *(len(h) + 2 for h in heads))
@@ -88,8 +89,12 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
         lines.append(styled + " " * (width - len(head)) + change.reason)
         lines.extend("      " + _attr_line(a) for a in change.changes)
         lines.extend("      " + note for note in change.notes)
-    lines += ["", summary_line(plan)]
+    lines += ["", summary_line(plan), *_warning_lines(plan)]
     return "\n".join(lines) + "\n"
+
+
+def _warning_lines(plan: Plan) -> list[str]:
+    return [line for w in plan.warnings for line in ("", f"Warning: {w}")]
 
 
 def _change_json(change: ResourceChange) -> dict[str, Any]:
@@ -122,6 +127,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "state": {"serial": plan.state_serial, "lineage": plan.state_lineage},
         "desired_digest": plan.desired_digest,
         "targets": list(plan.targets),
+        "warnings": list(plan.warnings),
         "refresh": refresh,
         "summary": {
             "uploads": plan.uploads,
@@ -144,6 +150,7 @@ def render_json(plan: Plan) -> str:
 def render_markdown(plan: Plan) -> str:
     """A pull-request comment: summary, a table of changes, the full text plan folded."""
     out = ["### reconciler plan", "", f"**{summary_line(plan)}**", "", f"_{refresh_line(plan)}_", ""]
+    out += [f"> **Warning:** {w}\n" for w in plan.warnings]
     if plan.empty:
         return "\n".join(out)
     out += ["| | Resource | Why |", "|---|---|---|"]

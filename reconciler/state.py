@@ -44,6 +44,9 @@ class ImageRecord(_Lenient):
     assets_id: str
     format: str
     uploaded_at: str = ""
+    # "pending": the upload URL was issued and the PUT may or may not have completed (a kill in between).
+    # Used as uploaded; if Novita rejects it in a training create, the image is uploaded again.
+    status: str = "uploaded"
 
 
 class FileRecord(_Lenient):

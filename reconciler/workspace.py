@@ -35,6 +35,7 @@ class Settings:
     sim: bool = False
     lock_timeout: float = 0.0
     targets: list[str] = field(default_factory=list)
+    replace: list[str] = field(default_factory=list)
 
     @classmethod
     def make(
@@ -44,10 +45,12 @@ class Settings:
         sim: bool,
         lock_timeout: float = 0.0,
         targets: tuple[str, ...] = (),
+        replace: tuple[str, ...] = (),
     ) -> Settings:
         root = Path.cwd()
         state_path = Path(state) if state else (SIM_STATE if sim else DEFAULT_STATE)
-        return cls(root, [Path(f) for f in files] or [Path("manifests")], state_path, sim, lock_timeout, list(targets))
+        files_ = [Path(f) for f in files] or [Path("manifests")]
+        return cls(root, files_, state_path, sim, lock_timeout, list(targets), list(replace))
 
     @property
     def cache_file(self) -> Path:

@@ -109,10 +109,7 @@ def generation_entry(
         attributes=g.attributes(names),
         models={k: v for k, v in names.items() if v},
         output=g.output_display,
-        files=[
-            FileRecord(path=f"{g.output_display}/{g.name}-{i}.png", sha256=f"{i:064x}")
-            for i in range(g.image_num)
-        ],
+        files=[FileRecord(path=f"{g.output_display}/{g.name}-{i}.png", sha256=f"{i:064x}") for i in range(g.image_num)],
         task_id=kw.pop("task_id", "g-1"),
         **kw,
     )
@@ -158,9 +155,7 @@ def remote(*tasks: RemoteTraining, foreign: int = 0, generations: dict[str, Any]
         )
         for i in range(foreign)
     )
-    return Remote(
-        trainings=tasks + others, generations=generations or {}, pages=1 + (len(tasks) + foreign) // 100
-    )
+    return Remote(trainings=tasks + others, generations=generations or {}, pages=1 + (len(tasks) + foreign) // 100)
 
 
 INTACT = OutputFacts(files_intact=True)

@@ -246,9 +246,7 @@ ROWS = [
         "another team's trainings with similar names are left alone",
         [DS, M],
         state(DS_DONE, model_entry(M), uploaded=ALL_UPLOADED),
-        remote(
-            remote_task(M), remote_task(M, name="alice-deadbeef", task_id="x", status="FAILED"), foreign=120
-        ),
+        remote(remote_task(M), remote_task(M, name="alice-deadbeef", task_id="x", status="FAILED"), foreign=120),
         [],
     ),
 ]
@@ -268,14 +266,10 @@ def test_planner_table(row: Row) -> None:
 
 
 def test_attribute_diff_shows_old_and_new() -> None:
-    result = plan(
-        desired(DS, M2), state(DS_DONE, model_entry(M), uploaded=ALL_UPLOADED), remote(remote_task(M))
-    )
+    result = plan(desired(DS, M2), state(DS_DONE, model_entry(M), uploaded=ALL_UPLOADED), remote(remote_task(M)))
     change = result.get("LoraModel/alice")
     assert change is not None
-    assert [(a.path, a.before, a.after) for a in change.changes] == [
-        ("expert_setting.max_train_steps", 500, 800)
-    ]
+    assert [(a.path, a.before, a.after) for a in change.changes] == [("expert_setting.max_train_steps", 500, 800)]
     assert change.notes == (f"(the old model {trained_name(M)} stays in the account: Novita has no delete)",)
 
 
@@ -310,3 +304,35 @@ def test_plan_is_deterministic() -> None:
     again: Plan = plan(*inputs)
     assert render_text(first) == render_text(again)
     assert render_json(first) == render_json(again)
+
+
+def test_interrupted_generation_submit_is_a_warning_not_a_resubmit() -> None:
+    entry = generation_entry(G, NAMES, status="submitting", task_id=None)
+    result = plan(
+        desired(DS, M, G), state(DS_DONE, model_entry(M), entry, uploaded=ALL_UPLOADED), remote(remote_task(M))
+    )
+    assert result.changes == ()
+    assert len(result.warnings) == 1
+    assert "reconciler apply --replace Generation/portraits" in result.warnings[0]
+    forced = plan(
+        desired(DS, M, G),
+        state(DS_DONE, model_entry(M), entry, uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        replace=["Generation/portraits"],
+    )
+    assert [(c.address, c.action) for c in forced.changes] == [("Generation/portraits", "replace")]
+    assert forced.warnings == ()
+
+
+def test_replace_forces_a_retrain_and_cascades() -> None:
+    result = plan(
+        desired(DS, M, G),
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        {"Generation/portraits": INTACT},
+        replace=["LoraModel/alice"],
+    )
+    assert [(c.address, c.action) for c in result.changes] == [
+        ("LoraModel/alice", "replace"),
+        ("Generation/portraits", "replace"),
+    ]

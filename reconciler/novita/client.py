@@ -257,14 +257,19 @@ class NovitaClient:
     # ------------------------------------------------------------------------------------------ upload
 
     async def upload_image(
-        self, path: Path, file_extension: str, *, on_bytes: Callable[[int], None] | None = None
+        self,
+        path: Path,
+        file_extension: str,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        on_ticket: Callable[[str], Awaitable[None]] | None = None,
     ) -> str:
         """Upload one training image; returns its assets_id. Streams from disk with a Content-Length.
 
         A fresh upload ticket (presigned URL) is fetched for every try; a 403 (URL expired) gets a new one
         at once, 429/5xx/transport errors after a backoff. `on_bytes(n)` is called with each chunk's size as
         it is sent; when a try fails after sending some bytes, `on_bytes(-sent)` takes them back so that a
-        running total stays right.
+        running total stays right. `await on_ticket(assets_id)` runs before each PUT.
         """
         ext = normalize_extension(file_extension)
         path = Path(path)
@@ -279,6 +284,8 @@ class NovitaClient:
                 self._bad("POST", TICKET_PATH, f"unexpected upload method {method!r}")
             url = _check_scheme(ticket.upload_url)
             label = _storage_label(url)
+            if on_ticket is not None:  # lets the caller record the assets_id before the bytes go out
+                await on_ticket(ticket.assets_id)
             sent = 0
 
             def progress(n: int) -> None:
