@@ -84,7 +84,21 @@ def target_option(f: F) -> F:
     )(f)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class ReconcilerGroup(click.Group):
+    """Turns expected errors into one `Error: ...` line and their exit status, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ReconcilerError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="reconciler")
 @click.option("--debug", is_flag=True, help="Log every HTTP request and response to stderr (the key shows as ***).")
 def cli(debug: bool) -> None:
@@ -508,7 +522,7 @@ def refresh(files: tuple[str, ...], state_path: str | None, lock_timeout: float,
             store.save()
         click.echo(
             f"Refreshed: {remote.pages} page{'s' if remote.pages != 1 else ''} of trainings "
-            f"({len(remote.trainings)} tasks)."
+            f"({len(remote.trainings)} task{'s' if len(remote.trainings) != 1 else ''})."
         )
         for line in changed:
             click.echo(f"  {line}")
@@ -646,7 +660,7 @@ def force_unlock(state_path: str | None, lock_timeout: float, sim: bool, yes: bo
 
     settings = _settings((), state_path, sim)
     info = read_lock_info(lock_path_for(settings.state_path))
-    if info is None and not lock_path_for(settings.state_path).exists():
+    if info is None:  # no lock file, or one released cleanly (emptied)
         click.echo("The state is not locked.")
         return
     if not yes and not click.confirm(f"Remove the lock held by {describe_holder(info or {})}?", default=False):
@@ -669,20 +683,5 @@ _register_sim()
 
 
 def main() -> None:
-    """Entry point: run the CLI, turning expected errors into a message and exit status 1."""
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except ReconcilerError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    """Entry point (`reconciler`, `python -m reconciler`)."""
+    cli()

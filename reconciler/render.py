@@ -17,6 +17,7 @@ COLOURS: dict[Action, str] = {
     "adopt": "blue",
     "forget": "red",
 }
+ANSI = {"green": 32, "yellow": 33, "blue": 34, "cyan": 36, "red": 31}
 NO_CHANGES = "No changes. Novita matches the manifests."
 
 
@@ -69,10 +70,9 @@ def _attr_line(change: AttrChange) -> str:
 
 def render_text(plan: Plan, *, colour: bool = False) -> str:
     """The plan as a person reads it: refresh line, one block per change, the summary line."""
-    import click
 
-    def style(text: str, action: Action, bold: bool = False) -> str:
-        return click.style(text, fg=COLOURS[action], bold=bold) if colour else text
+    def style(text: str, action: Action) -> str:
+        return f"\x1b[1;{ANSI[COLOURS[action]]}m{text}\x1b[0m" if colour else text
 
     lines = [refresh_line(plan), ""]
     if plan.targets:
@@ -85,7 +85,7 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
     width = max(37, *(len(h) + 2 for h in heads))
     for head, change in zip(heads, plan.changes, strict=True):
         symbol = SYMBOLS[change.action]
-        styled = "  " + style(symbol, change.action, bold=True) + head[2 + len(symbol) :]
+        styled = "  " + style(symbol, change.action) + head[2 + len(symbol) :]
         lines.append(styled + " " * (width - len(head)) + change.reason)
         lines.extend("      " + _attr_line(a) for a in change.changes)
         lines.extend("      " + note for note in change.notes)
@@ -124,7 +124,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
     return {
         "format_version": JSON_FORMAT_VERSION,
         "reconciler_version": __version__,
-        "state": {"serial": plan.state_serial, "lineage": plan.state_lineage},
+        "state": {"serial": plan.state_serial, "lineage": plan.state_lineage or None},
         "desired_digest": plan.desired_digest,
         "targets": list(plan.targets),
         "warnings": list(plan.warnings),

@@ -106,11 +106,14 @@ def read_state(path: Path) -> State:
 def parse_state(raw: bytes, name: str) -> State:
     hint = f"It was not modified. Restore it from {name}.backup or from version control."
     try:
-        data = json.loads(raw)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise StateError(f"{name}: the state file is not UTF-8 text. {hint}") from exc
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        what = "truncated" if exc.pos >= len(raw.rstrip()) else "corrupt"
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        what = "truncated" if cut else "corrupt"
         raise StateError(
             f"{name}: the state file is {what} (invalid JSON at line {exc.lineno}, column {exc.colno}). {hint}"
         ) from exc

@@ -1,0 +1,191 @@
+"""The CLI as a user sees it: exact text, exit codes, help on every command, state commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+from reconciler.sim.config import SimConfig
+from reconciler.sim.server import running_simulator
+
+REPO = Path(__file__).resolve().parents[1]
+
+FIRST_PLAN = """\
+Not refreshed (--no-refresh): planned from the state file alone.
+
+  + Dataset/alice-photos             13 new images to upload (0 already uploaded)
+  + LoraModel/alice-v1               train as alice-v1-e62b23ea (13 images)
+  + Generation/alice-portraits       2 images, txt2img 512×384; waits for LoraModel/alice-v1
+  + Generation/alice-restyle         1 image, img2img 512×512; waits for LoraModel/alice-v1
+
+Plan: 13 images to upload, 1 model to train, 2 generations to run (3 images), 0 to forget.
+"""
+
+
+@pytest.fixture
+def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NOVITA_API_KEY", raising=False)
+    monkeypatch.delenv("NOVITA_API_BASE", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def sim_env(example: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with running_simulator(SimConfig.fast(), None) as sim:
+        monkeypatch.setenv("NOVITA_API_KEY", "sk-cli-test")
+        monkeypatch.setenv("NOVITA_API_BASE", sim.base_url)
+        yield sim.base_url
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _commands(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
+    for name, command in sorted(group.commands.items()):
+        yield f"{prefix}{name}", command
+        if isinstance(command, click.Group):
+            yield from _commands(command, f"{prefix}{name} ")
+
+
+ALL_COMMANDS = [name for name, _ in _commands(cli)]
+
+
+def test_every_command_is_there() -> None:
+    for name in ["validate", "plan", "apply", "refresh", "state", "state list", "state show", "state rm", "import",
+                 "force-unlock", "schema", "sim", "sim serve"]:  # fmt: skip
+        assert name in ALL_COMMANDS
+
+
+@pytest.mark.parametrize("name", ALL_COMMANDS)
+def test_every_command_has_help(name: str) -> None:
+    command = dict(_commands(cli))[name]
+    assert command.help and len(command.help.strip()) > 20, f"{name} has no help text"
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            assert param.help, f"{name} {param.opts[0]} has no help text"
+    code, out, _ = run(*name.split(), "--help")
+    assert code == 0 and "Usage:" in out
+
+
+def test_offline_plan_exact_text(example: Path) -> None:
+    code, out, _ = run("plan", "--no-refresh")
+    assert (code, out) == (0, FIRST_PLAN)
+
+
+def test_plan_without_key_is_one_line(example: Path) -> None:
+    code, _, err = run("plan")
+    assert code == 1
+    assert err == (
+        "Error: NOVITA_API_KEY is not set: export your Novita API key, or add --sim to use the local simulator\n"
+    )
+
+
+def test_detailed_exitcode(example: Path) -> None:
+    assert run("plan", "--no-refresh", "--detailed-exitcode")[0] == 2
+    (example / "manifests/bad.yaml").write_text("apiVersion: reconciler/v1\nkind: Dataset\n")
+    code, _, err = run("plan", "--no-refresh", "--detailed-exitcode")
+    assert code == 1
+    assert err == (
+        "Error: 2 errors in the manifests:\n"
+        "manifests/bad.yaml:1:1: metadata: required field missing\n"
+        "manifests/bad.yaml:1:1: spec: required field missing\n"
+    )
+
+
+def test_json_plan_schema(example: Path) -> None:
+    code, out, _ = run("plan", "--no-refresh", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert set(data) == {
+        "format_version", "reconciler_version", "state", "desired_digest", "targets", "warnings", "refresh",
+        "summary", "resource_changes",
+    }  # fmt: skip
+    assert data["format_version"] == "1.0"
+    assert data["state"] == {"serial": 0, "lineage": None}
+    assert data["summary"] == {
+        "uploads": 13, "trainings": 1, "waits": 0, "adopts": 0, "generations": 2, "generation_images": 3,
+        "forgets": 0, "changes": 4,
+    }  # fmt: skip
+    first = data["resource_changes"][1]
+    assert set(first) == {
+        "address", "kind", "name", "actions", "reason", "before", "after", "changes", "notes", "task_name",
+        "task_id", "uploads", "images",
+    }  # fmt: skip
+    assert (first["address"], first["actions"], first["before"]) == ("LoraModel/alice-v1", ["create"], None)
+    assert first["after"]["expert_setting"] == {
+        "instance_prompt": "a close photo of ohwx woman", "class_prompt": "person", "max_train_steps": 500,
+        "learning_rate": 0.0001,
+    }  # fmt: skip
+
+
+def test_markdown_plan(example: Path) -> None:
+    code, out, _ = run("plan", "--no-refresh", "--format", "markdown")
+    assert code == 0
+    assert out.startswith("### reconciler plan\n\n**Plan: 13 images to upload, 1 model to train")
+    assert "| `+` | `LoraModel/alice-v1` | train as alice-v1-e62b23ea (13 images) |" in out
+
+
+def test_unknown_target_suggests(example: Path) -> None:
+    code, _, err = run("plan", "--no-refresh", "--target", "LoraModel/alice-v2")
+    assert code == 2
+    assert "no such resource: LoraModel/alice-v2 (did you mean LoraModel/alice-v1?)" in err
+
+
+def test_target_limits_the_plan(example: Path) -> None:
+    code, out, _ = run("plan", "--no-refresh", "--target", "LoraModel/alice-v1")
+    assert code == 0
+    assert "Generation/" not in out.split("\n\n", 2)[2]
+    assert "Targeted: LoraModel/alice-v1 (and what they depend on)." in out
+
+
+def test_state_commands_after_an_apply(sim_env: str, example: Path) -> None:
+    code, out, err = run("apply", "--auto-approve", "--poll-interval", "0.02")
+    assert code == 0, out + err
+    code, out, _ = run("state", "list")
+    lines = out.splitlines()
+    assert [line.split("\t")[:2] for line in lines] == [
+        ["Dataset/alice-photos", "succeeded"],
+        ["Generation/alice-portraits", "succeeded"],
+        ["Generation/alice-restyle", "succeeded"],
+        ["LoraModel/alice-v1", "succeeded"],
+    ]
+    assert lines[1].endswith("2 images in outputs/alice-portraits")
+    code, out, _ = run("state", "show", "LoraModel/alice-v1")
+    shown = json.loads(out)
+    assert shown["task_name"] == "alice-v1-e62b23ea" and shown["model_name"].startswith("model_")
+    task_id = shown["task_id"]
+    code, _, err = run("state", "show", "LoraModel/nope")
+    assert code == 1 and "LoraModel/nope is not in the state" in err
+
+    assert run("state", "rm", "LoraModel/alice-v1")[1] == "Removed LoraModel/alice-v1 from the state.\n"
+    code, out, _ = run("plan")
+    assert "<= LoraModel/alice-v1" in out
+    code, out, _ = run("import", "LoraModel/alice-v1", task_id)
+    assert code == 0 and out == f"Imported alice-v1-e62b23ea ({task_id}, SUCCESS) as LoraModel/alice-v1.\n"
+    code, out, _ = run("plan", "--detailed-exitcode")
+    assert code == 0 and "No changes. Novita matches the manifests." in out
+
+    code, out, _ = run("refresh")
+    assert code == 0 and "The state already matches the account." in out
+    assert run("force-unlock", "--yes")[1] == "The state is not locked.\n"
+
+
+def test_saved_plan_apply(sim_env: str, example: Path) -> None:
+    code, out, _ = run("plan", "--out", "my.plan")
+    assert code == 0 and out.endswith("Apply exactly this plan with: reconciler apply my.plan\n")
+    code, out, err = run("apply", "my.plan", "--poll-interval", "0.02")
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].startswith("Apply complete: 13 uploaded, 1 trained, 0 adopted, 2 generated")
+    code, _, err = run("apply", "my.plan")
+    assert code == 1 and "my.plan is stale: the state changed since it was made" in err
