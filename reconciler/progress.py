@@ -22,6 +22,15 @@ def fmt_duration(seconds: float) -> str:
     return f"{s}s"
 
 
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB"):
+        if size < 1000:
+            return f"{size:.0f} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
 class Reporter(Protocol):
     def emit(self, event: str, address: str | None = None, message: str = "", **data: Any) -> None: ...
 
@@ -84,14 +93,15 @@ class LiveReporter:
 
     def _render(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
         if self.uploaded:
-            table.add_row("uploads", f"{self.uploaded} images, {self.upload_bytes / 1e6:.1f} MB")
+            table.add_row("uploads", f"{self.uploaded} images, {_size(self.upload_bytes)}")
         for address, status in self.rows.items():
-            table.add_row(address, status)
+            table.add_row(address, Text(status))
         table.add_row("elapsed", fmt_duration(time.monotonic() - self.started))
         return table
 
@@ -103,9 +113,14 @@ class LiveReporter:
             self.rows[address] = message
         if event == "apply_complete":
             self.live.stop()
-            self.console.print(f"\n{message}")
+            self.console.print(f"\n{message}", markup=False, highlight=False)
         elif event not in self.QUIET:
-            self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {address + ' ' if address else ''}{message}")
+            from rich.text import Text
+
+            line = Text(time.strftime("%H:%M:%S") + " ", style="dim")
+            line.append(f"{address} " if address else "", style="bold")
+            line.append(message)
+            self.console.print(line, highlight=False)
         self.live.update(self._render())
 
     def close(self) -> None:
