@@ -62,4 +62,3 @@ def test_only_the_edges_start_the_simulator() -> None:
         if p.relative_to(PACKAGE).parts[0] != "sim" and any(m.startswith("reconciler.sim") for m in imports(p))
     }
     assert users <= {"cli.py", "workspace.py"}, users
-
