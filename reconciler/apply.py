@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import glob
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -88,10 +89,17 @@ class ApplyResult:
 class IpmLimiter:
     """Images-per-minute throttle over a sliding 60 s window, so a steady run meets no 429."""
 
-    def __init__(self, limit: int, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.limit = limit
         self.window = window
         self.clock = clock
+        self.sleep = sleep
         self.events: collections.deque[tuple[float, int]] = collections.deque()
         self.lock = asyncio.Lock()
 
@@ -107,7 +115,7 @@ class IpmLimiter:
                 if used + n <= self.limit or not self.events:
                     self.events.append((now, n))
                     return
-                await asyncio.sleep(self.events[0][0] + self.window - now + 0.01)
+                await self.sleep(self.events[0][0] + self.window - now + 0.01)
 
 
 class Committer:
@@ -607,6 +615,7 @@ class Applier:
         files: list[FileRecord] = []
         for index, image in enumerate(result.images):
             dest = image_path(gen, index, image.image_type or gen.image_type)
+            _remove_partial_downloads(dest)
             rel = str(dest.relative_to(self.root)) if dest.is_relative_to(self.root) else str(dest)
             if rel in done and dest.is_file():
                 files.append(done[rel])
@@ -663,6 +672,13 @@ class Applier:
         await self.commit()
         self.result.adopted += 1
         self.report.emit("adopted", gen.address, f"adopted {len(facts.sidecar_files)} images in {gen.output_display}")
+
+
+def _remove_partial_downloads(dest: Path) -> None:
+    """Remove the temporary files of downloads into `dest` that a killed apply left behind (`.NAME.*.part`);
+    the state lock guarantees no other apply is writing them now."""
+    for part in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):
+        part.unlink(missing_ok=True)
 
 
 def _public(path: Path) -> None:

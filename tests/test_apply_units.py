@@ -1,0 +1,63 @@
+"""The applier's small machines: the images-per-minute throttle and the state group commit."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from reconciler.apply import ApplyResult, Committer, IpmLimiter
+from reconciler.state import StateStore
+
+
+def test_ipm_limiter_never_exceeds_the_limit_in_any_window() -> None:
+    now = [0.0]
+    granted: list[tuple[float, int]] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def main() -> None:
+        limiter = IpmLimiter(20, clock=lambda: now[0], sleep=fake_sleep)
+        for n in [4, 8, 8, 2, 6, 8, 1, 8, 8, 4]:
+            await limiter.acquire(n)
+            granted.append((now[0], n))
+
+    asyncio.run(main())
+    assert sum(n for _, n in granted) == 57
+    for t, _ in granted:
+        in_window = sum(n for s, n in granted if t - 60 < s <= t)
+        assert in_window <= 20, (t, granted)
+    # it waits only as long as needed: the whole run fits in the fewest windows possible
+    assert granted[-1][0] < 3 * 60 + 1
+
+
+def test_group_commit_saves_once_for_concurrent_changes(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.json")
+    writes: list[int] = []
+    original = store.write
+
+    def counting_write(text: str) -> None:
+        writes.append(store.state.serial)
+        original(text)
+
+    store.write = counting_write  # type: ignore[method-assign]
+
+    async def main() -> None:
+        committer = Committer(store)
+        await asyncio.gather(*(committer.commit() for _ in range(10)))
+
+    asyncio.run(main())
+    assert 1 <= len(writes) <= 2  # the first change is written; the nine that queued behind it share one write
+    assert StateStore(tmp_path / "state.json").state.serial == len(writes)
+
+
+def test_summary_line() -> None:
+    result = ApplyResult(uploaded=3, trained=1, adopted=1, generated=2, images=4, elapsed=662)
+    assert (
+        result.summary()
+        == "Apply complete: 3 uploaded, 1 trained, 1 adopted, 2 generated (4 images), 0 failed in 11m02s."
+    )
+    result.failed["LoraModel/x"] = "boom"
+    result.skipped["Generation/y"] = "LoraModel/x failed"
+    assert result.summary().startswith("Apply failed: 3 uploaded")
+    assert result.summary().endswith("1 failed, 1 skipped in 11m02s.")
