@@ -208,7 +208,7 @@ class Applier:
         self.result.still_running = sorted(
             f"{addr} ({e.task_name or e.task_id})"
             for addr, e in self.state.resources.items()
-            if e.status in ("training", "running", "submitting")
+            if e.status in ("training", "running") or (e.status == "submitting" and e.kind == "LoraModel")
         )
         self.result.elapsed = time.monotonic() - began
         r = self.result
@@ -574,8 +574,8 @@ class Applier:
             except AmbiguousSubmitError as exc:
                 raise ResourceFailed(
                     f"no answer from Novita to the {gen.task_type} submit ({exc}); it may or may not have "
-                    "been accepted, and Novita cannot list generation tasks, so it is not resubmitted now. "
-                    "The next apply submits it again."
+                    "been accepted, and Novita cannot list generation tasks, so it is not submitted again on its "
+                    f"own: run `reconciler apply --replace {gen.address}` to submit it again."
                 ) from exc
             except NovitaError:
                 entry.status = "failed"

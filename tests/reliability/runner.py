@@ -1,0 +1,91 @@
+"""Helpers shared by the reliability suites: an apply process with its output in files, state reads that
+tolerate a concurrent writer, and the counts the simulator's request log gives."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.harness import Project
+
+APPLY = ("apply", "--auto-approve", "--poll-interval", "0.05")
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+
+    def text(self) -> str:
+        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+
+def start_apply(project: Project, tag: str, *extra: str) -> Running:
+    """`reconciler apply` in the background, stdout/stderr into files (no pipe can fill up and block it)."""
+    logs = project.root.parent / "logs"
+    logs.mkdir(exist_ok=True)
+    out, err = logs / f"{tag}.out", logs / f"{tag}.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", *APPLY, *extra], cwd=project.root, env=project.env, stdout=o, stderr=e
+        )
+    return Running(proc, out, err)
+
+
+def read_state(project: Project) -> dict[str, Any]:
+    """The state file as it is now ({} when absent); the writer renames atomically, so it always parses."""
+    path = project.root / "state" / "state.json"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    return dict(json.loads(raw))
+
+
+def wait_until(run: Running, predicate: Callable[[], bool], timeout: float = 60, interval: float = 0.01) -> bool:
+    """True once `predicate` holds while the process still runs; False if it ended (or time ran out) first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if run.proc.poll() is not None:
+            return False
+        if predicate():
+            return run.proc.poll() is None
+        time.sleep(interval)
+    return False
+
+
+def kill(run: Running) -> None:
+    run.proc.send_signal(signal.SIGKILL)
+    run.proc.wait(timeout=10)
+
+
+def created(log: list[dict[str, Any]]) -> dict[str, Counter[str]]:
+    """Tasks Novita created (answered 200, or handled then dropped) and PUTs completed, counted."""
+    out: dict[str, Counter[str]] = {"trainings": Counter(), "generations": Counter(), "uploads": Counter()}
+    for r in log:
+        summary = r.get("body_summary") or {}
+        made = r.get("status") == 200 or r.get("fault") == "drop-after"
+        if r.get("endpoint") == "training-create" and made:
+            out["trainings"][summary.get("name", "?")] += 1
+        elif r.get("endpoint") in ("txt2img", "img2img") and made:
+            out["generations"][summary.get("prompt", "?")] += 1
+        elif r.get("endpoint") == "upload" and made:
+            out["uploads"][summary.get("assets_id", "?")] += 1
+    return out
+
+
+def storage_auth_refusals(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Storage requests the simulator refused because they carried an Authorization header (400)."""
+    return [r for r in log if r.get("endpoint") in ("upload", "download") and r.get("status") == 400]
