@@ -29,6 +29,9 @@ from reconciler.progress import Reporter, fmt_duration
 from reconciler.state import FileRecord, ImageRecord, ResourceEntry, StateStore, now_iso
 
 DEFAULT_IPM = {"txt2img": 20, "img2img": 10}
+# Statuses Novita documents for a task still on its way; anything else ends the wait (never a hang).
+TRAINING_PENDING = frozenset({"UNKNOWN", "QUEUING", "TRAINING", "SUCCESS"})  # SUCCESS: the model still deploying
+GENERATION_PENDING = frozenset({"TASK_STATUS_QUEUED", "TASK_STATUS_PROCESSING", "TASK_STATUS_UNKNOWN"})
 
 
 @dataclass
@@ -439,7 +442,10 @@ class Applier:
                     }
                     again = named or (pending if asset_rounds == 1 and pending else set(assets))
                     for h in again:
-                        self.state.images.pop(h, None)
+                        # Only the record this create sent: a training sharing the image may have uploaded it
+                        # again meanwhile, and that fresh upload must be reused, not repeated.
+                        if (rec := self.state.images.get(h)) is not None and rec.assets_id == assets[h]:
+                            del self.state.images[h]
                     self.report.emit(
                         "reupload",
                         model.address,
@@ -480,6 +486,11 @@ class Applier:
                 entry.status, entry.reason, entry.updated_at = "failed", f"ended {status.task_status}", now_iso()
                 await self.commit()
                 raise ResourceFailed(f"training {model.task_name} ended {status.task_status} on Novita")
+            if status.task_status.upper() not in TRAINING_PENDING:
+                raise ResourceFailed(
+                    f"training {model.task_name}: Novita reports an unknown status {status.task_status!r}; "
+                    "it stays recorded as training and the next apply checks it again"
+                )
             text = f"training {model.task_name} {status.task_status}"
             if status.task_status == "TRAINING" and status.progress_percent is not None:
                 text += f" {status.progress_percent:.0f}%"
@@ -603,6 +614,13 @@ class Applier:
                 entry.status, entry.reason, entry.updated_at = "failed", result.reason or "no reason given", now_iso()
                 await self.commit()
                 raise ResourceFailed(f"{gen.task_type} task {entry.task_id} failed on Novita: {entry.reason}")
+            if result.status.upper() not in GENERATION_PENDING:
+                # Not a status Novita documents: stop waiting (no hang) but keep the task as running, so the next
+                # apply checks it again instead of paying for a new one.
+                raise ResourceFailed(
+                    f"{gen.task_type} task {entry.task_id}: Novita reports an unknown status {result.status!r}; "
+                    "it stays recorded as running and the next apply checks it again"
+                )
             text = f"{gen.task_type} {result.status.removeprefix('TASK_STATUS_')}"
             if result.progress_percent:
                 text += f" {result.progress_percent:.0f}%"
