@@ -128,6 +128,7 @@ def test_hostile_retry_after_is_bounded() -> None:
     [
         nerror(429, "RATE_LIMIT_EXCEEDED"),
         nerror(500, "CREATE_TASK_FAILED", "failed to create task"),
+        httpx.Response(503, text="<html>service unavailable</html>"),
         httpx.ConnectError("refused"),
         httpx.ConnectTimeout("connect timeout"),
         httpx.PoolTimeout("pool"),
@@ -150,7 +151,6 @@ def test_creates_retry_when_nothing_was_created(failure: httpx.Response | Except
         nerror(500, "BILLING_FAILED"),
         nerror(500, "TASK_FAILED"),
         httpx.Response(502, text="<html>bad gateway</html>"),
-        httpx.Response(503),
         httpx.Response(504),
         httpx.ReadTimeout("no answer"),
         httpx.ReadError("reset"),

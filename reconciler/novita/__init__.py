@@ -14,9 +14,9 @@ message, repr or log line; presigned URLs are logged with their signatures repla
 
 Retries (exponential backoff, full jitter, `Retry-After` honoured): reads, upload tickets, uploads and
 downloads are retried on 429, 5xx and transport errors. Creates are retried only when nothing can have
-been created: 429, a failure before the request was sent (connect errors, pool timeouts), and 500
-`CREATE_TASK_FAILED`. Any other failure after a create may have reached the server raises
-`AmbiguousSubmitError`. How the caller resolves it:
+been created: 429, a failure before the request was sent (connect errors, pool timeouts), 500
+`CREATE_TASK_FAILED`, and 503 (the server says it did not handle the request). Any other failure after a
+create may have reached the server raises `AmbiguousSubmitError`. How the caller resolves it:
 
 - training: the task name is deterministic (`<name>-<8 hex>`), so look it up in `list_trainings()`;
   adopt the task if it is there, submit again if it is not;

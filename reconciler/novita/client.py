@@ -462,7 +462,9 @@ class NovitaClient:
                 return self._json_object(method, path, answer.body, create)
             error = self._http_error(method, path, answer)
             status = answer.status
-            if create and status >= 500 and error.reason != "CREATE_TASK_FAILED":
+            # 503 (Service Unavailable) says the request was not handled; CREATE_TASK_FAILED says no task
+            # was made. Any other 5xx after a create may hide a task that exists.
+            if create and status >= 500 and status != 503 and error.reason != "CREATE_TASK_FAILED":
                 raise AmbiguousSubmitError(
                     f"{error}; the task may or may not exist", status=status, reason=error.reason
                 )
