@@ -239,7 +239,13 @@ class Applier:
             self.report.emit("skipped", change.address, f"skipped: {exc}")
             raise
         except Interrupted:
-            self.result.skipped[change.address] = "interrupted before it was submitted"
+            entry = self.state.resources.get(change.address)
+            running = entry is not None and entry.status in ("training", "running")
+            self.result.skipped[change.address] = (
+                "interrupted while waiting (it keeps running on Novita)"
+                if running
+                else "interrupted before it was submitted"
+            )
             raise
         except (ResourceFailed, NovitaError) as exc:
             message = str(exc)
@@ -503,7 +509,7 @@ class Applier:
             )
             await self._pause(self.options.training_poll)
 
-    async def _model_name(self, name: str, needed_by: str) -> str:
+    async def _model_name(self, name: str) -> str:
         """The trained model name a generation uses: wait for this apply's training, or take it from state."""
         task = self._models.get(name)
         if task is not None:
@@ -527,7 +533,7 @@ class Applier:
         gen = self.desired.generations[change.name]
         names: dict[str, str | None] = {}
         for m in gen.lora_models:
-            names[m] = await self._model_name(m, gen.address)
+            names[m] = await self._model_name(m)
         identity = gen.identity(names)
         assert identity is not None
         if change.action == "adopt":

@@ -117,7 +117,7 @@ def cli(debug: bool) -> None:
 # ---------------------------------------------------------------------------------------------- offline
 
 
-@cli.command()
+@cli.command(short_help="Check the manifests offline.")
 @files_option
 def validate(files: tuple[str, ...]) -> None:
     """Check the manifests offline: every error at once, as file:line:col."""
@@ -128,7 +128,7 @@ def validate(files: tuple[str, ...]) -> None:
     click.echo(f"{count} resource{'s' if count != 1 else ''} valid")
 
 
-@cli.command()
+@cli.command(short_help="Print the JSON Schema of a manifest document.")
 @click.option("--kind", type=click.Choice(["Dataset", "LoraModel", "Generation"]), help="Only this kind.")
 def schema(kind: str | None) -> None:
     """Print the JSON Schema of a manifest document (for editors and the YAML language server)."""
@@ -197,7 +197,7 @@ def _colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-@cli.command()
+@cli.command(short_help="Show what apply would change.")
 @files_option
 @state_options
 @sim_option
@@ -244,10 +244,10 @@ def plan(
     from reconciler.planfile import save_plan
     from reconciler.render import render_json, render_markdown, render_text
     from reconciler.state import read_state
-    from reconciler.workspace import novita_endpoint
+    from reconciler.workspace import load_desired, novita_endpoint
 
     settings = _settings(files, state_path, sim, lock_timeout, targets, replace)
-    desired, cache = load_desired_checked(settings)
+    desired, cache = load_desired(settings)
     state = read_state(settings.state_path)
     _check_targets(desired, state, settings.targets)
     _check_targets(desired, state, settings.replace, "--replace")
@@ -271,16 +271,10 @@ def plan(
         sys.exit(2)
 
 
-def load_desired_checked(settings: Settings) -> tuple[Desired, HashCache]:
-    from reconciler.workspace import load_desired
-
-    return load_desired(settings)
-
-
 # ---------------------------------------------------------------------------------------------- apply
 
 
-@cli.command()
+@cli.command(short_help="Upload, train and generate what is missing.")
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False))
 @files_option
 @state_options
@@ -331,10 +325,11 @@ def apply(
     submitting, saves the state and says what is still running (exit 130). Exit 1 when anything failed.
     """
     from reconciler.apply import ApplyOptions
+    from reconciler.outputs import observe
     from reconciler.planfile import check_fresh, load_plan
     from reconciler.render import render_text
     from reconciler.state import StateLock, StateStore
-    from reconciler.workspace import novita_endpoint, sim_poll_intervals
+    from reconciler.workspace import load_desired, novita_endpoint, sim_poll_intervals
 
     if planfile and (targets or replace):
         raise click.UsageError(
@@ -345,7 +340,7 @@ def apply(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
     settings = _settings(files, state_path, sim, lock_timeout, targets, replace)
-    desired, cache = load_desired_checked(settings)
+    desired, cache = load_desired(settings)
     out = sys.stderr if as_json else sys.stdout
     with StateLock(settings.state_path, timeout=lock_timeout, command="apply") as lock:
         if lock.took_over:
@@ -361,8 +356,6 @@ def apply(
         _check_targets(desired, store.state, settings.replace, "--replace")
         with novita_endpoint(settings) as endpoint:
             if planfile:
-                from reconciler.outputs import observe
-
                 the_plan = load_plan(Path(planfile))
                 check_fresh(
                     the_plan,
@@ -371,12 +364,8 @@ def apply(
                     lineage=store.state.lineage,
                     desired_digest=desired.digest(),
                 )
-                outputs = observe(desired, store.state, cache, settings.root)
             else:
-                from reconciler.outputs import observe
-
                 the_plan, _ = _make_plan(settings, desired, cache, store.state, endpoint)
-                outputs = observe(desired, store.state, cache, settings.root)
                 if not as_json:
                     click.echo(render_text(the_plan, colour=_colour()), nl=False, file=out)
                 if the_plan.empty:
@@ -390,6 +379,7 @@ def apply(
                 if planfile:
                     click.echo("No changes. Novita matches the manifests.", file=out)
                 return
+            outputs = observe(desired, store.state, cache, settings.root)
             train_poll, gen_poll = sim_poll_intervals() if sim else (10.0, 1.0)
             if poll_interval is not None:
                 train_poll = gen_poll = poll_interval
@@ -470,7 +460,7 @@ def _finish_apply(result: Any, as_json: bool) -> None:
 # ---------------------------------------------------------------------------------------------- state
 
 
-@cli.command()
+@cli.command(short_help="Record remote progress in the state; change nothing remote.")
 @files_option
 @state_options
 @sim_option
@@ -591,7 +581,7 @@ def state_rm(addresses: tuple[str, ...], state_path: str | None, lock_timeout: f
         click.echo(f"Removed {addr} from the state.")
 
 
-@cli.command("import")
+@cli.command("import", short_help="Adopt an existing Novita training as a LoraModel.")
 @click.argument("address")
 @click.argument("task_id")
 @files_option
@@ -608,13 +598,13 @@ def import_(
     import asyncio
 
     from reconciler.state import ResourceEntry, StateLock, StateStore, now_iso
-    from reconciler.workspace import make_client, novita_endpoint
+    from reconciler.workspace import load_desired, make_client, novita_endpoint
 
     kind, _, name = address.partition("/")
     if kind != "LoraModel":
         raise click.BadParameter("only LoraModel/NAME can be imported (Novita lists trainings only)")
     settings = _settings(files, state_path, sim, lock_timeout)
-    desired, _ = load_desired_checked(settings)
+    desired, _ = load_desired(settings)
     model = desired.models.get(name)
     if model is None:
         raise ReconcilerError(f"{address} is not in the manifests; add it first, then import")
@@ -649,7 +639,7 @@ def import_(
     click.echo(f"Imported {task.task_name} ({task_id}, {task.task_status}) as {address}.")
 
 
-@cli.command("force-unlock")
+@cli.command("force-unlock", short_help="Remove a stale state lock.")
 @state_options
 @sim_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

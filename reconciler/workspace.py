@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -106,6 +105,3 @@ def sim_poll_intervals() -> tuple[float, float]:
     """Training and generation poll intervals that suit the simulator's short durations."""
     return 0.5, 0.25
 
-
-def dump_json(value: object) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
