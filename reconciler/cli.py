@@ -215,7 +215,7 @@ def _colour() -> bool:
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
+    help="Exit 0 when there are no changes, 2 when there are (or something is held for a decision), 1 on error.",
 )
 @click.option(
     "--refresh/--no-refresh",
@@ -267,7 +267,7 @@ def plan(
         save_plan(result, Path(out))
         if fmt == "text":
             click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
-    if detailed_exitcode and not result.empty:
+    if detailed_exitcode and (not result.empty or result.warnings):
         sys.exit(2)
 
 
@@ -369,6 +369,7 @@ def apply(
                 if not as_json:
                     click.echo(render_text(the_plan, colour=_colour()), nl=False, file=out)
                 if the_plan.empty:
+                    _refuse_held(the_plan)
                     return
                 if not auto_approve:
                     click.echo(file=out)
@@ -378,6 +379,7 @@ def apply(
             if the_plan.empty:
                 if planfile:
                     click.echo("No changes. Novita matches the manifests.", file=out)
+                _refuse_held(the_plan)
                 return
             outputs = observe(desired, store.state, cache, settings.root)
             train_poll, gen_poll = sim_poll_intervals() if sim else (10.0, 1.0)
@@ -388,6 +390,17 @@ def apply(
             )
             result = _run_apply(the_plan, desired, store, endpoint, options, settings, outputs, as_json)
     _finish_apply(result, as_json)
+    _refuse_held(the_plan)
+
+
+def _refuse_held(the_plan: Plan) -> None:
+    """Held resources need a person's decision: the run does not count as converged (exit 1)."""
+    if the_plan.warnings:
+        n = len(the_plan.warnings)
+        raise ReconcilerError(
+            f"{n} resource{'s' if n != 1 else ''} held for a decision (see the warning{'s' if n != 1 else ''} "
+            "above); Novita does not match the manifests until then."
+        )
 
 
 def _run_apply(

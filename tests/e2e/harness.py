@@ -142,6 +142,12 @@ def submissions(log: list[dict[str, Any]]) -> dict[str, Counter[str]]:
     return out
 
 
+def held(project: Project) -> list[str]:
+    """Addresses the plan holds for a decision (a generation submit cut by a kill)."""
+    out = project.run("plan").stdout
+    return [line.split(": ", 2)[1] for line in out.splitlines() if line.startswith("Warning: Generation/")]
+
+
 def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
