@@ -76,10 +76,22 @@ class Remote:
     trainings: tuple[RemoteTraining, ...]
     generations: Mapping[str, RemoteGeneration] = field(default_factory=dict)
     pages: int = 0
+    # indexes over `trainings`, built once (a plan looks up every model: scanning would be quadratic)
+    _by_name: dict[str, list[RemoteTraining]] = field(init=False, repr=False, compare=False)
+    _by_id: dict[str, RemoteTraining] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, list[RemoteTraining]] = {}
+        by_id: dict[str, RemoteTraining] = {}
+        for t in self.trainings:
+            by_name.setdefault(t.task_name, []).append(t)
+            by_id.setdefault(t.task_id, t)  # the first of a repeated id, as a scan would find
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_by_id", by_id)
 
     def named(self, task_name: str) -> list[RemoteTraining]:
         """Tasks with this name, the most useful first: succeeded, then in flight, then failed; newest first."""
-        found = [t for t in self.trainings if t.task_name == task_name]
+        found = self._by_name.get(task_name, [])
 
         def rank(t: RemoteTraining) -> tuple[int, int]:
             return (0 if t.succeeded else 2 if t.failed else 1, -t.created_at)
@@ -87,10 +99,7 @@ class Remote:
         return sorted(found, key=rank)
 
     def by_id(self, task_id: str) -> RemoteTraining | None:
-        for t in self.trainings:
-            if t.task_id == task_id:
-                return t
-        return None
+        return self._by_id.get(task_id)
 
 
 @dataclass(frozen=True)
@@ -280,6 +289,16 @@ class _Ctx:
     model_names: dict[str, str | None] = field(default_factory=dict)  # trained name usable now, or None
     model_actions: dict[str, Action | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    _trainings: dict[str, list[ResourceChange]] | None = None
+
+    def trainings_by_dataset(self, changes: list[ResourceChange]) -> dict[str, list[ResourceChange]]:
+        """The model creates/replaces among `changes`, by dataset, in order (computed once per plan)."""
+        if self._trainings is None:
+            self._trainings = {}
+            for c in changes:
+                if c.kind == "LoraModel" and c.action in ("create", "replace"):
+                    self._trainings.setdefault(self.desired.models[c.name].dataset, []).append(c)
+        return self._trainings
 
 
 def plan(
@@ -572,11 +591,7 @@ def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> Resour
     entry = ctx.state.entry(dataset.address)
     if entry is not None and entry.identity == dataset.identity:
         return None
-    training = [
-        c
-        for c in changes
-        if c.kind == "LoraModel" and c.action in ("create", "replace") and ctx.desired.models[c.name].dataset == name
-    ]
+    training = ctx.trainings_by_dataset(changes).get(name, [])
     needed = {i.sha256 for c in training for i in ctx.desired.models[c.name].images}
     uploads = tuple(sorted({h for c in training for h in c.uploads}))
     already = len(needed) - len(uploads)
