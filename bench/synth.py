@@ -1,0 +1,167 @@
+"""Generate a synthetic reconciler project under bench/.work/ (never committed).
+
+At scale 1: 200 datasets x 50 distinct JPEGs (~50 KB each, 10,000 files), 200 LoraModels (one per dataset),
+1,000 txt2img Generations (each using one of our LoRAs), and the number of foreign trainings to seed the
+simulator with (500). Every count is multiplied by --scale.
+
+Images are fast to make: a few noise JPEGs are encoded once, then each file gets a unique COM segment right
+after SOI, so every file is a valid JPEG by its magic bytes and distinct by content.
+
+    python bench/synth.py --scale 0.25 --out bench/.work/p025
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+WORK = BENCH / ".work"
+
+
+@dataclass(frozen=True)
+class Shape:
+    datasets: int
+    images_per_dataset: int
+    generations: int
+    images_per_generation: int
+    foreign: int
+    image_kb: int = 50
+
+    @classmethod
+    def at(cls, scale: float) -> Shape:
+        return cls(
+            datasets=max(1, round(200 * scale)),
+            images_per_dataset=50,
+            generations=max(1, round(1000 * scale)),
+            images_per_generation=1,
+            foreign=round(500 * scale),
+        )
+
+    @property
+    def images(self) -> int:
+        return self.datasets * self.images_per_dataset
+
+    @property
+    def generation_images(self) -> int:
+        return self.generations * self.images_per_generation
+
+
+def noise_jpeg(size_kb: int, seed: int = 0) -> bytes:
+    """A random-noise JPEG of roughly size_kb kilobytes (noise does not compress, so size ~ pixels)."""
+    from PIL import Image
+
+    side = 64
+    while True:
+        img = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3) if seed >= 0 else b"")
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=85)
+        data = buf.getvalue()
+        if len(data) >= size_kb * 1024 * 0.9 or side >= 8192:
+            return data
+        side = int(side * max(1.05, (size_kb * 1024 / len(data)) ** 0.5))
+
+
+def distinct(base: bytes, tag: str) -> bytes:
+    """`base` with a COM segment holding `tag` right after SOI: still a valid JPEG, different bytes."""
+    payload = tag.encode()
+    return base[:2] + b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload + base[2:]
+
+
+def generate(out: Path, shape: Shape, *, fresh: bool = True) -> dict[str, object]:
+    """Write the project into `out` (manifests/, images); returns a summary with the timing."""
+    t0 = time.perf_counter()
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    manifests = out / "manifests"
+    (manifests / "models").mkdir(parents=True, exist_ok=True)
+    bases = [noise_jpeg(shape.image_kb) for _ in range(4)]
+    total_bytes = 0
+    for d in range(shape.datasets):
+        name = f"ds-{d:04d}"
+        folder = manifests / "photos" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(shape.images_per_dataset):
+            data = distinct(bases[(d + i) % len(bases)], f"{name}/{i}")
+            (folder / f"img-{i:03d}.jpg").write_bytes(data)
+            total_bytes += len(data)
+        (manifests / "models" / f"{name}.yaml").write_text(
+            f"""apiVersion: reconciler/v1
+kind: Dataset
+metadata:
+  name: {name}
+spec:
+  images:
+    - ../photos/{name}/*.jpg
+---
+apiVersion: reconciler/v1
+kind: LoraModel
+metadata:
+  name: model-{d:04d}
+spec:
+  type: subject
+  dataset: {name}
+  base_model: v1-5-pruned-emaonly
+  width: 512
+  height: 512
+  expert_setting:
+    instance_prompt: a photo of ohwx{d} person
+    class_prompt: person
+    max_train_steps: 500
+    learning_rate: 1e-4
+  components:
+    - {{name: resize, args: {{width: 512, height: 512}}}}
+"""
+        )
+    per_file = 100
+    for start in range(0, shape.generations, per_file):
+        docs = []
+        for g in range(start, min(start + per_file, shape.generations)):
+            docs.append(
+                f"""apiVersion: reconciler/v1
+kind: Generation
+metadata:
+  name: gen-{g:05d}
+spec:
+  type: txt2img
+  model_name: realisticVisionV51_v51VAE_94301.safetensors
+  prompt: a photo of ohwx{g % shape.datasets} person, scene {g}
+  loras:
+    - {{model: model-{g % shape.datasets:04d}, strength: 0.7}}
+  width: 256
+  height: 256
+  image_num: {shape.images_per_generation}
+  steps: 20
+  seed: {g}
+  response_image_type: jpeg
+  output: ../outputs/gen-{g:05d}
+"""
+            )
+        (manifests / f"generations-{start // per_file:03d}.yaml").write_text("---\n".join(docs))
+    summary = {**asdict(shape), "images": shape.images, "bytes": total_bytes, "seconds": time.perf_counter() - t0}
+    (out / "synth.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--out", type=Path, help="Default: bench/.work/project-<scale>")
+    args = parser.parse_args()
+    out = args.out or WORK / f"project-{args.scale:g}"
+    summary = generate(out, Shape.at(args.scale))
+    print(
+        f"generated {out}: {summary['datasets']} datasets, {summary['images']} images "
+        f"({int(summary['bytes']) / 1e6:.0f} MB), {summary['generations']} generations, "
+        f"foreign trainings to seed: {summary['foreign']} in {float(summary['seconds']):.1f}s"  # type: ignore[arg-type]
+    )
+
+
+if __name__ == "__main__":
+    main()
