@@ -297,6 +297,20 @@ def plan(
     help="--no-wait submits what can be submitted now, records it and returns; a later apply collects it.",
 )
 @click.option(
+    "--ipm-txt2img",
+    type=click.IntRange(0),
+    default=20,
+    show_default=True,
+    help="Submit at most this many txt2img images per minute (Novita's default limit; 0 = no throttle).",
+)
+@click.option(
+    "--ipm-img2img",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    help="Submit at most this many img2img images per minute (Novita's default limit; 0 = no throttle).",
+)
+@click.option(
     "--poll-interval",
     type=click.FloatRange(0.01, 600),
     metavar="SECONDS",
@@ -316,6 +330,8 @@ def apply(
     prune: bool,
     as_json: bool,
     wait: bool,
+    ipm_txt2img: int,
+    ipm_img2img: int,
     poll_interval: float | None,
 ) -> None:
     """Upload, train and generate only what is missing; or apply a saved PLANFILE exactly.
@@ -386,7 +402,12 @@ def apply(
             if poll_interval is not None:
                 train_poll = gen_poll = poll_interval
             options = ApplyOptions(
-                parallelism=parallelism, wait=wait, prune=prune, training_poll=train_poll, generation_poll=gen_poll
+                parallelism=parallelism,
+                wait=wait,
+                prune=prune,
+                ipm={"txt2img": ipm_txt2img, "img2img": ipm_img2img},
+                training_poll=train_poll,
+                generation_poll=gen_poll,
             )
             result = _run_apply(the_plan, desired, store, endpoint, options, settings, outputs, as_json)
     _finish_apply(result, as_json)
