@@ -148,11 +148,7 @@ def converged_project(scale: float, *, log: bool = True) -> Converged:
             print(f"  setup: applying the {scale:g}x project against a fast simulator…", flush=True)
         ta = time.perf_counter()
         args = ("apply", "--auto-approve", "--poll-interval", "0.05", "--parallelism", "16")
-        result = timed(
-            [sys.executable, str(BENCH / "unthrottled_apply.py"), *args],
-            root,
-            cli_env(sim),
-        )
+        result = timed([*reconciler(*args), "--ipm-txt2img", "0", "--ipm-img2img", "0"], root, cli_env(sim))
         apply_seconds = time.perf_counter() - ta + spent
         partial.write_text(json.dumps({"seconds": apply_seconds}))
         if result.returncode != 0:

@@ -104,4 +104,3 @@ def make_client(endpoint: Endpoint) -> NovitaClient:
 def sim_poll_intervals() -> tuple[float, float]:
     """Training and generation poll intervals that suit the simulator's short durations."""
     return 0.5, 0.25
-
