@@ -505,6 +505,7 @@ def refresh(files: tuple[str, ...], state_path: str | None, lock_timeout: float,
     """
     import asyncio
 
+    from reconciler.refresh import record_remote
     from reconciler.refresh import refresh as do_refresh
     from reconciler.state import StateLock, StateStore, now_iso
     from reconciler.workspace import make_client, novita_endpoint
@@ -519,29 +520,7 @@ def refresh(files: tuple[str, ...], state_path: str | None, lock_timeout: float,
                     return await do_refresh(client, store.state)
 
             remote = asyncio.run(go())
-        changed = []
-        for addr, entry in sorted(store.state.resources.items()):
-            if entry.kind == "LoraModel" and entry.status in ("submitting", "training"):
-                task = (remote.by_id(entry.task_id) if entry.task_id else None) or next(
-                    iter(t for t in remote.named(entry.task_name or "") if not t.failed), None
-                )
-                if task is not None and task.succeeded:
-                    entry.status, entry.task_id, entry.model_name = "succeeded", task.task_id, task.model_name
-                elif task is not None and task.failed:
-                    entry.status, entry.reason = "failed", f"ended {task.status}"
-                elif task is not None:
-                    entry.task_id = task.task_id
-                    entry.status = "training"
-                else:
-                    continue
-                entry.updated_at = now_iso()
-                changed.append(f"{addr}: {entry.status} ({task.describe()})")
-            elif entry.kind == "Generation" and entry.status == "running" and entry.task_id:
-                seen = remote.generations.get(entry.task_id)
-                if seen is not None and seen.status in ("TASK_STATUS_FAILED", "NOT_FOUND"):
-                    entry.status, entry.reason = "failed", seen.reason or seen.status
-                    entry.updated_at = now_iso()
-                    changed.append(f"{addr}: failed ({entry.reason})")
+        changed = record_remote(store.state, remote, now_iso())
         if changed:
             store.save()
         click.echo(

@@ -621,7 +621,6 @@ def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> Resour
 
 def _forget(addr: str, entry: ResourceEntry) -> ResourceChange:
     kind = entry.kind
-    notes: tuple[str, ...] = ()
     if kind == "LoraModel":
         if entry.status in ("submitting", "training"):
             what = f"its training {entry.task_name} keeps running in the account"
@@ -638,4 +637,4 @@ def _forget(addr: str, entry: ResourceEntry) -> ResourceChange:
         )
     else:
         reason = "no longer in the manifests: forget (uploaded images stay in Novita's storage)"
-    return ResourceChange(addr, "forget", reason, notes=notes, before=entry.attributes)
+    return ResourceChange(addr, "forget", reason, before=entry.attributes)

@@ -13,6 +13,8 @@ from reconciler.novita import NovitaClient, TrainedModel
 from reconciler.plan import Remote, RemoteGeneration, RemoteTraining
 from reconciler.state import State
 
+TRAINING_IN_FLIGHT = ("submitting", "training")
+
 PAGE_SIZE = 100
 
 
@@ -75,3 +77,32 @@ def _model_status(models: list[TrainedModel], name: str | None) -> str | None:
         if m.model_name == name:
             return str(m.model_status) or None
     return None
+
+
+def record_remote(state: State, remote: Remote, now: str) -> list[str]:
+    """`reconciler refresh`: write into the state what finished or failed remotely. Pure; returns one line
+    per entry that changed (an unchanged entry in flight is not a change)."""
+    changed: list[str] = []
+    for addr, entry in sorted(state.resources.items()):
+        before = (entry.status, entry.task_id, entry.model_name)
+        if entry.kind == "LoraModel" and entry.status in TRAINING_IN_FLIGHT:
+            task = (remote.by_id(entry.task_id) if entry.task_id else None) or next(
+                (t for t in remote.named(entry.task_name or "") if not t.failed), None
+            )
+            if task is None:
+                continue
+            if task.succeeded:
+                entry.status, entry.task_id, entry.model_name = "succeeded", task.task_id, task.model_name
+            elif task.failed:
+                entry.status, entry.reason = "failed", f"ended {task.status}"
+            else:
+                entry.status, entry.task_id = "training", task.task_id
+            if (entry.status, entry.task_id, entry.model_name) != before:
+                entry.updated_at = now
+                changed.append(f"{addr}: {entry.status} ({task.describe()})")
+        elif entry.kind == "Generation" and entry.status == "running" and entry.task_id:
+            seen = remote.generations.get(entry.task_id)
+            if seen is not None and seen.status in ("TASK_STATUS_FAILED", "NOT_FOUND"):
+                entry.status, entry.reason, entry.updated_at = "failed", seen.reason or seen.status, now
+                changed.append(f"{addr}: failed ({entry.reason})")
+    return changed
