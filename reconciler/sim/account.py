@@ -58,6 +58,7 @@ class Account:
         self._order = 0  # insertion counter: ties of created_at in listings
         self._last_save = 0.0
         self._dirty = False
+        self._timer_armed = False
         self.base_seed = (
             config.random_seed if config.random_seed is not None else random.SystemRandom().randrange(2**32)
         )
@@ -122,12 +123,13 @@ class Account:
             if time.monotonic() - self._last_save >= SAVE_INTERVAL:
                 self.save()
                 return False
-            needs_timer = not self._dirty
-            self._dirty = True
+            needs_timer = not self._timer_armed
+            self._dirty = self._timer_armed = True
             return needs_timer
 
     def flush(self) -> None:
         with self._lock:
+            self._timer_armed = False
             if self._dirty:
                 self.save()
 
@@ -211,7 +213,7 @@ class Account:
                 "expire_early": self.roll(self.faults.upload_expire),
             }
             self.assets[assets_id] = asset
-            self.save()
+            self._dirty = True  # persisted by the caller's save_soon(): tickets are cheap, rewrites are not
             return dict(asset)
 
     def asset(self, assets_id: str) -> dict[str, Any] | None:
@@ -228,7 +230,7 @@ class Account:
             else:
                 self.blobs[f"assets/{name}"] = data
             asset.update(uploaded=True, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-            self.save()
+            self._dirty = True
 
     def asset_bytes(self, assets_id: str) -> bytes | None:
         with self._lock:

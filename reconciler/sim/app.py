@@ -227,6 +227,7 @@ async def create_asset(request: Request, call: Call) -> Response:
     ext = parse_asset_request(await _json(request))
     account = _account(request)
     asset = account.create_asset(ext)
+    _persist_soon(account)
     path = f"{storage.UPLOAD_PREFIX}{asset['assets_id']}.{ext}"
     base = _base_url(request)
     url = storage.presign(account.secret, "PUT", base, path, account.now(), account.config.upload_url_ttl)
@@ -317,11 +318,17 @@ def _generation_create(kind: str) -> Handler:
             )
         task_id, seed = account.create_generation(parsed, call.key)
         call.summary.update(task_id=task_id, used_seed=seed)
-        if account.save_soon():
-            asyncio.get_running_loop().call_later(SAVE_INTERVAL, account.flush)
+        _persist_soon(account)
         return _ok({"task_id": task_id})
 
     return handler
+
+
+def _persist_soon(account: Account) -> None:
+    """Write account.json at most every SAVE_INTERVAL for frequent, cheap events (tickets, uploads, image
+    tasks); a flush is scheduled so the last change is written too."""
+    if account.save_soon():
+        asyncio.get_running_loop().call_later(SAVE_INTERVAL, account.flush)
 
 
 def _ms(ts: float | None) -> str:
@@ -408,6 +415,7 @@ async def upload(request: Request, call: Call) -> Response:
         return _s3(storage.expired(account.config.upload_url_ttl, now - 1, now))
     data = await request.body()
     account.store_upload(assets_id, data)
+    _persist_soon(account)
     call.summary["bytes"] = len(data)
     return Response(b"", 200, headers={"ETag": f'"{asset["assets_id"][:32]}"'})
 
