@@ -497,6 +497,11 @@ class Applier:
                     f"training {model.task_name}: Novita reports an unknown status {status.task_status!r}; "
                     "it stays recorded as training and the next apply checks it again"
                 )
+            if status.is_done:  # SUCCESS and SERVING, yet no model name to generate with
+                raise ResourceFailed(
+                    f"training {model.task_name}: Novita reports it SERVING but names no model; "
+                    "it stays recorded as training and the next apply checks it again"
+                )
             text = f"training {model.task_name} {status.task_status}"
             if status.task_status == "TRAINING" and status.progress_percent is not None:
                 text += f" {status.progress_percent:.0f}%"

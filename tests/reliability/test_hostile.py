@@ -27,6 +27,18 @@ def _task_result(mutate: Any) -> Any:
     return rewrite
 
 
+def _training(mutate: Any, listing: bool = False) -> Any:
+    """Rewrite the training status answers (or the training list) once the task exists."""
+
+    def rewrite(method: str, path: str, status: int, body: bytes) -> Any:
+        wanted = path.split("?")[0] == "/v3/training" if listing else path.startswith("/v3/training/subject")
+        if method == "GET" and wanted and status == 200:
+            return mutate(json.loads(body))
+        return None
+
+    return rewrite
+
+
 def _json(data: Any) -> tuple[int, bytes, dict[str, str]]:
     return 200, json.dumps(data).encode(), {"Content-Type": "application/json"}
 
@@ -55,6 +67,17 @@ HOSTILE = {
         "Generation/",
     ),
     "images-not-images": (_task_result(_images("data:text/plain,hello")), "Generation/"),
+    "training-malformed-json": (_training(lambda d: (200, b'{"task_status": "SUCC', {})), "LoraModel/alice-v1"),
+    "training-wrong-types": (
+        _training(lambda d: _json({"task_id": {"a": 1}, "task_status": ["x"], "models": "none"})),
+        "LoraModel/alice-v1",
+    ),
+    "training-unknown-status": (_training(lambda d: _json({**d, "task_status": "EXPLODED"})), "LoraModel/alice-v1"),
+    "training-model-without-name": (
+        _training(lambda d: _json({**d, "task_status": "SUCCESS", "models": [{"model_status": "SERVING"}]})),
+        "LoraModel/alice-v1",
+    ),
+    "training-list-malformed": (_training(lambda d: (200, b"<html>oops</html>", {}), listing=True), "Novita GET"),
 }
 
 
