@@ -262,6 +262,14 @@ def read_lock_info(lock_path: Path) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
+def _holder_info(lock_path: Path, wait: float = 1.0) -> dict[str, Any]:
+    """The holder's info; it writes it just after taking the lock, so give it a moment if the file is empty."""
+    deadline = time.monotonic() + wait
+    while not (info := read_lock_info(lock_path)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return info or {}
+
+
 class StateLock:
     """An exclusive lock beside the state file, held for the whole command.
 
@@ -291,7 +299,7 @@ class StateLock:
                     raise
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    info = read_lock_info(self.path) or {}
+                    info = _holder_info(self.path)
                     waited = f" after waiting {self.timeout:g}s" if self.timeout else ""
                     raise LockError(
                         f"the state is locked by another reconciler ({describe_holder(info)}"
