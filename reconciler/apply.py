@@ -226,6 +226,10 @@ class Applier:
             images=r.images,
             failed=len(r.failed),
             skipped=len(r.skipped),
+            resumed=r.resumed,
+            forgotten=r.forgotten,
+            pruned=r.pruned,
+            submitted_not_waited=r.submitted_not_waited,
             elapsed_seconds=round(r.elapsed, 3),
         )
         return r

@@ -21,7 +21,7 @@ from reconciler.errors import ReconcilerError
 if TYPE_CHECKING:
     from reconciler.desired import Desired
     from reconciler.hashing import HashCache
-    from reconciler.plan import Plan, Remote
+    from reconciler.plan import OutputFacts, Plan, Remote
     from reconciler.state import State
     from reconciler.workspace import Endpoint, Settings
 
@@ -170,8 +170,8 @@ def _check_targets(desired: Desired, state: State, targets: list[str], option: s
 
 def _make_plan(
     settings: Settings, desired: Desired, cache: HashCache, state: State, endpoint: Endpoint | None
-) -> tuple[Plan, Remote | None]:
-    """Refresh (unless offline), observe outputs on disk, and plan."""
+) -> tuple[Plan, dict[str, OutputFacts]]:
+    """Refresh (unless offline), observe outputs on disk, and plan; the outputs seen go to apply."""
     import asyncio
 
     from reconciler.outputs import observe
@@ -190,7 +190,7 @@ def _make_plan(
     outputs = observe(desired, state, cache, settings.root)
     result = make_plan(desired, state, remote, outputs, settings.targets, settings.replace)
     cache.save()
-    return result, remote
+    return result, outputs
 
 
 def _colour() -> bool:
@@ -380,8 +380,9 @@ def apply(
                     lineage=store.state.lineage,
                     desired_digest=desired.digest(),
                 )
+                outputs = observe(desired, store.state, cache, settings.root)
             else:
-                the_plan, _ = _make_plan(settings, desired, cache, store.state, endpoint)
+                the_plan, outputs = _make_plan(settings, desired, cache, store.state, endpoint)
                 if not as_json:
                     click.echo(render_text(the_plan, colour=_colour()), nl=False, file=out)
                 if the_plan.empty:
@@ -397,7 +398,6 @@ def apply(
                     click.echo("No changes. Novita matches the manifests.", file=out)
                 _refuse_held(the_plan)
                 return
-            outputs = observe(desired, store.state, cache, settings.root)
             train_poll, gen_poll = sim_poll_intervals() if sim else (10.0, 1.0)
             if poll_interval is not None:
                 train_poll = gen_poll = poll_interval

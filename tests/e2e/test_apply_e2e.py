@@ -263,6 +263,7 @@ def test_json_events(project: Project) -> None:
     assert kinds[0] == "apply_start" and kinds[-1] == "apply_complete"
     assert {"upload", "task_submitted", "task_progress", "task_done", "image_written"} <= set(kinds)
     assert events[-1]["uploaded"] == 13 and events[-1]["images"] == 3
+    assert (events[-1]["failed"], events[-1]["forgotten"], events[-1]["submitted_not_waited"]) == (0, 0, [])
 
 
 def test_sigint_saves_state_and_resumes(project: Project) -> None:
