@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler.files import display_path
 from reconciler.hashing import HashCache
 
 if TYPE_CHECKING:
@@ -323,13 +324,6 @@ def _generation(gen: Generation, image: Any, project_root: Path) -> DesiredGener
         extra=extra,
         init_image=image(gen.init_image) if gen.init_image is not None else None,
         output_dir=gen.output_dir,
-        output_display=_display(gen.output_dir, project_root),
+        output_display=display_path(gen.output_dir, project_root.resolve()),
         source=f"{gen.source.file}:{gen.source.line}",
     )
-
-
-def _display(path: Path, project_root: Path) -> str:
-    try:
-        return str(path.relative_to(project_root.resolve()))
-    except ValueError:
-        return str(path)

@@ -5,7 +5,8 @@
     ├── StateError               unreadable, corrupt, future-version or foreign state file
     │   └── LockError            another process holds the state lock
     ├── PlanFileError            a saved plan that is unreadable or stale
-    ├── ConfigError              missing API key, bad flag combination
+    ├── ConfigError              missing API key, bad flag combination, invalid reconciler.yaml
+    ├── UsageError               a command-line value that names nothing (exit status 2, like click's)
     └── NovitaError              the API refused or failed (status, reason, message)
         ├── NovitaTransportError a connection or timeout error after retries
         └── AmbiguousSubmitError a create call whose outcome is unknown (sent, no answer)
@@ -16,6 +17,8 @@ Anything else that escapes is a bug and shows a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from reconciler.text import plural
 
 
 class ReconcilerError(Exception):
@@ -43,7 +46,7 @@ class ManifestError(ReconcilerError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         count = len(self.problems)
-        head = f"{count} error{'s' if count != 1 else ''} in the manifests:"
+        head = f"{plural(count, 'error')} in the manifests:"
         super().__init__("\n".join([head, *(str(p) for p in self.problems)]))
 
 
@@ -63,18 +66,23 @@ class ConfigError(ReconcilerError):
     pass
 
 
+class UsageError(ReconcilerError):
+    """A command-line value that cannot be used; exit status 2, as for any other usage error."""
+
+    exit_code = 2
+
+
 class NovitaError(ReconcilerError):
     """Novita answered with an error (or could not be reached). Never carries the API key.
 
     `message` is Novita's own text (from the error body), when there was one.
     """
 
-    message: str = ""
-
-    def __init__(self, message: str, *, status: int | None = None, reason: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, text: str, *, status: int | None = None, reason: str = "", message: str = "") -> None:
+        super().__init__(text)
         self.status = status
         self.reason = reason
+        self.message = message
 
 
 class NovitaTransportError(NovitaError):

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from reconciler.files import atomic_write
+
 CHUNK = 1 << 20
 CACHE_VERSION = 1
 
@@ -28,10 +30,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 class HashCache:
     """sha256 of files by path, trusting a cached value while size, mtime_ns and inode are unchanged."""
 
@@ -39,8 +37,6 @@ class HashCache:
         self.cache_file = cache_file
         self._entries: dict[str, list[int | str]] = {}
         self._dirty = False
-        self.hits = 0
-        self.misses = 0
         if cache_file is not None:
             self._entries = _read_cache(cache_file)
 
@@ -59,12 +55,10 @@ class HashCache:
         for path in dict.fromkeys(paths):
             key, st, known = self._fresh(path)
             if known is not None:
-                self.hits += 1
                 result[path] = known
             else:
                 todo.append((path, key, st))
         if todo:
-            self.misses += len(todo)
             workers = workers or min(8, (os.cpu_count() or 2) + 1)
             if len(todo) == 1 or workers == 1:
                 digests = [sha256_file(p) for p, _, _ in todo]
@@ -84,10 +78,9 @@ class HashCache:
         """Write the cache if it changed (atomically; a lost cache only costs a re-read)."""
         if self.cache_file is None or not self._dirty:
             return
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_file.with_name(self.cache_file.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": self._entries}, separators=(",", ":")))
-        os.replace(tmp, self.cache_file)
+        atomic_write(
+            self.cache_file, json.dumps({"version": CACHE_VERSION, "entries": self._entries}, separators=(",", ":"))
+        )
         self._dirty = False
 
 

@@ -7,25 +7,14 @@ import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-ImageFormat = Literal["png", "jpeg", "webp"]
+from reconciler.files import display_path
+from reconciler.imagetype import HEAD_BYTES, ImageFormat, sniff
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 MAX_CAPTION = 1024
 MAX_INIT_BYTES = 10 * 1024 * 1024
 MAX_INIT_PIXELS = 16 * 1024 * 1024
-_HEAD = 12  # enough for every signature below
-
-
-def sniff(head: bytes) -> ImageFormat | None:
-    """The image format of a file from its first bytes; None if not png, jpeg or webp."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
 
 
 def _what_else(head: bytes) -> str:
@@ -79,12 +68,7 @@ class ImageFinder:
         return text == self._root_str or text.startswith(self._prefix)
 
     def display(self, path: Path) -> str:
-        text = str(path)
-        if text.startswith(self._prefix):
-            text = text[len(self._prefix) :]
-        elif text == self._root_str:
-            return "."
-        return text.replace(os.sep, "/")
+        return display_path(path, self._root_str)
 
     def _outside(self, given: str, resolved: Path, link: bool) -> str:
         how = " through a symlink" if link else ""
@@ -114,7 +98,7 @@ class ImageFinder:
         if resolved not in self._sniffed:
             try:
                 with open(resolved, "rb") as handle:
-                    head = handle.read(_HEAD)
+                    head = handle.read(HEAD_BYTES)
             except OSError as exc:
                 self._sniffed[resolved] = (None, f"cannot be read: {exc.strerror or exc}")
             else:

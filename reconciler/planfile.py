@@ -7,12 +7,12 @@ image bytes). `apply FILE` refuses it when any of them changed since. It holds n
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import PlanFileError
+from reconciler.files import atomic_write
 from reconciler.plan import AttrChange, Plan, RefreshSummary, ResourceChange
 from reconciler.render import plan_json
 
@@ -25,10 +25,7 @@ def save_plan(plan: Plan, path: Path) -> None:
         "plan": asdict(plan),
         "readable": plan_json(plan),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def load_plan(path: Path) -> Plan:

@@ -10,25 +10,7 @@ import sys
 import time
 from typing import Any, Protocol, TextIO
 
-
-def fmt_duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    if h:
-        return f"{h}h{m:02d}m{s:02d}s"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB"):
-        if size < 1000:
-            return f"{size:.0f} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
+from reconciler.text import duration, plural, size
 
 
 class Reporter(Protocol):
@@ -99,10 +81,10 @@ class LiveReporter:
         table.add_column(style="bold")
         table.add_column()
         if self.uploaded:
-            table.add_row("uploads", f"{self.uploaded} images, {_size(self.upload_bytes)}")
+            table.add_row("uploads", f"{plural(self.uploaded, 'image')}, {size(self.upload_bytes)}")
         for address, status in self.rows.items():
             table.add_row(address, Text(status))
-        table.add_row("elapsed", fmt_duration(time.monotonic() - self.started))
+        table.add_row("elapsed", duration(time.monotonic() - self.started))
         return table
 
     def emit(self, event: str, address: str | None = None, message: str = "", **data: Any) -> None:

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.novita import TaskResult, TrainingStatus, TrainingTask, redact_url, sniff_image_format
-from reconciler.novita.wire import _parse_error_body, normalize_extension
+from reconciler.imagetype import sniff as sniff_image_format
+from reconciler.novita import TaskResult, TrainingStatus, TrainingTask, redact_url
+from reconciler.novita.wire import normalize_extension, parse_error_body
 from tests.novita_fixtures import JPEG, PNG, WEBP
 
 
@@ -125,17 +126,17 @@ def test_redact_url() -> None:
 
 
 def test_error_bodies() -> None:
-    assert _parse_error_body(b'{"code":400,"reason":"INVALID_REQUEST_BODY","message":"bad width"}') == (
+    assert parse_error_body(b'{"code":400,"reason":"INVALID_REQUEST_BODY","message":"bad width"}') == (
         "INVALID_REQUEST_BODY",
         "bad width",
     )
     xml = b"<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
-    assert _parse_error_body(xml) == ("AccessDenied", "Request has expired")
-    reason, message = _parse_error_body(b"<html><title>502 Bad Gateway</title>" + b"x" * 5000)
+    assert parse_error_body(xml) == ("AccessDenied", "Request has expired")
+    reason, message = parse_error_body(b"<html><title>502 Bad Gateway</title>" + b"x" * 5000)
     assert reason == "" and message == "502 Bad Gateway"
-    reason, message = _parse_error_body(b"y" * 5000)
+    reason, message = parse_error_body(b"y" * 5000)
     assert reason == "" and len(message) <= 300
-    assert _parse_error_body(b'{"reason": 5, "message": ["x"]}')[0] == ""
+    assert parse_error_body(b'{"reason": 5, "message": ["x"]}')[0] == ""
 
 
 @given(

@@ -34,7 +34,7 @@ from reconciler.novita.models import (
     TrainingStatus,
     TrainingTask,
 )
-from reconciler.novita.wire import normalize_extension, redact_url, sniff_image_format
+from reconciler.novita.wire import normalize_extension, redact_url
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -50,5 +50,4 @@ __all__ = [
     "error_detail",
     "normalize_extension",
     "redact_url",
-    "sniff_image_format",
 ]

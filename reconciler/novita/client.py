@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import random
 import re
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,37 +19,38 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler import __version__
 from reconciler.errors import AmbiguousSubmitError, ConfigError, NovitaError, NovitaTransportError
+from reconciler.files import atomic_writer
+from reconciler.imagetype import sniff
 from reconciler.novita.models import (
+    Created,
     DownloadedImage,
     RetryInfo,
     TaskResult,
     TrainingStatus,
     TrainingTask,
-    _Created,
-    _str,
-    _UploadTicket,
+    UploadTicket,
+    lenient_str,
 )
 from reconciler.novita.wire import (
     CHUNK,
+    Answer,
+    Got,
     RedactHttpxLog,
-    _Answer,
-    _check_scheme,
-    _file_chunks,
-    _fsync_dir,
-    _Got,
-    _norm_type,
-    _parse_error_body,
-    _read_capped,
-    _Retry,
-    _retry_after,
-    _Secret,
-    _short,
-    _storage_label,
-    _TooLarge,
+    Retry,
+    Secret,
+    TooLarge,
+    check_scheme,
+    file_chunks,
     normalize_extension,
+    normalize_type,
+    parse_error_body,
+    read_capped,
     redact_url,
-    sniff_image_format,
+    retry_after,
+    short,
+    storage_label,
 )
+from reconciler.text import plural
 
 DEFAULT_BASE_URL = "https://api.novita.ai"
 USER_AGENT = f"reconciler/{__version__}"
@@ -77,11 +76,10 @@ if not any(isinstance(f, RedactHttpxLog) for f in logging.getLogger("httpx").fil
 def error_detail(error: NovitaError) -> str:
     """`400 INVALID_REQUEST_BODY: <Novita's message>` for an API error, for messages like
     `Novita rejected LoraModel/alice-v1: 400 INVALID_REQUEST_BODY: ...`; str(error) for any other."""
-    detail = getattr(error, "message", None)
-    if error.status is None or not isinstance(detail, str):
+    if error.status is None:
         return str(error)
     head = f"{error.status} {error.reason}".strip()
-    return f"{head}: {detail}" if detail else head
+    return f"{head}: {error.message}" if error.message else head
 
 
 class NovitaClient:
@@ -113,7 +111,7 @@ class NovitaClient:
         base = (base_url or DEFAULT_BASE_URL).rstrip("/")
         if httpx.URL(base).scheme not in ("http", "https"):
             raise ConfigError(f"the Novita base URL must be http(s)://..., not {redact_url(base)!r}")
-        self._key = _Secret(key)
+        self._key = Secret(key)
         self.base_url = base
         self.timeout = timeout
         self.max_retries = max(0, max_retries)
@@ -198,7 +196,7 @@ class NovitaClient:
                 tasks.setdefault(task.task_id, task)
             pagination = data.get("pagination")
             nxt = pagination.get("next_cursor") if isinstance(pagination, dict) else None
-            nxt = _str(nxt)
+            nxt = lenient_str(nxt)
             if not isinstance(nxt, str) or not nxt:
                 break
             if nxt in seen or nxt == cursor:
@@ -243,13 +241,13 @@ class NovitaClient:
     async def _create(self, path: str, body: dict[str, Any]) -> str:
         data = await self._call("POST", path, json_body=body, create=True)
         try:
-            created = _Created.model_validate(data)
+            created = Created.model_validate(data)
         except ValidationError:
             created = None
         if created is None or not created.task_id:
             # Novita said 200 but we cannot tell which task it made: as unknown as no answer at all.
             raise AmbiguousSubmitError(
-                self._scrub(f"Novita POST {path}: 200 but no task_id in the answer: {_short(str(data))}"),
+                self._scrub(f"Novita POST {path}: 200 but no task_id in the answer: {short(str(data))}"),
                 status=200,
             )
         return created.task_id
@@ -276,14 +274,14 @@ class NovitaClient:
         size = path.stat().st_size
         for attempt in range(1, self.max_retries + 2):
             data = await self._call("POST", TICKET_PATH, json_body={"file_extension": ext})
-            ticket = self._parse(_UploadTicket, data, "POST", TICKET_PATH)
+            ticket = self._parse(UploadTicket, data, "POST", TICKET_PATH)
             if not ticket.assets_id or not ticket.upload_url:
                 self._bad("POST", TICKET_PATH, "no assets_id or upload_url in the ticket")
             method = (ticket.method or "PUT").upper()
             if method not in ("PUT", "POST"):
                 self._bad("POST", TICKET_PATH, f"unexpected upload method {method!r}")
-            url = _check_scheme(ticket.upload_url)
-            label = _storage_label(url)
+            url = check_scheme(ticket.upload_url)
+            label = storage_label(url)
             if on_ticket is not None:  # lets the caller record the assets_id before the bytes go out
                 await on_ticket(ticket.assets_id)
             sent = 0
@@ -296,12 +294,12 @@ class NovitaClient:
 
             headers = {"Content-Length": str(size), "Content-Type": f"image/{ext}"}
             request = self._storage.build_request(
-                method, url, headers=headers, content=_file_chunks(path, size, progress)
+                method, url, headers=headers, content=file_chunks(path, size, progress)
             )
             try:
                 answer = await self._send(self._storage, request, MAX_ERROR_BYTES)
             except _RETRYABLE as exc:
-                retry = _Retry(self._transport_error(method, label, exc, attempt), None, type(exc).__name__)
+                retry = Retry(self._transport_error(method, label, exc, attempt), None, type(exc).__name__)
             except httpx.HTTPError as exc:
                 raise self._transport_error(method, label, exc, attempt) from exc
             else:
@@ -309,9 +307,9 @@ class NovitaClient:
                     return ticket.assets_id
                 error = self._http_error(method, label, answer)
                 if answer.status == 403:  # the presigned URL expired: a new ticket, no need to wait
-                    retry = _Retry(error, 403, error.reason, 0.0)
+                    retry = Retry(error, 403, error.reason, 0.0)
                 elif answer.status == 429 or answer.status >= 500:
-                    retry = _Retry(error, answer.status, error.reason, _retry_after(answer.response))
+                    retry = Retry(error, answer.status, error.reason, retry_after(answer.response))
                 else:
                     raise error
             if sent and on_bytes is not None:
@@ -330,66 +328,59 @@ class NovitaClient:
         A mismatch with `expected_type` (Novita's `image_type`) is only logged: `format` tells the truth.
         """
         dest = Path(dest)
-        start = _check_scheme(url)
-        label = _storage_label(start)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        start = check_scheme(url)
+        label = storage_label(start)
         for attempt in range(1, self.max_retries + 2):
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-            tmp = Path(tmp_name)
             try:
-                with os.fdopen(fd, "wb") as out:
+                with atomic_writer(dest) as out:
                     result = await self._download_once(start, out, attempt)
-                    if isinstance(result, _Got):
-                        out.flush()
-                        os.fsync(out.fileno())
-                if isinstance(result, _Got):
-                    if expected_type and _norm_type(expected_type) != result.format:
-                        log.warning("%s: Novita said %s, the bytes are %s", dest.name, expected_type, result.format)
-                    os.replace(tmp, dest)
-                    _fsync_dir(dest.parent)
-                    return DownloadedImage(dest, result.sha256, result.size, result.format)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+                    if isinstance(result, Retry):
+                        raise _Discard(result)  # leaves `dest` untouched, removes the partial file
+            except _Discard as discarded:
+                result = discarded.retry
+            else:
+                if expected_type and normalize_type(expected_type) != result.format:
+                    log.warning("%s: Novita said %s, the bytes are %s", dest.name, expected_type, result.format)
+                return DownloadedImage(dest, result.sha256, result.size, result.format)
             if attempt > self.max_retries:
                 raise result.error
             await self._backoff("GET", label, attempt, result.status, result.reason, result.after)
         raise AssertionError("unreachable")
 
-    async def _download_once(self, start: httpx.URL, out: BinaryIO, attempt: int) -> _Got | _Retry:
+    async def _download_once(self, start: httpx.URL, out: BinaryIO, attempt: int) -> Got | Retry:
         url = start
         for _hop in range(MAX_REDIRECTS + 1):
-            label = _storage_label(url)
+            label = storage_label(url)
             request = self._storage.build_request("GET", url, headers={"Accept": "image/*"})
             began = time.monotonic()
             self._log_request(request)
             try:
                 response = await self._storage.send(request, stream=True)
             except _RETRYABLE as exc:
-                return _Retry(self._transport_error("GET", label, exc, attempt), None, type(exc).__name__)
+                return Retry(self._transport_error("GET", label, exc, attempt), None, type(exc).__name__)
             except httpx.HTTPError as exc:
                 raise self._transport_error("GET", label, exc, attempt) from exc
             try:
                 self._log_response(request, response, began)
                 if response.is_redirect:
-                    url = _check_scheme(str(url.join(response.headers.get("location", ""))))
+                    url = check_scheme(str(url.join(response.headers.get("location", ""))))
                     continue
                 if response.status_code != 200:
-                    body = await _read_capped(response, MAX_ERROR_BYTES, truncate=True)
-                    error = self._http_error("GET", label, _Answer(response.status_code, body, response))
+                    body = await read_capped(response, MAX_ERROR_BYTES, truncate=True)
+                    error = self._http_error("GET", label, Answer(response.status_code, body, response))
                     if response.status_code == 429 or response.status_code >= 500:
-                        return _Retry(error, response.status_code, error.reason, _retry_after(response))
+                        return Retry(error, response.status_code, error.reason, retry_after(response))
                     raise error
                 return await self._stream_image(response, out, label)
             except _RETRYABLE as exc:
-                return _Retry(self._transport_error("GET", label, exc, attempt), None, type(exc).__name__)
+                return Retry(self._transport_error("GET", label, exc, attempt), None, type(exc).__name__)
             except httpx.HTTPError as exc:  # e.g. a body that does not decode as its Content-Encoding
                 raise self._transport_error("GET", label, exc, attempt) from exc
             finally:
                 await response.aclose()
-        raise NovitaError(f"Novita GET {_storage_label(start)}: more than {MAX_REDIRECTS} redirects")
+        raise NovitaError(f"Novita GET {storage_label(start)}: more than {MAX_REDIRECTS} redirects")
 
-    async def _stream_image(self, response: httpx.Response, out: BinaryIO, label: str) -> _Got:
+    async def _stream_image(self, response: httpx.Response, out: BinaryIO, label: str) -> Got:
         cap = self.max_image_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
@@ -405,10 +396,10 @@ class NovitaClient:
                 head += chunk[:16]
             digest.update(chunk)
             out.write(chunk)
-        fmt = sniff_image_format(head)
+        fmt = sniff(head)
         if fmt is None:
             raise NovitaError(f"Novita GET {label}: the body is not a png, jpeg or webp image ({size} bytes)")
-        return _Got(digest.hexdigest(), size, fmt)
+        return Got(digest.hexdigest(), size, fmt)
 
     # ------------------------------------------------------------------------------------------ core
 
@@ -430,7 +421,7 @@ class NovitaClient:
             try:
                 async with asyncio.timeout(self.timeout * 3):  # a slow drip of bytes still ends
                     answer = await self._send(self._api, request, MAX_JSON_BYTES, strict=True)
-            except _TooLarge:
+            except TooLarge:
                 message = f"Novita {method} {path}: answer larger than {MAX_JSON_BYTES} bytes"
                 if create:
                     raise AmbiguousSubmitError(message) from None
@@ -442,7 +433,7 @@ class NovitaClient:
                     raise AmbiguousSubmitError(
                         self._scrub(
                             f"Novita {method} {path}: sent, but no answer ({type(exc).__name__}: "
-                            f"{_short(str(exc), 200)}); the task may or may not exist"
+                            f"{short(str(exc), 200)}); the task may or may not exist"
                         )
                     ) from exc
                 if final:
@@ -454,7 +445,7 @@ class NovitaClient:
                     raise AmbiguousSubmitError(
                         self._scrub(
                             f"Novita {method} {path}: sent, but the answer is unreadable "
-                            f"({type(exc).__name__}: {_short(str(exc), 200)}); the task may or may not exist"
+                            f"({type(exc).__name__}: {short(str(exc), 200)}); the task may or may not exist"
                         )
                     ) from exc
                 raise self._transport_error(method, path, exc, attempt) from exc
@@ -470,13 +461,13 @@ class NovitaClient:
                 )
             if final or not (status == 429 or status >= 500):
                 raise error
-            await self._backoff(method, path, attempt, status, error.reason, _retry_after(answer.response))
+            await self._backoff(method, path, attempt, status, error.reason, retry_after(answer.response))
         raise AssertionError("unreachable")
 
     async def _send(
         self, client: httpx.AsyncClient, request: httpx.Request, cap: int, *, strict: bool = False
-    ) -> _Answer:
-        """Send, read at most `cap` bytes of a 2xx body (more: `_TooLarge` if strict, else cut), at most
+    ) -> Answer:
+        """Send, read at most `cap` bytes of a 2xx body (more: `TooLarge` if strict, else cut), at most
         MAX_ERROR_BYTES of any other body, and close."""
         began = time.monotonic()
         self._log_request(request)
@@ -485,12 +476,12 @@ class NovitaClient:
             self._log_response(request, response, began)
             status = response.status_code
             if 200 <= status < 300:
-                body = await _read_capped(response, cap, truncate=not strict)
+                body = await read_capped(response, cap, truncate=not strict)
             else:
-                body = await _read_capped(response, MAX_ERROR_BYTES, truncate=True)
+                body = await read_capped(response, MAX_ERROR_BYTES, truncate=True)
         finally:
             await response.aclose()
-        return _Answer(status, body, response)
+        return Answer(status, body, response)
 
     async def _backoff(
         self, method: str, url: str, attempt: int, status: int | None, reason: str, retry_after: float | None
@@ -512,7 +503,7 @@ class NovitaClient:
             data = None
         if isinstance(data, dict):
             return data
-        excerpt = _short(body.decode("utf-8", "replace"), 200)
+        excerpt = short(body.decode("utf-8", "replace"), 200)
         message = self._scrub(f"Novita {method} {path}: the answer is not a JSON object: {excerpt!r}")
         if create:
             raise AmbiguousSubmitError(message + "; the task may or may not exist", status=200)
@@ -527,21 +518,19 @@ class NovitaClient:
             self._bad(method, path, f"{where}: {first['msg']}")
 
     def _bad(self, method: str, path: str, what: str) -> NoReturn:
-        raise NovitaError(self._scrub(f"Novita {method} {path}: unexpected answer: {_short(what, 200)}"), status=200)
+        raise NovitaError(self._scrub(f"Novita {method} {path}: unexpected answer: {short(what, 200)}"), status=200)
 
-    def _http_error(self, method: str, label: str, answer: _Answer) -> NovitaError:
-        reason, message = _parse_error_body(answer.body)
+    def _http_error(self, method: str, label: str, answer: Answer) -> NovitaError:
+        reason, message = parse_error_body(answer.body)
         if not message and not reason:
             message = answer.response.reason_phrase
         text = f"Novita {method} {label}: {answer.status}{' ' + reason if reason else ''}"
         text += f": {message}" if message else ""
-        error = NovitaError(self._scrub(text), status=answer.status, reason=reason)
-        setattr(error, "message", self._scrub(message))  # noqa: B010  (NovitaError declares no field for it)
-        return error
+        return NovitaError(self._scrub(text), status=answer.status, reason=reason, message=self._scrub(message))
 
     def _transport_error(self, method: str, label: str, exc: Exception, attempts: int) -> NovitaTransportError:
-        tries = f" after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts > 1 else ""
-        detail = _short(_URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(exc)), 200) or type(exc).__name__
+        tries = f" after {plural(attempts, 'attempt')}" if attempts > 1 else ""
+        detail = short(_URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(exc)), 200) or type(exc).__name__
         return NovitaTransportError(
             self._scrub(f"Novita {method} {label}: no usable answer{tries}: {type(exc).__name__}: {detail}"),
             reason=type(exc).__name__,
@@ -567,3 +556,10 @@ class NovitaClient:
                 response.status_code,
                 time.monotonic() - began,
             )
+
+
+class _Discard(Exception):
+    """Raised inside an atomic write to drop a failed download try (the file is not replaced)."""
+
+    def __init__(self, retry: Retry) -> None:
+        self.retry = retry

@@ -12,8 +12,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from reconciler.status import (
+    generation_failed,
+    generation_pending,
+    generation_succeeded,
+    training_failed,
+    training_pending,
+    training_succeeded,
+)
 
-def _str(value: Any) -> Any:
+
+def lenient_str(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -49,7 +58,7 @@ def _list(value: Any) -> Any:
     return [] if value is None else value
 
 
-Str = Annotated[str, BeforeValidator(_str)]
+Str = Annotated[str, BeforeValidator(lenient_str)]
 Int = Annotated[int, BeforeValidator(_int)]
 OptFloat = Annotated[float | None, BeforeValidator(_opt_float)]
 
@@ -81,16 +90,25 @@ class _TrainingState(_Lenient):
     @property
     def is_done(self) -> bool:
         """SUCCESS and a model SERVING: the LoRA is usable."""
-        return self.task_status.upper() == "SUCCESS" and any(m.model_status.upper() == "SERVING" for m in self.models)
+        return training_succeeded(self.task_status, (m.model_status for m in self.models))
 
     @property
     def is_failed(self) -> bool:
-        return self.task_status.upper() in ("FAILED", "CANCELED")
+        return training_failed(self.task_status)
+
+    @property
+    def is_pending(self) -> bool:
+        """A documented status of a training on its way (SUCCESS while the model deploys)."""
+        return training_pending(self.task_status)
 
     @property
     def model_name(self) -> str | None:
         """The trained model's name (the SERVING one first), or None before training produced one."""
         return _serving_model_name(self.models)
+
+    def model_status_of(self, model_name: str | None) -> str | None:
+        """The status (DEPLOYING, SERVING, ...) of the model called `model_name`, if the task lists it."""
+        return next((m.model_status or None for m in self.models if m.model_name == model_name), None)
 
 
 class TrainingTask(_TrainingState):
@@ -153,20 +171,24 @@ class TaskResult(_Lenient):
 
     @property
     def is_done(self) -> bool:
-        return self.status.upper() == "TASK_STATUS_SUCCEED"
+        return generation_succeeded(self.status)
 
     @property
     def is_failed(self) -> bool:
-        return self.status.upper() == "TASK_STATUS_FAILED"
+        return generation_failed(self.status)
+
+    @property
+    def is_pending(self) -> bool:
+        return generation_pending(self.status)
 
 
-class _UploadTicket(_Lenient):
+class UploadTicket(_Lenient):
     assets_id: Str
     upload_url: Str
     method: Str = "PUT"
 
 
-class _Created(_Lenient):
+class Created(_Lenient):
     task_id: Str
 
 

@@ -5,11 +5,9 @@ streaming. No network I/O.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,9 +18,9 @@ from urllib.parse import unquote
 import httpx
 
 from reconciler.errors import NovitaError
+from reconciler.imagetype import FORMATS
 
 CHUNK = 256 * 1024
-IMAGE_EXTENSIONS = ("png", "jpeg", "webp")
 # Query parameters of presigned URLs (S3, GCS, Azure, OSS, generic) that must never be logged or shown.
 _SECRET_PARAMS = re.compile(
     r"^(x-amz-(signature|credential|security-token)|x-goog-(signature|credential)|signature|sig|token"
@@ -56,12 +54,12 @@ class RedactHttpxLog(logging.Filter):
         return True
 
 
-def _short(text: str, limit: int = 300) -> str:
+def short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _parse_error_body(body: bytes) -> tuple[str, str]:
+def parse_error_body(body: bytes) -> tuple[str, str]:
     """(reason, message) from a Novita JSON error, an S3 XML error, or any other body."""
     text = body.decode("utf-8", errors="replace")
     try:
@@ -72,19 +70,19 @@ def _parse_error_body(body: bytes) -> tuple[str, str]:
         reason, message = data.get("reason"), data.get("message") or data.get("msg")
         return (
             reason if isinstance(reason, str) else "",
-            _short(message if isinstance(message, str) else text),
+            short(message if isinstance(message, str) else text),
         )
     code = re.search(r"<Code>([^<]{1,100})</Code>", text)
     message_xml = re.search(r"<Message>([^<]{0,1000})</Message>", text)
     if code:
-        return code.group(1), _short(message_xml.group(1) if message_xml else "")
+        return code.group(1), short(message_xml.group(1) if message_xml else "")
     if "<html" in text[:500].lower():
         title = re.search(r"<title>([^<]{0,300})</title>", text, re.IGNORECASE)
-        return "", _short(title.group(1) if title else "an HTML page (proxy error?)")
-    return "", _short(text)
+        return "", short(title.group(1) if title else "an HTML page (proxy error?)")
+    return "", short(text)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "").strip()
     if not value:
         return None
@@ -101,36 +99,31 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def sniff_image_format(head: bytes) -> str | None:
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
+def normalize_type(image_type: str) -> str:
+    """`.JPG` -> `jpeg`, `PNG` -> `png`: Novita's and file names' spellings of a format, compared alike."""
+    value = image_type.lower().lstrip(".")
+    return "jpeg" if value == "jpg" else value
 
 
 def normalize_extension(ext: str) -> str:
     """`.JPG` -> `jpeg`; raises NovitaError for anything Novita does not take."""
-    value = ext.lower().lstrip(".")
-    value = "jpeg" if value == "jpg" else value
-    if value not in IMAGE_EXTENSIONS:
+    value = normalize_type(ext)
+    if value not in FORMATS:
         raise NovitaError(f"Novita accepts png, jpeg or webp training images, not {ext!r}")
     return value
 
 
-def _check_scheme(url: str) -> httpx.URL:
+def check_scheme(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
     except Exception as exc:
-        raise NovitaError(f"Novita returned an unusable URL: {_short(str(exc), 100)}") from exc
+        raise NovitaError(f"Novita returned an unusable URL: {short(str(exc), 100)}") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise NovitaError(f"refusing to fetch {parsed.scheme or 'a relative'} URL {redact_url(parsed)}")
     return parsed
 
 
-class _Secret:
+class Secret:
     __slots__ = ("value",)
 
     def __init__(self, value: str) -> None:
@@ -143,18 +136,18 @@ class _Secret:
 
 
 @dataclass
-class _Answer:
+class Answer:
     status: int
     body: bytes
     response: httpx.Response
 
 
-class _TooLarge(Exception):
+class TooLarge(Exception):
     pass
 
 
 @dataclass
-class _Retry:
+class Retry:
     """A failed try that may be retried: the error to raise when out of tries, and what backoff needs."""
 
     error: NovitaError
@@ -164,32 +157,18 @@ class _Retry:
 
 
 @dataclass
-class _Got:
+class Got:
     sha256: str
     size: int
     format: str
 
 
-def _storage_label(url: httpx.URL) -> str:
+def storage_label(url: httpx.URL) -> str:
     """How a storage URL appears in errors and retry reports: host and path, never the query."""
     return f"{url.scheme}://{url.host}{url.path}"
 
 
-def _norm_type(image_type: str) -> str:
-    value = image_type.lower().lstrip(".")
-    return "jpeg" if value == "jpg" else value
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-async def _file_chunks(path: Path, size: int, progress: Callable[[int], None]) -> AsyncIterator[bytes]:
+async def file_chunks(path: Path, size: int, progress: Callable[[int], None]) -> AsyncIterator[bytes]:
     """Exactly `size` bytes of `path`, read in a worker thread chunk by chunk: never the whole file."""
     remaining = size
     with path.open("rb") as fh:
@@ -202,15 +181,15 @@ async def _file_chunks(path: Path, size: int, progress: Callable[[int], None]) -
             yield chunk
 
 
-async def _read_capped(response: httpx.Response, cap: int, *, truncate: bool) -> bytes:
+async def read_capped(response: httpx.Response, cap: int, *, truncate: bool) -> bytes:
     declared = response.headers.get("content-length", "")
     if not truncate and declared.isdigit() and int(declared) > cap:
-        raise _TooLarge
+        raise TooLarge
     buf = bytearray()
     async for chunk in response.aiter_bytes():
         buf += chunk
         if len(buf) > cap:
             if truncate:
                 return bytes(buf[:cap])
-            raise _TooLarge
+            raise TooLarge
     return bytes(buf)

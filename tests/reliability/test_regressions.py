@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.apply import _remove_partial_downloads
+from reconciler.files import remove_partials as _remove_partial_downloads
 
 
 def test_partial_downloads_left_by_a_killed_apply_are_removed(tmp_path: Path) -> None:

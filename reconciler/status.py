@@ -1,0 +1,73 @@
+"""Pure: the statuses of a state entry, and the one reading of Novita's task statuses.
+
+Every rule of the form "is this training done / failed / still on its way" lives here, so the planner,
+the applier, the refresh and the client's typed answers agree (case-insensitively: Novita's casing is
+not a contract). See docs/ARCHITECTURE.md, "State model".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Where a resource of the state stands. The values are what the state file stores."""
+
+    SUBMITTING = "submitting"  # recorded before the create call: the task may or may not exist
+    TRAINING = "training"  # LoraModel: Novita accepted the training (task id recorded); waiting for it
+    RUNNING = "running"  # Generation: Novita accepted the task (task id recorded); waiting for it
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# A training in flight: submitted (or being submitted) and not finished. Never resubmitted while so.
+TRAINING_IN_FLIGHT = frozenset({Status.SUBMITTING, Status.TRAINING})
+# A task of either kind that Novita accepted and that has not finished: it keeps running remotely.
+RUNNING_REMOTELY = frozenset({Status.TRAINING, Status.RUNNING})
+
+
+# -- Novita's training statuses (GET /v3/training, GET /v3/training/{subject,style}) -------------------
+
+TRAINING_FAILED = frozenset({"FAILED", "CANCELED"})
+# Statuses documented for a training still on its way; SUCCESS counts while the model is still deploying.
+TRAINING_PENDING = frozenset({"UNKNOWN", "QUEUING", "TRAINING", "SUCCESS"})
+
+
+def training_succeeded(task_status: str, model_statuses: Iterable[str]) -> bool:
+    """SUCCESS and a model SERVING: the LoRA is usable."""
+    return task_status.upper() == "SUCCESS" and any(s.upper() == "SERVING" for s in model_statuses)
+
+
+def training_failed(task_status: str) -> bool:
+    return task_status.upper() in TRAINING_FAILED
+
+
+def training_pending(task_status: str) -> bool:
+    """A documented status of a training not finished yet. Anything else ends a wait (never a hang)."""
+    return task_status.upper() in TRAINING_PENDING
+
+
+# -- Novita's async task statuses (GET /v3/async/task-result) ------------------------------------------
+
+GENERATION_SUCCEEDED = "TASK_STATUS_SUCCEED"
+GENERATION_FAILED = "TASK_STATUS_FAILED"
+GENERATION_PENDING = frozenset({"TASK_STATUS_QUEUED", "TASK_STATUS_PROCESSING", "TASK_STATUS_UNKNOWN"})
+NOT_FOUND = "NOT_FOUND"  # our own marker: task-result answered 404 for a task id we recorded
+
+
+def generation_succeeded(status: str) -> bool:
+    return status.upper() == GENERATION_SUCCEEDED
+
+
+def generation_failed(status: str) -> bool:
+    return status.upper() == GENERATION_FAILED
+
+
+def generation_lost(status: str) -> bool:
+    """Failed on Novita, or no longer known to it (404): either way it must run again."""
+    return status.upper() in (GENERATION_FAILED, NOT_FOUND)
+
+
+def generation_pending(status: str) -> bool:
+    return status.upper() in GENERATION_PENDING
