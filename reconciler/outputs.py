@@ -8,15 +8,16 @@ generation whose images are still on disk is adopted, not paid for again.
 from __future__ import annotations
 
 import json
-import os
 import struct
 import zlib
 from pathlib import Path
 from typing import Any
 
 from reconciler.desired import Desired, DesiredGeneration
+from reconciler.files import atomic_write, display_path
 from reconciler.hashing import HashCache, sha256_file
-from reconciler.plan import OutputFacts
+from reconciler.imagetype import file_extension
+from reconciler.remote import OutputFacts
 from reconciler.state import State
 
 SIDECAR_SUFFIX = ".reconciler.json"
@@ -27,14 +28,14 @@ def sidecar_path(gen: DesiredGeneration) -> Path:
 
 
 def image_path(gen: DesiredGeneration, index: int, ext: str) -> Path:
-    return gen.output_dir / f"{gen.name}-{index + 1}.{'jpg' if ext == 'jpeg' else ext}"
+    return gen.output_dir / f"{gen.name}-{index + 1}.{file_extension(ext)}"
 
 
 def observe(desired: Desired, state: State, cache: HashCache, project_root: Path) -> dict[str, OutputFacts]:
     """For every desired generation: are the files the state records intact, and what the sidecar says."""
     facts: dict[str, OutputFacts] = {}
     for gen in desired.generations.values():
-        entry = state.entry(gen.address)
+        entry = state.generation(gen.name)
         recorded = [(project_root / f.path, f.sha256) for f in entry.files] if entry else []
         intact, missing = _check(recorded, cache)
         sidecar = _read_sidecar(sidecar_path(gen))
@@ -47,7 +48,7 @@ def observe(desired: Desired, state: State, cache: HashCache, project_root: Path
                 side_id = str(sidecar.get("identity") or "") or None
                 side_task = sidecar.get("task_id")
                 side_seed = sidecar.get("seed")
-                side_files = tuple((_rel(p, project_root), h) for p, h in files)
+                side_files = tuple((display_path(p, project_root), h) for p, h in files)
         facts[gen.address] = OutputFacts(
             files_intact=bool(recorded) and intact,
             missing=missing,
@@ -78,24 +79,10 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 def write_sidecar(gen: DesiredGeneration, record: dict[str, Any]) -> None:
-    """Atomically write the generation's sidecar (temp file, fsync, rename)."""
-    path = sidecar_path(gen)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=2, sort_keys=True, ensure_ascii=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Atomically write the generation's sidecar."""
+    text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    atomic_write(sidecar_path(gen), text)
 
 
 def add_png_parameters(path: Path, text: str) -> str:
@@ -110,12 +97,7 @@ def add_png_parameters(path: Path, text: str) -> str:
     payload = b"parameters\x00" + text.encode("latin-1", "replace")
     chunk = struct.pack(">I", len(payload)) + b"tEXt" + payload
     chunk += struct.pack(">I", zlib.crc32(b"tEXt" + payload) & 0xFFFFFFFF)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data[:ihdr_end] + chunk + data[ihdr_end:])
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, data[:ihdr_end] + chunk + data[ihdr_end:])
     return sha256_file(path)
 
 

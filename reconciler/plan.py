@@ -1,7 +1,7 @@
 """Pure: (desired, state, remote, outputs on disk) -> Plan. No files, no HTTP, no clock, no randomness.
 
 Every decision of "only what's missing" lives here, as small functions per kind that read like the
-tables in DESIGN.md. The same inputs always give the same plan: anything from a set or a dict is sorted.
+tables of docs/ARCHITECTURE.md. The same inputs always give the same plan: anything from a set or a dict is sorted.
 """
 
 from __future__ import annotations
@@ -17,101 +17,13 @@ from reconciler.desired import (
     address,
     sort_key,
 )
-from reconciler.state import ResourceEntry, State
+from reconciler.remote import OutputFacts, Remote, RemoteGeneration, RemoteTraining
+from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State
+from reconciler.status import NOT_FOUND, Status, generation_lost
+from reconciler.text import plural
 
 Action = Literal["create", "replace", "resume", "adopt", "forget"]
-ACTIONS: tuple[Action, ...] = ("create", "replace", "resume", "adopt", "forget")
 UNSET = "(unset)"
-
-TRAINING_FAILED = {"FAILED", "CANCELED"}
-GENERATION_FAILED = {"TASK_STATUS_FAILED"}
-
-
-# ------------------------------------------------------------------------------------------ inputs
-
-
-@dataclass(frozen=True)
-class RemoteTraining:
-    """One task of `GET /v3/training`, plus progress when its status was fetched."""
-
-    task_id: str
-    task_name: str
-    task_type: str
-    status: str
-    created_at: int = 0
-    model_name: str | None = None
-    model_status: str | None = None
-    progress: float | None = None
-    eta: float | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "SUCCESS" and self.model_status == "SERVING"
-
-    @property
-    def failed(self) -> bool:
-        return self.status in TRAINING_FAILED
-
-    def describe(self) -> str:
-        parts = [self.status]
-        if self.status == "TRAINING" and self.progress is not None:
-            parts[0] = f"TRAINING {self.progress:.0f}%"
-        if self.model_status:
-            parts.append(self.model_status)
-        return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class RemoteGeneration:
-    task_id: str
-    status: str  # TASK_STATUS_* or "NOT_FOUND"
-    reason: str = ""
-    progress: float | None = None
-
-
-@dataclass(frozen=True)
-class Remote:
-    """What a refresh saw: the whole training list, and the generations the state holds in flight."""
-
-    trainings: tuple[RemoteTraining, ...]
-    generations: Mapping[str, RemoteGeneration] = field(default_factory=dict)
-    pages: int = 0
-    # indexes over `trainings`, built once (a plan looks up every model: scanning would be quadratic)
-    _by_name: dict[str, list[RemoteTraining]] = field(init=False, repr=False, compare=False)
-    _by_id: dict[str, RemoteTraining] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        by_name: dict[str, list[RemoteTraining]] = {}
-        by_id: dict[str, RemoteTraining] = {}
-        for t in self.trainings:
-            by_name.setdefault(t.task_name, []).append(t)
-            by_id.setdefault(t.task_id, t)  # the first of a repeated id, as a scan would find
-        object.__setattr__(self, "_by_name", by_name)
-        object.__setattr__(self, "_by_id", by_id)
-
-    def named(self, task_name: str) -> list[RemoteTraining]:
-        """Tasks with this name, the most useful first: succeeded, then in flight, then failed; newest first."""
-        found = self._by_name.get(task_name, [])
-
-        def rank(t: RemoteTraining) -> tuple[int, int]:
-            return (0 if t.succeeded else 2 if t.failed else 1, -t.created_at)
-
-        return sorted(found, key=rank)
-
-    def by_id(self, task_id: str) -> RemoteTraining | None:
-        return self._by_id.get(task_id)
-
-
-@dataclass(frozen=True)
-class OutputFacts:
-    """What is on disk for one generation: are the files recorded in state intact, and the sidecar."""
-
-    files_intact: bool  # every file recorded in state exists with its recorded hash
-    missing: int = 0  # how many recorded files are missing or changed
-    sidecar_identity: str | None = None  # identity in the output folder's sidecar, if its files are intact
-    sidecar_files: tuple[tuple[str, str], ...] = ()  # (path, sha256) the sidecar records, verified
-    sidecar_task_id: str | None = None
-    sidecar_seed: str | None = None
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -137,7 +49,6 @@ class ResourceChange:
     task_id: str | None = None  # resume / adopt: the task to wait for or record
     model_name: str | None = None  # adopt: the trained model, when already known
     uploads: tuple[str, ...] = ()  # Dataset: image hashes its trainings will upload
-    already_uploaded: int = 0
     images: int = 0  # Generation: images it will produce
 
     @property
@@ -365,11 +276,9 @@ def _desired_has(desired: Desired, addr: str) -> bool:
 def _refresh_summary(ctx: _Ctx) -> RefreshSummary:
     assert ctx.remote is not None
     ours_names = {m.task_name for m in ctx.desired.models.values()}
-    ours_names |= {e.task_name for e in ctx.state.resources.values() if e.task_name}
+    ours_names |= {e.task_name for e in ctx.state.models() if e.task_name}
     ours = sum(1 for t in ctx.remote.trainings if t.task_name in ours_names)
-    in_flight = sum(
-        1 for e in ctx.state.resources.values() if e.kind == "LoraModel" and e.status in ("submitting", "training")
-    )
+    in_flight = sum(1 for e in ctx.state.models() if e.in_flight)
     return RefreshSummary(ctx.remote.pages, len(ctx.remote.trainings), ours, in_flight)
 
 
@@ -377,13 +286,13 @@ def _refresh_summary(ctx: _Ctx) -> RefreshSummary:
 
 
 def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
-    entry = ctx.state.entry(model.address)
+    entry = ctx.state.model(model.name)
     after = model.attributes()
     before = entry.attributes if entry else None
     same = entry is not None and entry.identity == model.identity
     remote = ctx.remote
     found = remote.named(model.task_name) if remote is not None else []
-    live = [t for t in found if not t.failed]
+    live = remote.live(model.task_name) if remote is not None else None
 
     uploads = tuple(sorted({i.sha256 for i in model.images if i.sha256 not in ctx.state.images}))
 
@@ -402,19 +311,19 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
             **kw,
         )
 
-    if model.address in ctx.replace and entry is not None and entry.status not in ("submitting", "training"):
+    if model.address in ctx.replace and entry is not None and not entry.in_flight:
         ctx.model_names[model.name] = None
         kept = (f"(the current model {entry.model_name} stays in the account)",) if entry.model_name else ()
         return change("replace", f"--replace: train again as {model.task_name}", notes=kept)
     if same and entry is not None:
-        if entry.status == "succeeded":
-            if remote is not None and entry.task_id and remote.by_id(entry.task_id) is None and not live:
+        if entry.status == Status.SUCCEEDED:
+            if remote is not None and entry.task_id and remote.by_id(entry.task_id) is None and live is None:
                 ctx.model_names[model.name] = None
                 return change("replace", f"training {entry.task_name} is no longer in the account: retrain")
             ctx.model_names[model.name] = entry.model_name
             return None
-        if entry.status in ("submitting", "training"):
-            task = (remote.by_id(entry.task_id) if remote and entry.task_id else None) or (live[0] if live else None)
+        if entry.in_flight:
+            task = (remote.by_id(entry.task_id) if remote and entry.task_id else None) or live
             if remote is None:
                 ctx.model_names[model.name] = None
                 return change(
@@ -424,7 +333,7 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
                 )
             if task is None:
                 ctx.model_names[model.name] = None
-                if entry.status == "submitting":
+                if entry.status == Status.SUBMITTING:
                     return change("create", f"a previous submit of {model.task_name} never reached Novita: train it")
                 return change("replace", f"training {model.task_name} vanished from the account: retrain")
             if task.failed:
@@ -445,14 +354,14 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
                 task_id=task.task_id,
             )
         # failed before, same definition
-        if live:
-            return _adopt(ctx, model, live[0], before, after)
+        if live is not None:
+            return _adopt(ctx, model, live, before, after)
         ctx.model_names[model.name] = None
         why = f" ({entry.reason})" if entry.reason else ""
         return change("replace", f"the previous training {entry.task_name} failed{why}: retrain as {model.task_name}")
 
-    if live:
-        return _adopt(ctx, model, live[0], before, after)
+    if live is not None:
+        return _adopt(ctx, model, live, before, after)
     ctx.model_names[model.name] = None
     notes: tuple[str, ...] = ()
     if found:
@@ -498,13 +407,13 @@ def _adopt(
 
 
 def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None:
-    entry = ctx.state.entry(gen.address)
+    entry = ctx.state.generation(gen.name)
     names = {m: ctx.model_names.get(m) for m in gen.lora_models}
     identity = gen.identity(names)
     after = gen.attributes(names)
     before = entry.attributes if entry else None
     facts = ctx.outputs.get(gen.address, OutputFacts(files_intact=False))
-    shape = f"{gen.image_num} image{'s' if gen.image_num != 1 else ''}, {gen.task_type} "
+    shape = f"{plural(gen.image_num, 'image')}, {gen.task_type} "
     shape += f"{gen.request.get('width', 512)}×{gen.request.get('height', 512)}"
 
     def change(action: Action, reason: str, *, diff: bool = False, **kw: Any) -> ResourceChange:
@@ -523,10 +432,10 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
             return change("create", f"{shape}; waits for {deps}")
         return change("replace", f"depends on {deps}, which {verb}", diff=True)
 
-    if gen.address in ctx.replace and entry is not None and entry.status != "running":
+    if gen.address in ctx.replace and entry is not None and entry.status != Status.RUNNING:
         return change("replace", f"--replace: run it again ({shape})")
     if entry is not None and entry.identity == identity:
-        if entry.status == "succeeded":
+        if entry.status == Status.SUCCEEDED:
             if facts.files_intact:
                 return None
             return change(
@@ -534,18 +443,18 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
                 f"{facts.missing} of its {len(entry.files) or gen.image_num} images are missing or changed "
                 f"in {gen.output_display}: regenerate",
             )
-        if entry.status == "running" and entry.task_id:
+        if entry.status == Status.RUNNING and entry.task_id:
             seen = ctx.remote.generations.get(entry.task_id) if ctx.remote is not None else None
-            if seen is None or seen.status not in (*GENERATION_FAILED, "NOT_FOUND"):
+            if seen is None or not generation_lost(seen.status):
                 status = f" ({_gen_status(seen)})" if seen else ""
                 return change(
                     "resume",
                     f"generation task {entry.task_id} in flight{status}: wait, do not resubmit",
                     task_id=entry.task_id,
                 )
-            why = "vanished" if seen.status == "NOT_FOUND" else f"failed ({seen.reason or 'no reason given'})"
+            why = "vanished" if seen.status == NOT_FOUND else f"failed ({seen.reason or 'no reason given'})"
             return change("replace", f"generation task {entry.task_id} {why}: run it again")
-        if entry.status == "submitting":
+        if entry.status == Status.SUBMITTING:
             # Never resubmitted on our own: Novita cannot list generation tasks, so nobody can tell whether
             # the interrupted submit reached it, and a second submit could pay twice.
             ctx.warnings.append(
@@ -588,7 +497,7 @@ def _gen_status(seen: RemoteGeneration) -> str:
 def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> ResourceChange | None:
     """A Dataset has nothing remote of its own: its line says what its trainings will upload."""
     dataset = ctx.desired.datasets[name]
-    entry = ctx.state.entry(dataset.address)
+    entry = ctx.state.dataset(name)
     if entry is not None and entry.identity == dataset.identity:
         return None
     training = ctx.trainings_by_dataset(changes).get(name, [])
@@ -596,14 +505,14 @@ def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> Resour
     uploads = tuple(sorted({h for c in training for h in c.uploads}))
     already = len(needed) - len(uploads)
     if uploads:
-        reason = f"{len(uploads)} new image{'s' if len(uploads) != 1 else ''} to upload ({already} already uploaded)"
+        reason = f"{plural(len(uploads), 'new image')} to upload ({already} already uploaded)"
     elif training:
         reason = f"all {len(needed)} images already uploaded"
     else:
         reason = f"{len(dataset.images)} images, nothing to upload (no training needs them)"
     after = dataset.attributes()
     if entry is None:
-        return ResourceChange(dataset.address, "create", reason, after=after, uploads=uploads, already_uploaded=already)
+        return ResourceChange(dataset.address, "create", reason, after=after, uploads=uploads)
     return ResourceChange(
         dataset.address,
         "replace",
@@ -612,7 +521,6 @@ def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> Resour
         before=entry.attributes,
         after=after,
         uploads=uploads,
-        already_uploaded=already,
     )
 
 
@@ -620,19 +528,17 @@ def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> Resour
 
 
 def _forget(addr: str, entry: ResourceEntry) -> ResourceChange:
-    kind = entry.kind
-    if kind == "LoraModel":
-        if entry.status in ("submitting", "training"):
+    if isinstance(entry, ModelEntry):
+        if entry.in_flight:
             what = f"its training {entry.task_name} keeps running in the account"
         elif entry.model_name:
             what = f"the trained model {entry.model_name} stays in the account: Novita has no delete"
         else:
             what = "nothing was trained"
         reason = f"no longer in the manifests: forget ({what})"
-    elif kind == "Generation":
-        n = len(entry.files)
+    elif isinstance(entry, GenerationEntry):
         reason = (
-            f"no longer in the manifests: forget (its {n} image{'s' if n != 1 else ''} stay on disk; "
+            f"no longer in the manifests: forget (its {plural(len(entry.files), 'image')} stay on disk; "
             "--prune removes them)"
         )
     else:

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.desired import Desired, DesiredDataset, DesiredGeneration, DesiredImage, DesiredModel
-from reconciler.plan import OutputFacts, Remote, RemoteTraining
-from reconciler.state import FileRecord, ImageRecord, ResourceEntry, State
+from reconciler.remote import OutputFacts, Remote, RemoteTraining
+from reconciler.state import DatasetEntry, FileRecord, GenerationEntry, ImageRecord, ModelEntry, ResourceEntry, State
+from reconciler.status import Status
 
 
 def image(n: int, caption: str | None = None) -> DesiredImage:
@@ -69,46 +70,27 @@ def trained_name(m: DesiredModel) -> str:
     return f"model_1700000000_{m.identity[:10].upper()}.safetensors"
 
 
-def dataset_entry(ds: DesiredDataset) -> ResourceEntry:
-    return ResourceEntry(
-        kind="Dataset",
-        name=ds.name,
-        identity=ds.identity,
-        status="succeeded",
-        attributes=ds.attributes(),
-        images=[i.sha256 for i in ds.images],
-    )
+def dataset_entry(ds: DesiredDataset) -> DatasetEntry:
+    return DatasetEntry.of(ds)
 
 
-def model_entry(m: DesiredModel, status: str = "succeeded", task_id: str = "t-1", **kw: Any) -> ResourceEntry:
-    return ResourceEntry(
-        kind="LoraModel",
-        name=m.name,
-        identity=m.identity,
-        status=status,
-        attributes=m.attributes(),
-        dataset=m.dataset,
-        task_type=m.task_type,
-        task_name=m.task_name,
-        task_id=task_id,
-        model_name=trained_name(m) if status == "succeeded" else None,
-        **kw,
+def model_entry(m: DesiredModel, status: str = "succeeded", task_id: str = "t-1", **kw: Any) -> ModelEntry:
+    entry = ModelEntry.of(
+        m, Status(status), task_id=task_id, model_name=trained_name(m) if status == "succeeded" else None
     )
+    return entry.model_copy(update=kw)
 
 
 def generation_entry(
     g: DesiredGeneration, names: dict[str, str | None], status: str = "succeeded", **kw: Any
-) -> ResourceEntry:
+) -> GenerationEntry:
     identity = g.identity(names)
     assert identity is not None
-    return ResourceEntry(
-        kind="Generation",
-        name=g.name,
-        identity=identity,
-        status=status,
-        attributes=g.attributes(names),
-        models={k: v for k, v in names.items() if v},
-        output=g.output_display,
+    return GenerationEntry.of(
+        g,
+        identity,
+        names,
+        Status(status),
         files=[FileRecord(path=f"{g.output_display}/{g.name}-{i}.png", sha256=f"{i:064x}") for i in range(g.image_num)],
         task_id=kw.pop("task_id", "g-1"),
         **kw,

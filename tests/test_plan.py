@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.plan import OutputFacts, Plan, RemoteGeneration, plan
+from reconciler.plan import Plan, plan
+from reconciler.remote import OutputFacts, RemoteGeneration
 from reconciler.state import State
 from tests.planner_fixtures import (
     INTACT,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.plan import RemoteGeneration
 from reconciler.refresh import record_remote
+from reconciler.remote import RemoteGeneration
 from tests.planner_fixtures import generation, generation_entry, model, model_entry, remote, remote_task, state
 
 M = model()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import LockError, StateError
-from reconciler.state import ResourceEntry, StateLock, StateStore, force_unlock, lock_path_for, read_state
+from reconciler.state import DatasetEntry, StateLock, StateStore, force_unlock, lock_path_for, read_state
 
 
 def test_missing_file_is_a_new_state(tmp_path: Path) -> None:
@@ -24,11 +24,11 @@ def test_missing_file_is_a_new_state(tmp_path: Path) -> None:
 def test_save_increments_serial_keeps_lineage_and_a_backup(tmp_path: Path) -> None:
     path = tmp_path / "state" / "state.json"
     store = StateStore(path)
-    store.state.resources["Dataset/a"] = ResourceEntry(kind="Dataset", name="a", identity="x")
+    store.state.resources["Dataset/a"] = DatasetEntry(name="a", identity="x")
     store.save()
     first = path.read_bytes()
     lineage = json.loads(first)["lineage"]
-    store.state.resources["Dataset/b"] = ResourceEntry(kind="Dataset", name="b", identity="y")
+    store.state.resources["Dataset/b"] = DatasetEntry(name="b", identity="y")
     store.save()
     data = json.loads(path.read_bytes())
     assert (data["serial"], data["lineage"], data["version"]) == (2, lineage, 1)

@@ -1,95 +1,24 @@
-"""The state file: model, atomic save with backup, and the lock. The only module that writes state.
+"""The file backend: the state as one JSON file, saved atomically with a backup, and its flock lock.
 
-`state/state.json` holds `version`, `serial` (incremented on every write), `lineage` (a UUID fixed at
-creation), the uploaded images by content hash, and one entry per resource address. It never holds the
-API key or a presigned URL. Reads are lenient (unknown fields ignored); a newer version, a corrupt file
-or a file changed underneath us is refused and never overwritten.
+The only module that writes a state file. A file changed underneath us (another lineage or serial) is
+refused and never overwritten.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import errno
 import fcntl
 import json
 import os
 import socket
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any
 
 from reconciler.errors import LockError, StateError
-
-STATE_VERSION = 1
-
-ModelStatus = Literal["submitting", "training", "succeeded", "failed"]
-GenerationStatus = Literal["submitting", "running", "succeeded", "failed"]
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class ImageRecord(_Lenient):
-    """An image uploaded once per content hash; its assets_id is reused by every training."""
-
-    assets_id: str
-    format: str
-    uploaded_at: str = ""
-    # "pending": the upload URL was issued and the PUT may or may not have completed (a kill in between).
-    # Used as uploaded; if Novita rejects it in a training create, the image is uploaded again.
-    status: str = "uploaded"
-
-
-class FileRecord(_Lenient):
-    """A file a generation wrote, relative to the project folder, with its content hash."""
-
-    path: str
-    sha256: str
-
-
-class ResourceEntry(_Lenient):
-    kind: str
-    name: str
-    identity: str
-    status: str = "succeeded"
-    attributes: dict[str, Any] = Field(default_factory=dict)  # manifest-owned values, for diffs
-    updated_at: str = ""
-    # Dataset
-    images: list[str] = Field(default_factory=list)  # content hashes in order
-    # LoraModel
-    dataset: str | None = None
-    task_type: str | None = None
-    task_name: str | None = None
-    task_id: str | None = None
-    model_name: str | None = None
-    reason: str | None = None
-    # Generation
-    request: dict[str, Any] | None = None  # the request as sent (init image as its hash, not bytes)
-    models: dict[str, str] = Field(default_factory=dict)  # our LoraModel name -> trained model_name used
-    output: str | None = None
-    files: list[FileRecord] = Field(default_factory=list)
-    seed: str | None = None
-    submitted_at: str | None = None
-
-
-class State(_Lenient):
-    version: int = STATE_VERSION
-    serial: int = 0
-    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
-    images: dict[str, ImageRecord] = Field(default_factory=dict)
-    resources: dict[str, ResourceEntry] = Field(default_factory=dict)
-
-    def entry(self, address: str) -> ResourceEntry | None:
-        return self.resources.get(address)
+from reconciler.files import atomic_write
+from reconciler.state.model import State, now_iso, parse_state
 
 
 def read_state(path: Path) -> State:
@@ -101,38 +30,6 @@ def read_state(path: Path) -> State:
     except OSError as exc:
         raise StateError(f"{path}: cannot read the state file: {exc.strerror}") from exc
     return parse_state(raw, str(path))
-
-
-def parse_state(raw: bytes, name: str) -> State:
-    hint = f"It was not modified. Restore it from {name}.backup or from version control."
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise StateError(f"{name}: the state file is not UTF-8 text. {hint}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
-        what = "truncated" if cut else "corrupt"
-        raise StateError(
-            f"{name}: the state file is {what} (invalid JSON at line {exc.lineno}, column {exc.colno}). {hint}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise StateError(f"{name}: the state file is not a JSON object. {hint}")
-    version = data.get("version")
-    if not isinstance(version, int):
-        raise StateError(f"{name}: the state file has no version number. {hint}")
-    if version > STATE_VERSION:
-        raise StateError(
-            f"{name}: the state file has version {version}, newer than this reconciler understands "
-            f"(version {STATE_VERSION}). Upgrade reconciler; the file was not modified."
-        )
-    try:
-        return State.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise StateError(f"{name}: the state file is invalid at {loc}: {first['msg']}. {hint}") from exc
 
 
 def _header(path: Path) -> tuple[str, int] | None:
@@ -190,20 +87,7 @@ class StateStore:
                 f"{self.path} changed on disk while reconciler was running "
                 f"(expected lineage/serial {self._disk}, found {on_disk}); refusing to overwrite it."
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if self.path.exists():
-            bak_tmp = self.path.with_name(f".{self.path.name}.backup.tmp{os.getpid()}")
-            with contextlib.suppress(FileNotFoundError):
-                bak_tmp.unlink()
-            os.link(self.path, bak_tmp)
-            os.replace(bak_tmp, self.backup_path)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        atomic_write(self.path, text, backup=self.backup_path)
         self._disk = (self.state.lineage, self.state.serial)
         self._stat = _stat(self.path)
 
@@ -214,19 +98,6 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------- lock

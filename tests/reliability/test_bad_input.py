@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.state import ResourceEntry, StateStore
+from reconciler.state import GenerationEntry, StateStore
 from tests.manifest_helpers import DATASET, GENERATION, MODEL, image_bytes, project
 from tests.reliability.cli_inprocess import closed_port_url, run_main
 from tests.test_manifest_invalid import CASES
@@ -75,7 +75,7 @@ def _build(root: Path, files: dict[str, str | bytes | None]) -> None:
 def _seed_state(root: Path) -> None:
     """A real state file with a backup, a lock file and a downloaded image: all must stay byte-identical."""
     store = StateStore(root / "state/state.json")
-    store.state.resources["Generation/gen"] = ResourceEntry(kind="Generation", name="gen", identity="0" * 64)
+    store.state.resources["Generation/gen"] = GenerationEntry(name="gen", identity="0" * 64)
     store.save()
     store.save()
     (root / "out/kept").mkdir(parents=True, exist_ok=True)

@@ -223,7 +223,7 @@ def _check_round(project: Project, r: int, stats: Stats, ever_held: set[str], re
     assert len(final.images) == distinct_images()
     assert len(final.resources) == 2 * MODELS + GENERATIONS
     assert {e.status for e in final.resources.values()} == {"succeeded"}
-    for entry in final.resources.values():
+    for entry in final.generations():
         for f in entry.files:
             assert hashlib.sha256((project.root / f.path).read_bytes()).hexdigest() == f.sha256, f.path
     assert not list((project.root / "outputs").rglob("*.part")), "a killed download left its temporary file"

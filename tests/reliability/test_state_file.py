@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.state import ResourceEntry, StateStore, parse_state
+from reconciler.state import GenerationEntry, StateStore, parse_state
 from tests.manifest_helpers import project
 from tests.reliability.cli_inprocess import closed_port_url, run_main
 
@@ -73,10 +73,10 @@ def test_backup_is_the_previous_version_and_restores(tmp_path: Path, offline: No
     project(tmp_path, {})
     path = tmp_path / "state/state.json"
     store = StateStore(path)
-    store.state.resources["Generation/old"] = ResourceEntry(kind="Generation", name="old", identity="1" * 64)
+    store.state.resources["Generation/old"] = GenerationEntry(name="old", identity="1" * 64)
     store.save()
     first = path.read_bytes()
-    store.state.resources["Generation/new"] = ResourceEntry(kind="Generation", name="new", identity="2" * 64)
+    store.state.resources["Generation/new"] = GenerationEntry(name="new", identity="2" * 64)
     store.save()
     assert (tmp_path / "state/state.json.backup").read_bytes() == first
     assert parse_state(first, "b").serial == parse_state(path.read_bytes(), "s").serial - 1
@@ -92,13 +92,13 @@ def test_backup_is_the_previous_version_and_restores(tmp_path: Path, offline: No
 SAVER = """
 import sys
 from pathlib import Path
-from reconciler.state import ResourceEntry, StateStore
+from reconciler.state import GenerationEntry, StateStore
 store = StateStore(Path(sys.argv[1]))
 i = store.state.serial
 while True:
     i += 1
-    store.state.resources[f"Generation/g{i % 40}"] = ResourceEntry(
-        kind="Generation", name=f"g{i}", identity="a" * 64, attributes={"blob": "y" * (i * 97 % 20000)}
+    store.state.resources[f"Generation/g{i % 40}"] = GenerationEntry(
+        name=f"g{i}", identity="a" * 64, attributes={"blob": "y" * (i * 97 % 20000)}
     )
     store.save()
     if i % 10 == 0:

@@ -1,0 +1,134 @@
+"""Pure data: what was observed of the world before planning.
+
+The account's trainings (the whole `GET /v3/training` listing, with progress for those in flight), the
+status of the generation tasks the state holds in flight, and what is in each generation's output folder.
+The refresh and the outputs observer fill these in; the planner only reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reconciler.status import training_failed, training_succeeded
+
+
+class ListedTraining(Protocol):
+    """A training as the client lists it (`reconciler.novita.TrainingTask` has this shape)."""
+
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def task_name(self) -> str: ...
+    @property
+    def task_type(self) -> str: ...
+    @property
+    def task_status(self) -> str: ...
+    @property
+    def created_at(self) -> int: ...
+    @property
+    def model_name(self) -> str | None: ...
+    def model_status_of(self, model_name: str | None) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class RemoteTraining:
+    """One task of `GET /v3/training`, plus progress when its status was fetched."""
+
+    task_id: str
+    task_name: str
+    task_type: str
+    status: str
+    created_at: int = 0
+    model_name: str | None = None
+    model_status: str | None = None
+    progress: float | None = None
+    eta: float | None = None
+
+    @classmethod
+    def listed(cls, task: ListedTraining, progress: float | None = None, eta: float | None = None) -> RemoteTraining:
+        return cls(
+            task_id=task.task_id,
+            task_name=task.task_name,
+            task_type=task.task_type,
+            status=task.task_status,
+            created_at=task.created_at,
+            model_name=task.model_name,
+            model_status=task.model_status_of(task.model_name),
+            progress=progress,
+            eta=eta,
+        )
+
+    @property
+    def succeeded(self) -> bool:
+        return training_succeeded(self.status, [self.model_status or ""])
+
+    @property
+    def failed(self) -> bool:
+        return training_failed(self.status)
+
+    def describe(self) -> str:
+        parts = [self.status]
+        if self.status == "TRAINING" and self.progress is not None:
+            parts[0] = f"TRAINING {self.progress:.0f}%"
+        if self.model_status:
+            parts.append(self.model_status)
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class RemoteGeneration:
+    task_id: str
+    status: str  # TASK_STATUS_* or status.NOT_FOUND
+    reason: str = ""
+    progress: float | None = None
+
+
+@dataclass(frozen=True)
+class Remote:
+    """What a refresh saw: the whole training list, and the generations the state holds in flight."""
+
+    trainings: tuple[RemoteTraining, ...]
+    generations: Mapping[str, RemoteGeneration] = field(default_factory=dict)
+    pages: int = 0
+    # indexes over `trainings`, built once (a plan looks up every model: scanning would be quadratic)
+    _by_name: dict[str, list[RemoteTraining]] = field(init=False, repr=False, compare=False)
+    _by_id: dict[str, RemoteTraining] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, list[RemoteTraining]] = {}
+        by_id: dict[str, RemoteTraining] = {}
+        for t in self.trainings:
+            by_name.setdefault(t.task_name, []).append(t)
+            by_id.setdefault(t.task_id, t)  # the first of a repeated id, as a scan would find
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_by_id", by_id)
+
+    def named(self, task_name: str) -> list[RemoteTraining]:
+        """Tasks with this name, the most useful first: succeeded, then in flight, then failed; newest first."""
+        return best_first(self._by_name.get(task_name, []))
+
+    def live(self, task_name: str) -> RemoteTraining | None:
+        """The most useful task with this name that did not fail, if any."""
+        return next((t for t in self.named(task_name) if not t.failed), None)
+
+    def by_id(self, task_id: str) -> RemoteTraining | None:
+        return self._by_id.get(task_id)
+
+
+def best_first(tasks: Iterable[RemoteTraining]) -> list[RemoteTraining]:
+    """Succeeded, then in flight, then failed; newest first within each."""
+    return sorted(tasks, key=lambda t: (0 if t.succeeded else 2 if t.failed else 1, -t.created_at))
+
+
+@dataclass(frozen=True)
+class OutputFacts:
+    """What is on disk for one generation: are the files recorded in state intact, and the sidecar."""
+
+    files_intact: bool  # every file recorded in state exists with its recorded hash
+    missing: int = 0  # how many recorded files are missing or changed
+    sidecar_identity: str | None = None  # identity in the output folder's sidecar, if its files are intact
+    sidecar_files: tuple[tuple[str, str], ...] = ()  # (path, sha256) the sidecar records, verified
+    sidecar_task_id: str | None = None
+    sidecar_seed: str | None = None

@@ -1,0 +1,49 @@
+"""The state: what reconciler has uploaded, submitted, trained and downloaded, and the lock around it.
+
+`model` is the document (pure data); `file` is the file backend (one JSON file, atomic saves with a
+backup, an OS lock). Only the backends write state. See docs/ARCHITECTURE.md, "State model".
+"""
+
+from reconciler.state.file import (
+    StateLock,
+    StateStore,
+    describe_holder,
+    force_unlock,
+    lock_path_for,
+    read_lock_info,
+    read_state,
+)
+from reconciler.state.model import (
+    STATE_VERSION,
+    DatasetEntry,
+    FileRecord,
+    GenerationEntry,
+    ImageRecord,
+    ModelEntry,
+    ResourceEntry,
+    State,
+    now_iso,
+    parse_entry,
+    parse_state,
+)
+
+__all__ = [
+    "STATE_VERSION",
+    "DatasetEntry",
+    "FileRecord",
+    "GenerationEntry",
+    "ImageRecord",
+    "ModelEntry",
+    "ResourceEntry",
+    "State",
+    "StateLock",
+    "StateStore",
+    "describe_holder",
+    "force_unlock",
+    "lock_path_for",
+    "now_iso",
+    "parse_entry",
+    "parse_state",
+    "read_lock_info",
+    "read_state",
+]

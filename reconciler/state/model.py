@@ -1,0 +1,242 @@
+"""The state document: what reconciler has done and paid for. Pure data, read leniently.
+
+`version`, `serial` (incremented on every write), `lineage` (a UUID fixed at creation), the uploaded images by
+content hash, and one entry per resource address: a `DatasetEntry`, `ModelEntry` or `GenerationEntry`, each
+built by its own constructor from the desired resource. It never holds the API key or a presigned URL.
+Unknown fields are ignored (older and newer writers of the same version agree); a newer version, a corrupt or
+truncated document is refused with the way to recover. See docs/ARCHITECTURE.md, "State model".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from reconciler.errors import StateError
+from reconciler.status import RUNNING_REMOTELY, TRAINING_IN_FLIGHT, Status
+
+if TYPE_CHECKING:
+    from reconciler.desired import DesiredDataset, DesiredGeneration, DesiredModel
+
+STATE_VERSION = 1
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ImageRecord(_Lenient):
+    """An image uploaded once per content hash; its assets_id is reused by every training."""
+
+    assets_id: str
+    format: str
+    uploaded_at: str = ""
+    # "pending": the upload URL was issued and the PUT may or may not have completed (a kill in between).
+    # Used as uploaded; if Novita rejects it in a training create, the image is uploaded again.
+    status: str = "uploaded"
+
+
+class FileRecord(_Lenient):
+    """A file a generation wrote, relative to the project folder, with its content hash."""
+
+    path: str
+    sha256: str
+
+
+class _Entry(_Lenient):
+    """What every entry has: its identity hash, status and the manifest-owned attributes (for diffs)."""
+
+    kind: str
+    name: str
+    identity: str
+    status: Status = Status.SUCCEEDED
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    updated_at: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+class DatasetEntry(_Entry):
+    kind: Literal["Dataset"] = "Dataset"
+    images: list[str] = Field(default_factory=list)  # content hashes in order
+
+    @classmethod
+    def of(cls, dataset: DesiredDataset) -> DatasetEntry:
+        return cls(
+            name=dataset.name,
+            identity=dataset.identity,
+            attributes=dataset.attributes(),
+            images=[i.sha256 for i in dataset.images],
+            updated_at=now_iso(),
+        )
+
+
+class ModelEntry(_Entry):
+    kind: Literal["LoraModel"] = "LoraModel"
+    dataset: str | None = None
+    task_type: str | None = None
+    task_name: str | None = None
+    task_id: str | None = None
+    model_name: str | None = None  # the trained model, once SERVING
+    reason: str | None = None  # why it failed
+    submitted_at: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        model: DesiredModel,
+        status: Status,
+        *,
+        task_id: str | None = None,
+        task_name: str | None = None,
+        task_type: str | None = None,
+        model_name: str | None = None,
+    ) -> ModelEntry:
+        """The entry of `model` as defined now; `task_name`/`task_type` only when adopting a listed task."""
+        now = now_iso()
+        return cls(
+            name=model.name,
+            identity=model.identity,
+            status=status,
+            attributes=model.attributes(),
+            dataset=model.dataset,
+            task_type=task_type or model.task_type,
+            task_name=task_name or model.task_name,
+            task_id=task_id,
+            model_name=model_name,
+            submitted_at=now,
+            updated_at=now,
+        )
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in TRAINING_IN_FLIGHT
+
+
+class GenerationEntry(_Entry):
+    kind: Literal["Generation"] = "Generation"
+    request: dict[str, Any] | None = None  # the request as sent (init image as its hash, not bytes)
+    models: dict[str, str] = Field(default_factory=dict)  # our LoraModel name -> trained model_name used
+    output: str | None = None
+    files: list[FileRecord] = Field(default_factory=list)
+    task_id: str | None = None
+    seed: str | None = None
+    reason: str | None = None
+    submitted_at: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        gen: DesiredGeneration,
+        identity: str,
+        model_names: dict[str, str | None],
+        status: Status,
+        **fields: Any,
+    ) -> GenerationEntry:
+        """The entry of `gen` with its LoRAs resolved to `model_names`; `fields`: request, files, task_id, seed."""
+        now = now_iso()
+        return cls(
+            name=gen.name,
+            identity=identity,
+            status=status,
+            attributes=gen.attributes(model_names),
+            models={k: v for k, v in model_names.items() if v},
+            output=gen.output_display,
+            submitted_at=now if status == Status.SUBMITTING else None,
+            updated_at=now,
+            **fields,
+        )
+
+
+ResourceEntry = Annotated[DatasetEntry | ModelEntry | GenerationEntry, Field(discriminator="kind")]
+_ENTRY = TypeAdapter(ResourceEntry)
+
+
+def parse_entry(data: dict[str, Any]) -> ResourceEntry:
+    """One entry from its JSON object (lenient, like the whole state)."""
+    return _ENTRY.validate_python(data)
+
+
+class State(_Lenient):
+    version: int = STATE_VERSION
+    serial: int = 0
+    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    images: dict[str, ImageRecord] = Field(default_factory=dict)
+    resources: dict[str, ResourceEntry] = Field(default_factory=dict)
+
+    def entry(self, address: str) -> ResourceEntry | None:
+        return self.resources.get(address)
+
+    def dataset(self, name: str) -> DatasetEntry | None:
+        entry = self.resources.get(f"Dataset/{name}")
+        return entry if isinstance(entry, DatasetEntry) else None
+
+    def model(self, name: str) -> ModelEntry | None:
+        entry = self.resources.get(f"LoraModel/{name}")
+        return entry if isinstance(entry, ModelEntry) else None
+
+    def generation(self, name: str) -> GenerationEntry | None:
+        entry = self.resources.get(f"Generation/{name}")
+        return entry if isinstance(entry, GenerationEntry) else None
+
+    def put(self, entry: ResourceEntry) -> ResourceEntry:
+        self.resources[entry.address] = entry
+        return entry
+
+    def models(self) -> list[ModelEntry]:
+        return [e for e in self.resources.values() if isinstance(e, ModelEntry)]
+
+    def generations(self) -> list[GenerationEntry]:
+        return [e for e in self.resources.values() if isinstance(e, GenerationEntry)]
+
+    def running_remotely(self) -> list[ModelEntry | GenerationEntry]:
+        """Tasks Novita accepted that have not finished, and trainings whose submit may have landed."""
+        return [
+            e
+            for e in self.resources.values()
+            if isinstance(e, ModelEntry | GenerationEntry)
+            and (e.status in RUNNING_REMOTELY or (isinstance(e, ModelEntry) and e.in_flight))
+        ]
+
+
+def parse_state(raw: bytes, name: str) -> State:
+    """The state in `raw` (the bytes of a state document called `name` in messages), or a StateError."""
+    hint = f"It was not modified. Restore it from {name}.backup or from version control."
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StateError(f"{name}: the state file is not UTF-8 text. {hint}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        what = "truncated" if cut else "corrupt"
+        raise StateError(
+            f"{name}: the state file is {what} (invalid JSON at line {exc.lineno}, column {exc.colno}). {hint}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise StateError(f"{name}: the state file is not a JSON object. {hint}")
+    version = data.get("version")
+    if not isinstance(version, int):
+        raise StateError(f"{name}: the state file has no version number. {hint}")
+    if version > STATE_VERSION:
+        raise StateError(
+            f"{name}: the state file has version {version}, newer than this reconciler understands "
+            f"(version {STATE_VERSION}). Upgrade reconciler; the file was not modified."
+        )
+    try:
+        return State.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise StateError(f"{name}: the state file is invalid at {loc}: {first['msg']}. {hint}") from exc
