@@ -1,0 +1,35 @@
+"""Execute a Plan: uploads, trainings and generations in dependency order, state saved after every step.
+
+The plan decides; this package only carries it out. Every step that changes the world (an upload, a
+submitted task, a finished task, a downloaded image) is committed to the state before the next step relies
+on it, and a task is recorded as "submitting" before its create call, so an apply killed at any instant
+resumes without paying twice: trainings by their deterministic name, generations by the task id recorded
+the moment Novita accepted them. See docs/ARCHITECTURE.md, "Kill-safety".
+
+    applier      the driver: order, failure isolation, forget/prune, the closing summary
+    uploads      images, once per content hash, right before the training that needs them
+    trainings    submit / adopt / resume a training and wait until its model serves
+    generations  submit (throttled), wait, download, sidecar; adopt from disk
+    context      what they share (state and committer, client, slots, throttles, stop flag, polling)
+    commit       group commit of the state
+    throttle     the images-per-minute limiter
+    outcome      the result and the ways a resource ends without success
+"""
+
+from reconciler.apply.applier import Applier
+from reconciler.apply.commit import Committer
+from reconciler.apply.context import DEFAULT_IPM, ApplyOptions
+from reconciler.apply.outcome import ApplyResult, Interrupted, ResourceFailed, Skipped
+from reconciler.apply.throttle import IpmLimiter
+
+__all__ = [
+    "DEFAULT_IPM",
+    "Applier",
+    "ApplyOptions",
+    "ApplyResult",
+    "Committer",
+    "Interrupted",
+    "IpmLimiter",
+    "ResourceFailed",
+    "Skipped",
+]

@@ -1,0 +1,99 @@
+"""What every part of one apply shares: the plan's inputs, the state and its committer, the client, the
+reporter, the concurrency slots and throttles, the stop flag, and the running result."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reconciler.apply.commit import Committer
+from reconciler.apply.outcome import ApplyResult, Interrupted
+from reconciler.apply.throttle import IpmLimiter
+from reconciler.desired import Desired
+from reconciler.novita import NovitaClient
+from reconciler.progress import Reporter
+from reconciler.remote import OutputFacts
+from reconciler.state import State, StateStore
+
+DEFAULT_IPM = {"txt2img": 20, "img2img": 10}
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+@dataclass
+class ApplyOptions:
+    parallelism: int = 8
+    wait: bool = True
+    prune: bool = False
+    ipm: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_IPM))
+    training_poll: float = 10.0
+    generation_poll: float = 1.0
+
+
+class Run:
+    """One apply in progress. Created by the Applier; handed to the uploader, trainer and generator."""
+
+    def __init__(
+        self,
+        desired: Desired,
+        store: StateStore,
+        client: NovitaClient,
+        reporter: Reporter,
+        options: ApplyOptions,
+        project_root: Path,
+        outputs: dict[str, OutputFacts],
+    ) -> None:
+        self.desired = desired
+        self.store = store
+        self.client = client
+        self.report = reporter
+        self.options = options
+        self.root = project_root
+        self.outputs = outputs
+        self.result = ApplyResult()
+        self.committer = Committer(store)
+        self.slots = asyncio.Semaphore(max(1, options.parallelism))
+        self.limiters = {kind: IpmLimiter(n) for kind, n in options.ipm.items()}
+        self.stop = asyncio.Event()
+
+    @property
+    def state(self) -> State:
+        return self.store.state
+
+    async def commit(self) -> None:
+        """Save the state now (grouped with concurrent commits); returns once it is on disk."""
+        await self.committer.commit()
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Interrupted()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, but wake at once on Ctrl-C."""
+        try:
+            await asyncio.wait_for(self.stop.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+
+    async def wait_for(
+        self,
+        look: Callable[[], Awaitable[S]],
+        settle: Callable[[S], Awaitable[R | None]],
+        interval: float,
+    ) -> R:
+        """Poll a task: `look` fetches its status, `settle` returns the result once it finished (or raises
+        when it failed) and None while it runs; between looks, wait `interval` (Ctrl-C ends the wait)."""
+        while True:
+            self.check_stop()
+            seen = await look()
+            done = await settle(seen)
+            if done is not None:
+                return done
+            await self.pause(interval)
+
+    def emit(self, event: str, address: str | None, message: str, **data: Any) -> None:
+        self.report.emit(event, address, message, **data)

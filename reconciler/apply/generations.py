@@ -1,0 +1,218 @@
+"""Generations: submit (throttled to the account's images per minute), wait, download, write the sidecar.
+
+A generation is recorded as `submitting` before its create call and as `running` with its task id the
+moment Novita accepts it; each downloaded image is committed as it lands, and the sidecar beside the images
+records the identity, so a generation is never paid for twice and is adopted from disk after a state loss.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from reconciler.apply.context import Run
+from reconciler.apply.outcome import ResourceFailed
+from reconciler.apply.trainings import Trainer
+from reconciler.desired import DesiredGeneration
+from reconciler.errors import AmbiguousSubmitError, NovitaError
+from reconciler.files import display_path, remove_partials
+from reconciler.novita import TaskResult
+from reconciler.outputs import add_png_parameters, image_path, remove_files, write_sidecar
+from reconciler.plan import ResourceChange
+from reconciler.state import FileRecord, GenerationEntry, now_iso
+from reconciler.status import Status
+from reconciler.text import plural
+
+
+class Generator:
+    def __init__(self, run: Run, trainer: Trainer) -> None:
+        self.run = run
+        self.trainer = trainer
+
+    async def apply(self, change: ResourceChange) -> None:
+        run = self.run
+        gen = run.desired.generations[change.name]
+        names: dict[str, str | None] = {}
+        for m in gen.lora_models:
+            names[m] = await self.trainer.trained_name(m)
+        identity = gen.identity(names)
+        assert identity is not None
+        if change.action == "adopt":
+            await self._adopt(gen, identity, names)
+            return
+        if change.action in ("create", "replace"):
+            run.check_stop()
+            previous = run.state.generation(gen.name)
+            old_files = list(previous.files) if previous is not None else []
+            entry = await self._submit(gen, identity, names)
+        else:
+            found = run.state.generation(gen.name)
+            assert found is not None, f"resume of {gen.address} without a state entry"
+            entry = found
+            old_files = []
+            run.result.resumed += 1
+        if not run.options.wait:
+            run.result.submitted_not_waited.append(gen.address)
+            return
+        await self._collect(gen, entry)
+        keep = {f.path for f in entry.files}
+        stale = [(run.root / f.path, f.sha256) for f in old_files if f.path not in keep]
+        if stale:
+            remove_files(stale)
+
+    async def _submit(self, gen: DesiredGeneration, identity: str, names: dict[str, str | None]) -> GenerationEntry:
+        run = self.run
+        init_b64 = None
+        if gen.init_image is not None:
+            init_b64 = base64.b64encode(gen.init_image.path.read_bytes()).decode("ascii")
+        limiter = run.limiters.get(gen.task_type)
+        async with run.slots:
+            if limiter is not None:
+                await limiter.acquire(gen.image_num)
+            run.check_stop()
+            request = gen.resolved_request(names)
+            if gen.init_image is not None:
+                request["init_image_sha256"] = gen.init_image.sha256
+            entry = GenerationEntry.of(
+                gen, identity, names, Status.SUBMITTING, request={"extra": gen.extra, "request": request}
+            )
+            run.state.put(entry)
+            await run.commit()
+            body = gen.body({k: v for k, v in names.items() if v}, init_b64)
+            try:
+                task_id = await run.client.create_generation(gen.task_type, body)  # type: ignore[arg-type]
+            except AmbiguousSubmitError as exc:
+                raise ResourceFailed(
+                    f"no answer from Novita to the {gen.task_type} submit ({exc}); it may or may not have "
+                    "been accepted, and Novita cannot list generation tasks, so it is not submitted again on its "
+                    f"own: run `reconciler apply --replace {gen.address}` to submit it again."
+                ) from exc
+            except NovitaError:
+                entry.status = Status.FAILED
+                await run.commit()
+                raise
+        entry.task_id, entry.status, entry.updated_at = task_id, Status.RUNNING, now_iso()
+        await run.commit()
+        run.emit(
+            "task_submitted",
+            gen.address,
+            f"{gen.task_type} submitted ({task_id}): {plural(gen.image_num, 'image')}",
+            task_id=task_id,
+        )
+        return entry
+
+    async def _collect(self, gen: DesiredGeneration, entry: GenerationEntry) -> None:
+        run = self.run
+        task_id = entry.task_id
+        assert task_id is not None
+
+        async def look() -> TaskResult:
+            return await run.client.task_result(task_id)
+
+        async def settle(result: TaskResult) -> TaskResult | None:
+            if result.is_done:
+                return result
+            if result.is_failed:
+                entry.status, entry.reason, entry.updated_at = (
+                    Status.FAILED,
+                    result.reason or "no reason given",
+                    now_iso(),
+                )
+                await run.commit()
+                raise ResourceFailed(f"{gen.task_type} task {task_id} failed on Novita: {entry.reason}")
+            if not result.is_pending:
+                # Not a status Novita documents: stop waiting (no hang) but keep the task as running, so the next
+                # apply checks it again instead of paying for a new one.
+                raise ResourceFailed(
+                    f"{gen.task_type} task {task_id}: Novita reports an unknown status {result.status!r}; "
+                    "it stays recorded as running and the next apply checks it again"
+                )
+            text = f"{gen.task_type} {result.status.removeprefix('TASK_STATUS_')}"
+            if result.progress_percent:
+                text += f" {result.progress_percent:.0f}%"
+            run.emit("task_progress", gen.address, text, status=result.status)
+            return None
+
+        result = await run.wait_for(look, settle, run.options.generation_poll)
+        if not result.images:
+            raise ResourceFailed(f"{gen.task_type} task {task_id} succeeded without images")
+        params = parameters_text(gen, entry, result.seed)
+        done = {f.path: f for f in entry.files}
+        files: list[FileRecord] = []
+        for index, image in enumerate(result.images):
+            dest = image_path(gen, index, image.image_type or gen.image_type)
+            remove_partials(dest)
+            rel = display_path(dest, run.root)
+            if rel in done and dest.is_file():
+                files.append(done[rel])
+                continue
+            async with run.slots:
+                got = await run.client.download_image(image.image_url, dest, expected_type=image.image_type)
+            digest = add_png_parameters(dest, params) if got.format == "png" else got.sha256
+            record = FileRecord(path=rel, sha256=digest)
+            files.append(record)
+            entry.files = [*[f for f in entry.files if f.path != rel], record]
+            await run.commit()
+            run.result.images += 1
+            run.emit("image_written", gen.address, f"wrote {rel}", path=rel, sha256=digest)
+        entry.files = files
+        entry.seed = result.seed
+        write_sidecar(
+            gen,
+            {
+                "generation": gen.name,
+                "identity": entry.identity,
+                "task_id": entry.task_id,
+                "task_type": gen.task_type,
+                "request": entry.request,
+                "seed": result.seed,
+                "images": [{"file": Path(f.path).name, "sha256": f.sha256} for f in files],
+                "written_at": now_iso(),
+            },
+        )
+        entry.status, entry.updated_at = Status.SUCCEEDED, now_iso()
+        await run.commit()
+        run.result.generated += 1
+        run.emit("task_done", gen.address, f"{plural(len(files), 'image')} in {gen.output_display}")
+
+    async def _adopt(self, gen: DesiredGeneration, identity: str, names: dict[str, str | None]) -> None:
+        run = self.run
+        facts = run.outputs.get(gen.address)
+        if facts is None or facts.sidecar_identity != identity:
+            raise ResourceFailed(f"its images in {gen.output_display} changed since the plan; plan again")
+        run.state.put(
+            GenerationEntry.of(
+                gen,
+                identity,
+                names,
+                Status.SUCCEEDED,
+                files=[FileRecord(path=p, sha256=h) for p, h in facts.sidecar_files],
+                task_id=facts.sidecar_task_id,
+                seed=facts.sidecar_seed,
+            )
+        )
+        await run.commit()
+        run.result.adopted += 1
+        run.emit("adopted", gen.address, f"adopted {len(facts.sidecar_files)} images in {gen.output_display}")
+
+
+def parameters_text(gen: DesiredGeneration, entry: GenerationEntry, seed: str | None) -> str:
+    """A1111-style parameters, the text chunk image viewers show."""
+    req = (entry.request or {}).get("request", {})
+    lines = [str(req.get("prompt", ""))]
+    if req.get("negative_prompt"):
+        lines.append(f"Negative prompt: {req['negative_prompt']}")
+    settings = [
+        f"Steps: {req.get('steps')}",
+        f"Sampler: {req.get('sampler_name')}",
+        f"CFG scale: {req.get('guidance_scale')}",
+        f"Seed: {seed if seed is not None else req.get('seed')}",
+        f"Size: {req.get('width')}x{req.get('height')}",
+        f"Model: {req.get('model_name')}",
+    ]
+    loras = req.get("loras") or []
+    if loras:
+        settings.append("Lora: " + ", ".join(f"{lo['model_name']}:{lo['strength']}" for lo in loras))
+    settings.append(f"Generation: {gen.address} ({entry.task_id})")
+    lines.append(", ".join(settings))
+    return "\n".join(lines)
