@@ -19,11 +19,10 @@ import click
 from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
-    from reconciler.desired import Desired
-    from reconciler.hashing import HashCache
-    from reconciler.plan import OutputFacts, Plan, Remote
-    from reconciler.state import State
-    from reconciler.workspace import Endpoint, Settings
+    from reconciler.apply import ApplyResult
+    from reconciler.plan import Plan
+    from reconciler.progress import Reporter
+    from reconciler.workspace import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERRUPTED = 130
@@ -40,7 +39,17 @@ def files_option(f: F) -> F:
     )(f)
 
 
+def state_option(f: F) -> F:
+    return click.option(
+        "--state",
+        "state_path",
+        type=click.Path(dir_okay=False),
+        help="The state file. Default: state/state.json (state/sim.json with --sim).",
+    )(f)
+
+
 def state_options(f: F) -> F:
+    """--state, and --lock-timeout for the commands that take the lock."""
     f = click.option(
         "--lock-timeout",
         type=float,
@@ -49,13 +58,7 @@ def state_options(f: F) -> F:
         metavar="SECONDS",
         help="Wait this long for another reconciler holding the state lock, instead of failing at once.",
     )(f)
-    f = click.option(
-        "--state",
-        "state_path",
-        type=click.Path(dir_okay=False),
-        help="The state file. Default: state/state.json (state/sim.json with --sim).",
-    )(f)
-    return f
+    return state_option(f)
 
 
 def sim_option(f: F) -> F:
@@ -122,10 +125,11 @@ def cli(debug: bool) -> None:
 def validate(files: tuple[str, ...]) -> None:
     """Check the manifests offline: every error at once, as file:line:col."""
     from reconciler.manifest import load_manifests
+    from reconciler.text import plural
 
     manifests = load_manifests([Path(f) for f in files] or [Path("manifests")], Path.cwd())
     count = len(manifests.datasets) + len(manifests.models) + len(manifests.generations)
-    click.echo(f"{count} resource{'s' if count != 1 else ''} valid")
+    click.echo(f"{plural(count, 'resource')} valid")
 
 
 @cli.command(short_help="Print the JSON Schema of a manifest document.")
@@ -153,44 +157,6 @@ def _settings(
     from reconciler.workspace import Settings
 
     return Settings.make(files, state_path, sim, lock_timeout, targets, replace)
-
-
-def _check_targets(desired: Desired, state: State, targets: list[str], option: str = "--target") -> None:
-    known = set(desired.addresses()) | set(state.resources)
-    unknown = [t for t in targets if t not in known]
-    if unknown:
-        import difflib
-
-        hints = []
-        for t in unknown:
-            near = difflib.get_close_matches(t, sorted(known), n=1)
-            hints.append(f"{t}" + (f" (did you mean {near[0]}?)" if near else ""))
-        raise click.BadParameter("no such resource: " + ", ".join(hints), param_hint=option)
-
-
-def _make_plan(
-    settings: Settings, desired: Desired, cache: HashCache, state: State, endpoint: Endpoint | None
-) -> tuple[Plan, dict[str, OutputFacts]]:
-    """Refresh (unless offline), observe outputs on disk, and plan; the outputs seen go to apply."""
-    import asyncio
-
-    from reconciler.outputs import observe
-    from reconciler.plan import plan as make_plan
-
-    remote = None
-    if endpoint is not None:
-        from reconciler.refresh import refresh
-        from reconciler.workspace import make_client
-
-        async def go() -> Remote:
-            async with make_client(endpoint) as client:
-                return await refresh(client, state)
-
-        remote = asyncio.run(go())
-    outputs = observe(desired, state, cache, settings.root)
-    result = make_plan(desired, state, remote, outputs, settings.targets, settings.replace)
-    cache.save()
-    return result, outputs
 
 
 def _colour() -> bool:
@@ -243,19 +209,10 @@ def plan(
     """
     from reconciler.planfile import save_plan
     from reconciler.render import render_json, render_markdown, render_text
-    from reconciler.state import read_state
-    from reconciler.workspace import load_desired, novita_endpoint
+    from reconciler.workflow import plan_command
 
     settings = _settings(files, state_path, sim, lock_timeout, targets, replace)
-    desired, cache = load_desired(settings)
-    state = read_state(settings.state_path)
-    _check_targets(desired, state, settings.targets)
-    _check_targets(desired, state, settings.replace, "--replace")
-    if refresh:
-        with novita_endpoint(settings) as endpoint:
-            result, _ = _make_plan(settings, desired, cache, state, endpoint)
-    else:
-        result, _ = _make_plan(settings, desired, cache, state, None)
+    result = plan_command(settings, refresh=refresh)
     fmt = "json" if as_json else fmt
     if fmt == "json":
         click.echo(render_json(result), nl=False)
@@ -341,11 +298,8 @@ def apply(
     submitting, saves the state and says what is still running (exit 130). Exit 1 when anything failed.
     """
     from reconciler.apply import ApplyOptions
-    from reconciler.outputs import observe
-    from reconciler.planfile import check_fresh, load_plan
-    from reconciler.render import render_text
-    from reconciler.state import StateLock, StateStore
-    from reconciler.workspace import load_desired, novita_endpoint, sim_poll_intervals
+    from reconciler.workflow import apply_command
+    from reconciler.workspace import sim_poll_intervals
 
     if planfile and (targets or replace):
         raise click.UsageError(
@@ -356,124 +310,81 @@ def apply(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
     settings = _settings(files, state_path, sim, lock_timeout, targets, replace)
-    desired, cache = load_desired(settings)
-    out = sys.stderr if as_json else sys.stdout
-    with StateLock(settings.state_path, timeout=lock_timeout, command="apply") as lock:
-        if lock.took_over:
-            from reconciler.state import describe_holder
+    train_poll, gen_poll = sim_poll_intervals() if sim else (10.0, 1.0)
+    if poll_interval is not None:
+        train_poll = gen_poll = poll_interval
+    options = ApplyOptions(
+        parallelism=parallelism,
+        wait=wait,
+        prune=prune,
+        ipm={"txt2img": ipm_txt2img, "img2img": ipm_img2img},
+        training_poll=train_poll,
+        generation_poll=gen_poll,
+    )
+    outcome = apply_command(
+        settings, options, _ApplyConsole(as_json, auto_approve), planfile=Path(planfile) if planfile else None
+    )
+    if outcome.cancelled:
+        click.echo("Apply cancelled; nothing changed.")
+        return
+    if outcome.result is None:
+        if planfile:
+            click.echo("No changes. Novita matches the manifests.", file=sys.stderr if as_json else sys.stdout)
+        _refuse_held(outcome.plan)
+        return
+    _finish_apply(outcome.result)
+    _refuse_held(outcome.plan)
 
-            click.echo(
-                f"Note: the previous apply ({describe_holder(lock.took_over)}) ended without releasing the lock "
-                "(killed?); it no longer runs, so this apply takes over and resumes its work.",
-                err=True,
-            )
-        store = StateStore(settings.state_path)
-        _check_targets(desired, store.state, settings.targets)
-        _check_targets(desired, store.state, settings.replace, "--replace")
-        with novita_endpoint(settings) as endpoint:
-            if planfile:
-                the_plan = load_plan(Path(planfile))
-                check_fresh(
-                    the_plan,
-                    Path(planfile),
-                    serial=store.state.serial,
-                    lineage=store.state.lineage,
-                    desired_digest=desired.digest(),
-                )
-                outputs = observe(desired, store.state, cache, settings.root)
-            else:
-                the_plan, outputs = _make_plan(settings, desired, cache, store.state, endpoint)
-                if not as_json:
-                    click.echo(render_text(the_plan, colour=_colour()), nl=False, file=out)
-                if the_plan.empty:
-                    _refuse_held(the_plan)
-                    return
-                if not auto_approve:
-                    click.echo(file=out)
-                    if not click.confirm("Apply these changes?", default=False):
-                        click.echo("Apply cancelled; nothing changed.")
-                        return
-            if the_plan.empty:
-                if planfile:
-                    click.echo("No changes. Novita matches the manifests.", file=out)
-                _refuse_held(the_plan)
-                return
-            train_poll, gen_poll = sim_poll_intervals() if sim else (10.0, 1.0)
-            if poll_interval is not None:
-                train_poll = gen_poll = poll_interval
-            options = ApplyOptions(
-                parallelism=parallelism,
-                wait=wait,
-                prune=prune,
-                ipm={"txt2img": ipm_txt2img, "img2img": ipm_img2img},
-                training_poll=train_poll,
-                generation_poll=gen_poll,
-            )
-            result = _run_apply(the_plan, desired, store, endpoint, options, settings, outputs, as_json)
-    _finish_apply(result, as_json)
-    _refuse_held(the_plan)
+
+class _ApplyConsole:
+    """The apply workflow's UI on a terminal or in CI: plan text, the approval prompt, progress."""
+
+    def __init__(self, as_json: bool, auto_approve: bool) -> None:
+        self.as_json = as_json
+        self.auto_approve = auto_approve
+        self.out = sys.stderr if as_json else sys.stdout
+
+    def notice(self, text: str) -> None:
+        click.echo(text, err=True)
+
+    def show_plan(self, plan: Plan) -> None:
+        from reconciler.render import render_text
+
+        if not self.as_json:
+            click.echo(render_text(plan, colour=_colour()), nl=False, file=self.out)
+
+    def confirm(self, plan: Plan) -> bool:
+        if self.auto_approve:
+            return True
+        click.echo(file=self.out)
+        return click.confirm("Apply these changes?", default=False)
+
+    def reporter(self) -> Reporter:
+        from reconciler.progress import JsonReporter, LineReporter, LiveReporter
+
+        if self.as_json:
+            return JsonReporter()
+        if sys.stdout.isatty():
+            return LiveReporter()
+        return LineReporter()
+
+    def interrupted(self) -> None:
+        click.echo("\nInterrupted: no new submissions; saving the state…", err=True)
 
 
 def _refuse_held(the_plan: Plan) -> None:
     """Held resources need a person's decision: the run does not count as converged (exit 1)."""
     if the_plan.warnings:
+        from reconciler.text import noun, plural
+
         n = len(the_plan.warnings)
         raise ReconcilerError(
-            f"{n} resource{'s' if n != 1 else ''} held for a decision (see the warning{'s' if n != 1 else ''} "
+            f"{plural(n, 'resource')} held for a decision (see the {noun(n, 'warning')} "
             "above); Novita does not match the manifests until then."
         )
 
 
-def _run_apply(
-    the_plan: Plan,
-    desired: Desired,
-    store: Any,
-    endpoint: Endpoint,
-    options: Any,
-    settings: Settings,
-    outputs: Any,
-    as_json: bool,
-) -> Any:
-    import asyncio
-    import signal
-
-    from reconciler.apply import Applier
-    from reconciler.progress import JsonReporter, LineReporter, LiveReporter, Reporter
-    from reconciler.workspace import make_client
-
-    reporter: Reporter
-    if as_json:
-        reporter = JsonReporter()
-    elif sys.stdout.isatty():
-        reporter = LiveReporter()
-    else:
-        reporter = LineReporter()
-
-    async def go() -> Any:
-        async with make_client(endpoint) as client:
-            applier = Applier(the_plan, desired, store, client, reporter, options, settings.root, outputs)
-            loop = asyncio.get_running_loop()
-
-            def on_sigint() -> None:
-                click.echo("\nInterrupted: no new submissions; saving the state…", err=True)
-                applier.interrupt()
-                loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C stops at once
-
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-            loop.add_signal_handler(signal.SIGTERM, applier.interrupt)
-            try:
-                return await applier.run()
-            finally:
-                loop.remove_signal_handler(signal.SIGINT)
-                loop.remove_signal_handler(signal.SIGTERM)
-
-    try:
-        return asyncio.run(go())
-    finally:
-        reporter.close()
-
-
-def _finish_apply(result: Any, as_json: bool) -> None:
+def _finish_apply(result: ApplyResult) -> None:
     err = sys.stderr
     if result.failed or result.skipped:
         click.echo("", file=err)
@@ -503,34 +414,16 @@ def refresh(files: tuple[str, ...], state_path: str | None, lock_timeout: float,
 
     Records trainings that finished or failed since the last apply. Downloads nothing and submits nothing.
     """
-    import asyncio
+    from reconciler.text import plural
+    from reconciler.workflow import refresh_command
 
-    from reconciler.refresh import record_remote
-    from reconciler.refresh import refresh as do_refresh
-    from reconciler.state import StateLock, StateStore, now_iso
-    from reconciler.workspace import make_client, novita_endpoint
-
-    settings = _settings(files, state_path, sim, lock_timeout)
-    with StateLock(settings.state_path, timeout=lock_timeout, command="refresh"):
-        store = StateStore(settings.state_path)
-        with novita_endpoint(settings) as endpoint:
-
-            async def go() -> Remote:
-                async with make_client(endpoint) as client:
-                    return await do_refresh(client, store.state)
-
-            remote = asyncio.run(go())
-        changed = record_remote(store.state, remote, now_iso())
-        if changed:
-            store.save()
-        click.echo(
-            f"Refreshed: {remote.pages} page{'s' if remote.pages != 1 else ''} of trainings "
-            f"({len(remote.trainings)} task{'s' if len(remote.trainings) != 1 else ''})."
-        )
-        for line in changed:
-            click.echo(f"  {line}")
-        if not changed:
-            click.echo("The state already matches the account.")
+    refreshed = refresh_command(_settings(files, state_path, sim, lock_timeout))
+    remote = refreshed.remote
+    click.echo(f"Refreshed: {plural(remote.pages, 'page')} of trainings ({plural(len(remote.trainings), 'task')}).")
+    for line in refreshed.changed:
+        click.echo(f"  {line}")
+    if not refreshed.changed:
+        click.echo("The state already matches the account.")
 
 
 @cli.group()
@@ -539,28 +432,29 @@ def state() -> None:
 
 
 @state.command("list")
-@state_options
+@state_option
 @sim_option
-def state_list(state_path: str | None, lock_timeout: float, sim: bool) -> None:
+def state_list(state_path: str | None, sim: bool) -> None:
     """List the resources in the state, with their status."""
-    from reconciler.state import read_state
+    from reconciler.state import DatasetEntry, GenerationEntry, read_state
 
     settings = _settings((), state_path, sim)
     data = read_state(settings.state_path)
     for addr, entry in sorted(data.resources.items()):
-        detail = entry.model_name or entry.task_name or ""
-        if entry.kind == "Generation":
+        if isinstance(entry, GenerationEntry):
             detail = f"{len(entry.files)} images in {entry.output}"
-        elif entry.kind == "Dataset":
+        elif isinstance(entry, DatasetEntry):
             detail = f"{len(entry.images)} images"
+        else:
+            detail = entry.model_name or entry.task_name or ""
         click.echo(f"{addr}\t{entry.status}\t{detail}".rstrip())
 
 
 @state.command("show")
 @click.argument("address")
-@state_options
+@state_option
 @sim_option
-def state_show(address: str, state_path: str | None, lock_timeout: float, sim: bool) -> None:
+def state_show(address: str, state_path: str | None, sim: bool) -> None:
     """Show everything the state holds for ADDRESS (e.g. LoraModel/alice-v1)."""
     import json
 
@@ -579,17 +473,9 @@ def state_show(address: str, state_path: str | None, lock_timeout: float, sim: b
 @sim_option
 def state_rm(addresses: tuple[str, ...], state_path: str | None, lock_timeout: float, sim: bool) -> None:
     """Forget ADDRESSES in the state without touching Novita or any file (the next plan may adopt them)."""
-    from reconciler.state import StateLock, StateStore
+    from reconciler.workflow import remove_from_state
 
-    settings = _settings((), state_path, sim, lock_timeout)
-    with StateLock(settings.state_path, timeout=lock_timeout, command="state rm"):
-        store = StateStore(settings.state_path)
-        missing = [a for a in addresses if a not in store.state.resources]
-        if missing:
-            raise ReconcilerError(f"not in the state: {', '.join(missing)}; nothing was removed")
-        for addr in addresses:
-            del store.state.resources[addr]
-        store.save()
+    remove_from_state(_settings((), state_path, sim, lock_timeout), addresses)
     for addr in addresses:
         click.echo(f"Removed {addr} from the state.")
 
@@ -608,55 +494,18 @@ def import_(
     The training is recorded as the model's current definition: the next plan will not retrain it unless
     the manifest changes.
     """
-    import asyncio
+    from reconciler.workflow import import_training
 
-    from reconciler.state import ResourceEntry, StateLock, StateStore, now_iso
-    from reconciler.workspace import load_desired, make_client, novita_endpoint
-
-    kind, _, name = address.partition("/")
-    if kind != "LoraModel":
-        raise click.BadParameter("only LoraModel/NAME can be imported (Novita lists trainings only)")
-    settings = _settings(files, state_path, sim, lock_timeout)
-    desired, _ = load_desired(settings)
-    model = desired.models.get(name)
-    if model is None:
-        raise ReconcilerError(f"{address} is not in the manifests; add it first, then import")
-    with StateLock(settings.state_path, timeout=lock_timeout, command="import"):
-        store = StateStore(settings.state_path)
-        with novita_endpoint(settings) as endpoint:
-
-            async def go() -> Any:
-                async with make_client(endpoint) as client:
-                    tasks = await client.list_trainings()
-                    listed = next((t for t in tasks if t.task_id == task_id), None)
-                    if listed is None:
-                        raise ReconcilerError(f"no training {task_id} in the account")
-                    return listed
-
-            task = asyncio.run(go())
-        status = "succeeded" if task.is_done else "failed" if task.is_failed else "training"
-        store.state.resources[address] = ResourceEntry(
-            kind="LoraModel",
-            name=name,
-            identity=model.identity,
-            status=status,
-            attributes=model.attributes(),
-            dataset=model.dataset,
-            task_type=task.task_type or model.task_type,
-            task_name=task.task_name,
-            task_id=task.task_id,
-            model_name=task.model_name if task.is_done else None,
-            updated_at=now_iso(),
-        )
-        store.save()
-    click.echo(f"Imported {task.task_name} ({task_id}, {task.task_status}) as {address}.")
+    imported = import_training(_settings(files, state_path, sim, lock_timeout), address, task_id)
+    entry = imported.entry
+    click.echo(f"Imported {entry.task_name} ({entry.task_id}, {imported.task_status}) as {address}.")
 
 
 @cli.command("force-unlock", short_help="Remove a stale state lock.")
-@state_options
+@state_option
 @sim_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def force_unlock(state_path: str | None, lock_timeout: float, sim: bool, yes: bool) -> None:
+def force_unlock(state_path: str | None, sim: bool, yes: bool) -> None:
     """Remove a stale state lock left by a process that is gone (e.g. on another machine)."""
     from reconciler.state import describe_holder, lock_path_for, read_lock_info
     from reconciler.state import force_unlock as do_unlock

@@ -1,4 +1,4 @@
-"""Import rules that keep the layers honest (STYLE.md): checked on the source, so they cannot drift."""
+"""Import rules that keep the layers honest (docs/ARCHITECTURE.md, "Layers"): checked on the source."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 
-PURE = ["plan.py", "render.py", "errors.py"]
+PURE = [
+    "plan.py",
+    "render.py",
+    "errors.py",
+    "status.py",
+    "remote.py",
+    "text.py",
+    "imagetype.py",
+    "apply/outcome.py",
+]
 IO_LIBRARIES = {"httpx", "click", "starlette", "uvicorn", "rich", "filelock", "socket", "subprocess", "shutil"}
 
 
@@ -62,3 +71,28 @@ def test_only_the_edges_start_the_simulator() -> None:
         if p.relative_to(PACKAGE).parts[0] != "sim" and any(m.startswith("reconciler.sim") for m in imports(p))
     }
     assert users <= {"cli.py", "workspace.py"}, users
+
+
+def test_only_the_command_line_modules_use_click() -> None:
+    users = {
+        p.relative_to(PACKAGE).as_posix() for p in modules(PACKAGE) if "click" in {m.split(".")[0] for m in imports(p)}
+    }
+    assert users <= {"cli.py", "sim/cli.py"}, users
+
+
+def test_nothing_below_the_cli_imports_it() -> None:
+    for path in modules(PACKAGE):
+        if path.name not in ("cli.py", "__main__.py") and path.relative_to(PACKAGE).parts[0] != "sim":
+            assert "reconciler.cli" not in imports(path), path
+
+
+def test_only_the_state_package_writes_state() -> None:
+    writers = {
+        p.relative_to(PACKAGE).as_posix()
+        for p in modules(PACKAGE)
+        if p.relative_to(PACKAGE).parts[0] != "sim"
+        and ("StateStore(" in p.read_text(encoding="utf-8") or "store.save()" in p.read_text(encoding="utf-8"))
+    }
+    # the workflow opens the store of each command and saves its one-step edits (state rm, import, refresh);
+    # the applier saves through its committer, which the state package's store writes
+    assert writers <= {"state/file.py", "workflow.py"}, writers
