@@ -28,7 +28,6 @@ from reconciler.errors import ManifestError, Problem
 from reconciler.imagefiles import Found, ImageFinder
 from reconciler.yamlsource import Document, Pos, parse_documents
 
-API_VERSION = "reconciler/v1"
 KINDS = ("Dataset", "LoraModel", "Generation")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 MAX_TRAINING_IMAGES = 50
