@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from reconciler.errors import ManifestError, Problem
 from reconciler.imagefiles import Found, ImageFinder
+from reconciler.manifest.words import describe, dotted, reference_hint, suggest
 from reconciler.yamlsource import Document, Pos, parse_documents
 
 KINDS = ("Dataset", "LoraModel", "Generation")
@@ -83,7 +84,7 @@ _RULES = "reconciler_rules"
 
 
 def _rules_error(rules: list[Rule]) -> PydanticCustomError:
-    summary = "; ".join(f"{_dotted(path) or 'value'}: {message}" for path, message, _ in rules)
+    summary = "; ".join(f"{dotted(path) or 'value'}: {message}" for path, message, _ in rules)
     return PydanticCustomError(_RULES, "{summary}", {"summary": summary, "rules": rules})
 
 
@@ -210,7 +211,7 @@ class Component(_Model):
         rules: list[Rule] = []
         for key, value in self.args.items():
             if key not in known:
-                rules.append((("args", key), f"unknown arg of {self.name}{_suggest(key, known)}", "key"))
+                rules.append((("args", key), f"unknown arg of {self.name}{suggest(key, known)}", "key"))
             elif problem := _check_arg(known[key], value):
                 rules.append((("args", key), problem, "value"))
         if rules:
@@ -422,50 +423,6 @@ class ManifestSet:
 # -- Messages --------------------------------------------------------------------------------------
 
 
-def describe(value: Any) -> str:
-    """A value as a user wrote it, for `got ...` in messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        return f'"{shown}"' if value else 'an empty string ""'
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__} ({value})"
-
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    options = sorted(choices)
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean `{close[0]}`?"
-    return "; expected one of " + ", ".join(f"`{c}`" for c in options)
-
-
-def _reference_hint(word: str, names: Iterable[str], kind: str) -> str:
-    options = sorted(names)
-    if not options:
-        return f"; there is no {kind} in the manifests"
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean `{close[0]}`?"
-    shown = ", ".join(f"`{name}`" for name in options[:5]) + (", ..." if len(options) > 5 else "")
-    return f" (the {kind}s are {shown})"
-
-
-def _dotted(path: Sequence[str | int]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _field_at(model: type[BaseModel], path: Sequence[str | int]) -> tuple[type[BaseModel] | None, Any]:
     """(the model holding the last field of `path`, that field's FieldInfo) or (the model at path, None)."""
     current: Any = model
@@ -580,7 +537,7 @@ def _translate(model: type[BaseModel], error: Any) -> list[_Located]:
     if kind == "extra_forbidden":
         holder = _model_at(model, path[:-1])
         name = str(path[-1])
-        hint = _suggest(name, holder.model_fields) if holder is not None else ""
+        hint = suggest(name, holder.model_fields) if holder is not None else ""
         return [_Located(path, f"unknown field{hint}", True)]
     holder, info = _field_at(model, path)
     if kind == "literal_error":
@@ -674,7 +631,7 @@ class _Collector:
 
     def draft(self, draft: _Draft, path: tuple[str | int, ...], message: str, at_key: bool = False) -> None:
         pos = draft.doc.key_pos(path) if at_key else draft.doc.value_pos(path)
-        where = ": ".join(p for p in (draft.address, _dotted(path)) if p)
+        where = ": ".join(p for p in (draft.address, dotted(path)) if p)
         self.at(draft.file, pos, where, message)
 
 
@@ -711,7 +668,7 @@ def _yaml_where(data: Any, path: tuple[str | int, ...] | None) -> str:
     if isinstance(data, dict) and str(data.get("kind")) in _DOCUMENTS and isinstance(data.get("metadata"), dict):
         name = data["metadata"].get("name")
         address = f"{data['kind']}/{name}" if isinstance(name, str) else ""
-    return ": ".join(part for part in (address, _dotted(path or ())) if part)
+    return ": ".join(part for part in (address, dotted(path or ())) if part)
 
 
 def _decode(raw: bytes, file: str, out: _Collector) -> str | None:
@@ -742,7 +699,7 @@ def _draft(doc: Document, file: str, base: Path, out: _Collector) -> _Draft | No
         if "kind" not in data:
             out.at(file, doc.start, "kind", "required field missing; expected `Dataset`, `LoraModel` or `Generation`")
         else:
-            hint = _suggest(str(kind), KINDS) if isinstance(kind, str) else "; expected one of " + ", ".join(KINDS)
+            hint = suggest(str(kind), KINDS) if isinstance(kind, str) else "; expected one of " + ", ".join(KINDS)
             out.at(file, doc.value_pos(("kind",)), "kind", f"unknown kind {describe(kind)}{hint}")
         return None
     metadata = data.get("metadata")
@@ -857,7 +814,7 @@ def _cross_checks(drafts: list[_Draft], out: _Collector) -> None:
         if draft.kind == "LoraModel" and isinstance(spec.get("dataset"), str):
             dataset = datasets.get(spec["dataset"])
             if dataset is None and not out.incomplete:
-                hint = _reference_hint(spec["dataset"], datasets, "Dataset")
+                hint = reference_hint(spec["dataset"], datasets, "Dataset")
                 out.draft(draft, ("spec", "dataset"), f"no Dataset named {describe(spec['dataset'])}{hint}")
             elif dataset is not None:
                 _training_images(draft, dataset, checked, counted, out)
@@ -865,7 +822,7 @@ def _cross_checks(drafts: list[_Draft], out: _Collector) -> None:
             for index, ref in enumerate(spec["loras"]):
                 model = ref.get("model") if isinstance(ref, dict) else None
                 if isinstance(model, str) and model not in models and not out.incomplete:
-                    hint = _reference_hint(ref["model"], models, "LoraModel")
+                    hint = reference_hint(ref["model"], models, "LoraModel")
                     out.draft(
                         draft, ("spec", "loras", index, "model"), f"no LoraModel named {describe(ref['model'])}{hint}"
                     )
