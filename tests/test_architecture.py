@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 
-PURE = ["plan.py", "render.py", "errors.py", "manifest/words.py", "manifest/schema.py"]
+PURE = ["plan.py", "render.py", "errors.py", "manifest/words.py", "manifest/schema.py", "manifest/loaded.py"]
 IO_LIBRARIES = {"httpx", "click", "starlette", "uvicorn", "rich", "filelock", "socket", "subprocess", "shutil"}
 
 

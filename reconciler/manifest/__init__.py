@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import ManifestError, Problem
 from reconciler.imagefiles import Found, ImageFinder
+from reconciler.manifest.loaded import Dataset, Generation, ImageFile, LoraModel, ManifestSet, Source
 from reconciler.manifest.schema import (
     DOCUMENTS,
     KINDS,
@@ -82,56 +83,6 @@ __all__ = [
     "document_schema",
     "load_manifests",
 ]
-
-# -- The loaded set --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Source:
-    file: str  # relative to the project folder
-    line: int  # 1-based line where the document starts
-
-
-@dataclass(frozen=True)
-class ImageFile:
-    path: Path  # absolute, resolved
-    display: str  # relative to project_root, as shown to users
-    caption: str | None  # explicit caption, else the sidecar <stem>.txt (stripped), else None
-    format: Literal["png", "jpeg", "webp"]  # sniffed from the bytes, not the extension
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    source: Source
-    spec: DatasetSpec
-    images: tuple[ImageFile, ...]
-
-
-@dataclass(frozen=True)
-class LoraModel:
-    name: str
-    source: Source
-    spec: LoraModelSpec
-
-
-@dataclass(frozen=True)
-class Generation:
-    name: str
-    source: Source
-    spec: GenerationSpec
-    output_dir: Path
-    init_image: ImageFile | None
-
-
-@dataclass(frozen=True)
-class ManifestSet:
-    datasets: dict[str, Dataset]
-    models: dict[str, LoraModel]
-    generations: dict[str, Generation]
-    files: tuple[Path, ...]  # every manifest file read, sorted
-    digest: str  # sha256 over (display path, bytes) of every manifest file, sorted
-
 
 # -- Messages --------------------------------------------------------------------------------------
 
