@@ -9,7 +9,15 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 
-PURE = ["plan.py", "render.py", "errors.py", "manifest/words.py", "manifest/schema.py", "manifest/loaded.py"]
+PURE = [
+    "plan.py",
+    "render.py",
+    "errors.py",
+    "manifest/words.py",
+    "manifest/schema.py",
+    "manifest/loaded.py",
+    "manifest/messages.py",
+]
 IO_LIBRARIES = {"httpx", "click", "starlette", "uvicorn", "rich", "filelock", "socket", "subprocess", "shutil"}
 
 
