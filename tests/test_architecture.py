@@ -18,6 +18,10 @@ PURE = [
     "text.py",
     "imagetype.py",
     "apply/outcome.py",
+    "manifest/words.py",
+    "manifest/schema.py",
+    "manifest/loaded.py",
+    "manifest/messages.py",
 ]
 IO_LIBRARIES = {"httpx", "click", "starlette", "uvicorn", "rich", "filelock", "socket", "subprocess", "shutil"}
 

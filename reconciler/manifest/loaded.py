@@ -1,0 +1,56 @@
+"""Pure: the frozen types `load_manifests` returns: a ManifestSet of validated resources, their sources and files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from reconciler.manifest.schema import DatasetSpec, GenerationSpec, LoraModelSpec
+
+
+@dataclass(frozen=True)
+class Source:
+    file: str  # relative to the project folder
+    line: int  # 1-based line where the document starts
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    path: Path  # absolute, resolved
+    display: str  # relative to project_root, as shown to users
+    caption: str | None  # explicit caption, else the sidecar <stem>.txt (stripped), else None
+    format: Literal["png", "jpeg", "webp"]  # sniffed from the bytes, not the extension
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    source: Source
+    spec: DatasetSpec
+    images: tuple[ImageFile, ...]
+
+
+@dataclass(frozen=True)
+class LoraModel:
+    name: str
+    source: Source
+    spec: LoraModelSpec
+
+
+@dataclass(frozen=True)
+class Generation:
+    name: str
+    source: Source
+    spec: GenerationSpec
+    output_dir: Path
+    init_image: ImageFile | None
+
+
+@dataclass(frozen=True)
+class ManifestSet:
+    datasets: dict[str, Dataset]
+    models: dict[str, LoraModel]
+    generations: dict[str, Generation]
+    files: tuple[Path, ...]  # every manifest file read, sorted
+    digest: str  # sha256 over (display path, bytes) of every manifest file, sorted
