@@ -241,9 +241,8 @@ def plan(
 @click.option(
     "--parallelism",
     type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="At most this many uploads, submissions and downloads at once.",
+    help="At most this many uploads, submissions and downloads at once. "
+    "[default: apply.parallelism in reconciler.yaml, else 8]",
 )
 @click.option("--prune", is_flag=True, help="Delete the downloaded images of forgotten generations (if unchanged).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line per event, for CI tools.")
@@ -256,16 +255,14 @@ def plan(
 @click.option(
     "--ipm-txt2img",
     type=click.IntRange(0),
-    default=20,
-    show_default=True,
-    help="Submit at most this many txt2img images per minute (Novita's default limit; 0 = no throttle).",
+    help="Submit at most this many txt2img images per minute (0 = no throttle). "
+    "[default: apply.ipm.txt2img in reconciler.yaml, else 20, Novita's default limit]",
 )
 @click.option(
     "--ipm-img2img",
     type=click.IntRange(0),
-    default=10,
-    show_default=True,
-    help="Submit at most this many img2img images per minute (Novita's default limit; 0 = no throttle).",
+    help="Submit at most this many img2img images per minute (0 = no throttle). "
+    "[default: apply.ipm.img2img in reconciler.yaml, else 10, Novita's default limit]",
 )
 @click.option(
     "--poll-interval",
@@ -283,12 +280,12 @@ def apply(
     targets: tuple[str, ...],
     replace: tuple[str, ...],
     auto_approve: bool,
-    parallelism: int,
+    parallelism: int | None,
     prune: bool,
     as_json: bool,
     wait: bool,
-    ipm_txt2img: int,
-    ipm_img2img: int,
+    ipm_txt2img: int | None,
+    ipm_img2img: int | None,
     poll_interval: float | None,
 ) -> None:
     """Upload, train and generate only what is missing; or apply a saved PLANFILE exactly.
@@ -313,11 +310,15 @@ def apply(
     train_poll, gen_poll = sim_poll_intervals() if sim else (10.0, 1.0)
     if poll_interval is not None:
         train_poll = gen_poll = poll_interval
+    project = settings.config.apply
     options = ApplyOptions(
-        parallelism=parallelism,
+        parallelism=parallelism if parallelism is not None else project.parallelism,
         wait=wait,
         prune=prune,
-        ipm={"txt2img": ipm_txt2img, "img2img": ipm_img2img},
+        ipm={
+            "txt2img": ipm_txt2img if ipm_txt2img is not None else project.ipm.txt2img,
+            "img2img": ipm_img2img if ipm_img2img is not None else project.ipm.img2img,
+        },
         training_poll=train_poll,
         generation_poll=gen_poll,
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.config import ProjectConfig, load_config, resolve
 from reconciler.desired import Desired, build_desired
 from reconciler.errors import ConfigError
 from reconciler.hashing import HashCache
@@ -28,6 +29,8 @@ SIM_KEY = "sim-local-key"  # the in-process simulator accepts any key; this one 
 
 @dataclass
 class Settings:
+    """One command's resolved settings: flags > environment > reconciler.yaml > defaults."""
+
     root: Path
     files: list[Path]
     state_path: Path
@@ -35,6 +38,8 @@ class Settings:
     lock_timeout: float = 0.0
     targets: list[str] = field(default_factory=list)
     replace: list[str] = field(default_factory=list)
+    config: ProjectConfig = field(default_factory=ProjectConfig)
+    workspace: str = "default"
 
     @classmethod
     def make(
@@ -45,11 +50,21 @@ class Settings:
         lock_timeout: float = 0.0,
         targets: tuple[str, ...] = (),
         replace: tuple[str, ...] = (),
+        workspace: str | None = None,
     ) -> Settings:
         root = Path.cwd()
-        state_path = Path(state) if state else (SIM_STATE if sim else DEFAULT_STATE)
+        config = load_config(root).config
+        # --sim keeps its own state beside its own account, whatever the project's backend is
+        default = str(SIM_STATE) if sim else (config.state.url or str(DEFAULT_STATE))
+        location = str(resolve(state, None if sim else os.environ.get("RECONCILER_STATE_URL"), default))
+        if "://" in location:
+            raise ConfigError(
+                f"state {redact_url_password(location)}: only a state file is supported by this build "
+                "(set state.url in reconciler.yaml, RECONCILER_STATE_URL or --state to a file path)"
+            )
         files_ = [Path(f) for f in files] or [Path("manifests")]
-        return cls(root, files_, state_path, sim, lock_timeout, list(targets), list(replace))
+        chosen = str(resolve(workspace, os.environ.get("RECONCILER_WORKSPACE"), config.state.workspace))
+        return cls(root, files_, Path(location), sim, lock_timeout, list(targets), list(replace), config, chosen)
 
     @property
     def cache_file(self) -> Path:
@@ -104,3 +119,15 @@ def make_client(endpoint: Endpoint) -> NovitaClient:
 def sim_poll_intervals() -> tuple[float, float]:
     """Training and generation poll intervals that suit the simulator's short durations."""
     return 0.5, 0.25
+
+
+def redact_url_password(url: str) -> str:
+    """`postgresql://user:secret@host/db` → `postgresql://user:***@host/db`: how a URL is ever shown."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    return f"{scheme}://{userinfo}{at}{host}{slash}{path}"

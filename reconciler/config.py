@@ -1,0 +1,156 @@
+"""Project settings: the optional `reconciler.yaml` at the project root, validated like the manifests.
+
+Every key is optional; with no file the tool behaves as it always did (file state, local outputs). Values
+are resolved with the precedence command-line flag > environment variable > reconciler.yaml > default by
+`resolve`, so each setting is decided in one place. Unknown keys, wrong types and values out of range are
+reported at once as `reconciler.yaml:line:col: key: message`, with "did you mean" for a misspelt key. No
+secret belongs here: the Novita key, database passwords and object-store credentials come from their own
+environment variables and files, never from this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reconciler.errors import ConfigError, Problem
+from reconciler.manifest.messages import translate
+from reconciler.manifest.schema import NAME_PATTERN
+from reconciler.manifest.words import dotted
+from reconciler.text import plural
+from reconciler.yamlsource import parse_documents
+
+CONFIG_FILE = "reconciler.yaml"
+
+T = TypeVar("T")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateConfig(_Strict):
+    url: str | None = Field(
+        default=None,
+        description="Where the state lives: a file path (default state/state.json) or postgresql://user@host:5432/db",
+    )
+    workspace: str = Field(
+        default="default",
+        pattern=NAME_PATTERN,
+        description="One of several named states in the same backend",
+    )
+
+
+class OutputsConfig(_Strict):
+    remote: str | None = Field(
+        default=None,
+        description="An fsspec URL (s3://bucket/prefix, gs://..., file:///mnt/share/...) that keeps every image",
+    )
+    gallery: bool = Field(default=True, description="Refresh the static gallery after an apply that wrote images")
+
+
+class IpmConfig(_Strict):
+    txt2img: int = Field(default=20, ge=0, le=100_000, description="txt2img images per minute (0 = no throttle)")
+    img2img: int = Field(default=10, ge=0, le=100_000, description="img2img images per minute (0 = no throttle)")
+
+
+class ApplyConfig(_Strict):
+    parallelism: int = Field(default=8, ge=1, le=64, description="Uploads, submissions and downloads at once")
+    on_unanswered_submit: Literal["resubmit", "hold"] = Field(
+        default="resubmit",
+        description="A generation submit that got no answer: submit it again (may pay twice) or hold it",
+    )
+    ipm: IpmConfig = Field(default_factory=IpmConfig)
+
+
+class ProjectConfig(_Strict):
+    """The whole of reconciler.yaml."""
+
+    state: StateConfig = Field(default_factory=StateConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    apply: ApplyConfig = Field(default_factory=ApplyConfig)
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The project settings and where they came from (None: no reconciler.yaml, every default)."""
+
+    config: ProjectConfig
+    file: Path | None = None
+    keys: frozenset[str] = frozenset()  # the dotted keys the file sets, e.g. "apply.parallelism"
+
+    def sets(self, key: str) -> bool:
+        return key in self.keys
+
+
+def load_config(root: Path) -> LoadedConfig:
+    """Read `reconciler.yaml` in `root`, if there is one; a ConfigError lists every problem in it."""
+    path = root / CONFIG_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return LoadedConfig(ProjectConfig())
+    except OSError as exc:
+        raise ConfigError(f"{CONFIG_FILE}: cannot read it: {exc.strerror or exc}") from exc
+    return parse_config(raw, path)
+
+
+def parse_config(raw: bytes, path: Path) -> LoadedConfig:
+    name = path.name
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise _problems([Problem(name, line, 1, "", "not UTF-8 text; save the file as UTF-8")]) from None
+    documents, yaml_problems = parse_documents(text)
+    problems = [Problem(name, p.line, p.col, "", p.message) for p in yaml_problems]
+    if problems:
+        raise _problems(problems)
+    if len(documents) > 1:
+        extra = documents[1].start
+        raise _problems([Problem(name, extra.line, extra.col, "", "one YAML document only (remove the `---`)")])
+    if not documents or documents[0].data is None:
+        return LoadedConfig(ProjectConfig(), path)
+    doc = documents[0]
+    if not isinstance(doc.data, dict):
+        raise _problems([Problem(name, doc.start.line, doc.start.col, "", "expected a mapping of settings")])
+    try:
+        config = ProjectConfig.model_validate(doc.data)
+    except ValidationError as exc:
+        located = [loc for error in exc.errors() for loc in translate(ProjectConfig, error)]
+        raise _problems(
+            [
+                Problem(name, pos.line, pos.col, dotted(loc.path), loc.message)
+                for loc in located
+                for pos in [doc.key_pos(loc.path) if loc.at_key else doc.value_pos(loc.path)]
+            ]
+        ) from None
+    return LoadedConfig(config, path, frozenset(_keys(doc.data)))
+
+
+def _keys(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    found: list[str] = []
+    for key, value in data.items():
+        found.append(prefix + str(key))
+        if isinstance(value, Mapping):
+            found += _keys(value, f"{prefix}{key}.")
+    return found
+
+
+def _problems(problems: list[Problem]) -> ConfigError:
+    ordered = sorted(set(problems))
+    head = f"{plural(len(ordered), 'error')} in {CONFIG_FILE}:"
+    return ConfigError("\n".join([head, *(str(p) for p in ordered)]))
+
+
+def resolve(flag: T | None, env: str | None, file_value: T) -> T | str:
+    """Flag > environment variable (its text, if set and not blank) > reconciler.yaml (or its default)."""
+    if flag is not None:
+        return flag
+    if env is not None and env.strip():
+        return env.strip()
+    return file_value

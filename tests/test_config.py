@@ -1,0 +1,93 @@
+"""reconciler.yaml: validated like the manifests, and resolved flag > environment > file > default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.config import ProjectConfig, load_config
+from reconciler.errors import ConfigError
+from reconciler.workspace import Settings
+
+
+def write(root: Path, text: str) -> None:
+    (root / "reconciler.yaml").write_text(text, encoding="utf-8")
+
+
+def test_no_file_means_every_default(tmp_path: Path) -> None:
+    loaded = load_config(tmp_path)
+    assert loaded.file is None
+    assert loaded.config == ProjectConfig()
+    assert loaded.config.apply.parallelism == 8
+    assert loaded.config.apply.on_unanswered_submit == "resubmit"
+    assert (loaded.config.apply.ipm.txt2img, loaded.config.apply.ipm.img2img) == (20, 10)
+    assert loaded.config.state.url is None and loaded.config.state.workspace == "default"
+    assert loaded.config.outputs.remote is None and loaded.config.outputs.gallery is True
+
+
+def test_an_empty_file_is_every_default(tmp_path: Path) -> None:
+    write(tmp_path, "# nothing set yet\n")
+    assert load_config(tmp_path).config == ProjectConfig()
+
+
+def test_a_full_file(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "state: {url: team/state.json, workspace: staging}\n"
+        "outputs: {remote: 's3://team-loras/outputs', gallery: false}\n"
+        "apply:\n  parallelism: 4\n  on_unanswered_submit: hold\n  ipm: {txt2img: 40}\n",
+    )
+    loaded = load_config(tmp_path)
+    c = loaded.config
+    assert (c.state.url, c.state.workspace) == ("team/state.json", "staging")
+    assert (c.outputs.remote, c.outputs.gallery) == ("s3://team-loras/outputs", False)
+    assert (c.apply.parallelism, c.apply.on_unanswered_submit) == (4, "hold")
+    assert (c.apply.ipm.txt2img, c.apply.ipm.img2img) == (40, 10)
+    assert loaded.sets("apply.ipm.txt2img") and not loaded.sets("apply.ipm.img2img")
+
+
+def test_every_problem_at_once_located_with_the_fix(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "state:\n  wrokspace: staging\napply:\n  parallelism: 0\n  on_unanswered_submit: retry\n  ipm: {txt2img: fast}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert str(caught.value) == (
+        "4 errors in reconciler.yaml:\n"
+        "reconciler.yaml:2:3: state.wrokspace: unknown field; did you mean `workspace`?\n"
+        "reconciler.yaml:4:16: apply.parallelism: must be between 1 and 64; got 0\n"
+        'reconciler.yaml:5:25: apply.on_unanswered_submit: expected `resubmit` or `hold`; got "retry"\n'
+        'reconciler.yaml:6:18: apply.ipm.txt2img: expected an integer; got "fast"'
+    )
+
+
+def test_yaml_syntax_and_shape_errors(tmp_path: Path) -> None:
+    write(tmp_path, "apply: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"^1 error in reconciler.yaml:\nreconciler.yaml:\d+:\d+: "):
+        load_config(tmp_path)
+    write(tmp_path, "- a list\n")
+    with pytest.raises(ConfigError, match="reconciler.yaml:1:1: expected a mapping of settings"):
+        load_config(tmp_path)
+    write(tmp_path, "apply: {}\n---\napply: {}\n")
+    with pytest.raises(ConfigError, match="one YAML document only"):
+        load_config(tmp_path)
+
+
+def test_precedence_flag_then_environment_then_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RECONCILER_STATE_URL", raising=False)
+    monkeypatch.delenv("RECONCILER_WORKSPACE", raising=False)
+    assert Settings.make((), None, False).state_path == Path("state/state.json")
+    write(tmp_path, "state: {url: from-file.json, workspace: filews}\n")
+    assert Settings.make((), None, False).state_path == Path("from-file.json")
+    assert Settings.make((), None, False).workspace == "filews"
+    monkeypatch.setenv("RECONCILER_STATE_URL", "from-env.json")
+    monkeypatch.setenv("RECONCILER_WORKSPACE", "envws")
+    assert Settings.make((), None, False).state_path == Path("from-env.json")
+    assert Settings.make((), None, False).workspace == "envws"
+    assert Settings.make((), "from-flag.json", False, workspace="flagws").state_path == Path("from-flag.json")
+    assert Settings.make((), "from-flag.json", False, workspace="flagws").workspace == "flagws"
+    # --sim keeps its own state whatever the project's backend is, unless --state says otherwise
+    assert Settings.make((), None, True).state_path == Path("state/sim.json")
