@@ -50,7 +50,8 @@ def test_a_full_file(tmp_path: Path) -> None:
 def test_every_problem_at_once_located_with_the_fix(tmp_path: Path) -> None:
     write(
         tmp_path,
-        "state:\n  wrokspace: staging\napply:\n  parallelism: 0\n  on_unanswered_submit: retry\n  ipm: {txt2img: fast}\n",
+        "state:\n  wrokspace: staging\napply:\n  parallelism: 0\n"
+        "  on_unanswered_submit: retry\n  ipm: {txt2img: fast}\n",
     )
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path)
@@ -68,7 +69,7 @@ def test_yaml_syntax_and_shape_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^1 error in reconciler.yaml:\nreconciler.yaml:\d+:\d+: "):
         load_config(tmp_path)
     write(tmp_path, "- a list\n")
-    with pytest.raises(ConfigError, match="reconciler.yaml:1:1: expected a mapping of settings"):
+    with pytest.raises(ConfigError, match=r"reconciler\.yaml:1:1: expected a mapping of settings"):
         load_config(tmp_path)
     write(tmp_path, "apply: {}\n---\napply: {}\n")
     with pytest.raises(ConfigError, match="one YAML document only"):
