@@ -165,7 +165,7 @@ def _colour() -> bool:
 
 @cli.command(short_help="Show what apply would change.")
 @files_option
-@state_options
+@state_option
 @sim_option
 @target_option
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Save the plan to FILE for `apply FILE`.")
@@ -192,7 +192,6 @@ def _colour() -> bool:
 def plan(
     files: tuple[str, ...],
     state_path: str | None,
-    lock_timeout: float,
     sim: bool,
     targets: tuple[str, ...],
     replace: tuple[str, ...],
@@ -211,7 +210,7 @@ def plan(
     from reconciler.render import render_json, render_markdown, render_text
     from reconciler.workflow import plan_command
 
-    settings = _settings(files, state_path, sim, lock_timeout, targets, replace)
+    settings = _settings(files, state_path, sim, targets=targets, replace=replace)
     result = plan_command(settings, refresh=refresh)
     fmt = "json" if as_json else fmt
     if fmt == "json":
