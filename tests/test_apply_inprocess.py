@@ -15,7 +15,7 @@ import pytest
 from reconciler.apply import Applier
 from reconciler.state import GenerationEntry, ModelEntry, State
 from reconciler.status import Status
-from tests.apply_world import PROJECT, Event, World, sha256, sidecar, worlds
+from tests.apply_world import PROJECT, Event, World, plain_generation, sha256, sidecar, worlds
 
 MODELS = ("alice", "bob")
 PROMPTS = {
@@ -221,6 +221,31 @@ def test_interrupt_stops_waiting_lists_what_runs_on_and_saves_the_state(make: Ca
         "LoraModel/alice": "resume",
         "LoraModel/bob": "resume",
     }
+
+
+@pytest.mark.timeout(45)
+def test_interrupt_while_waiting_for_the_images_per_minute_budget_stops_at_once(make: Callable[..., World]) -> None:
+    """With a budget of 1 image a minute the second generation waits for the first one's minute to pass.
+    Ctrl-C must end that wait (it was submitted nowhere) instead of sleeping out the minute."""
+    world = make()
+    world.write({"m/more.yaml": plain_generation("skyline", "a city skyline at night")})
+    targets = ("Generation/landscape", "Generation/skyline")
+
+    def ctrl_c_after_the_first_submit(applier: Applier, event: Event) -> None:
+        if event.name == "task_submitted":
+            applier.interrupt()
+
+    applied = world.apply(targets=targets, ipm={"txt2img": 1}, on_event=ctrl_c_after_the_first_submit)
+    result = applied.result
+
+    assert result.interrupted
+    (first,) = applied.events.of("task_submitted")
+    other = next(t for t in targets if t != first.address)
+    assert first.address in targets
+    assert result.skipped[other] == "interrupted before it was submitted"
+    assert result.skipped[str(first.address)] == "interrupted while waiting (it keeps running on Novita)"
+    assert sum(world.created("txt2img").values()) == 1
+    assert world.state().entry(other) is None  # nothing recorded: it was never submitted
 
 
 def test_prune_removes_only_the_files_a_forgotten_generation_wrote_unchanged(make: Callable[..., World]) -> None:

@@ -57,7 +57,7 @@ class Run:
         self.result = ApplyResult()
         self.committer = Committer(store)
         self.slots = asyncio.Semaphore(max(1, options.parallelism))
-        self.limiters = {kind: IpmLimiter(n) for kind, n in options.ipm.items()}
+        self.limiters = {kind: IpmLimiter(n, sleep=self._throttled) for kind, n in options.ipm.items()}
         self.stop = asyncio.Event()
 
     @property
@@ -78,6 +78,11 @@ class Run:
             await asyncio.wait_for(self.stop.wait(), timeout=seconds)
         except TimeoutError:
             return
+
+    async def _throttled(self, seconds: float) -> None:
+        """The images-per-minute wait before a submit: Ctrl-C ends it (nothing was submitted yet)."""
+        await self.pause(seconds)
+        self.check_stop()
 
     async def wait_for(
         self,
