@@ -17,6 +17,7 @@ import pytest
 
 from reconciler.status import Status
 from tests.apply_world import World, sha256, worlds
+from tests.manifest_helpers import image_bytes
 from tests.reliability.hostile_proxy import hostile_proxy
 
 
@@ -77,6 +78,51 @@ def test_a_failed_training_skips_its_generations_and_everything_else_finishes(ma
         "Generation/alice-portraits": ("create", "3 images, txt2img 256×256; waits for LoraModel/alice"),
         "Generation/landscape": ("replace", f"the previous run failed ({landscape.reason}): run it again"),
     }
+
+
+def test_a_rejected_generation_is_named_with_novitas_reason(make: Callable[..., World]) -> None:
+    """The init image of an img2img generation is overwritten between the plan and the submit: Novita answers
+    400 INVALID_IMAGE_FORMAT. That generation fails with Novita's words; the others are not affected."""
+    world = make()
+    world.write(
+        {
+            "img/init.png": image_bytes("PNG", seed=9),
+            "m/restyle.yaml": """\
+apiVersion: reconciler/v1
+kind: Generation
+metadata: {name: restyle}
+spec:
+  type: img2img
+  model_name: realisticVisionV51_v51VAE_94301.safetensors
+  prompt: an oil painting of a lake
+  init_image: ../img/init.png
+  width: 256
+  height: 256
+  output: ../outputs/restyle
+""",
+        }
+    )
+    planned = world.plan(targets=("Generation/restyle", "Generation/landscape"))
+    (world.root / "img/init.png").write_bytes(b"not an image any more")
+    applied = world.apply(planned)
+    result = applied.result
+
+    detail = "400 INVALID_IMAGE_FORMAT: request.image_base64: not a png, jpeg or webp image"
+    assert result.failed == {"Generation/restyle": f"Novita rejected Generation/restyle: {detail}"}
+    assert result.generated == 1 and not result.skipped  # landscape was written all the same
+    assert [r["status"] for r in world.requests("img2img")] == [400]  # asked once: a 400 is not retried
+    entry = world.state().generation("restyle")
+    assert entry is not None and entry.status == Status.FAILED and entry.task_id is None
+    assert entry.reason == detail  # the state keeps Novita's reason, for the next plan and for people
+    assert applied.events.messages("task_failed", "Generation/restyle") == [
+        f"failed: Novita rejected Generation/restyle: {detail}"
+    ]
+    (world.root / "img/init.png").write_bytes(image_bytes("PNG", seed=9))
+    change = world.plan().plan.get("Generation/restyle")
+    assert change is not None and (change.action, change.reason) == (
+        "replace",
+        f"the previous run failed ({detail}): run it again",
+    )
 
 
 def test_an_upload_that_keeps_failing_fails_its_training_and_the_next_apply_uploads_it(

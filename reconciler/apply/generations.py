@@ -16,7 +16,7 @@ from reconciler.apply.trainings import Trainer
 from reconciler.desired import DesiredGeneration
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.files import display_path, remove_partials
-from reconciler.novita import TaskResult
+from reconciler.novita import TaskResult, error_detail
 from reconciler.outputs import add_png_parameters, image_path, remove_files, write_sidecar
 from reconciler.plan import ResourceChange
 from reconciler.state import FileRecord, GenerationEntry, now_iso
@@ -87,8 +87,8 @@ class Generator:
                     "been accepted, and Novita cannot list generation tasks, so it is not submitted again on its "
                     f"own: run `reconciler apply --replace {gen.address}` to submit it again."
                 ) from exc
-            except NovitaError:
-                entry.status = Status.FAILED
+            except NovitaError as exc:
+                entry.status, entry.reason = Status.FAILED, error_detail(exc)
                 await run.commit()
                 raise
         entry.task_id, entry.status, entry.updated_at = task_id, Status.RUNNING, now_iso()
