@@ -125,6 +125,40 @@ spec:
     )
 
 
+def test_a_training_novita_keeps_rejecting_fails_after_a_bounded_number_of_reuploads(
+    make: Callable[..., World],
+) -> None:
+    """Novita forgets an uploaded image at every create (a simulator fault): the applier uploads the image it
+    names again a few times, then gives up with Novita's message instead of looping."""
+    world = make()
+    world.faults(asset_forget=1.0)
+    model = world.desired().models["alice"]
+    applied = world.apply(targets=("LoraModel/alice",))
+    result = applied.result
+
+    creates = world.requests("training-create")
+    assert [r["status"] for r in creates] == [400] * 5  # the first create and one per round of re-uploads
+    forgotten = creates[-1]["body_summary"]["assets_ids"][0]
+    message = result.failed["LoraModel/alice"]
+    assert message == (
+        "Novita rejected LoraModel/alice: 400 INVALID_REQUEST_BODY: "
+        f'image_dataset_items[0].assets_id: unknown assets_id "{forgotten}"'
+    )
+    # each round sent a fresh upload of the image Novita named (the first) and reused the others
+    firsts = [r["body_summary"]["assets_ids"][0] for r in creates]
+    (others,) = {tuple(r["body_summary"]["assets_ids"][1:]) for r in creates}
+    assert len(set(firsts)) == 5
+    puts = [r["body_summary"] for r in world.requests("upload") if r["status"] == 200]
+    assert sorted(p["assets_id"] for p in puts) == sorted([*firsts, *others])
+    first = model.images[0].path.stat().st_size
+    assert [p["bytes"] for p in puts if p["assets_id"] in firsts] == [first] * 5
+    assert len(applied.events.of("reupload", "LoraModel/alice")) == 4
+    entry = world.state().model("alice")
+    assert entry is not None and entry.status == Status.FAILED
+    assert entry.reason == message.removeprefix("Novita rejected LoraModel/alice: ")
+    assert world.training_named(model.task_name) == []
+
+
 def test_an_upload_that_keeps_failing_fails_its_training_and_the_next_apply_uploads_it(
     make: Callable[..., World],
 ) -> None:

@@ -64,7 +64,8 @@ class Uploader:
         return {i.sha256: a for i, a in zip(model.images, ids, strict=True)}
 
     def forget(self, sha256: str, assets_id: str) -> None:
-        """Novita does not know `assets_id`: drop its record so the next `upload` sends the image again.
+        """Novita does not know `assets_id`: drop its record (and this apply's upload of it, if it made that one)
+        so the next `upload` sends the image again.
 
         Only the record that was sent: a training sharing the image may have uploaded it again meanwhile,
         and that fresh upload must be reused, not repeated.
@@ -72,3 +73,6 @@ class Uploader:
         record = self.run.state.images.get(sha256)
         if record is not None and record.assets_id == assets_id:
             del self.run.state.images[sha256]
+        done = self._uploads.get(sha256)
+        if done is not None and done.done() and done.result() == assets_id:
+            del self._uploads[sha256]  # uploaded earlier in this apply: without this, `upload` returned it again
