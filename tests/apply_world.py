@@ -270,10 +270,12 @@ class World:
     def endpoint(self) -> Endpoint:
         return Endpoint(self.base_url, KEY)
 
-    def plan(self, targets: tuple[str, ...] = (), replace: tuple[str, ...] = ()) -> Planned:
+    def plan(self, targets: tuple[str, ...] = (), replace: tuple[str, ...] = (), offline: bool = False) -> Planned:
+        """`reconciler plan` (`offline`: `--no-refresh`, the state is trusted as it is)."""
         settings = self.settings(targets, replace)
         desired, cache = load_desired(settings)
-        plan, outputs = make_plan(settings, desired, cache, self.state(), self.endpoint)
+        endpoint = None if offline else self.endpoint
+        plan, outputs = make_plan(settings, desired, cache, self.state(), endpoint)
         return Planned(plan, desired, outputs)
 
     def apply(
