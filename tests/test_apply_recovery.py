@@ -22,8 +22,9 @@ from reconciler.planfile import save_plan
 from reconciler.progress import Reporter
 from reconciler.state import ImageRecord, ModelEntry, State
 from reconciler.status import Status
+from reconciler.text import plural
 from reconciler.workflow import apply_command
-from tests.apply_world import FAST_POLL, KEY, Event, Recorder, World, worlds
+from tests.apply_world import FAST_POLL, KEY, Event, Recorder, World, sha256, sidecar, worlds
 from tests.reliability.hostile_proxy import hostile_proxy
 
 
@@ -38,6 +39,55 @@ def lose_the_state(world: World) -> None:
 
 
 # ---- a lost state: adopt -----------------------------------------------------------------------------------
+
+
+def test_after_a_lost_state_trainings_are_adopted_by_name_and_generations_from_their_sidecars(
+    make: Callable[..., World],
+) -> None:
+    world = make()
+    desired = world.desired()
+    world.apply()
+    before = world.state()
+    log = len(world.requests())
+    lose_the_state(world)
+
+    planned = world.plan()
+    assert planned.actions() == {
+        "Dataset/alice-photos": "create",
+        "Dataset/bob-photos": "create",
+        "Generation/alice-portraits": "adopt",
+        "Generation/bob-portraits": "adopt",
+        "Generation/landscape": "adopt",
+        "LoraModel/alice": "adopt",
+        "LoraModel/bob": "adopt",
+    }
+    applied = world.apply(planned)
+    result = applied.result
+
+    assert result.ok and (result.adopted, result.uploaded, result.trained, result.generated) == (5, 0, 0, 0)
+    # nothing was paid for again: the only requests were the refresh's
+    assert {r["endpoint"] for r in world.requests()[log:]} == {"training-list"}
+    state = world.state()
+    for name in ("alice", "bob"):
+        old, new = before.model(name), state.model(name)
+        assert old is not None and new is not None and new.status == Status.SUCCEEDED
+        assert (new.task_id, new.model_name, new.task_name) == (old.task_id, old.model_name, old.task_name)
+        assert applied.events.messages("adopted", f"LoraModel/{name}") == [
+            f"adopted training {desired.models[name].task_name} ({old.task_id})"
+        ]
+        assert applied.events.messages("task_done", f"LoraModel/{name}") == [
+            f"training {desired.models[name].task_name} done: {old.model_name}"
+        ]
+    for name, count in (("alice-portraits", 3), ("bob-portraits", 1), ("landscape", 1)):
+        old_gen, gen = before.generation(name), state.generation(name)
+        assert old_gen is not None and gen is not None and gen.status == Status.SUCCEEDED
+        assert (gen.identity, gen.task_id, gen.seed) == (old_gen.identity, old_gen.task_id, old_gen.seed)
+        assert gen.files == old_gen.files and all(sha256(world.root / f.path) == f.sha256 for f in gen.files)
+        assert gen.task_id == sidecar(world, f"outputs/{name}", name)["task_id"]
+        assert applied.events.messages("adopted", f"Generation/{name}") == [
+            f"adopted {plural(count, 'image')} in outputs/{name}"
+        ]
+    assert world.plan().plan.empty
 
 
 def test_a_training_found_in_flight_after_a_lost_state_is_adopted_and_waited_for(make: Callable[..., World]) -> None:

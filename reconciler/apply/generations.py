@@ -193,7 +193,7 @@ class Generator:
         )
         await run.commit()
         run.result.adopted += 1
-        run.emit("adopted", gen.address, f"adopted {len(facts.sidecar_files)} images in {gen.output_display}")
+        run.emit("adopted", gen.address, f"adopted {plural(len(facts.sidecar_files), 'image')} in {gen.output_display}")
 
 
 def parameters_text(gen: DesiredGeneration, entry: GenerationEntry, seed: str | None) -> str:
