@@ -100,6 +100,7 @@ metadata: {name: alice-portraits}
 spec:
   model_name: realisticVisionV51_v51VAE_94301.safetensors
   prompt: a portrait of ohwx woman
+  negative_prompt: blurry
   loras: [{model: alice, strength: 0.7}]
   width: 256
   height: 256

@@ -75,7 +75,12 @@ def test_first_apply_uploads_each_image_once_trains_generates_and_records_everyt
     (submit,) = [r for r in world.requests("txt2img") if r["body_summary"]["prompt"] == PROMPTS["alice-portraits"]]
     assert submit["body_summary"]["loras"] == [portraits.models["alice"]]
     # the PNG carries its parameters for image viewers
-    assert b"a portrait of ohwx woman" in (world.root / "outputs/alice-portraits/alice-portraits-1.png").read_bytes()
+    png = (world.root / "outputs/alice-portraits/alice-portraits-1.png").read_bytes()
+    assert b"a portrait of ohwx woman\nNegative prompt: blurry\nSteps: " in png
+    assert (
+        f"Lora: {portraits.models['alice']}:0.7, Generation: Generation/alice-portraits ({portraits.task_id})".encode()
+        in png
+    )
 
     events = applied.events
     assert events.messages("apply_start") == ["Applying 7 changes."]
@@ -288,3 +293,31 @@ def test_forget_without_prune_leaves_the_files(make: Callable[..., World]) -> No
     assert world.files("outputs/landscape") == before and len(before) == 2
     assert world.state().entry("Generation/landscape") is None
     assert world.plan().plan.empty
+
+
+def test_a_regenerated_generation_removes_the_old_images_the_new_run_does_not_replace(
+    make: Callable[..., World],
+) -> None:
+    """3 images become 1 after an edit: the new run writes landscape-1.png again; landscape-2.png, which
+    nobody touched, is removed; landscape-3.png, edited by hand since, is kept."""
+    world = make()
+    world.edit("m/generations.yaml", "image_num: 1\n  seed: 11", "image_num: 3\n  seed: 11")
+    world.apply()
+    edited = world.root / "outputs/landscape/landscape-3.png"
+    edited.write_bytes(b"touched up by hand")
+    old = world.files("outputs/landscape")
+    world.edit("m/generations.yaml", "image_num: 3\n  seed: 11", "image_num: 1\n  seed: 12")
+
+    planned = world.plan()
+    assert planned.actions() == {"Generation/landscape": "replace"}
+    applied = world.apply(planned)
+
+    assert applied.result.ok and (applied.result.generated, applied.result.images) == (1, 1)
+    now = world.files("outputs/landscape")
+    assert sorted(now) == ["landscape-1.png", "landscape-3.png", "landscape.reconciler.json"]
+    assert now["landscape-1.png"] != old["landscape-1.png"] and now["landscape-3.png"] == sha256(edited)
+    entry = world.state().generation("landscape")
+    assert entry is not None and [(f.path, f.sha256) for f in entry.files] == [
+        ("outputs/landscape/landscape-1.png", now["landscape-1.png"])
+    ]
+    assert sidecar(world, "outputs/landscape", "landscape")["seed"] == "12"
