@@ -262,6 +262,17 @@ class World:
             hashes[asset["sha256"] if asset else f"(forgotten {assets_id})"] += n
         return hashes
 
+    def jump_when_waiting(self, seconds: float) -> Callable[[Applier, Event], None]:
+        """An `on_event` hook: the first time the applier reports a training still on its way, the simulator's
+        clock jumps `seconds` ahead (a long training, waited for, that ends without the test sleeping)."""
+        jumped = []
+
+        def hook(applier: Applier, event: Event) -> None:
+            if not jumped and event.name == "task_progress" and str(event.address).startswith("LoraModel/"):
+                jumped.append(self.sim.account.advance(seconds))
+
+        return hook
+
     def training_named(self, task_name: str) -> list[dict[str, Any]]:
         return [t for t in self.sim.account.trainings.values() if t["name"] == task_name]
 

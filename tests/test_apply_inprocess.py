@@ -137,7 +137,7 @@ def test_resume_downloads_only_the_images_a_killed_apply_had_not_written(make: C
 def test_no_wait_submits_and_returns_then_the_next_apply_resumes_without_resubmitting(
     make: Callable[..., World],
 ) -> None:
-    world = make(training_seconds=1.0)
+    world = make(training_seconds=600)  # a long training: still on its way until the test moves the clock
     desired = world.desired()
     applied = world.apply(wait=False)
     result = applied.result
@@ -167,7 +167,7 @@ def test_no_wait_submits_and_returns_then_the_next_apply_resumes_without_resubmi
         "LoraModel/alice": "resume",
         "LoraModel/bob": "resume",
     }
-    again = world.apply(planned).result
+    again = world.apply(planned, on_event=world.jump_when_waiting(700)).result
     assert again.ok and (again.resumed, again.trained, again.generated, again.images) == (3, 0, 3, 5)
     assert world.created("training-create") == {desired.models[m].task_name: 1 for m in MODELS}
     assert world.created("txt2img") == {p: 1 for p in PROMPTS.values()}

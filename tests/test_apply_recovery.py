@@ -91,7 +91,7 @@ def test_after_a_lost_state_trainings_are_adopted_by_name_and_generations_from_t
 
 
 def test_a_training_found_in_flight_after_a_lost_state_is_adopted_and_waited_for(make: Callable[..., World]) -> None:
-    world = make(training_seconds=1.0)
+    world = make(training_seconds=600)  # a long training: still on its way until the test moves the clock
     model = world.desired().models["alice"]
     targets = ("LoraModel/alice", "Generation/alice-portraits")
     world.apply(targets=targets, wait=False)
@@ -101,9 +101,10 @@ def test_a_training_found_in_flight_after_a_lost_state_is_adopted_and_waited_for
     change = planned.plan.get("LoraModel/alice")
     assert change is not None and change.action == "adopt" and change.model_name is None
     assert change.reason.endswith(": adopt and wait for it")
-    applied = world.apply(planned)
+    applied = world.apply(planned, on_event=world.jump_when_waiting(700))
 
     assert applied.result.ok and (applied.result.adopted, applied.result.trained, applied.result.generated) == (1, 0, 1)
+    assert applied.events.messages("task_progress", "LoraModel/alice")[0].startswith(f"training {model.task_name} ")
     (task,) = world.training_named(model.task_name)
     assert world.created("training-create") == {model.task_name: 1}
     entry = world.state().model("alice")
