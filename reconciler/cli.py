@@ -40,11 +40,20 @@ def files_option(f: F) -> F:
 
 
 def state_option(f: F) -> F:
+    """--state and --workspace: where the state is, for every command that reads it."""
+    f = click.option(
+        "--workspace",
+        "workspace",
+        metavar="NAME",
+        help="One of several named states in the same backend [default: RECONCILER_WORKSPACE, state.workspace in "
+        "reconciler.yaml, else default]. A file state keeps workspace NAME in state/state.json.d/NAME/state.json.",
+    )(f)
     return click.option(
         "--state",
         "state_path",
-        type=click.Path(dir_okay=False),
-        help="The state file. Default: state/state.json (state/sim.json with --sim).",
+        metavar="PATH|URL",
+        help="The state: a file, or postgresql://user@host:5432/db [default: RECONCILER_STATE_URL, state.url in "
+        "reconciler.yaml, else state/state.json (state/sim.json with --sim)].",
     )(f)
 
 
@@ -153,10 +162,11 @@ def _settings(
     lock_timeout: float = 0.0,
     targets: tuple[str, ...] = (),
     replace: tuple[str, ...] = (),
+    workspace: str | None = None,
 ) -> Settings:
     from reconciler.workspace import Settings
 
-    return Settings.make(files, state_path, sim, lock_timeout, targets, replace)
+    return Settings.make(files, state_path, sim, lock_timeout, targets, replace, workspace)
 
 
 def _colour() -> bool:
@@ -192,6 +202,7 @@ def _colour() -> bool:
 def plan(
     files: tuple[str, ...],
     state_path: str | None,
+    workspace: str | None,
     sim: bool,
     targets: tuple[str, ...],
     replace: tuple[str, ...],
@@ -210,7 +221,7 @@ def plan(
     from reconciler.render import render_json, render_markdown, render_text
     from reconciler.workflow import plan_command
 
-    settings = _settings(files, state_path, sim, targets=targets, replace=replace)
+    settings = _settings(files, state_path, sim, targets=targets, replace=replace, workspace=workspace)
     result = plan_command(settings, refresh=refresh)
     fmt = "json" if as_json else fmt
     if fmt == "json":
@@ -274,6 +285,7 @@ def apply(
     planfile: str | None,
     files: tuple[str, ...],
     state_path: str | None,
+    workspace: str | None,
     lock_timeout: float,
     sim: bool,
     targets: tuple[str, ...],
@@ -305,7 +317,7 @@ def apply(
         raise click.UsageError(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
-    settings = _settings(files, state_path, sim, lock_timeout, targets, replace)
+    settings = _settings(files, state_path, sim, lock_timeout, targets, replace, workspace)
     train_poll, gen_poll = sim_poll_intervals() if sim else (10.0, 1.0)
     if poll_interval is not None:
         train_poll = gen_poll = poll_interval
@@ -409,7 +421,9 @@ def _finish_apply(result: ApplyResult) -> None:
 @files_option
 @state_options
 @sim_option
-def refresh(files: tuple[str, ...], state_path: str | None, lock_timeout: float, sim: bool) -> None:
+def refresh(
+    files: tuple[str, ...], state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool
+) -> None:
     """Update the state from the account without changing anything remote.
 
     Records trainings that finished or failed since the last apply. Downloads nothing and submits nothing.
@@ -417,7 +431,7 @@ def refresh(files: tuple[str, ...], state_path: str | None, lock_timeout: float,
     from reconciler.text import plural
     from reconciler.workflow import refresh_command
 
-    refreshed = refresh_command(_settings(files, state_path, sim, lock_timeout))
+    refreshed = refresh_command(_settings(files, state_path, sim, lock_timeout, workspace=workspace))
     remote = refreshed.remote
     click.echo(f"Refreshed: {plural(remote.pages, 'page')} of trainings ({plural(len(remote.trainings), 'task')}).")
     for line in refreshed.changed:
@@ -428,18 +442,18 @@ def refresh(files: tuple[str, ...], state_path: str | None, lock_timeout: float,
 
 @cli.group()
 def state() -> None:
-    """Inspect and edit the state file (list, show, rm)."""
+    """Inspect and edit the state (list, show, rm, pull, push, migrate, history)."""
 
 
 @state.command("list")
 @state_option
 @sim_option
-def state_list(state_path: str | None, sim: bool) -> None:
+def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the resources in the state, with their status."""
-    from reconciler.state import DatasetEntry, GenerationEntry, read_state
+    from reconciler.state import DatasetEntry, GenerationEntry
+    from reconciler.state_ops import pull_state
 
-    settings = _settings((), state_path, sim)
-    data = read_state(settings.state_path)
+    data = pull_state(_settings((), state_path, sim, workspace=workspace))
     for addr, entry in sorted(data.resources.items()):
         if isinstance(entry, GenerationEntry):
             detail = f"{len(entry.files)} images in {entry.output}"
@@ -454,16 +468,16 @@ def state_list(state_path: str | None, sim: bool) -> None:
 @click.argument("address")
 @state_option
 @sim_option
-def state_show(address: str, state_path: str | None, sim: bool) -> None:
+def state_show(address: str, state_path: str | None, workspace: str | None, sim: bool) -> None:
     """Show everything the state holds for ADDRESS (e.g. LoraModel/alice-v1)."""
     import json
 
-    from reconciler.state import read_state
+    from reconciler.state_ops import pull_state
 
-    settings = _settings((), state_path, sim)
-    entry = read_state(settings.state_path).entry(address)
+    settings = _settings((), state_path, sim, workspace=workspace)
+    entry = pull_state(settings).entry(address)
     if entry is None:
-        raise ReconcilerError(f"{address} is not in the state ({settings.state_path})")
+        raise ReconcilerError(f"{address} is not in the state ({settings.backend().display})")
     click.echo(json.dumps(entry.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False))
 
 
@@ -471,13 +485,91 @@ def state_show(address: str, state_path: str | None, sim: bool) -> None:
 @click.argument("addresses", nargs=-1, required=True)
 @state_options
 @sim_option
-def state_rm(addresses: tuple[str, ...], state_path: str | None, lock_timeout: float, sim: bool) -> None:
+def state_rm(
+    addresses: tuple[str, ...], state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool
+) -> None:
     """Forget ADDRESSES in the state without touching Novita or any file (the next plan may adopt them)."""
     from reconciler.workflow import remove_from_state
 
-    remove_from_state(_settings((), state_path, sim, lock_timeout), addresses)
+    remove_from_state(_settings((), state_path, sim, lock_timeout, workspace=workspace), addresses)
     for addr in addresses:
         click.echo(f"Removed {addr} from the state.")
+
+
+@state.command("pull")
+@state_option
+@sim_option
+@click.option("--serial", type=click.IntRange(1), metavar="N", help="A kept earlier version (see `state history`).")
+def state_pull(state_path: str | None, workspace: str | None, sim: bool, serial: int | None) -> None:
+    """Print the state as JSON (the current version, or --serial N), e.g. to keep a copy or to inspect it."""
+    from reconciler.state_ops import pull_state
+
+    data = pull_state(_settings((), state_path, sim, workspace=workspace), serial)
+    click.echo(data.model_dump_json(indent=1))
+
+
+@state.command("push")
+@click.argument("source", metavar="FILE")
+@state_options
+@sim_option
+@click.option("--force", is_flag=True, help="Replace the state even if FILE has another lineage or a lower serial.")
+def state_push(
+    source: str, state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool, force: bool
+) -> None:
+    """Replace the state with FILE (a state JSON document; - reads standard input).
+
+    Refused when FILE is another state (lineage) or older (a lower serial, or the same serial with other
+    content) than the one it would replace, unless --force.
+    """
+    from reconciler.state_ops import push_state
+
+    pushed = push_state(_settings((), state_path, sim, lock_timeout, workspace=workspace), source, force=force)
+    if pushed.unchanged:
+        click.echo(f"{pushed.target} already holds exactly this state (serial {pushed.serial}); nothing pushed.")
+    else:
+        click.echo(f"Pushed {source} to {pushed.target} as serial {pushed.serial}.")
+
+
+@state.command("migrate")
+@click.option("--to", "to", required=True, metavar="PATH|URL", help="Where to copy the state: a file or a URL.")
+@click.option("--to-workspace", metavar="NAME", help="The workspace there [default: the same name].")
+@state_options
+@sim_option
+@click.option("--force", is_flag=True, help="Replace a state the destination already holds.")
+def state_migrate(
+    to: str,
+    to_workspace: str | None,
+    state_path: str | None,
+    workspace: str | None,
+    lock_timeout: float,
+    sim: bool,
+    force: bool,
+) -> None:
+    """Copy the state to another backend (a file to PostgreSQL, or back) and check nothing was lost.
+
+    Both states are locked while copying; the copy is read back and compared with the source. The source
+    is left as it was: point state.url (reconciler.yaml) or RECONCILER_STATE_URL at the new place afterwards.
+    """
+    from reconciler.state_ops import describe_migration, migrate_state
+
+    settings = _settings((), state_path, sim, lock_timeout, workspace=workspace)
+    migrated = migrate_state(settings, to, to_workspace, force=force)
+    click.echo(describe_migration(migrated))
+
+
+@state.command("history")
+@state_option
+@sim_option
+def state_history(state_path: str | None, workspace: str | None, sim: bool) -> None:
+    """List the kept versions of the state, newest first (read one with `state pull --serial N`)."""
+    from reconciler.state_ops import state_history as history
+
+    where, versions = history(_settings((), state_path, sim, workspace=workspace))
+    if not versions:
+        click.echo(f"No versions of the state in {where}.")
+        return
+    for v in versions:
+        click.echo(f"{v.serial}\t{v.saved_at}\t{v.command}".rstrip())
 
 
 @cli.command("import", short_help="Adopt an existing Novita training as a LoraModel.")
@@ -487,7 +579,13 @@ def state_rm(addresses: tuple[str, ...], state_path: str | None, lock_timeout: f
 @state_options
 @sim_option
 def import_(
-    address: str, task_id: str, files: tuple[str, ...], state_path: str | None, lock_timeout: float, sim: bool
+    address: str,
+    task_id: str,
+    files: tuple[str, ...],
+    state_path: str | None,
+    workspace: str | None,
+    lock_timeout: float,
+    sim: bool,
 ) -> None:
     """Adopt an existing Novita training TASK_ID as LoraModel ADDRESS (e.g. LoraModel/alice-v1 d660cdd0-…).
 
@@ -496,7 +594,7 @@ def import_(
     """
     from reconciler.workflow import import_training
 
-    imported = import_training(_settings(files, state_path, sim, lock_timeout), address, task_id)
+    imported = import_training(_settings(files, state_path, sim, lock_timeout, workspace=workspace), address, task_id)
     entry = imported.entry
     click.echo(f"Imported {entry.task_name} ({entry.task_id}, {imported.task_status}) as {address}.")
 
@@ -505,20 +603,24 @@ def import_(
 @state_option
 @sim_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def force_unlock(state_path: str | None, sim: bool, yes: bool) -> None:
-    """Remove a stale state lock left by a process that is gone (e.g. on another machine)."""
-    from reconciler.state import describe_holder, lock_path_for, read_lock_info
-    from reconciler.state import force_unlock as do_unlock
+def force_unlock(state_path: str | None, workspace: str | None, sim: bool, yes: bool) -> None:
+    """Remove a stale state lock left by a process that is gone (e.g. on another machine).
 
-    settings = _settings((), state_path, sim)
-    info = read_lock_info(lock_path_for(settings.state_path))
+    On PostgreSQL the lock is the server's and goes with its holder's connection, so only a stale record of
+    the holder can be left; a lock held by a live connection is refused with what to do instead.
+    """
+    from reconciler.state import describe_holder
+    from reconciler.state_ops import force_unlock_state, lock_holder
+
+    settings = _settings((), state_path, sim, workspace=workspace)
+    info = lock_holder(settings)
     if info is None:  # no lock file, or one released cleanly (emptied)
         click.echo("The state is not locked.")
         return
     if not yes and not click.confirm(f"Remove the lock held by {describe_holder(info or {})}?", default=False):
         click.echo("Lock kept.")
         return
-    do_unlock(settings.state_path)
+    force_unlock_state(settings)
     click.echo(f"Lock removed (it was held by {describe_holder(info or {})}).")
 
 

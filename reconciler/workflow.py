@@ -23,7 +23,7 @@ from reconciler.hashing import HashCache
 from reconciler.plan import Plan
 from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts, Remote
-from reconciler.state import ModelEntry, State, StateLock, StateStore, describe_holder, now_iso, read_state
+from reconciler.state import ModelEntry, State, describe_holder, now_iso
 from reconciler.status import Status
 from reconciler.workspace import Endpoint, Settings, load_desired, make_client, novita_endpoint
 
@@ -65,7 +65,8 @@ def make_plan(
 def plan_command(settings: Settings, *, refresh: bool = True) -> Plan:
     """`reconciler plan`: what apply would do. Reads the state without locking it; changes nothing."""
     desired, cache = load_desired(settings)
-    state = read_state(settings.state_path)
+    with settings.backend() as backend:
+        state = backend.read()
     check_targets(desired, state, settings.targets)
     check_targets(desired, state, settings.replace, "--replace")
     if not refresh:
@@ -108,13 +109,16 @@ def apply_command(
     from reconciler.planfile import check_fresh, load_plan
 
     desired, cache = load_desired(settings)
-    with StateLock(settings.state_path, timeout=settings.lock_timeout, command="apply") as lock:
+    with (
+        settings.backend() as backend,
+        backend.lock(timeout=settings.lock_timeout, command="apply") as lock,
+    ):
         if lock.took_over:
             ui.notice(
                 f"Note: the previous apply ({describe_holder(lock.took_over)}) ended without releasing the lock "
                 "(killed?); it no longer runs, so this apply takes over and resumes its work."
             )
-        store = StateStore(settings.state_path)
+        store = backend.open()
         check_targets(desired, store.state, settings.targets)
         check_targets(desired, store.state, settings.replace, "--replace")
         with novita_endpoint(settings) as endpoint:
@@ -179,8 +183,11 @@ def refresh_command(settings: Settings) -> Refreshed:
     """`reconciler refresh`: record in the state what finished or failed remotely; submit nothing."""
     from reconciler.refresh import record_remote, refresh
 
-    with StateLock(settings.state_path, timeout=settings.lock_timeout, command="refresh"):
-        store = StateStore(settings.state_path)
+    with (
+        settings.backend() as backend,
+        backend.lock(timeout=settings.lock_timeout, command="refresh"),
+    ):
+        store = backend.open()
         with novita_endpoint(settings) as endpoint:
 
             async def go() -> Remote:
@@ -196,8 +203,11 @@ def refresh_command(settings: Settings) -> Refreshed:
 
 def remove_from_state(settings: Settings, addresses: Iterable[str]) -> None:
     """`reconciler state rm`: forget entries in the state only (Novita and files untouched)."""
-    with StateLock(settings.state_path, timeout=settings.lock_timeout, command="state rm"):
-        store = StateStore(settings.state_path)
+    with (
+        settings.backend() as backend,
+        backend.lock(timeout=settings.lock_timeout, command="state rm"),
+    ):
+        store = backend.open()
         missing = [a for a in addresses if a not in store.state.resources]
         if missing:
             raise ReconcilerError(f"not in the state: {', '.join(missing)}; nothing was removed")
@@ -223,8 +233,11 @@ def import_training(settings: Settings, address: str, task_id: str) -> Imported:
     model = desired.models.get(name)
     if model is None:
         raise ReconcilerError(f"{address} is not in the manifests; add it first, then import")
-    with StateLock(settings.state_path, timeout=settings.lock_timeout, command="import"):
-        store = StateStore(settings.state_path)
+    with (
+        settings.backend() as backend,
+        backend.lock(timeout=settings.lock_timeout, command="import"),
+    ):
+        store = backend.open()
         with novita_endpoint(settings) as endpoint:
 
             async def go() -> Imported:

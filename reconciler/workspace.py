@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.config import ProjectConfig, load_config, resolve
+from reconciler.config import CONFIG_FILE, LoadedConfig, ProjectConfig, load_config, resolve
 from reconciler.desired import Desired, build_desired
 from reconciler.errors import ConfigError
 from reconciler.hashing import HashCache
+from reconciler.manifest.schema import NAME_PATTERN
+from reconciler.state.backend import Backend, is_url, open_backend, workspace_file
+from reconciler.state.file import FileBackend
+from reconciler.urls import redact_url_password
 
 if TYPE_CHECKING:
     from reconciler.novita import NovitaClient
@@ -25,6 +30,17 @@ DEFAULT_STATE = Path("state/state.json")
 SIM_STATE = Path("state/sim.json")
 SIM_DATA = Path("state/.sim")
 SIM_KEY = "sim-local-key"  # the in-process simulator accepts any key; this one is not a secret
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+RECONCILER_OUTPUTS_REMOTE = "RECONCILER_OUTPUTS_REMOTE"
+
+
+def _origin(flag: object, env_name: str, file_key: str, loaded: LoadedConfig) -> str:
+    """Which setting a value came from, as error messages name it."""
+    if flag is not None:
+        return ""
+    if os.environ.get(env_name, "").strip():
+        return env_name
+    return f"{file_key} in {CONFIG_FILE}" if loaded.sets(file_key) else ""
 
 
 @dataclass
@@ -33,13 +49,17 @@ class Settings:
 
     root: Path
     files: list[Path]
-    state_path: Path
+    state_path: Path  # the state file (its workspace's), or where the local caches go beside a database state
     sim: bool = False
     lock_timeout: float = 0.0
     targets: list[str] = field(default_factory=list)
     replace: list[str] = field(default_factory=list)
     config: ProjectConfig = field(default_factory=ProjectConfig)
     workspace: str = "default"
+    state_url: str | None = None  # postgresql://... when the state lives in a database
+    state_setting: str = "--state"  # where the state's location came from, for messages
+    outputs_remote: str | None = None  # an fsspec URL that keeps every generated image
+    outputs_setting: str = RECONCILER_OUTPUTS_REMOTE
 
     @classmethod
     def make(
@@ -53,22 +73,65 @@ class Settings:
         workspace: str | None = None,
     ) -> Settings:
         root = Path.cwd()
-        config = load_config(root).config
+        loaded = load_config(root)
+        config = loaded.config
         # --sim keeps its own state beside its own account, whatever the project's backend is
         default = str(SIM_STATE) if sim else (config.state.url or str(DEFAULT_STATE))
         location = str(resolve(state, None if sim else os.environ.get("RECONCILER_STATE_URL"), default))
-        if "://" in location:
+        setting = (
+            "--state"
+            if state is not None
+            else ("--sim" if sim else _origin(None, "RECONCILER_STATE_URL", "state.url", loaded) or "state.url")
+        )
+        # like the state's location, --sim ignores the project's workspace (unless --workspace names one)
+        env_workspace = None if sim else os.environ.get("RECONCILER_WORKSPACE")
+        chosen = str(resolve(workspace, env_workspace, "default" if sim else config.state.workspace))
+        if not re.fullmatch(NAME_PATTERN, chosen):
+            where = "--workspace" if workspace is not None else _origin(None, "RECONCILER_WORKSPACE", "", loaded)
             raise ConfigError(
-                f"state {redact_url_password(location)}: only a state file is supported by this build "
-                "(set state.url in reconciler.yaml, RECONCILER_STATE_URL or --state to a file path)"
+                f"{where or 'state.workspace'} {chosen!r}: a workspace name is 1-63 of a-z, 0-9 and -, starting "
+                "with a letter or digit"
             )
+        url = None
+        path = Path(location)
+        if is_url(location):
+            scheme = location.partition("://")[0].lower()
+            if scheme not in POSTGRES_SCHEMES:
+                raise ConfigError(
+                    f"{setting} {redact_url_password(location)}: unknown state backend {scheme}://; use a file "
+                    "path or postgresql://user@host:5432/db"
+                )
+            url, path = location, DEFAULT_STATE
+        else:
+            path = workspace_file(path, chosen)
+        remote = None if sim else resolve(None, os.environ.get(RECONCILER_OUTPUTS_REMOTE), config.outputs.remote)
+        outputs_setting = _origin(None, RECONCILER_OUTPUTS_REMOTE, "outputs.remote", loaded) or "outputs.remote"
         files_ = [Path(f) for f in files] or [Path("manifests")]
-        chosen = str(resolve(workspace, os.environ.get("RECONCILER_WORKSPACE"), config.state.workspace))
-        return cls(root, files_, Path(location), sim, lock_timeout, list(targets), list(replace), config, chosen)
+        return cls(
+            root,
+            files_,
+            path,
+            sim,
+            lock_timeout,
+            list(targets),
+            list(replace),
+            config,
+            chosen,
+            url,
+            setting,
+            str(remote) if remote else None,
+            outputs_setting,
+        )
 
     @property
     def cache_file(self) -> Path:
         return self.state_path.with_name(f".{self.state_path.stem}.hashcache.json")
+
+    def backend(self) -> Backend:
+        """Where the state lives (a file, or a database), chosen in one place."""
+        if self.state_url is not None:
+            return open_backend(self.state_url, self.workspace, self.state_setting)
+        return FileBackend(self.state_path, self.workspace)
 
 
 def load_desired(settings: Settings) -> tuple[Desired, HashCache]:
@@ -119,15 +182,3 @@ def make_client(endpoint: Endpoint) -> NovitaClient:
 def sim_poll_intervals() -> tuple[float, float]:
     """Training and generation poll intervals that suit the simulator's short durations."""
     return 0.5, 0.25
-
-
-def redact_url_password(url: str) -> str:
-    """`postgresql://user:secret@host/db` → `postgresql://user:***@host/db`: how a URL is ever shown."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":***"
-    return f"{scheme}://{userinfo}{at}{host}{slash}{path}"

@@ -82,13 +82,15 @@ def test_precedence_flag_then_environment_then_file(tmp_path: Path, monkeypatch:
     monkeypatch.delenv("RECONCILER_WORKSPACE", raising=False)
     assert Settings.make((), None, False).state_path == Path("state/state.json")
     write(tmp_path, "state: {url: from-file.json, workspace: filews}\n")
-    assert Settings.make((), None, False).state_path == Path("from-file.json")
+    # a workspace other than "default" lives beside the file, like Terraform's terraform.tfstate.d/<workspace>/
+    assert Settings.make((), None, False).state_path == Path("from-file.json.d/filews/from-file.json")
     assert Settings.make((), None, False).workspace == "filews"
     monkeypatch.setenv("RECONCILER_STATE_URL", "from-env.json")
     monkeypatch.setenv("RECONCILER_WORKSPACE", "envws")
-    assert Settings.make((), None, False).state_path == Path("from-env.json")
+    assert Settings.make((), None, False).state_path == Path("from-env.json.d/envws/from-env.json")
     assert Settings.make((), None, False).workspace == "envws"
-    assert Settings.make((), "from-flag.json", False, workspace="flagws").state_path == Path("from-flag.json")
-    assert Settings.make((), "from-flag.json", False, workspace="flagws").workspace == "flagws"
+    flagged = Settings.make((), "from-flag.json", False, workspace="flagws")
+    assert (flagged.state_path, flagged.workspace) == (Path("from-flag.json.d/flagws/from-flag.json"), "flagws")
+    assert Settings.make((), "from-flag.json", False, workspace="default").state_path == Path("from-flag.json")
     # --sim keeps its own state whatever the project's backend is, unless --state says otherwise
     assert Settings.make((), None, True).state_path == Path("state/sim.json")

@@ -20,7 +20,8 @@ from reconciler.outputs import SIDECAR_SUFFIX, remove_files
 from reconciler.plan import Plan, ResourceChange
 from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts
-from reconciler.state import DatasetEntry, GenerationEntry, ModelEntry, StateStore
+from reconciler.state import DatasetEntry, GenerationEntry, ModelEntry
+from reconciler.state.backend import Store
 from reconciler.status import RUNNING_REMOTELY
 from reconciler.text import plural
 
@@ -34,7 +35,7 @@ class Applier:
         self,
         plan: Plan,
         desired: Desired,
-        store: StateStore,
+        store: Store,
         client: NovitaClient,
         reporter: Reporter,
         options: ApplyOptions,

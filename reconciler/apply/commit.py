@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-from reconciler.state import StateStore
+from reconciler.state.backend import Store
 
 
 class Committer:
     """Callers await until a state save that includes their change has reached the disk.
 
     Changes made while a save is being written are gathered into the next one, so a burst of steps costs
-    one write, not one each; the state is serialised on the event loop thread (nobody mutates it meanwhile)
-    and written in a worker thread.
+    one write, not one each; the change is prepared on the event loop thread (nobody mutates the state
+    meanwhile) and written in a worker thread, by whichever backend holds the state.
     """
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.lock = asyncio.Lock()
         self.requested = 0
@@ -28,6 +28,6 @@ class Committer:
             if self.saved >= mine:
                 return
             upto = self.requested
-            text = self.store.render()
-            await asyncio.to_thread(self.store.write, text)
+            change = self.store.prepare()
+            await asyncio.to_thread(self.store.write, change)
             self.saved = upto

@@ -16,7 +16,8 @@ from reconciler.desired import Desired
 from reconciler.novita import NovitaClient
 from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts
-from reconciler.state import State, StateStore
+from reconciler.state import State
+from reconciler.state.backend import Store
 
 DEFAULT_IPM = {"txt2img": 20, "img2img": 10}
 
@@ -40,7 +41,7 @@ class Run:
     def __init__(
         self,
         desired: Desired,
-        store: StateStore,
+        store: Store,
         client: NovitaClient,
         reporter: Reporter,
         options: ApplyOptions,

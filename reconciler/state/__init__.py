@@ -1,10 +1,14 @@
 """The state: what reconciler has uploaded, submitted, trained and downloaded, and the lock around it.
 
-`model` is the document (pure data); `file` is the file backend (one JSON file, atomic saves with a
-backup, an OS lock). Only the backends write state. See docs/ARCHITECTURE.md, "State model".
+`model` is the document (pure data); `backend` is the seam every command goes through (read, lock, open a
+store, replace, force-unlock, history); `file` is the file backend (one JSON file, atomic saves with a backup,
+an OS lock) and `postgres` the PostgreSQL one (a row per entry and version, an advisory lock; imported only
+when a postgresql:// URL is used). Only the backends write state. See docs/ARCHITECTURE.md, "State model".
 """
 
+from reconciler.state.backend import Backend, Lock, Store, Version, open_backend, workspace_file
 from reconciler.state.file import (
+    FileBackend,
     StateLock,
     StateStore,
     describe_holder,
@@ -29,6 +33,13 @@ from reconciler.state.model import (
 
 __all__ = [
     "STATE_VERSION",
+    "Backend",
+    "FileBackend",
+    "Lock",
+    "Store",
+    "Version",
+    "open_backend",
+    "workspace_file",
     "DatasetEntry",
     "FileRecord",
     "GenerationEntry",

@@ -18,6 +18,7 @@ from typing import Any
 
 from reconciler.errors import LockError, StateError
 from reconciler.files import atomic_write
+from reconciler.state.backend import Version
 from reconciler.state.model import State, now_iso, parse_state
 
 
@@ -67,6 +68,10 @@ class StateStore:
     def save(self) -> None:
         """Serialise and write the state now (the synchronous path used by single-step commands)."""
         self.write(self.render())
+
+    def prepare(self) -> str:
+        """The backend seam's name for `render`: the whole next version of the file."""
+        return self.render()
 
     def render(self) -> str:
         """The next version of the file as text (serial incremented). Call `write` with it next."""
@@ -118,7 +123,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def describe_holder(info: dict[str, Any]) -> str:
-    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, since {info.get('since', '?')}"
+    user = f" as {info['user']}" if info.get("user") else ""
+    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}{user}, since {info.get('since', '?')}"
 
 
 def read_lock_info(lock_path: Path) -> dict[str, Any] | None:
@@ -231,3 +237,65 @@ def force_unlock(state_path: Path) -> dict[str, Any] | None:
     finally:
         os.close(fd)
     return info
+
+
+# ---------------------------------------------------------------------------------------------- backend
+
+
+class FileBackend:
+    """The state as one JSON file (see `StateStore`), its flock lock beside it, and `.backup` as its history."""
+
+    def __init__(self, path: Path, workspace: str = "default") -> None:
+        self.path = path
+        self.workspace = workspace
+        self.display = str(path)
+
+    @property
+    def backup_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".backup")
+
+    def read(self, serial: int | None = None) -> State:
+        state = read_state(self.path)
+        if serial is None or serial == state.serial:
+            return state
+        if self.backup_path.exists():
+            backup = parse_state(self.backup_path.read_bytes(), str(self.backup_path))
+            if backup.serial == serial:
+                return backup
+        kept = ", ".join(str(v.serial) for v in self.history()) or "none"
+        raise StateError(f"{self.display}: no version with serial {serial} is kept (kept: {kept})")
+
+    def lock(self, *, timeout: float, command: str) -> StateLock:
+        return StateLock(self.path, timeout=timeout, command=command)
+
+    def open(self) -> StateStore:
+        return StateStore(self.path)
+
+    def replace(self, state: State) -> None:
+        store = StateStore(self.path)
+        store.state = state
+        store.write(state.model_dump_json(indent=1) + "\n")
+
+    def holder(self) -> dict[str, Any] | None:
+        return read_lock_info(lock_path_for(self.path))
+
+    def force_unlock(self) -> dict[str, Any] | None:
+        return force_unlock(self.path)
+
+    def history(self) -> list[Version]:
+        versions = []
+        for path in (self.path, self.backup_path):
+            header = _header(path) if path.exists() else None
+            if header is not None:
+                saved = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(path.stat().st_mtime))
+                versions.append(Version(header[1], saved, "" if path == self.path else "backup"))
+        return versions
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> FileBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -4,7 +4,8 @@
 content hash, and one entry per resource address: a `DatasetEntry`, `ModelEntry` or `GenerationEntry`, each
 built by its own constructor from the desired resource. It never holds the API key or a presigned URL.
 Unknown fields are ignored (older and newer writers of the same version agree); a newer version, a corrupt or
-truncated document is refused with the way to recover. See docs/ARCHITECTURE.md, "State model".
+truncated document is refused with the way to recover. Entries change by assignment (see `revision`), so a backend
+can write only the entries that changed. See docs/ARCHITECTURE.md, "State model".
 """
 
 from __future__ import annotations
@@ -29,8 +30,28 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+_REVISION = "__revision__"  # a key beside the fields in an entry's __dict__: never dumped, never compared
+
+
 class _Lenient(BaseModel):
+    """Read leniently; every assignment to a field bumps the object's revision (see `revision`)."""
+
     model_config = ConfigDict(extra="ignore")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        fields = self.__dict__
+        fields[_REVISION] = fields.get(_REVISION, 0) + 1
+
+
+def revision(obj: BaseModel) -> int:
+    """How many times a field of `obj` was assigned since it was built.
+
+    A backend that writes only what changed (PostgreSQL) compares (object, revision) per entry with what it last
+    wrote. So entries are changed by assigning their fields (`entry.files = [...]`, `entry.status = ...`) or by
+    putting a new object in `State.images` / `State.resources`, never by mutating a nested list or dict in place.
+    """
+    return int(obj.__dict__.get(_REVISION, 0))
 
 
 class ImageRecord(_Lenient):

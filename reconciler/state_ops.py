@@ -1,0 +1,152 @@
+"""The state commands as library functions: pull a version, push a file, migrate between backends, unlock.
+
+Each goes through the backend seam only (`Settings.backend()`, `open_backend`), so it works the same on a state
+file and on PostgreSQL. A push or a migration that could lose work (another lineage, a lower serial, a
+destination that already holds a state) is refused unless forced, and a migration reads the copy back and
+compares it with the source before it reports success.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import ReconcilerError, StateError
+from reconciler.state import Backend, State, Version, open_backend, parse_state
+from reconciler.text import plural
+from reconciler.workspace import Settings
+
+
+def pull_state(settings: Settings, serial: int | None = None) -> State:
+    """`reconciler state pull`: the current state, or a kept earlier version."""
+    with settings.backend() as backend:
+        return backend.read(serial)
+
+
+def state_history(settings: Settings) -> tuple[str, list[Version]]:
+    with settings.backend() as backend:
+        return backend.display, backend.history()
+
+
+def read_state_file(source: str) -> State:
+    """A state document from a file, or from standard input for `-`."""
+    if source == "-":
+        return parse_state(sys.stdin.buffer.read(), "<stdin>")
+    try:
+        raw = Path(source).read_bytes()
+    except OSError as exc:
+        raise StateError(f"{source}: cannot read it: {exc.strerror or exc}") from None
+    return parse_state(raw, source)
+
+
+@dataclass(frozen=True)
+class Pushed:
+    target: str
+    serial: int
+    unchanged: bool = False
+
+
+def push_state(settings: Settings, source: str, *, force: bool = False) -> Pushed:
+    """`reconciler state push FILE`: replace the state with FILE, like Terraform's: refused on another lineage
+    or a lower serial (or the same serial with other content) unless `force`."""
+    new = read_state_file(source)
+    with settings.backend() as backend, backend.lock(timeout=settings.lock_timeout, command="state push"):
+        current = backend.read()
+        if current.serial and not force:
+            if new.lineage != current.lineage:
+                raise StateError(
+                    f"{source} has lineage {new.lineage}, but {backend.display} has lineage {current.lineage}: "
+                    "they are different states. Nothing was pushed (--force replaces it anyway)."
+                )
+            if new.serial < current.serial:
+                raise StateError(
+                    f"{source} has serial {new.serial}, older than {backend.display} (serial {current.serial}): "
+                    "pushing it would lose what happened since. Nothing was pushed (--force replaces it anyway)."
+                )
+            if new.serial == current.serial:
+                if _same(new, current):
+                    return Pushed(backend.display, current.serial, unchanged=True)
+                raise StateError(
+                    f"{source} has the same serial {new.serial} as {backend.display} but other content. "
+                    "Nothing was pushed (--force replaces it anyway)."
+                )
+        new.serial = max(new.serial, current.serial + 1) if current.serial else max(new.serial, 1)
+        backend.replace(new)
+        return Pushed(backend.display, new.serial)
+
+
+@dataclass(frozen=True)
+class Migrated:
+    source: str
+    target: str
+    serial: int
+    lineage: str
+    resources: int
+    images: int
+
+
+def migrate_state(settings: Settings, to: str, workspace: str | None = None, *, force: bool = False) -> Migrated:
+    """`reconciler state migrate --to URL`: copy the state to another backend (file ↔ PostgreSQL), holding
+    both locks, then read the copy back and check it equals the source."""
+    with settings.backend() as source:
+        target = open_backend(to, workspace or settings.workspace, "--to")
+        with target:
+            if target.display == source.display:
+                raise ReconcilerError(f"--to {target.display}: that is where the state already is")
+            with (
+                source.lock(timeout=settings.lock_timeout, command="state migrate"),
+                target.lock(timeout=settings.lock_timeout, command="state migrate"),
+            ):
+                return _copy(source, target, force)
+
+
+def _copy(source: Backend, target: Backend, force: bool) -> Migrated:
+    state = source.read()
+    if not state.serial:
+        raise StateError(f"{source.display} holds no state yet: nothing to migrate")
+    existing = target.read()
+    if existing.serial and not force:
+        raise StateError(
+            f"{target.display} already holds a state (serial {existing.serial}, lineage {existing.lineage}); "
+            "nothing was copied (--force replaces it)."
+        )
+    copy = state.model_copy(deep=True)
+    if existing.serial >= copy.serial:
+        copy.serial = existing.serial + 1
+    target.replace(copy)
+    back = target.read()
+    if not _same(back, state) or back.lineage != state.lineage:
+        raise StateError(
+            f"the copy in {target.display} does not read back equal to {source.display}; "
+            "keep using the source and report this as a bug."
+        )
+    return Migrated(source.display, target.display, back.serial, back.lineage, len(back.resources), len(back.images))
+
+
+def _same(a: State, b: State) -> bool:
+    """Equal content, whatever the serial."""
+    return _content(a) == _content(b)
+
+
+def _content(state: State) -> dict[str, Any]:
+    return state.model_dump(mode="json", exclude={"serial"})
+
+
+def describe_migration(m: Migrated) -> str:
+    return (
+        f"Copied the state (serial {m.serial}, lineage {m.lineage}: {plural(m.resources, 'resource')}, "
+        f"{plural(m.images, 'image')}) from {m.source} to {m.target}, and read it back: identical."
+    )
+
+
+def lock_holder(settings: Settings) -> dict[str, Any] | None:
+    with settings.backend() as backend:
+        return backend.holder()
+
+
+def force_unlock_state(settings: Settings) -> dict[str, Any] | None:
+    """`reconciler force-unlock`: clear a stale lock; refused while a live process holds it."""
+    with settings.backend() as backend:
+        return backend.force_unlock()
