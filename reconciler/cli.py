@@ -339,6 +339,8 @@ def apply(
     if outcome.cancelled:
         click.echo("Apply cancelled; nothing changed.")
         return
+    if outcome.synced is not None:
+        click.echo(outcome.synced.describe(), file=sys.stderr if as_json else sys.stdout)
     if outcome.result is None:
         if planfile:
             click.echo("No changes. Novita matches the manifests.", file=sys.stderr if as_json else sys.stdout)
@@ -570,6 +572,33 @@ def state_history(state_path: str | None, workspace: str | None, sim: bool) -> N
         return
     for v in versions:
         click.echo(f"{v.serial}\t{v.saved_at}\t{v.command}".rstrip())
+
+
+@cli.command("pull", short_help="Write the generated images from the outputs remote into outputs/.")
+@state_option
+def pull(state_path: str | None, workspace: str | None) -> None:
+    """Write every image the state records into its output folder from the outputs remote (hash-checked).
+
+    Free: nothing is generated and the state is not changed. Images already here and intact are kept. Needs
+    outputs.remote in reconciler.yaml (or RECONCILER_OUTPUTS_REMOTE). Exits 1 when the remote lacks some.
+    """
+    from reconciler.text import plural
+    from reconciler.workflow import pull_command
+
+    pulled = pull_command(_settings((), state_path, False, workspace=workspace))
+    for address, n in sorted(pulled.fetched.items()):
+        click.echo(f"{address}: fetched {plural(n, 'image')}")
+    total = sum(pulled.fetched.values())
+    click.echo(
+        f"Pulled {plural(total, 'image')} from {pulled.remote} ({pulled.present} already here)."
+        if total or not pulled.missing
+        else f"Pulled nothing from {pulled.remote}."
+    )
+    if pulled.missing:
+        raise ReconcilerError(
+            f"the outputs remote lacks the images of {', '.join(pulled.missing)}; "
+            "`reconciler plan` shows what apply would do about them"
+        )
 
 
 @cli.command("import", short_help="Adopt an existing Novita training as a LoraModel.")

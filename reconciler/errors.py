@@ -5,7 +5,9 @@
     ├── StateError               unreadable, corrupt, future-version or foreign state file
     │   └── LockError            another process holds the state lock
     ├── PlanFileError            a saved plan that is unreadable or stale
-    ├── ConfigError              missing API key, bad flag combination, invalid reconciler.yaml
+    ├── ConfigError              missing API key, bad flag combination, invalid reconciler.yaml, a state
+    │                            database or outputs remote that cannot be used (named with its setting)
+    ├── RemoteError              the outputs remote failed while reading or storing images
     ├── UsageError               a command-line value that names nothing (exit status 2, like click's)
     └── NovitaError              the API refused or failed (status, reason, message)
         ├── NovitaTransportError a connection or timeout error after retries
@@ -64,6 +66,10 @@ class PlanFileError(ReconcilerError):
 
 class ConfigError(ReconcilerError):
     pass
+
+
+class RemoteError(ReconcilerError):
+    """The outputs remote failed or refused; the message names the setting its URL came from."""
 
 
 class UsageError(ReconcilerError):

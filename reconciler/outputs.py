@@ -11,14 +11,17 @@ import json
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.desired import Desired, DesiredGeneration
 from reconciler.files import atomic_write, display_path
 from reconciler.hashing import HashCache, sha256_file
 from reconciler.imagetype import file_extension
-from reconciler.remote import OutputFacts
-from reconciler.state import State
+from reconciler.remote import OutputFacts, RemoteSidecar
+from reconciler.state import GenerationEntry, State
+
+if TYPE_CHECKING:
+    from reconciler.outputs_remote import OutputsRemote, RemoteIndex
 
 SIDECAR_SUFFIX = ".reconciler.json"
 
@@ -31,8 +34,17 @@ def image_path(gen: DesiredGeneration, index: int, ext: str) -> Path:
     return gen.output_dir / f"{gen.name}-{index + 1}.{file_extension(ext)}"
 
 
-def observe(desired: Desired, state: State, cache: HashCache, project_root: Path) -> dict[str, OutputFacts]:
-    """For every desired generation: are the files the state records intact, and what the sidecar says."""
+def observe(
+    desired: Desired,
+    state: State,
+    cache: HashCache,
+    project_root: Path,
+    remote: OutputsRemote | None = None,
+) -> dict[str, OutputFacts]:
+    """For every desired generation: are the files the state records intact, what the sidecar says, and (with an
+    outputs remote) whether the remote holds them: two listings, plus one sidecar read per generation the state
+    does not know (after a state loss)."""
+    index = remote.index() if remote is not None else None
     facts: dict[str, OutputFacts] = {}
     for gen in desired.generations.values():
         entry = state.generation(gen.name)
@@ -56,8 +68,33 @@ def observe(desired: Desired, state: State, cache: HashCache, project_root: Path
             sidecar_files=side_files,
             sidecar_task_id=str(side_task) if side_task else None,
             sidecar_seed=str(side_seed) if side_seed is not None else None,
+            **(_remote_facts(gen, entry, remote, index, project_root) if remote and index else {}),
         )
     return facts
+
+
+def _remote_facts(
+    gen: DesiredGeneration,
+    entry: GenerationEntry | None,
+    remote: OutputsRemote,
+    index: RemoteIndex,
+    project_root: Path,
+) -> dict[str, Any]:
+    """The remote's side of one generation: does it hold the state's run; if not, the runs it holds whose images
+    are all there (candidates for adoption: the planner compares their identity with the desired one)."""
+    held = entry is not None and bool(entry.files) and (gen.name, entry.identity) in index.sidecars
+    if held and entry is not None and all(f.sha256 in index.hashes for f in entry.files):
+        return {"remote": True, "in_remote": True}
+    sidecars: list[RemoteSidecar] = []
+    for identity in index.identities(gen.name):
+        record = remote.read_sidecar(gen.name, identity) or {}
+        files = [(str(i.get("file", "")), str(i.get("sha256", ""))) for i in record.get("images", [])]
+        if files and all(h in index.hashes for _, h in files):
+            shown = tuple((display_path(gen.output_dir / f, project_root), h) for f, h in files)
+            task_id = str(record["task_id"]) if record.get("task_id") else None
+            seed = str(record["seed"]) if record.get("seed") is not None else None
+            sidecars.append(RemoteSidecar(identity, shown, task_id, seed))
+    return {"remote": True, "in_remote": False, "remote_sidecars": tuple(sidecars)}
 
 
 def _check(files: list[tuple[Path, str]], cache: HashCache) -> tuple[bool, int]:

@@ -77,6 +77,9 @@ class Plan:
     refresh: RefreshSummary | None = None
     targets: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # with an outputs remote: (address, images) of unchanged generations whose images only need copying, free
+    fetches: tuple[tuple[str, int], ...] = ()  # in the remote, missing here: written into the output folder
+    stores: tuple[tuple[str, int], ...] = ()  # here, missing in the remote: stored in it
 
     def get(self, addr: str) -> ResourceChange | None:
         for change in self.changes:
@@ -118,6 +121,14 @@ class Plan:
     @property
     def forgets(self) -> int:
         return sum(1 for c in self.changes if c.action == "forget")
+
+    @property
+    def fetch_images(self) -> int:
+        return sum(n for _, n in self.fetches)
+
+    @property
+    def store_images(self) -> int:
+        return sum(n for _, n in self.stores)
 
 
 # ------------------------------------------------------------------------------------------ diff
@@ -200,6 +211,8 @@ class _Ctx:
     model_names: dict[str, str | None] = field(default_factory=dict)  # trained name usable now, or None
     model_actions: dict[str, Action | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    fetches: list[tuple[str, int]] = field(default_factory=list)
+    stores: list[tuple[str, int]] = field(default_factory=list)
     _trainings: dict[str, list[ResourceChange]] | None = None
 
     def trainings_by_dataset(self, changes: list[ResourceChange]) -> dict[str, list[ResourceChange]]:
@@ -261,6 +274,8 @@ def plan(
         refresh=_refresh_summary(ctx) if remote is not None else None,
         targets=targets,
         warnings=tuple(ctx.warnings),
+        fetches=tuple(ctx.fetches),
+        stores=tuple(ctx.stores),
     )
 
 
@@ -437,6 +452,11 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
     if entry is not None and entry.identity == identity:
         if entry.status == Status.SUCCEEDED:
             if facts.files_intact:
+                if facts.remote and not facts.in_remote:
+                    ctx.stores.append((gen.address, len(entry.files)))
+                return None
+            if facts.in_remote:  # done: the remote holds its images; copying them here is free
+                ctx.fetches.append((gen.address, facts.missing))
                 return None
             return change(
                 "replace",
@@ -472,6 +492,13 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
             "adopt",
             f"its {len(facts.sidecar_files)} images are already in {gen.output_display} (sidecar matches): adopt",
             task_id=facts.sidecar_task_id,
+        )
+    stored = next((r for r in facts.remote_sidecars if r.identity == identity), None)
+    if stored is not None:
+        return change(
+            "adopt",
+            f"its {len(stored.files)} images are in the outputs remote (sidecar matches): adopt and fetch them (free)",
+            task_id=stored.task_id,
         )
     if entry is None:
         return change("create", shape)

@@ -64,6 +64,8 @@ def _plan(raw: dict[str, Any]) -> Plan:
         refresh=refresh,
         targets=tuple(raw.get("targets") or ()),
         warnings=tuple(raw.get("warnings") or ()),
+        fetches=tuple((str(a), int(n)) for a, n in raw.get("fetches") or ()),
+        stores=tuple((str(a), int(n)) for a, n in raw.get("stores") or ()),
     )
 
 

@@ -123,8 +123,19 @@ def best_first(tasks: Iterable[RemoteTraining]) -> list[RemoteTraining]:
 
 
 @dataclass(frozen=True)
+class RemoteSidecar:
+    """A sidecar the outputs remote holds for a generation: the run it records and its images (path, sha256)."""
+
+    identity: str
+    files: tuple[tuple[str, str], ...]
+    task_id: str | None = None
+    seed: str | None = None
+
+
+@dataclass(frozen=True)
 class OutputFacts:
-    """What is on disk for one generation: are the files recorded in state intact, and the sidecar."""
+    """What is on disk for one generation: are the files recorded in state intact, and the sidecar; and what
+    the outputs remote holds of it, when one is configured."""
 
     files_intact: bool  # every file recorded in state exists with its recorded hash
     missing: int = 0  # how many recorded files are missing or changed
@@ -132,3 +143,6 @@ class OutputFacts:
     sidecar_files: tuple[tuple[str, str], ...] = ()  # (path, sha256) the sidecar records, verified
     sidecar_task_id: str | None = None
     sidecar_seed: str | None = None
+    remote: bool = False  # an outputs remote is configured
+    in_remote: bool = False  # it holds the sidecar of the state's run and every image the state records
+    remote_sidecars: tuple[RemoteSidecar, ...] = ()  # after a state loss: runs the remote holds, to adopt

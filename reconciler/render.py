@@ -79,7 +79,7 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
         lines.insert(1, "Targeted: " + ", ".join(plan.targets) + " (and what they depend on).")
     if plan.empty:
         lines.append(NO_CHANGES if not plan.warnings else "No changes will be made on their own; see the warnings.")
-        lines += _warning_lines(plan)
+        lines += _outputs_lines(plan) + _warning_lines(plan)
         return "\n".join(lines) + "\n"
     heads = [f"  {SYMBOLS[c.action]} {c.address}" for c in plan.changes]
     width = max(37, *(len(h) + 2 for h in heads))
@@ -89,8 +89,34 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
         lines.append(styled + " " * (width - len(head)) + change.reason)
         lines.extend("      " + _attr_line(a) for a in change.changes)
         lines.extend("      " + note for note in change.notes)
-    lines += ["", summary_line(plan), *_warning_lines(plan)]
+    lines += ["", summary_line(plan), *_outputs_lines(plan), *_warning_lines(plan)]
     return "\n".join(lines) + "\n"
+
+
+def outputs_lines(plan: Plan) -> list[str]:
+    """What the output folders and the outputs remote need: copies only, free (nothing is generated)."""
+    lines = []
+    if plan.fetches:
+        lines.append(
+            f"Outputs: {_plural(plan.fetch_images, 'image')} to fetch from the outputs remote (free) for "
+            f"{_addresses(plan.fetches)}: `reconciler pull` or `reconciler apply` writes them."
+        )
+    if plan.stores:
+        lines.append(
+            f"Outputs: {_plural(plan.store_images, 'image')} to store in the outputs remote for "
+            f"{_addresses(plan.stores)}: `reconciler apply` stores them."
+        )
+    return lines
+
+
+def _addresses(items: tuple[tuple[str, int], ...], limit: int = 3) -> str:
+    addresses = [a for a, _ in items]
+    return ", ".join(addresses[:limit]) + (f" and {len(addresses) - limit} more" if len(addresses) > limit else "")
+
+
+def _outputs_lines(plan: Plan) -> list[str]:
+    lines = outputs_lines(plan)
+    return ["", *lines] if lines else []
 
 
 def _warning_lines(plan: Plan) -> list[str]:
@@ -139,6 +165,10 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "forgets": plan.forgets,
             "changes": len(plan.changes),
         },
+        "outputs": {
+            "fetch": [{"address": a, "images": n} for a, n in plan.fetches],
+            "store": [{"address": a, "images": n} for a, n in plan.stores],
+        },
         "resource_changes": [_change_json(c) for c in plan.changes],
     }
 
@@ -151,6 +181,7 @@ def render_markdown(plan: Plan) -> str:
     """A pull-request comment: summary, a table of changes, the full text plan folded."""
     out = ["### reconciler plan", "", f"**{summary_line(plan)}**", "", f"_{refresh_line(plan)}_", ""]
     out += [f"> **Warning:** {w}\n" for w in plan.warnings]
+    out += [f"_{line}_\n" for line in outputs_lines(plan)]
     if plan.empty:
         return "\n".join(out)
     out += ["| | Resource | Why |", "|---|---|---|"]

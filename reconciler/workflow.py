@@ -18,13 +18,14 @@ from typing import Protocol
 
 from reconciler.apply import Applier, ApplyOptions, ApplyResult
 from reconciler.desired import Desired
-from reconciler.errors import ReconcilerError, UsageError
+from reconciler.errors import ConfigError, ReconcilerError, UsageError
 from reconciler.hashing import HashCache
 from reconciler.plan import Plan
 from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts, Remote
-from reconciler.state import ModelEntry, State, describe_holder, now_iso
+from reconciler.state import GenerationEntry, ModelEntry, State, describe_holder, now_iso
 from reconciler.status import Status
+from reconciler.text import plural
 from reconciler.workspace import Endpoint, Settings, load_desired, make_client, novita_endpoint
 
 
@@ -56,7 +57,7 @@ def make_plan(
                 return await refresh(client, state)
 
         remote = asyncio.run(go())
-    outputs = observe(desired, state, cache, settings.root)
+    outputs = observe(desired, state, cache, settings.root, settings.outputs())
     result = plan(desired, state, remote, outputs, settings.targets, settings.replace)
     cache.save()
     return result, outputs
@@ -99,6 +100,7 @@ class ApplyOutcome:
     plan: Plan
     result: ApplyResult | None = None  # None: nothing to apply, or cancelled
     cancelled: bool = False
+    synced: Synced | None = None  # the free copies to and from the outputs remote, when there were any
 
 
 def apply_command(
@@ -131,20 +133,99 @@ def apply_command(
                     lineage=store.state.lineage,
                     desired_digest=desired.digest(),
                 )
-                outputs = observe(desired, store.state, cache, settings.root)
+                outputs = observe(desired, store.state, cache, settings.root, settings.outputs())
             else:
                 the_plan, outputs = make_plan(settings, desired, cache, store.state, endpoint)
                 ui.show_plan(the_plan)
                 if the_plan.empty:
-                    return ApplyOutcome(the_plan)
+                    return ApplyOutcome(the_plan, synced=sync_outputs(settings, the_plan, store.state))
                 if not ui.confirm(the_plan):
                     return ApplyOutcome(the_plan, cancelled=True)
             if the_plan.empty:
-                return ApplyOutcome(the_plan)
-            applier = Applier(
-                the_plan, desired, store, make_client(endpoint), ui.reporter(), options, settings.root, outputs
-            )
-            return ApplyOutcome(the_plan, _run(applier, ui))
+                return ApplyOutcome(the_plan, synced=sync_outputs(settings, the_plan, store.state))
+            remote = settings.outputs()
+            client = make_client(endpoint)
+            applier = Applier(the_plan, desired, store, client, ui.reporter(), options, settings.root, outputs, remote)
+            result = _run(applier, ui)
+            synced = sync_outputs(settings, the_plan, store.state) if not result.interrupted else None
+            return ApplyOutcome(the_plan, result, synced=synced)
+
+
+@dataclass(frozen=True)
+class Synced:
+    """Copies between the output folders and the outputs remote: nothing generated, nothing paid."""
+
+    remote: str  # the remote's URL as shown
+    fetched: int = 0  # images written here from the remote
+    stored: int = 0  # images stored in the remote from here
+
+    def describe(self) -> str:
+        done = []
+        if self.fetched:
+            done.append(f"fetched {plural(self.fetched, 'image')} from")
+        if self.stored:
+            done.append(f"stored {plural(self.stored, 'image')} in")
+        if not done:
+            return f"The output folders and the outputs remote {self.remote} already match."
+        text = " and ".join(done) + f" the outputs remote {self.remote}."
+        return text[0].upper() + text[1:]
+
+
+def sync_outputs(settings: Settings, plan: Plan, state: State) -> Synced | None:
+    """The plan's free copies: images the remote holds that are missing here, and the other way round."""
+    remote = settings.outputs()
+    if remote is None or not (plan.fetches or plan.stores):
+        return None
+    fetched = stored = 0
+    for address, _ in plan.fetches:
+        entry = state.entry(address)
+        if isinstance(entry, GenerationEntry) and entry.status == Status.SUCCEEDED:
+            fetched += remote.pull_run(entry, settings.root)
+    for address, _ in plan.stores:
+        entry = state.entry(address)
+        if isinstance(entry, GenerationEntry) and entry.status == Status.SUCCEEDED:
+            stored += remote.push_run(entry, settings.root)
+    return Synced(remote.shown, fetched, stored)
+
+
+@dataclass(frozen=True)
+class Pulled:
+    remote: str
+    fetched: dict[str, int]  # address -> images written
+    present: int  # images that were already here, intact
+    missing: list[str]  # addresses whose images the remote does not hold
+
+
+def pull_command(settings: Settings) -> Pulled:
+    """`reconciler pull`: write every image the state records and the outputs remote holds into its output
+    folder, hash-checked; the state is read, not locked, and never changed."""
+    from reconciler.hashing import HashCache
+
+    remote = settings.outputs()
+    if remote is None:
+        raise ConfigError(
+            "no outputs remote to pull from: set outputs.remote in reconciler.yaml or RECONCILER_OUTPUTS_REMOTE "
+            "(e.g. s3://bucket/prefix)"
+        )
+    with settings.backend() as backend:
+        state = backend.read()
+    index = remote.index()
+    cache = HashCache(settings.cache_file)
+    fetched: dict[str, int] = {}
+    present = 0
+    missing: list[str] = []
+    for entry in sorted(state.generations(), key=lambda e: e.name):
+        if entry.status != Status.SUCCEEDED or not entry.files:
+            continue
+        if (entry.name, entry.identity) not in index.sidecars or any(f.sha256 not in index.hashes for f in entry.files):
+            missing.append(entry.address)
+            continue
+        wrote = remote.pull_run(entry, settings.root, cache)
+        present += len(entry.files) - wrote
+        if wrote:
+            fetched[entry.address] = wrote
+    cache.save()
+    return Pulled(remote.shown, fetched, present, missing)
 
 
 def _run(applier: Applier, ui: ApplyUI) -> ApplyResult:

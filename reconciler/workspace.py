@@ -25,6 +25,7 @@ from reconciler.urls import redact_url_password
 
 if TYPE_CHECKING:
     from reconciler.novita import NovitaClient
+    from reconciler.outputs_remote import OutputsRemote
 
 DEFAULT_STATE = Path("state/state.json")
 SIM_STATE = Path("state/sim.json")
@@ -126,6 +127,14 @@ class Settings:
     @property
     def cache_file(self) -> Path:
         return self.state_path.with_name(f".{self.state_path.stem}.hashcache.json")
+
+    def outputs(self) -> OutputsRemote | None:
+        """The outputs remote, if one is configured (its backend is imported only then)."""
+        if not self.outputs_remote:
+            return None
+        from reconciler.outputs_remote import OutputsRemote
+
+        return OutputsRemote(self.outputs_remote, self.outputs_setting)
 
     def backend(self) -> Backend:
         """Where the state lives (a file, or a database), chosen in one place."""

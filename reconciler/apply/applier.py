@@ -17,6 +17,7 @@ from reconciler.desired import Desired
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.novita import NovitaClient, error_detail
 from reconciler.outputs import SIDECAR_SUFFIX, remove_files
+from reconciler.outputs_remote import OutputsRemote
 from reconciler.plan import Plan, ResourceChange
 from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts
@@ -41,9 +42,10 @@ class Applier:
         options: ApplyOptions,
         project_root: Path,
         outputs: dict[str, OutputFacts] | None = None,
+        outputs_remote: OutputsRemote | None = None,
     ) -> None:
         self.plan = plan
-        self.run_ = Run(desired, store, client, reporter, options, project_root, outputs or {})
+        self.run_ = Run(desired, store, client, reporter, options, project_root, outputs or {}, outputs_remote)
         self.uploader = Uploader(self.run_)
         self.trainer = Trainer(self.run_, self.uploader)
         self.generator = Generator(self.run_, self.trainer)

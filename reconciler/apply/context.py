@@ -14,6 +14,7 @@ from reconciler.apply.outcome import ApplyResult, Interrupted
 from reconciler.apply.throttle import IpmLimiter
 from reconciler.desired import Desired
 from reconciler.novita import NovitaClient
+from reconciler.outputs_remote import OutputsRemote
 from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts
 from reconciler.state import State
@@ -47,6 +48,7 @@ class Run:
         options: ApplyOptions,
         project_root: Path,
         outputs: dict[str, OutputFacts],
+        outputs_remote: OutputsRemote | None = None,
     ) -> None:
         self.desired = desired
         self.store = store
@@ -55,6 +57,7 @@ class Run:
         self.options = options
         self.root = project_root
         self.outputs = outputs
+        self.outputs_remote = outputs_remote  # where every generated image is stored before it counts as done
         self.result = ApplyResult()
         self.committer = Committer(store)
         self.slots = asyncio.Semaphore(max(1, options.parallelism))

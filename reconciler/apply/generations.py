@@ -7,8 +7,10 @@ records the identity, so a generation is never paid for twice and is adopted fro
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
+from typing import Any
 
 from reconciler.apply.context import Run
 from reconciler.apply.outcome import ResourceFailed
@@ -157,19 +159,23 @@ class Generator:
             run.emit("image_written", gen.address, f"wrote {rel}", path=rel, sha256=digest)
         entry.files = files
         entry.seed = result.seed
-        write_sidecar(
-            gen,
-            {
-                "generation": gen.name,
-                "identity": entry.identity,
-                "task_id": entry.task_id,
-                "task_type": gen.task_type,
-                "request": entry.request,
-                "seed": result.seed,
-                "images": [{"file": Path(f.path).name, "sha256": f.sha256} for f in files],
-                "written_at": now_iso(),
-            },
-        )
+        sidecar: dict[str, Any] = {
+            "generation": gen.name,
+            "identity": entry.identity,
+            "task_id": entry.task_id,
+            "task_type": gen.task_type,
+            "request": entry.request,
+            "seed": result.seed,
+            "images": [{"file": Path(f.path).name, "sha256": f.sha256} for f in files],
+            "written_at": now_iso(),
+        }
+        write_sidecar(gen, sidecar)
+        if run.outputs_remote is not None:
+            # before it counts as done: a kill in between stores again on the next apply, never generates again
+            on_disk = [(run.root / f.path, f.sha256) for f in files]
+            async with run.slots:
+                sent = await asyncio.to_thread(run.outputs_remote.store_run, gen.name, entry.identity, on_disk, sidecar)
+            run.emit("stored", gen.address, f"stored {plural(sent, 'image')} in the outputs remote", images=sent)
         entry.status, entry.updated_at = Status.SUCCEEDED, now_iso()
         await run.commit()
         run.result.generated += 1
@@ -178,22 +184,30 @@ class Generator:
     async def _adopt(self, gen: DesiredGeneration, identity: str, names: dict[str, str | None]) -> None:
         run = self.run
         facts = run.outputs.get(gen.address)
-        if facts is None or facts.sidecar_identity != identity:
+        stored = next((r for r in facts.remote_sidecars if r.identity == identity), None) if facts else None
+        if facts is not None and facts.sidecar_identity == identity:
+            files, task_id, seed, where = facts.sidecar_files, facts.sidecar_task_id, facts.sidecar_seed, "in"
+        elif stored is not None and run.outputs_remote is not None:
+            files, task_id, seed, where = stored.files, stored.task_id, stored.seed, "from the outputs remote into"
+        else:
             raise ResourceFailed(f"its images in {gen.output_display} changed since the plan; plan again")
-        run.state.put(
-            GenerationEntry.of(
-                gen,
-                identity,
-                names,
-                Status.SUCCEEDED,
-                files=[FileRecord(path=p, sha256=h) for p, h in facts.sidecar_files],
-                task_id=facts.sidecar_task_id,
-                seed=facts.sidecar_seed,
-            )
+        entry = GenerationEntry.of(
+            gen,
+            identity,
+            names,
+            Status.SUCCEEDED,
+            files=[FileRecord(path=p, sha256=h) for p, h in files],
+            task_id=task_id,
+            seed=seed,
         )
+        run.state.put(entry)
         await run.commit()
+        if stored is not None and facts is not None and facts.sidecar_identity != identity:
+            assert run.outputs_remote is not None
+            async with run.slots:
+                await asyncio.to_thread(run.outputs_remote.pull_run, entry, run.root)
         run.result.adopted += 1
-        run.emit("adopted", gen.address, f"adopted {plural(len(facts.sidecar_files), 'image')} in {gen.output_display}")
+        run.emit("adopted", gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")
 
 
 def parameters_text(gen: DesiredGeneration, entry: GenerationEntry, seed: str | None) -> str:
