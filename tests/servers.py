@@ -79,8 +79,10 @@ class Cluster:
         return name
 
     def role(self, name: str, password: str) -> None:
-        self.sql(f"DO $$ BEGIN CREATE ROLE {name} LOGIN PASSWORD '{password}'; EXCEPTION WHEN duplicate_object "
-                 f"THEN NULL; END $$")
+        self.sql(
+            f"DO $$ BEGIN CREATE ROLE {name} LOGIN PASSWORD '{password}'; EXCEPTION WHEN duplicate_object "
+            f"THEN NULL; END $$"
+        )
 
     def stop(self) -> None:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop", check=False)
@@ -124,7 +126,15 @@ def start_postgres(*, fsync: bool = False) -> Cluster:
     if not fsync:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     started = cluster._run(
-        str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-o", options, "-l", str(folder / "log"), "-w", "start",
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(folder / "data"),
+        "-o",
+        options,
+        "-l",
+        str(folder / "log"),
+        "-w",
+        "start",
         check=False,
     )
     if started.returncode != 0:

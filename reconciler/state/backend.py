@@ -89,6 +89,16 @@ class Backend(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+def kept_versions(versions: list[Version]) -> str:
+    """How an error names the versions that can be read back."""
+    if not versions:
+        return "none is kept"
+    serials = sorted(v.serial for v in versions)
+    if len(serials) == 1:
+        return f"kept: serial {serials[0]}"
+    return f"kept: serials {serials[0]} to {serials[-1]}; see `reconciler state history`"
+
+
 def workspace_file(path: Path, workspace: str) -> Path:
     """Where the file backend keeps a workspace: the default beside the project, others like Terraform's
     local backend, `state/state.json.d/<workspace>/state.json`."""

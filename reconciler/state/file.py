@@ -18,7 +18,7 @@ from typing import Any
 
 from reconciler.errors import LockError, StateError
 from reconciler.files import atomic_write
-from reconciler.state.backend import Version
+from reconciler.state.backend import Version, kept_versions
 from reconciler.state.model import State, now_iso, parse_state
 
 
@@ -262,8 +262,7 @@ class FileBackend:
             backup = parse_state(self.backup_path.read_bytes(), str(self.backup_path))
             if backup.serial == serial:
                 return backup
-        kept = ", ".join(str(v.serial) for v in self.history()) or "none"
-        raise StateError(f"{self.display}: no version with serial {serial} is kept (kept: {kept})")
+        raise StateError(f"{self.display}: no version with serial {serial} is kept ({kept_versions(self.history())})")
 
     def lock(self, *, timeout: float, command: str) -> StateLock:
         return StateLock(self.path, timeout=timeout, command=command)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ConfigError, LockError, StateError
-from reconciler.state.backend import Version
+from reconciler.state.backend import Version, kept_versions
 from reconciler.state.model import _REVISION, State, now_iso, parse_state
 from reconciler.urls import redact_url_password, url_password
 
@@ -244,7 +244,7 @@ class PostgresBackend:
     def read(self, serial: int | None = None) -> State:
         if not self._schema(create=False):
             if serial:
-                raise StateError(f"{self.display}: no version with serial {serial} is kept (kept: none)")
+                raise StateError(f"{self.display}: no version with serial {serial} is kept (none is kept)")
             return State()
         psycopg = _driver()
         try:
@@ -260,7 +260,7 @@ class PostgresBackend:
         ).fetchone()
         if head is None:
             if serial:
-                raise StateError(f"{self.display}: no version with serial {serial} is kept (kept: none)")
+                raise StateError(f"{self.display}: no version with serial {serial} is kept (none is kept)")
             return State()
         lineage, current, version = head
         at = current if serial is None else serial
@@ -269,8 +269,7 @@ class PostgresBackend:
                 "SELECT 1 FROM reconciler_versions WHERE workspace = %s AND serial = %s", (self.workspace, at)
             ).fetchone()
             if kept is None:
-                shown = ", ".join(str(v.serial) for v in self._history_locked()[:20])
-                raise StateError(f"{self.display}: no version with serial {at} is kept (kept: {shown or 'none'})")
+                raise StateError(f"{self.display}: no version with serial {at} is kept ({kept_versions(self._history_locked())})")
         row = self.conn.execute(
             """SELECT
                  coalesce(json_object_agg(key, data ORDER BY key) FILTER (WHERE section = 'images'), '{}')::text,

@@ -1,0 +1,126 @@
+"""The outputs remote on a real folder (file://) and on S3 (moto's server, the real S3 client): the layout by
+content hash, listings instead of one request per image, hash-checked fetches, and one-line errors naming the
+setting for a missing bucket, an unknown scheme or a missing extra."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import ConfigError, RemoteError
+from reconciler.outputs_remote import OutputsRemote
+from reconciler.state import FileRecord, GenerationEntry
+from tests.servers import S3_KEY_ID, S3_SECRET, S3Server
+
+
+def _image(folder: Path, name: str, data: bytes) -> tuple[Path, str]:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path, hashlib.sha256(data).hexdigest()
+
+
+def _entry(files: list[tuple[str, str]], identity: str = "id1") -> GenerationEntry:
+    return GenerationEntry(
+        name="portraits",
+        identity=identity,
+        output="outputs/portraits",
+        files=[FileRecord(path=p, sha256=h) for p, h in files],
+    )
+
+
+def test_a_file_remote_keeps_images_by_hash_and_sidecars_by_generation(tmp_path: Path) -> None:
+    store = tmp_path / "share"
+    store.mkdir()
+    project = tmp_path / "project"
+    a, ha = _image(project, "outputs/portraits/portraits-1.png", b"first image")
+    b, hb = _image(project, "outputs/portraits/portraits-2.png", b"second image")
+    remote = OutputsRemote(f"file://{store}/team")
+    (store / "team").mkdir()
+    assert remote.index().hashes == frozenset()
+    sent = remote.store_run("portraits", "id1", [(a, ha), (b, hb)], {"identity": "id1", "images": []})
+    assert sent == 2
+    assert (store / "team/files/sha256" / ha[:2] / ha[2:]).read_bytes() == b"first image"
+    assert json.loads((store / "team/generations/portraits/id1.json").read_text())["identity"] == "id1"
+    index = remote.index()
+    assert index.hashes == {ha, hb} and index.sidecars == {("portraits", "id1")} and index.listings == 2
+    assert remote.store_run("portraits", "id1", [(a, ha)], {"identity": "id1", "images": []}) == 0  # known: not sent
+    assert not list(store.rglob("*.part"))
+
+
+def test_pull_writes_missing_images_hash_checked_and_refuses_a_damaged_object(tmp_path: Path) -> None:
+    store = tmp_path / "share"
+    store.mkdir()
+    project = tmp_path / "project"
+    a, ha = _image(project, "outputs/portraits/portraits-1.png", b"first image")
+    remote = OutputsRemote(f"file://{store}")
+    remote.store_run("portraits", "id1", [(a, ha)], {"identity": "id1", "images": [{"file": a.name, "sha256": ha}]})
+    a.unlink()
+    entry = _entry([("outputs/portraits/portraits-1.png", ha)])
+    assert remote.pull_run(entry, project) == 1
+    assert a.read_bytes() == b"first image"
+    assert json.loads((project / "outputs/portraits/portraits.reconciler.json").read_text())["identity"] == "id1"
+    assert remote.pull_run(entry, project) == 0  # intact: left alone
+    a.unlink()
+    (store / "files/sha256" / ha[:2] / ha[2:]).write_bytes(b"tampered")
+    with pytest.raises(RemoteError, match=r"does not have that hash \(damaged in the store\); it was not written"):
+        remote.pull_run(entry, project)
+    assert not a.exists()
+
+
+def test_a_state_naming_a_file_outside_the_project_is_refused(tmp_path: Path) -> None:
+    store = tmp_path / "share"
+    store.mkdir()
+    remote = OutputsRemote(f"file://{store}")
+    with pytest.raises(RemoteError, match=r"outside the project folder"):
+        remote.pull_run(_entry([("../../escape.png", "0" * 64)]), tmp_path / "project")
+
+
+def test_s3_through_moto_lists_instead_of_asking_per_image(
+    s3: S3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    images = [_image(tmp_path, f"img-{n}.png", f"image {n}".encode()) for n in range(30)]
+    remote = OutputsRemote(f"s3://{bucket}/loras")
+    remote.store_run("portraits", "id1", images, {"identity": "id1", "images": []})
+    before = len(s3.requests())
+    index = OutputsRemote(f"s3://{bucket}/loras").index()
+    requests = s3.requests()[before:]
+    assert len(index.hashes) == 30 and index.sidecars == {("portraits", "id1")}
+    assert len(requests) == 2 and all("list-type=2" in r for r in requests), requests
+
+
+def test_a_bucket_that_does_not_exist_is_one_line_naming_the_setting(
+    s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    remote = OutputsRemote("s3://no-such-bucket/x", "outputs.remote in reconciler.yaml")
+    with pytest.raises(RemoteError) as failed:
+        remote.index()
+    message = str(failed.value)
+    assert message == (
+        "outputs.remote in reconciler.yaml s3://no-such-bucket/x: cannot list it (does the bucket or folder "
+        "exist?): The specified bucket does not exist"
+    )
+    assert S3_SECRET not in message and S3_KEY_ID not in message
+
+
+def test_unknown_scheme_and_missing_extra_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as unknown:
+        OutputsRemote("foo://bucket/x", "RECONCILER_OUTPUTS_REMOTE").index()
+    assert str(unknown.value) == (
+        "RECONCILER_OUTPUTS_REMOTE foo://bucket/x: unknown scheme foo://; use s3://, gs://, az:// or file:///path"
+    )
+    with pytest.raises(ConfigError) as missing:  # gcsfs is not installed with the dev extra
+        OutputsRemote("gs://bucket/x").index()
+    assert (
+        str(missing.value)
+        == "outputs.remote gs://bucket/x: gs:// needs an extra package: pip install 'reconciler[gcs]'"
+    )
+    with pytest.raises(RemoteError, match=r"cannot list it \(does the bucket or folder exist\?\)"):
+        OutputsRemote(f"file://{tmp_path}/missing").index()
