@@ -48,6 +48,7 @@ def make_plan(
     from reconciler.outputs import observe
     from reconciler.plan import plan
 
+    outputs = observe(desired, state, cache, settings.root, settings.outputs())  # first: a bad remote asks nobody
     remote = None
     if endpoint is not None:
         from reconciler.refresh import refresh
@@ -57,7 +58,6 @@ def make_plan(
                 return await refresh(client, state)
 
         remote = asyncio.run(go())
-    outputs = observe(desired, state, cache, settings.root, settings.outputs())
     result = plan(desired, state, remote, outputs, settings.targets, settings.replace)
     cache.save()
     return result, outputs

@@ -83,6 +83,12 @@ class Project:
     root: Path
     sim: SimProcess
     env: dict[str, str] = field(default_factory=dict)
+    state_url: str | None = None  # the PostgreSQL state (with its password, for the test's own reads), if any
+
+    def use_postgres(self, url: str, password: str) -> None:
+        """Keep the state in PostgreSQL as a team does: the URL in the environment, the password in PGPASSWORD."""
+        self.env.update(RECONCILER_STATE_URL=url, PGPASSWORD=password)
+        self.state_url = url.replace("://postgres@", f"://postgres:{password}@")
 
     def run(self, *args: str, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -109,6 +115,11 @@ class Project:
         return self.run("apply", "--auto-approve", "--poll-interval", "0.05", *args, timeout=timeout)
 
     def state(self) -> dict[str, Any]:
+        if self.state_url is not None:
+            from reconciler.state.postgres import PostgresBackend
+
+            with PostgresBackend(self.state_url) as backend:
+                return backend.read().model_dump(mode="json")
         return json.loads((self.root / "state" / "state.json").read_text())
 
     def edit(self, relpath: str, old: str, new: str) -> None:

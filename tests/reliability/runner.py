@@ -44,8 +44,20 @@ def start_apply(project: Project, tag: str, *extra: str) -> Running:
     return Running(proc, out, err)
 
 
+_BACKENDS: dict[str, Any] = {}
+
+
 def read_state(project: Project) -> dict[str, Any]:
-    """The state file as it is now ({} when absent); the writer renames atomically, so it always parses."""
+    """The state as it is now ({} when there is none): the file (the writer renames atomically, so it always
+    parses) or, for a project on PostgreSQL, the database's current serial (a commit is one transaction)."""
+    if project.state_url is not None:
+        from reconciler.state.postgres import PostgresBackend
+
+        backend = _BACKENDS.get(project.state_url) or _BACKENDS.setdefault(
+            project.state_url, PostgresBackend(project.state_url)
+        )
+        state = backend.read()
+        return state.model_dump(mode="json") if state.serial else {}
     path = project.root / "state" / "state.json"
     try:
         raw = path.read_bytes()

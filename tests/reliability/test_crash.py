@@ -7,6 +7,7 @@ The seed is printed with the figures; rerun one with RECONCILER_CRASH_SEED=<seed
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import time
@@ -21,10 +22,12 @@ from reconciler.state import parse_state
 from tests.e2e.harness import Project, start_sim
 from tests.reliability.projectgen import MODELS, distinct_images, generation_doc, make_generated_project
 from tests.reliability.runner import Running, created, kill, read_state, start_apply, wait_until
+from tests.servers import SUPERUSER_PASSWORD, Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROUNDS = 9
+ROUNDS_POSTGRES = 6  # the same schedule on PostgreSQL, fewer rounds to keep CI's time
 SIM = ("--training-seconds", "2", "--generation-seconds", "0.5", "--ipm-txt2img", "0", "--ipm-img2img", "0")
 SCHEDULE = [
     "uploads",
@@ -144,10 +147,12 @@ def _check_held(project: Project, held: list[str], replaced: Counter[str]) -> in
     return sum(1 for addr in held if counts["generations"][PROMPTS[addr]] > replaced[addr])
 
 
-def _round(tmp: Path, r: int, rng: random.Random, stats: Stats) -> None:
+def _round(tmp: Path, r: int, rng: random.Random, stats: Stats, postgres: Cluster | None = None) -> None:
     sim = start_sim(tmp / f"sim{r}", *SIM)
     try:
         project = make_generated_project(tmp / f"r{r}", sim, GENERATIONS)
+        if postgres is not None:
+            project.use_postgres(postgres.url(password=None, db=postgres.database()), SUPERUSER_PASSWORD)
         schedule = list(SCHEDULE)
         if r in HELD_ROUNDS:
             schedule.insert(schedule.index("generation-submit") + 1, "generation-submitting")
@@ -218,8 +223,7 @@ def _check_round(project: Project, r: int, stats: Stats, ever_held: set[str], re
     assert set(counts["uploads"].values()) == {1}, counts["uploads"]
     assert sum(counts["uploads"].values()) == distinct_images(), sum(counts["uploads"].values())
     # the final state: valid, complete, and it describes the files on disk
-    raw = (project.root / "state/state.json").read_bytes()
-    final = parse_state(raw, "state.json")
+    final = parse_state(json.dumps(read_state(project)).encode(), "state")
     assert len(final.images) == distinct_images()
     assert len(final.resources) == 2 * MODELS + GENERATIONS
     assert {e.status for e in final.resources.values()} == {"succeeded"}
@@ -233,24 +237,34 @@ def _check_round(project: Project, r: int, stats: Stats, ever_held: set[str], re
 
 
 def test_crash_suite(tmp_path: Path, figure: Any) -> None:
+    _suite(tmp_path, figure, ROUNDS, 30, None)
+
+
+def test_crash_suite_on_postgres(tmp_path: Path, figure: Any, postgres: Cluster) -> None:
+    """The same kills with the state in PostgreSQL (a commit is one transaction; the lock is the server's)."""
+    _suite(tmp_path, figure, ROUNDS_POSTGRES, 18, postgres)
+
+
+def _suite(tmp_path: Path, figure: Any, rounds: int, min_kills: int, postgres: Cluster | None) -> None:
     seed = int(os.environ.get("RECONCILER_CRASH_SEED") or random.SystemRandom().randrange(1, 100_000))
     print(f"crash suite seed {seed} (rerun with RECONCILER_CRASH_SEED={seed})")
     rng = random.Random(seed)
     stats = Stats()
     began = time.monotonic()
+    name = "crash suite" + (" on PostgreSQL" if postgres is not None else "")
     try:
-        for r in range(ROUNDS):
-            _round(tmp_path, r, rng, stats)
+        for r in range(rounds):
+            _round(tmp_path, r, rng, stats, postgres)
     finally:
         total = sum(stats.kills.values())
         figure(
-            f"crash suite: {total} kills, {stats.converged} converged, {stats.duplicates} duplicate submissions "
+            f"{name}: {total} kills, {stats.converged} converged, {stats.duplicates} duplicate submissions "
             f"(seed {seed}, {stats.held} held generation{'s' if stats.held != 1 else ''}); "
             f"kills by moment: {dict(sorted(stats.kills.items()))}; "
             f"{stats.held_events} cut submits held, {stats.held_landed} of them had reached Novita; "
             f"{stats.applies} applies in "
             f"{time.monotonic() - began:.0f}s"
         )
-    assert total >= 30, f"only {total} kill points were reached: {stats.kills}"
+    assert total >= min_kills, f"only {total} kill points were reached: {stats.kills}"
     assert stats.converged == total
     assert stats.duplicates == 0
