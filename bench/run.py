@@ -1,7 +1,7 @@
 """Run every benchmark and print each figure next to its target.
 
     python bench/run.py                      # all, at scale 1 (scaling at 0.5, 1, 2)
-    python bench/run.py --only noop,cold     # some: noop, cold, startup, apply, scaling
+    python bench/run.py --only noop,cold     # some: noop, cold, startup, apply, scaling, team
     python bench/run.py --scale 0.25         # a smaller project for noop and cold (scaling: --scales)
 
 Converged projects are built on first use under bench/.work/ (git-ignored) and reused; delete that folder
@@ -22,9 +22,10 @@ import bench_cold
 import bench_noop
 import bench_scaling
 import bench_startup
+import bench_team
 from common import machine
 
-ALL = ("startup", "noop", "cold", "apply", "scaling")
+ALL = ("startup", "noop", "cold", "apply", "scaling", "team")
 
 
 def main() -> None:
@@ -51,6 +52,8 @@ def main() -> None:
             ok &= bench_cold.report(bench_cold.measure(args.scale))
         elif name == "apply":
             ok &= bench_apply.report(bench_apply.measure())
+        elif name == "team":
+            ok &= bench_team.report(bench_team.measure(args.scale))
         elif name == "scaling":
             ok &= bench_scaling.report(bench_scaling.run([float(s) for s in args.scales.split(",")]))
         print(flush=True)
