@@ -28,7 +28,7 @@ from common import REPO, WORK, cli_env, converged_project, figure, reconciler, s
 
 sys.path.insert(0, str(REPO))
 
-from tests.servers import SUPERUSER_PASSWORD, running_postgres, start_s3  # noqa: E402
+from tests.servers import SUPERUSER_PASSWORD, running_postgres, start_s3
 
 
 @dataclass
