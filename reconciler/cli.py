@@ -406,6 +406,8 @@ def _finish_apply(result: ApplyResult) -> None:
             click.echo(f"Error: {addr}: {message}", file=err)
         for addr, message in sorted(result.skipped.items()):
             click.echo(f"Skipped: {addr}: {message}", file=err)
+    for addr, message in sorted(result.deferred.items()):
+        click.echo(f"Left for the next apply: {addr}: {message}", file=err)
     if result.still_running:
         click.echo("Still running on Novita (the next apply collects them, nothing is resubmitted):", file=err)
         for line in result.still_running:

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from reconciler.apply.context import ApplyOptions, Run
 from reconciler.apply.generations import Generator
-from reconciler.apply.outcome import ApplyResult, Interrupted, ResourceFailed, Skipped
+from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, ResourceFailed, Skipped
 from reconciler.apply.trainings import Trainer
 from reconciler.apply.uploads import Uploader
 from reconciler.desired import Desired
@@ -98,6 +98,10 @@ class Applier:
         run = self.run_
         try:
             return await work
+        except Deferred as exc:
+            run.result.deferred[change.address] = str(exc)
+            run.emit("deferred", change.address, f"left for the next apply: {exc}")
+            raise
         except Skipped as exc:
             run.result.skipped[change.address] = str(exc)
             run.emit("skipped", change.address, f"skipped: {exc}")

@@ -15,6 +15,10 @@ class Skipped(Exception):
     """Not attempted because something it needs failed or is still running."""
 
 
+class Deferred(Skipped):
+    """--no-wait: it waits for a training still running; the next apply does it. Not a failure."""
+
+
 class Interrupted(Exception):
     """Ctrl-C: stop submitting."""
 
@@ -32,6 +36,7 @@ class ApplyResult:
     submitted_not_waited: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)  # --no-wait: left for the next apply, as asked
     still_running: list[str] = field(default_factory=list)
     interrupted: bool = False
     elapsed: float = 0.0
@@ -48,6 +53,8 @@ class ApplyResult:
         )
         if self.skipped:
             text += f", {len(self.skipped)} skipped"
+        if self.deferred:
+            text += f", {len(self.deferred)} left for the next apply (--no-wait)"
         return text + f" in {duration(self.elapsed)}."
 
     def counts(self) -> dict[str, object]:
@@ -60,6 +67,7 @@ class ApplyResult:
             "images": self.images,
             "failed": len(self.failed),
             "skipped": len(self.skipped),
+            "deferred": len(self.deferred),
             "resumed": self.resumed,
             "forgotten": self.forgotten,
             "pruned": self.pruned,

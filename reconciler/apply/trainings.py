@@ -11,7 +11,7 @@ import asyncio
 import time
 
 from reconciler.apply.context import Run
-from reconciler.apply.outcome import Interrupted, ResourceFailed, Skipped
+from reconciler.apply.outcome import Deferred, Interrupted, ResourceFailed, Skipped
 from reconciler.apply.uploads import Uploader
 from reconciler.desired import DesiredModel
 from reconciler.errors import AmbiguousSubmitError, NovitaError
@@ -199,7 +199,7 @@ class Trainer:
             except (Skipped, Interrupted):
                 raise Skipped(f"LoraModel/{name} did not run") from None
             if model_name is None:
-                raise Skipped(f"LoraModel/{name} is still training (--no-wait); apply again to generate")
+                raise Deferred(f"LoraModel/{name} is still training (--no-wait); apply again to generate")
             return model_name
         entry = self.run.state.model(name)
         if entry is None or entry.status != Status.SUCCEEDED or not entry.model_name:

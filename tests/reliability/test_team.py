@@ -234,3 +234,31 @@ def test_team_secrets_are_written_nowhere(team: Team) -> None:
     for (text,) in rows:
         for secret in secrets:
             assert secret not in text
+
+
+def test_the_readme_team_and_ci_workflow(team: Team) -> None:
+    """README's GitHub Actions jobs, in order, each on a fresh runner: merge (apply --no-wait), schedule (apply
+    collects), pull request (plan --format markdown, exit 0), then a laptop (pull)."""
+    fast = ("--poll-interval", "0.05")  # the simulator's tasks take a second, not minutes
+    merge = team.runner()
+    applied = team.run(merge, "apply", "--auto-approve", "--no-wait", "--lock-timeout", "600", *fast)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert not (merge.root / "outputs").exists() or not list((merge.root / "outputs").rglob("*.png"))
+    scheduled = team.runner()
+    collected = team.run(scheduled, "apply", "--auto-approve", "--lock-timeout", "600", *fast)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert "2 generated (3 images), 0 failed" in collected.stdout
+    pr = team.runner()
+    planned = team.run(pr, "plan", "--detailed-exitcode", "--format", "markdown")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert planned.stdout.startswith("### reconciler plan\n\n**No changes. Novita matches the manifests.**")
+    assert "_Outputs: 3 images to fetch from the outputs remote (free) for Generation/alice-portraits" in planned.stdout
+    laptop = team.runner()
+    pulled = team.run(laptop, "pull")
+    assert pulled.returncode == 0 and pulled.stdout.endswith(
+        f"Pulled 3 images from s3://{team.bucket}/loras (0 already here).\n"
+    )
+    assert _images(laptop) == _images(scheduled)
+    assert not any((r.root / "state/state.json").exists() for r in (merge, scheduled, pr, laptop))
+    counts = submissions(team.sim.requests())
+    assert set(counts["trainings"].values()) == {1} and set(counts["generations"].values()) == {1}
