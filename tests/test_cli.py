@@ -109,8 +109,9 @@ def test_json_plan_schema(example: Path) -> None:
     assert code == 0
     assert set(data) == {
         "format_version", "reconciler_version", "state", "desired_digest", "targets", "warnings", "refresh",
-        "summary", "resource_changes",
+        "summary", "outputs", "resource_changes",
     }  # fmt: skip
+    assert data["outputs"] == {"fetch": [], "store": []}
     assert data["format_version"] == "1.0"
     assert data["state"] == {"serial": 0, "lineage": None}
     assert data["summary"] == {
