@@ -17,6 +17,7 @@ PURE = [
     "remote.py",
     "text.py",
     "imagetype.py",
+    "urls.py",
     "apply/outcome.py",
     "manifest/words.py",
     "manifest/schema.py",
@@ -100,3 +101,13 @@ def test_only_the_state_package_writes_state() -> None:
     # the workflow opens the store of each command and saves its one-step edits (state rm, import, refresh);
     # the applier saves through its committer, which the state package's store writes
     assert writers <= {"state/file.py", "workflow.py"}, writers
+
+
+def test_only_the_backends_speak_to_their_servers() -> None:
+    for library, allowed in (("psycopg", {"state/postgres.py"}), ("fsspec", {"outputs_remote.py"})):
+        users = {
+            p.relative_to(PACKAGE).as_posix()
+            for p in modules(PACKAGE)
+            if library in {m.split(".")[0] for m in imports(p)}
+        }
+        assert users <= allowed, (library, users)
