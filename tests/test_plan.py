@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from reconciler.plan import Plan, plan
-from reconciler.remote import OutputFacts, RemoteGeneration
+from reconciler.remote import OutputFacts, RemoteGeneration, RemoteSidecar
 from reconciler.state import State
 from tests.planner_fixtures import (
     INTACT,
@@ -44,6 +44,8 @@ class Row:
     expected: list[tuple[str, str, str]]  # (address, action, reason fragment)
     outputs: dict[str, OutputFacts] = field(default_factory=lambda: {"Generation/portraits": INTACT})
     summary: str | None = None
+    fetches: tuple[tuple[str, int], ...] = ()
+    stores: tuple[tuple[str, int], ...] = ()
 
 
 ROWS = [
@@ -244,6 +246,63 @@ ROWS = [
         outputs={},
     ),
     Row(
+        "outputs remote, no-op: on disk and in the remote",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        [],
+        outputs={"Generation/portraits": OutputFacts(files_intact=True, remote=True, in_remote=True)},
+        summary="No changes. Novita matches the manifests.",
+    ),
+    Row(
+        "outputs remote, fresh runner: missing here, in the remote: no change, fetch (free)",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        [],
+        outputs={"Generation/portraits": OutputFacts(files_intact=False, missing=2, remote=True, in_remote=True)},
+        fetches=(("Generation/portraits", 2),),
+    ),
+    Row(
+        "outputs remote configured later: on disk, not in the remote: no change, store",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        [],
+        outputs={"Generation/portraits": OutputFacts(files_intact=True, remote=True, in_remote=False)},
+        stores=(("Generation/portraits", 2),),
+    ),
+    Row(
+        "outputs remote, images neither here nor there: regenerate",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED),
+        remote(remote_task(M)),
+        [("Generation/portraits", "replace", "2 of its 2 images are missing or changed in out/portraits")],
+        outputs={"Generation/portraits": OutputFacts(files_intact=False, missing=2, remote=True)},
+    ),
+    Row(
+        "state lost, outputs only in the remote: adopt the model, adopt the generation from the remote's sidecar",
+        [DS, M, G],
+        state(),
+        remote(remote_task(M)),
+        [
+            ("Dataset/photos", "create", "nothing to upload"),
+            ("LoraModel/alice", "adopt", "adopt"),
+            (
+                "Generation/portraits",
+                "adopt",
+                "its 2 images are in the outputs remote (sidecar matches): adopt and fetch",
+            ),
+        ],
+        outputs={
+            "Generation/portraits": OutputFacts(
+                files_intact=False,
+                remote=True,
+                remote_sidecars=(RemoteSidecar(G_DONE.identity, (("a", "b"), ("c", "d")), "g-1"),),
+            )
+        },
+    ),
+    Row(
         "another team's trainings with similar names are left alone",
         [DS, M],
         state(DS_DONE, model_entry(M), uploaded=ALL_UPLOADED),
@@ -264,6 +323,7 @@ def test_planner_table(row: Row) -> None:
         from reconciler.render import summary_line
 
         assert summary_line(result) == row.summary
+    assert (result.fetches, result.stores) == (row.fetches, row.stores)
 
 
 def test_attribute_diff_shows_old_and_new() -> None:
@@ -337,3 +397,18 @@ def test_replace_forces_a_retrain_and_cascades() -> None:
         ("LoraModel/alice", "replace"),
         ("Generation/portraits", "replace"),
     ]
+
+
+def test_outputs_lines_say_what_is_free() -> None:
+    from reconciler.render import render_text
+
+    facts = OutputFacts(files_intact=False, missing=2, remote=True, in_remote=True)
+    result = plan(
+        desired(DS, M, G), state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED), None, {G.address: facts}
+    )
+    assert render_text(result) == (
+        "Not refreshed (--no-refresh): planned from the state file alone.\n\n"
+        "No changes. Novita matches the manifests.\n\n"
+        "Outputs: 2 images to fetch from the outputs remote (free) for Generation/portraits: `reconciler pull` or "
+        "`reconciler apply` writes them.\n"
+    )
