@@ -151,8 +151,10 @@ def _round(tmp: Path, r: int, rng: random.Random, stats: Stats, postgres: Cluste
     sim = start_sim(tmp / f"sim{r}", *SIM)
     try:
         project = make_generated_project(tmp / f"r{r}", sim, GENERATIONS)
-        if postgres is not None:
+        if postgres is not None:  # a team's setup: the state in PostgreSQL, the images in an outputs remote
             project.use_postgres(postgres.url(password=None, db=postgres.database()), SUPERUSER_PASSWORD)
+            (tmp / f"remote{r}").mkdir()
+            project.env["RECONCILER_OUTPUTS_REMOTE"] = f"file://{tmp}/remote{r}"
         schedule = list(SCHEDULE)
         if r in HELD_ROUNDS:
             schedule.insert(schedule.index("generation-submit") + 1, "generation-submitting")
@@ -231,6 +233,13 @@ def _check_round(project: Project, r: int, stats: Stats, ever_held: set[str], re
         for f in entry.files:
             assert hashlib.sha256((project.root / f.path).read_bytes()).hexdigest() == f.sha256, f.path
     assert not list((project.root / "outputs").rglob("*.part")), "a killed download left its temporary file"
+    remote = project.env.get("RECONCILER_OUTPUTS_REMOTE")
+    if remote:  # every generation counted as done is in the remote: its images by hash, and its sidecar
+        folder = Path(remote.removeprefix("file://"))
+        for entry in final.generations():
+            assert (folder / "generations" / entry.name / f"{entry.identity}.json").is_file(), entry.name
+            for f in entry.files:
+                assert (folder / "files/sha256" / f.sha256[:2] / f.sha256[2:]).is_file(), f.path
     plan = project.run("plan", "--detailed-exitcode")
     assert plan.returncode == 0, f"round {r}: plan after convergence:\n{plan.stdout}{plan.stderr}"
     assert stats.duplicates == 0, f"round {r}: duplicate submissions {counts}"
@@ -241,7 +250,8 @@ def test_crash_suite(tmp_path: Path, figure: Any) -> None:
 
 
 def test_crash_suite_on_postgres(tmp_path: Path, figure: Any, postgres: Cluster) -> None:
-    """The same kills with the state in PostgreSQL (a commit is one transaction; the lock is the server's)."""
+    """The same kills with the state in PostgreSQL (a commit is one transaction; the lock is the server's) and an
+    outputs remote (a kill between a download and its store stores again, never generates again)."""
     _suite(tmp_path, figure, ROUNDS_POSTGRES, 18, postgres)
 
 
