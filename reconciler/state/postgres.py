@@ -170,7 +170,7 @@ class PostgresBackend:
                 self._conn = psycopg.connect(make_conninfo(self.url, **extra), autocommit=True)
             except psycopg.Error as exc:
                 error = self._fail("cannot connect", exc)
-                raise ConfigError(str(error) + _connect_hint(str(error))) from None
+                raise ConfigError(str(error) + _connect_hint(_first_line(exc))) from None
         return self._conn
 
     def close(self) -> None:
