@@ -549,6 +549,29 @@ CASES: list[tuple[str, dict[str, str | bytes | None], list[str]]] = [
         ],
     ),
     (
+        "lora-model-name-is-our-lora-model",
+        {
+            "m/gen.yaml": GENERATION
+            + "  loras:\n    - {model_name: lm}\n    - {model_name: lm.safetensors, strength: 0.5}\n"
+        },
+        [
+            'm/gen.yaml:10:8: Generation/gen: spec.loras[0].model_name: "lm" is the LoraModel lm of these manifests, not a Novita file name; did you mean `model: lm`?',
+            'm/gen.yaml:11:8: Generation/gen: spec.loras[1].model_name: "lm.safetensors" is the LoraModel lm of these manifests, not a Novita file name; did you mean `model: lm`?',
+        ],
+    ),
+    (
+        "lora-model-name-not-a-file-name",
+        {
+            "m/gen.yaml": GENERATION
+            + "  loras:\n    - {model_name: me-v2}\n    - {model_name: LoraModel/me-v2}\n    - {model_name: loras/x.safetensors}\n"
+        },
+        [
+            'm/gen.yaml:10:20: Generation/gen: spec.loras[0].model_name: "me-v2" is not a Novita LoRA file name (<name>.safetensors as Novita lists it, or a trained model_<digits>_<id>); a LoraModel of these manifests goes under `model:`',
+            'm/gen.yaml:11:20: Generation/gen: spec.loras[1].model_name: "LoraModel/me-v2" is an address, not a file name; did you mean `model: me-v2`?',
+            'm/gen.yaml:12:20: Generation/gen: spec.loras[2].model_name: "loras/x.safetensors" is a path; Novita names a LoRA by its file name alone',
+        ],
+    ),
+    (
         "six-embeddings",
         {"m/gen.yaml": GENERATION + "  embeddings:\n" + "    - {model_name: e}\n" * 6},
         [

@@ -15,6 +15,7 @@ from reconciler.manifest import (
     document_schema,
     load_manifests,
 )
+from reconciler.manifest.schema import lora_file_problem
 
 from .manifest_helpers import DATASET, GENERATION, MODEL, image_bytes, project, write
 
@@ -188,3 +189,28 @@ def test_schema_of_one_kind() -> None:
     schema = document_schema("LoraModel")
     assert schema["properties"]["kind"]["const"] == "LoraModel"
     assert "oneOf" not in schema
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "add_detail_44319.safetensors",
+        "more_details_59655.safetensors",
+        "Ghibli-Style-v1.SafeTensors",
+        "epiCRealismHelper (1).safetensors",
+        "old_lora.ckpt",
+        "some_lora.pt",
+        "model_1698904832_F2BB461625",
+        "model_1698904832_F2BB461625.safetensors",
+        "model_1_ABC",
+    ],
+)
+def test_real_novita_lora_names_are_accepted(name: str) -> None:
+    assert lora_file_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["me-v1", "alice-v1", "add_detail_44319", "model_abc", ".safetensors", "LoraModel/me-v1", "a/b.pt", " x.pt"]
+)
+def test_implausible_lora_names_are_refused(name: str) -> None:
+    assert lora_file_problem(name) is not None

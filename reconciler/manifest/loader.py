@@ -19,6 +19,7 @@ from reconciler.manifest.messages import translate
 from reconciler.manifest.schema import (
     DOCUMENTS,
     KINDS,
+    LORA_FILE_SUFFIXES,
     MAX_TRAINING_IMAGES,
     DatasetSpec,
     GenerationSpec,
@@ -65,6 +66,12 @@ class _Collector:
         pos = draft.doc.key_pos(path) if at_key else draft.doc.value_pos(path)
         where = ": ".join(p for p in (draft.address, dotted(path)) if p)
         self.at(draft.file, pos, where, message)
+
+    def replace(self, draft: _Draft, path: tuple[str | int, ...], message: str, at_key: bool = False) -> None:
+        """Report `message` instead of what was said about `path` so far (a more precise diagnosis)."""
+        where = ": ".join(p for p in (draft.address, dotted(path)) if p)
+        self.problems = [p for p in self.problems if not (p.file == draft.file and p.where == where)]
+        self.draft(draft, path, message, at_key)
 
 
 def _manifest_files(paths: Sequence[Path], root: Path, out: _Collector) -> list[tuple[Path, str]]:
@@ -250,12 +257,35 @@ def _cross_checks(drafts: list[_Draft], out: _Collector) -> None:
                 _training_images(draft, dataset, checked, counted, out)
         if draft.kind == "Generation" and isinstance(spec.get("loras"), list):
             for index, ref in enumerate(spec["loras"]):
+                _lora_file_not_ours(draft, index, ref, models, out)
                 model = ref.get("model") if isinstance(ref, dict) else None
                 if isinstance(model, str) and model not in models and not out.incomplete:
                     hint = reference_hint(ref["model"], models, "LoraModel")
                     out.draft(
                         draft, ("spec", "loras", index, "model"), f"no LoraModel named {describe(ref['model'])}{hint}"
                     )
+
+
+def _lora_file_not_ours(draft: _Draft, index: int, ref: Any, models: dict[str, _Draft], out: _Collector) -> None:
+    """`loras: [{model_name: me-v1}]` where me-v1 is our LoraModel: it would generate without the LoRA."""
+    name = ref.get("model_name") if isinstance(ref, dict) else None
+    if not isinstance(name, str):
+        return
+    stem = name.strip()
+    for suffix in LORA_FILE_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    if stem.startswith("LoraModel/"):
+        stem = stem.removeprefix("LoraModel/")
+    if stem in models:
+        path = ("spec", "loras", index, "model_name")
+        out.replace(
+            draft,
+            path,
+            f"{describe(name)} is the LoraModel {stem} of these manifests, not a Novita file name; "
+            f"did you mean `model: {stem}`?",
+            at_key=True,
+        )
 
 
 def _training_images(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -237,12 +238,58 @@ class LoraModelSpec(_Model):
 # -- Generation ------------------------------------------------------------------------------------
 
 
+# A Novita LoRA's file name, as Novita lists it: a public one is `<name>.safetensors` (rarely .ckpt or .pt), a
+# trained one `model_<digits>_<id>`, with or without `.safetensors` (Novita's docs use both). Anything else (above
+# all one of our own LoraModel names, all lowercase and dashes) is a mistake that would quietly generate without
+# the LoRA, so it is refused.
+LORA_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt")
+TRAINED_LORA_NAME = r"model_[0-9]+_[A-Za-z0-9]+"
+
+
+def _any_case(suffix: str) -> str:
+    """`.pt` → `\\.[Pp][Tt]`: a case-insensitive suffix that JSON Schema's regular expressions accept too."""
+    return "\\." + "".join(f"[{c.upper()}{c.lower()}]" for c in suffix.lstrip("."))
+
+
+LORA_FILE_PATTERN = rf"^(?:.*\S(?:{'|'.join(_any_case(s) for s in LORA_FILE_SUFFIXES)})|{TRAINED_LORA_NAME})$"
+LORA_FILE_RULE = "<name>.safetensors as Novita lists it, or a trained model_<digits>_<id>"
+
+
+def lora_file_problem(name: str) -> str | None:
+    """Why `name` cannot be a Novita LoRA file name, or None when it can."""
+    if "/" in name:
+        kind, _, rest = name.partition("/")
+        if kind == "LoraModel" and rest:
+            return f"{describe(name)} is an address, not a file name; did you mean `model: {rest}`?"
+        return f"{describe(name)} is a path; Novita names a LoRA by its file name alone"
+    if name != name.strip():
+        return f"{describe(name)} has spaces around it; remove them"
+    if re.fullmatch(LORA_FILE_PATTERN, name):
+        return None
+    return (
+        f"{describe(name)} is not a Novita LoRA file name ({LORA_FILE_RULE}); "
+        "a LoraModel of these manifests goes under `model:`"
+    )
+
+
 class LoraRef(_Model):
     """A LoRA: `model` names a LoraModel of these manifests, `model_name` any Novita LoRA."""
 
-    model: str | None = Field(None, min_length=1)
-    model_name: str | None = Field(None, min_length=1)
+    model: str | None = Field(None, min_length=1, description="A LoraModel of these manifests (resolved at apply).")
+    model_name: str | None = Field(
+        None,
+        min_length=1,
+        pattern=LORA_FILE_PATTERN,
+        description="A Novita LoRA file name: <name>.safetensors, or a trained model_<digits>_<id>.",
+    )
     strength: float = Field(1.0, ge=0, le=1)
+
+    @field_validator("model_name", mode="before")
+    @classmethod
+    def _file_name(cls, value: Any) -> Any:
+        if isinstance(value, str) and value and (problem := lora_file_problem(value)):
+            raise _rules_error([((), problem, "value")])
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> LoraRef:
