@@ -199,7 +199,7 @@ class ImageFinder:
 
     def _glob(self, base: Path, given: str, problems: list[str]) -> list[Found]:
         try:
-            matches = sorted(glob.glob(given, root_dir=base, recursive=True))
+            matches = sorted(set(glob.glob(any_case_extension(given), root_dir=base, recursive=True)))
         except (OSError, ValueError) as exc:
             problems.append(f"cannot expand `{given}`: {exc}")
             return []
@@ -224,7 +224,7 @@ class ImageFinder:
             more = f" and {len(outside) - 1} more" if len(outside) > 1 else ""
             problems.append(f"`{given}` matches files outside the project folder {self.root}: {outside[0]}{more}")
         elif not found and not problems:
-            problems.append(f"`{given}` matches no .png, .jpg, .jpeg or .webp file")
+            problems.append(f"`{given}` matches no .png, .jpg, .jpeg or .webp file (extensions match in any case)")
         return found
 
     def init_image(self, base: Path, given: str) -> tuple[Found | None, list[str]]:
@@ -266,6 +266,14 @@ class ImageFinder:
         if resolved.exists() and not resolved.is_dir():
             return None, [f"`{given}` exists and is not a folder"]
         return resolved, []
+
+
+def any_case_extension(pattern: str) -> str:
+    """`photos/*.jpg` → `photos/*.[jJ][pP][gG]`: a glob's image extension matches IMG_0001.JPG as well."""
+    stem, dot, extension = pattern.rpartition(".")
+    if not dot or f".{extension.lower()}" not in IMAGE_SUFFIXES or not extension.isalpha():
+        return pattern
+    return f"{stem}." + "".join(f"[{c.lower()}{c.upper()}]" for c in extension)
 
 
 def _has_link(base: Path, given: str, resolved: Path) -> bool:

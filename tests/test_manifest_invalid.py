@@ -196,7 +196,7 @@ CASES: list[tuple[str, dict[str, str | bytes | None], list[str]]] = [
         "glob-matches-nothing",
         {"m/ds.yaml": DATASET + "    - ../img/*.png\n"},
         [
-            "m/ds.yaml:8:7: Dataset/ds: spec.images[1]: `../img/*.png` matches no .png, .jpg, .jpeg or .webp file",
+            "m/ds.yaml:8:7: Dataset/ds: spec.images[1]: `../img/*.png` matches no .png, .jpg, .jpeg or .webp file (extensions match in any case)",
         ],
     ),
     (

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.imagefiles import any_case_extension
 from reconciler.manifest import (
     DatasetSpec,
     GenerationSpec,
@@ -66,6 +67,30 @@ def test_recursive_glob_and_question_mark(tmp_path: Path) -> None:
         "m/ds.yaml": _dataset("    - ../img/**/x?.jpg\n"),
     }
     assert _shown(_load(tmp_path, files)) == [("img/deep/er/x1.jpg", None), ("img/deep/x2.jpg", None)]
+
+
+def test_glob_extension_matches_in_any_case(tmp_path: Path) -> None:
+    """`photos/*.jpg` takes IMG_0001.JPG too: a phone's upper-case files are never skipped silently."""
+    files: dict[str, str | bytes | None] = {
+        "photos/IMG_0001.JPG": image_bytes(seed=11),
+        "photos/IMG_0002.Jpg": image_bytes(seed=12),
+        "photos/img_0003.jpg": image_bytes(seed=13),
+        "photos/IMG_0004.JPEG": image_bytes(seed=14),  # another extension: not what `*.jpg` asks for
+        "m/ds.yaml": _dataset("    - ../photos/*.jpg\n"),
+    }
+    assert _shown(_load(tmp_path, files)) == [
+        ("photos/IMG_0001.JPG", None),
+        ("photos/IMG_0002.Jpg", None),
+        ("photos/img_0003.jpg", None),
+    ]
+
+
+def test_any_case_extension() -> None:
+    assert any_case_extension("photos/*.jpg") == "photos/*.[jJ][pP][gG]"
+    assert any_case_extension("photos/*.WebP") == "photos/*.[wW][eE][bB][pP]"
+    assert any_case_extension("photos/*") == "photos/*"
+    assert any_case_extension("photos/*.txt") == "photos/*.txt"
+    assert any_case_extension("photos/**/x?.jp*g") == "photos/**/x?.jp*g"
 
 
 def test_sidecar_captions_explicit_wins_and_dedupe(tmp_path: Path) -> None:
