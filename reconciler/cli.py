@@ -169,6 +169,13 @@ def _settings(
     return Settings.make(files, state_path, sim, lock_timeout, targets, replace, workspace)
 
 
+def _given(param: str) -> bool:
+    """Whether the current command's `param` was given on the command line (not left at its default)."""
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(param) == ParameterSource.COMMANDLINE
+
+
 def _colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
@@ -219,7 +226,7 @@ def plan(
     """
     from reconciler.planfile import save_plan
     from reconciler.render import render_json, render_markdown, render_text
-    from reconciler.workflow import plan_command
+    from reconciler.workflow import plan_command, plan_origin
 
     settings = _settings(files, state_path, sim, targets=targets, replace=replace, workspace=workspace)
     result = plan_command(settings, refresh=refresh)
@@ -231,9 +238,10 @@ def plan(
     else:
         click.echo(render_text(result, colour=_colour()), nl=False)
     if out:
-        save_plan(result, Path(out))
+        origin = plan_origin(settings)
+        save_plan(result, Path(out), origin)
         if fmt == "text":
-            click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: reconciler apply {out}")
+            click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: {origin.apply_command(out)}")
     if detailed_exitcode and (not result.empty or result.warnings):
         sys.exit(2)
 
@@ -317,8 +325,20 @@ def apply(
         raise click.UsageError(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
-    settings = _settings(files, state_path, sim, lock_timeout, targets, replace, workspace)
-    train_poll, gen_poll = sim_poll_intervals() if sim else (10.0, 1.0)
+    if planfile:
+        from reconciler.workflow import saved_plan_settings
+
+        settings = saved_plan_settings(
+            Path(planfile),
+            sim=sim if _given("sim") else None,
+            state=state_path,
+            files=files,
+            lock_timeout=lock_timeout,
+            workspace=workspace,
+        )
+    else:
+        settings = _settings(files, state_path, sim, lock_timeout, targets, replace, workspace)
+    train_poll, gen_poll = sim_poll_intervals() if settings.sim else (10.0, 1.0)
     if poll_interval is not None:
         train_poll = gen_poll = poll_interval
     project = settings.config.apply

@@ -1,13 +1,17 @@
-"""Saved plans (`plan --out FILE`, `apply FILE`): the exact Plan, plus what makes it stale.
+"""Saved plans (`plan --out FILE`, `apply FILE`, `show FILE`): the exact Plan, where it was made, what makes it stale.
 
 A plan file records the state's lineage and serial and the digest of everything desired (manifests and
-image bytes). `apply FILE` refuses it when any of them changed since. It holds no key and no URL.
+image bytes); `apply FILE` refuses it when any of them changed since. It also records where it was made (the
+simulator or Novita's base URL, the state location as typed with any password redacted, the workspace, the
+manifest paths and targets): `apply FILE` uses those unless the command line names others, and then refuses
+with the command that would work. It holds no key.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import shlex
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +19,130 @@ from reconciler.errors import PlanFileError
 from reconciler.files import atomic_write
 from reconciler.plan import AttrChange, Plan, RefreshSummary, ResourceChange
 from reconciler.render import plan_json
+from reconciler.workspace import DEFAULT_STATE, SIM_STATE, default_endpoint_url
 
-PLANFILE_VERSION = 1
+PLANFILE_VERSION = 2  # 2 records the origin; a version 1 file (no origin) is still applied as before
+SIMULATOR = "simulator"
 
 
-def save_plan(plan: Plan, path: Path) -> None:
+@dataclass(frozen=True)
+class Origin:
+    """Where a plan was made: the command line that reproduces it, and what it ran against."""
+
+    sim: bool
+    endpoint: str  # SIMULATOR, or Novita's base URL
+    state: str  # the state location as typed, any password redacted
+    workspace: str
+    files: tuple[str, ...] = ()  # -f as typed; () is the default manifests/
+    targets: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        against = "the simulator" if self.sim else f"Novita at {self.endpoint}"
+        return f"{against}, state {self.state}, workspace {self.workspace}"
+
+    def flags(self, *, with_scope: bool) -> list[str]:
+        """The flags that choose the same endpoint, state and manifests (and, for `plan`, the same scope)."""
+        flags = ["--sim"] if self.sim else []
+        if Path(self.state) != (SIM_STATE if self.sim else DEFAULT_STATE):
+            flags += ["--state", self.state]
+        for file in self.files:
+            flags += ["-f", file]
+        if with_scope:
+            for target in self.targets:
+                flags += ["--target", target]
+            for addr in self.replace:
+                flags += ["--replace", addr]
+        return flags
+
+    def plan_command(self, path: Path | str) -> str:
+        return shlex.join(["reconciler", "plan", *self.flags(with_scope=True), "--out", str(path)])
+
+    def apply_command(self, path: Path | str) -> str:
+        return shlex.join(["reconciler", "apply", *self.flags(with_scope=False), str(path)])
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    plan: Plan
+    origin: Origin | None  # None: a version 1 file, made before plans recorded where they were made
+
+
+def save_plan(plan: Plan, path: Path, origin: Origin) -> None:
     data = {
         "planfile_version": PLANFILE_VERSION,
+        "origin": asdict(origin),
         "plan": asdict(plan),
         "readable": plan_json(plan),
     }
     atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
-def load_plan(path: Path) -> Plan:
+def load_plan(path: Path) -> SavedPlan:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PlanFileError(f"{path}: no such plan file") from None
     except (OSError, ValueError) as exc:
         raise PlanFileError(f"{path}: not a reconciler plan file ({exc})") from None
-    if not isinstance(data, dict) or data.get("planfile_version") != PLANFILE_VERSION:
+    if not isinstance(data, dict) or data.get("planfile_version") not in (1, PLANFILE_VERSION):
         raise PlanFileError(f"{path}: not a reconciler plan file of version {PLANFILE_VERSION}")
     try:
-        return _plan(data["plan"])
+        raw_origin = data.get("origin")
+        origin = None
+        if raw_origin is not None:
+            origin = Origin(
+                **{
+                    **raw_origin,
+                    "files": tuple(raw_origin["files"]),
+                    "targets": tuple(raw_origin["targets"]),
+                    "replace": tuple(raw_origin["replace"]),
+                }
+            )
+        return SavedPlan(_plan(data["plan"]), origin)
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanFileError(f"{path}: the plan file is damaged ({exc})") from None
+
+
+def settle(
+    origin: Origin, path: Path, *, sim: bool | None, state: str | None, files: tuple[str, ...]
+) -> tuple[bool, str, tuple[str, ...]]:
+    """(sim, state, files) for applying a saved plan: the plan's own, unless the command line says otherwise,
+    and then the command line must say the same (a plan made against the simulator is never applied to the
+    account, nor one made with one state to another)."""
+    chosen = (origin.sim if sim is None else sim, origin.state if state is None else state, files or origin.files)
+    if chosen != (origin.sim, origin.state, origin.files):
+        asked = Origin(chosen[0], SIMULATOR if chosen[0] else origin.endpoint, chosen[1], origin.workspace, chosen[2])
+        raise PlanFileError(
+            f"{path} was made against {origin.describe()}"
+            f"{_files_note(origin)}; this apply names {asked.describe()}{_files_note(asked)}. "
+            f"Apply it where it was made with: {origin.apply_command(path)}"
+        )
+    if "***" in origin.state:
+        raise PlanFileError(f"{path} was made with the state {origin.state}; give its full location with --state")
+    return chosen
+
+
+def check_endpoint(origin: Origin, path: Path, endpoint: str, workspace: str) -> None:
+    """Refuse to apply a plan at another Novita endpoint or in another workspace than where it was made."""
+    if origin.sim or (endpoint == origin.endpoint and workspace == origin.workspace):
+        return
+    here = Origin(False, endpoint, origin.state, workspace, origin.files)
+    unset, assign = "", ""
+    if endpoint != origin.endpoint and origin.endpoint == default_endpoint_url():
+        unset = "unset NOVITA_API_BASE; "
+    elif endpoint != origin.endpoint:
+        assign += f"NOVITA_API_BASE={shlex.quote(origin.endpoint)} "
+    if workspace != origin.workspace:
+        assign += f"RECONCILER_WORKSPACE={shlex.quote(origin.workspace)} "
+    raise PlanFileError(
+        f"{path} was made against {origin.describe()}; this apply would use {here.describe()}. "
+        f"Apply it where it was made with: {unset}{assign}{origin.apply_command(path)}"
+    )
+
+
+def _files_note(origin: Origin) -> str:
+    return f", manifests {' '.join(origin.files)}" if origin.files else ""
 
 
 def _plan(raw: dict[str, Any]) -> Plan:
@@ -69,20 +171,21 @@ def _plan(raw: dict[str, Any]) -> Plan:
     )
 
 
-def check_fresh(plan: Plan, path: Path, *, serial: int, lineage: str, desired_digest: str) -> None:
-    """Refuse a plan made against another state or other manifests."""
+def check_fresh(saved: SavedPlan, path: Path, *, serial: int, lineage: str, desired_digest: str) -> None:
+    """Refuse a plan made against another state or other manifests; say the command that makes a fresh one."""
+    plan = saved.plan
+    again = saved.origin.plan_command(path) if saved.origin else f"reconciler plan --out {shlex.quote(str(path))}"
     if plan.state_lineage and lineage != plan.state_lineage:
         raise PlanFileError(
             f"{path} was made for another state (lineage {plan.state_lineage}, this state is {lineage}). "
-            "Run `reconciler plan` again."
+            f"Plan again with: {again}"
         )
     if serial != plan.state_serial:
         raise PlanFileError(
             f"{path} is stale: the state changed since it was made (serial {plan.state_serial} → {serial}). "
-            "Run `reconciler plan --out` again."
+            f"Plan again with: {again}"
         )
     if desired_digest != plan.desired_digest:
         raise PlanFileError(
-            f"{path} is stale: the manifests or their images changed since it was made. "
-            "Run `reconciler plan --out` again."
+            f"{path} is stale: the manifests or their images changed since it was made. Plan again with: {again}"
         )

@@ -21,12 +21,22 @@ from reconciler.desired import Desired
 from reconciler.errors import ConfigError, ReconcilerError, UsageError
 from reconciler.hashing import HashCache
 from reconciler.plan import Plan
+from reconciler.planfile import SIMULATOR, Origin, check_endpoint, load_plan, settle
 from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts, Remote
 from reconciler.state import GenerationEntry, ModelEntry, State, describe_holder, now_iso
 from reconciler.status import Status
 from reconciler.text import plural
-from reconciler.workspace import Endpoint, Settings, load_desired, make_client, novita_endpoint
+from reconciler.urls import redact_url_password
+from reconciler.workspace import (
+    DEFAULT_MANIFESTS,
+    Endpoint,
+    Settings,
+    endpoint_url,
+    load_desired,
+    make_client,
+    novita_endpoint,
+)
 
 
 def check_targets(desired: Desired, state: State, targets: Iterable[str], option: str = "--target") -> None:
@@ -76,6 +86,44 @@ def plan_command(settings: Settings, *, refresh: bool = True) -> Plan:
         return make_plan(settings, desired, cache, state, endpoint)[0]
 
 
+def plan_origin(settings: Settings) -> Origin:
+    """Where a plan made with these settings was made, for `plan --out` to record."""
+    files = () if settings.files == [DEFAULT_MANIFESTS] else tuple(str(f) for f in settings.files)
+    return Origin(
+        sim=settings.sim,
+        endpoint=SIMULATOR if settings.sim else endpoint_url(),
+        state=redact_url_password(settings.state_location or str(settings.state_path)),
+        workspace=settings.workspace,
+        files=files,
+        targets=tuple(settings.targets),
+        replace=tuple(settings.replace),
+    )
+
+
+def saved_plan_settings(
+    planfile: Path,
+    *,
+    sim: bool | None,
+    state: str | None,
+    files: tuple[str, ...],
+    lock_timeout: float,
+    workspace: str | None = None,
+) -> Settings:
+    """The settings `apply PLANFILE` runs with: where the plan was made, unless the command line names the same.
+
+    `sim`, `state` and `workspace` are None when not given on the command line. A plan file made before plans
+    recorded their origin is applied with the command line's settings, as it always was.
+    """
+    origin = load_plan(planfile).origin
+    if origin is None:
+        return Settings.make(files, state, bool(sim), lock_timeout, workspace=workspace)
+    sim_, state_, files_ = settle(origin, planfile, sim=sim, state=state, files=files)
+    chosen = workspace if workspace is not None else origin.workspace
+    settings = Settings.make(files_, state_, sim_, lock_timeout, workspace=chosen)
+    check_endpoint(origin, planfile, SIMULATOR if sim_ else endpoint_url(), settings.workspace)
+    return settings
+
+
 class ApplyUI(Protocol):
     """What `apply_command` needs from whoever runs it (the CLI, a test)."""
 
@@ -83,7 +131,7 @@ class ApplyUI(Protocol):
         """A note for the person running apply (e.g. a lock taken over from a killed apply)."""
 
     def show_plan(self, plan: Plan) -> None:
-        """The plan about to be applied (not called for a saved plan)."""
+        """The plan about to be applied (a saved plan too, before it is applied without a question)."""
 
     def confirm(self, plan: Plan) -> bool:
         """Approval to apply `plan`; False cancels with nothing changed."""
@@ -108,7 +156,7 @@ def apply_command(
 ) -> ApplyOutcome:
     """`reconciler apply`: plan (or load a saved plan and check it is fresh), confirm, apply."""
     from reconciler.outputs import observe
-    from reconciler.planfile import check_fresh, load_plan
+    from reconciler.planfile import check_fresh
 
     desired, cache = load_desired(settings)
     with (
@@ -123,16 +171,15 @@ def apply_command(
         store = backend.open()
         check_targets(desired, store.state, settings.targets)
         check_targets(desired, store.state, settings.replace, "--replace")
+        saved = load_plan(planfile) if planfile is not None else None
+        if saved is not None and planfile is not None:  # a stale plan is refused before any connection
+            check_fresh(
+                saved, planfile, serial=store.state.serial, lineage=store.state.lineage, desired_digest=desired.digest()
+            )
         with novita_endpoint(settings) as endpoint:
-            if planfile is not None:
-                the_plan = load_plan(planfile)
-                check_fresh(
-                    the_plan,
-                    planfile,
-                    serial=store.state.serial,
-                    lineage=store.state.lineage,
-                    desired_digest=desired.digest(),
-                )
+            if saved is not None:
+                the_plan = saved.plan
+                ui.show_plan(the_plan)
                 outputs = observe(desired, store.state, cache, settings.root, settings.outputs())
             else:
                 the_plan, outputs = make_plan(settings, desired, cache, store.state, endpoint)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from reconciler.novita import NovitaClient
     from reconciler.outputs_remote import OutputsRemote
 
+DEFAULT_MANIFESTS = Path("manifests")
 DEFAULT_STATE = Path("state/state.json")
 SIM_STATE = Path("state/sim.json")
 SIM_DATA = Path("state/.sim")
@@ -61,6 +62,7 @@ class Settings:
     state_setting: str = "--state"  # where the state's location came from, for messages
     outputs_remote: str | None = None  # an fsspec URL that keeps every generated image
     outputs_setting: str = RECONCILER_OUTPUTS_REMOTE
+    state_location: str = ""  # the state's location as given (a path before its workspace, or a URL)
 
     @classmethod
     def make(
@@ -107,7 +109,7 @@ class Settings:
             path = workspace_file(path, chosen)
         remote = None if sim else resolve(None, os.environ.get(RECONCILER_OUTPUTS_REMOTE), config.outputs.remote)
         outputs_setting = _origin(None, RECONCILER_OUTPUTS_REMOTE, "outputs.remote", loaded) or "outputs.remote"
-        files_ = [Path(f) for f in files] or [Path("manifests")]
+        files_ = [Path(f) for f in files] or [DEFAULT_MANIFESTS]
         return cls(
             root,
             files_,
@@ -122,6 +124,7 @@ class Settings:
             setting,
             str(remote) if remote else None,
             outputs_setting,
+            location,
         )
 
     @property
@@ -178,6 +181,17 @@ def novita_endpoint(settings: Settings) -> Iterator[Endpoint]:
     data.mkdir(parents=True, exist_ok=True)
     with running_simulator(config, data) as sim:
         yield Endpoint(sim.base_url, SIM_KEY)
+
+
+def default_endpoint_url() -> str:
+    from reconciler.novita.client import DEFAULT_BASE_URL
+
+    return DEFAULT_BASE_URL
+
+
+def endpoint_url() -> str:
+    """Novita's base URL as a real run would use it (NOVITA_API_BASE, else the default), for the record."""
+    return os.environ.get("NOVITA_API_BASE", "").strip() or default_endpoint_url()
 
 
 def make_client(endpoint: Endpoint) -> NovitaClient:

@@ -1,0 +1,120 @@
+# ruff: noqa: E501  (the expected lines are the exact text users see)
+"""The mistakes a new user makes, and the day-two commands: the exact message, the exit status, nothing changed.
+
+Each test makes the mistake through the real CLI (click's runner, in this process; `--sim` starts the
+simulator in this process too, with millisecond durations), then checks what the user reads, the exit status,
+and that the state and the outputs were left as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+FAST_SIM = {
+    "training_queue_seconds": 0.02,
+    "training_seconds": 0.06,
+    "deploy_seconds": 0.02,
+    "generation_queue_seconds": 0.01,
+    "generation_seconds": 0.02,
+    "random_seed": 0,
+}
+
+
+@pytest.fixture
+def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The README's example project in a temporary folder, as the current folder; no key; a fast simulator."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "manifests", root / "manifests")
+    sim_config = tmp_path / "sim.json"
+    sim_config.write_text(json.dumps(FAST_SIM))
+    monkeypatch.chdir(root)
+    for name in ("NOVITA_API_KEY", "NOVITA_API_BASE", "RECONCILER_STATE_URL", "RECONCILER_WORKSPACE", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RECONCILER_SIM_CONFIG", str(sim_config))
+    yield root
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False, input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under state/ and outputs/ with the hash of its bytes: 'nothing changed' means equal snapshots."""
+    found: dict[str, str] = {}
+    for folder in ("state", "outputs"):
+        for path in sorted((root / folder).rglob("*")) if (root / folder).exists() else []:
+            if path.is_file() and not path.name.endswith((".lock", ".hashcache.json")):
+                found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+# -- saved plans remember where they were made ------------------------------------------------------------
+
+
+def test_a_sim_plan_says_how_to_apply_it_and_applies_without_repeating_sim(example: Path) -> None:
+    code, out, _ = run("plan", "--sim", "--out", "p")
+    assert code == 0
+    assert out.endswith("\nSaved the plan to p. Apply exactly this plan with: reconciler apply --sim p\n")
+    code, out, err = run("apply", "p", "--poll-interval", "0.02")  # no --sim, no key: the plan says where
+    assert code == 0, err
+    assert "  + LoraModel/alice-v1" in out  # the plan is shown before it is applied
+    assert out.strip().splitlines()[-1].startswith("Apply complete: 13 uploaded, 1 trained, 0 adopted, 2 generated")
+
+
+def test_a_stale_sim_plan_names_the_command_that_makes_a_fresh_one(example: Path) -> None:
+    assert run("plan", "--sim", "--target", "LoraModel/alice-v1", "--out", "p")[0] == 0
+    manifest = example / "manifests/alice.yaml"
+    manifest.write_text(manifest.read_text().replace("max_train_steps: 500", "max_train_steps: 600"))
+    before = snapshot(example)
+    code, out, err = run("apply", "p")
+    assert (code, out) == (1, "")
+    assert err == (
+        "Error: p is stale: the manifests or their images changed since it was made. "
+        "Plan again with: reconciler plan --sim --target LoraModel/alice-v1 --out p\n"
+    )
+    assert snapshot(example) == before
+
+
+def test_a_sim_plan_is_refused_for_another_state_with_the_command_that_works(example: Path) -> None:
+    assert run("plan", "--sim", "--out", "p")[0] == 0
+    code, out, err = run("apply", "--state", "state/other.json", "p")
+    assert (code, out) == (1, "")
+    assert err == (
+        "Error: p was made against the simulator, state state/sim.json, workspace default; this apply names the "
+        "simulator, state state/other.json, workspace default. Apply it where it was made with: reconciler apply --sim p\n"
+    )
+    assert not (example / "state/other.json").exists()
+
+
+def test_a_real_plan_is_refused_under_sim_and_at_another_endpoint(
+    example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOVITA_API_KEY", "sk-test")
+    assert run("plan", "--no-refresh", "--out", "p")[0] == 0
+    code, _, err = run("apply", "--sim", "p")
+    assert code == 1
+    assert err == (
+        "Error: p was made against Novita at https://api.novita.ai, state state/state.json, workspace default; "
+        "this apply names the simulator, state state/state.json, workspace default. "
+        "Apply it where it was made with: reconciler apply p\n"
+    )
+    monkeypatch.setenv("NOVITA_API_BASE", "http://127.0.0.1:9")
+    code, _, err = run("apply", "p")
+    assert code == 1
+    assert err == (
+        "Error: p was made against Novita at https://api.novita.ai, state state/state.json, workspace default; "
+        "this apply would use Novita at http://127.0.0.1:9, state state/state.json, workspace default. "
+        "Apply it where it was made with: unset NOVITA_API_BASE; reconciler apply p\n"
+    )
+    assert snapshot(example) == {}
