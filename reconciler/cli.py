@@ -476,16 +476,46 @@ def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None
     """List the resources in the state, with their status."""
     from reconciler.state import DatasetEntry, GenerationEntry
     from reconciler.state_ops import pull_state
+    from reconciler.text import plural
 
-    data = pull_state(_settings((), state_path, sim, workspace=workspace))
+    settings = _settings((), state_path, sim, workspace=workspace)
+    data = pull_state(settings)
+    if not data.resources:
+        _empty_state_note(settings)
     for addr, entry in sorted(data.resources.items()):
         if isinstance(entry, GenerationEntry):
-            detail = f"{len(entry.files)} images in {entry.output}"
+            detail = f"{plural(len(entry.files), 'image')} in {entry.output}"
         elif isinstance(entry, DatasetEntry):
-            detail = f"{len(entry.images)} images"
+            detail = plural(len(entry.images), "image")
         else:
             detail = entry.model_name or entry.task_name or ""
         click.echo(f"{addr}\t{entry.status}\t{detail}".rstrip())
+
+
+def _empty_state_note(settings: Settings) -> None:
+    """An empty listing says which state was read, and points at the other one when that one is not empty."""
+    from reconciler.state import read_state
+    from reconciler.text import plural
+    from reconciler.workspace import DEFAULT_STATE, SIM_STATE
+
+    from reconciler.urls import redact_url_password
+
+    where = settings.state_path
+    if settings.state_url is not None:
+        said = f"is empty: {redact_url_password(settings.state_url)} (workspace {settings.workspace}) has no resources"
+    elif where.exists():
+        said = f"is empty: {where} has no resources"
+    else:
+        said = f"is empty: there is no {where} yet"
+    click.echo(f"The {'simulator' if settings.sim else 'account'}'s state {said}.", err=True)
+    other, flag = (DEFAULT_STATE, "") if settings.sim else (SIM_STATE, " --sim")
+    if other.exists() and where in (DEFAULT_STATE, SIM_STATE):
+        count = len(read_state(other).resources)
+        if count:
+            whose = "account" if settings.sim else "simulator"
+            click.echo(
+                f"The {whose}'s state {other} has {plural(count, 'resource')}: reconciler state list{flag}", err=True
+            )
 
 
 @state.command("show")

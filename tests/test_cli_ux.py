@@ -118,3 +118,28 @@ def test_a_real_plan_is_refused_under_sim_and_at_another_endpoint(
         "Apply it where it was made with: unset NOVITA_API_BASE; reconciler apply p\n"
     )
     assert snapshot(example) == {}
+
+
+# -- state list says which state it read ------------------------------------------------------------------
+
+
+def test_state_list_without_sim_names_the_state_and_points_at_the_simulators(example: Path) -> None:
+    code, out, err = run("state", "list")
+    assert (code, out, err) == (0, "", "The account's state is empty: there is no state/state.json yet.\n")
+    assert run("apply", "--sim", "--auto-approve", "--poll-interval", "0.02")[0] == 0
+    code, out, err = run("state", "list")
+    assert (code, out) == (0, "")
+    assert err == (
+        "The account's state is empty: there is no state/state.json yet.\n"
+        "The simulator's state state/sim.json has 4 resources: reconciler state list --sim\n"
+    )
+    code, out, err = run("state", "list", "--sim")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[:3] == [
+        "Dataset/alice-photos\tsucceeded\t13 images",
+        "Generation/alice-portraits\tsucceeded\t2 images in outputs/alice-portraits",
+        "Generation/alice-restyle\tsucceeded\t1 image in outputs/alice-restyle",
+    ]
+    assert lines[3].startswith("LoraModel/alice-v1\tsucceeded\tmodel_") and lines[3].endswith(".safetensors")
+    assert not (example / "state/state.json").exists()
