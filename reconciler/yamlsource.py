@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,7 @@ _SCALAR_TAGS = {
 _MAP_TAGS = {"tag:yaml.org,2002:map"}
 _SEQ_TAGS = {"tag:yaml.org,2002:seq"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_DOCUMENT_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})  # a repeat means a missing `---`
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class _Builder:
         self.scalars = SafeConstructor()
         self.active: set[int] = set()  # nodes on the current path (an alias cycle would recurse forever)
         self.done: dict[int, Any] = {}  # nodes reached again through an alias share one object
+        self.split_reported = False  # a repeated apiVersion/kind/metadata/spec (a missing `---`) was reported
 
     def build(self, node: Node, path: Path_) -> Any:
         self.doc.values.setdefault(path, _pos(node))
@@ -128,9 +132,14 @@ class _Builder:
             here = _pos(key_node)
             if key in first_seen:
                 first = first_seen[key]
-                self._problem(
-                    (*path, key), key_node, f"duplicate key (first given at line {first.line}); remove one of them"
-                )
+                if not path and key in _DOCUMENT_KEYS:
+                    if self.split_reported:
+                        continue  # one missing `---` is one problem, however many keys it repeats
+                    self.split_reported = True
+                    fix = "a second document starts here? put a line `---` before it"
+                else:
+                    fix = "remove one of them"
+                self._problem((*path, key), key_node, f"duplicate key (first given at line {first.line}); {fix}")
                 continue
             first_seen[key] = here
             if merged:
@@ -177,9 +186,53 @@ def _mark_problem(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
     parts = [p for p in (exc.context, exc.problem) if p]
     message = "; ".join(parts) if parts else "invalid YAML"
     lines = text.splitlines()
-    if 0 < line <= len(lines) and "\t" in lines[line - 1][:col]:
+    here = lines[line - 1] if 0 < line <= len(lines) else ""
+    opened = exc.context_mark
+    if opened is not None and opened.line + 1 < line and _never_closed(exc):
+        # PyYAML notices an unclosed quote or bracket where the file ends or the next line starts: point at the opener
+        line, col = opened.line + 1, opened.column + 1
+        here = lines[line - 1] if 0 < line <= len(lines) else ""
+        message += f" (the {_opener(here, col)} opened here is never closed)"
+    elif "\t" in here[:col]:
         message += " (a tab: YAML indents with spaces only)"
+    elif hint := _syntax_hint(exc.problem or "", here, col):
+        message += f"; {hint}"
     return YamlProblem(line, col, f"YAML syntax error: {message}", fatal=True)
+
+
+def _never_closed(exc: yaml.MarkedYAMLError) -> bool:
+    context = exc.context or ""
+    return "quoted scalar" in context or "flow" in context
+
+
+def _opener(line: str, col: int) -> str:
+    char = line[col - 1 : col]
+    return {'"': "quote", "'": "quote", "[": "`[`", "{": "`{`"}.get(char, "bracket or quote")
+
+
+def _syntax_hint(problem: str, line: str, col: int) -> str:
+    """The likely fix for a syntax error on `line`, in the user's own words (a quoted value, mostly)."""
+    key, sep, value = line.strip().partition(": ")
+    key = key.removeprefix("- ")
+    value = value.strip()
+    quoted = (
+        f"{key}: {json.dumps(value, ensure_ascii=False)}" if sep and value and re.fullmatch(r"[\w.-]+", key) else ""
+    )
+    if "mapping values are not allowed" in problem:
+        return "a value that contains `: ` must be quoted" + (f", e.g. {quoted}" if quoted else "")
+    star = line.rfind("*", 0, col)
+    if "expected alphabetic or numeric character" in problem and star >= 0:
+        token = re.match(r"[^\s,\]}]+", line[star:])
+        example = f', e.g. "{token.group()}"' if token else ""
+        return f"a value starting with `*` is read as an alias; quote it{example}"
+    start = line[col - 1 : col]
+    if "cannot start any token" in problem and start in "@`%":
+        return f"a value cannot start with `{start}`; quote it" + (f", e.g. {quoted}" if quoted else "")
+    if "did not find expected key" in problem and value[:1] in ("{", "["):
+        return f"a value starting with `{value[0]}` is read as a mapping or list; quote it, e.g. {quoted}"
+    if "did not find expected key" in problem:
+        return "check the indentation: the keys of one mapping start in the same column"
+    return ""
 
 
 def parse_documents(text: str) -> tuple[list[Document], list[YamlProblem]]:

@@ -38,7 +38,7 @@ CASES: list[tuple[str, dict[str, str | bytes | None], list[str]]] = [
         "yaml-syntax-unclosed-flow",
         {"m/lm.yaml": MODEL + "  components: [1, 2\n"},
         [
-            "m/lm.yaml:12:1: YAML syntax error: while parsing a flow sequence; did not find expected ',' or ']'",
+            "m/lm.yaml:11:15: YAML syntax error: while parsing a flow sequence; did not find expected ',' or ']' (the `[` opened here is never closed)",
         ],
     ),
     (
@@ -46,6 +46,41 @@ CASES: list[tuple[str, dict[str, str | bytes | None], list[str]]] = [
         {"m/ds.yaml": DATASET.replace("  images:", "\timages:")},
         [
             "m/ds.yaml:6:1: YAML syntax error: while scanning for the next token; found character that cannot start any token (a tab: YAML indents with spaces only)",
+        ],
+    ),
+    (
+        "yaml-colon-in-an-unquoted-value",
+        {"m/gen.yaml": GENERATION.replace("prompt: hello", "prompt: portrait, style: anime")},
+        [
+            'm/gen.yaml:7:26: YAML syntax error: mapping values are not allowed in this context; a value that contains `: ` must be quoted, e.g. prompt: "portrait, style: anime"',
+        ],
+    ),
+    (
+        "yaml-unquoted-glob-is-an-alias",
+        {"m/ds.yaml": DATASET.replace("    - ../img/*.jpg", "    - *.jpg")},
+        [
+            'm/ds.yaml:7:8: YAML syntax error: while scanning an alias; did not find expected alphabetic or numeric character; a value starting with `*` is read as an alias; quote it, e.g. "*.jpg"',
+        ],
+    ),
+    (
+        "yaml-unclosed-quote-points-at-the-quote",
+        {"m/gen.yaml": GENERATION.replace("prompt: hello", 'prompt: "hello')},
+        [
+            "m/gen.yaml:7:11: YAML syntax error: while scanning a quoted scalar; found unexpected end of stream (the quote opened here is never closed)",
+        ],
+    ),
+    (
+        "yaml-value-starting-with-a-brace",
+        {"m/gen.yaml": GENERATION.replace("prompt: hello", "prompt: {subject} in a field")},
+        [
+            'm/gen.yaml:7:21: YAML syntax error: while parsing a block mapping; did not find expected key; a value starting with `{` is read as a mapping or list; quote it, e.g. prompt: "{subject} in a field"',
+        ],
+    ),
+    (
+        "yaml-missing-document-separator",
+        {"m/two.yaml": DATASET.replace("name: ds", "name: ds2") + MODEL.replace("name: lm", "name: lm2")},
+        [
+            "m/two.yaml:8:1: Dataset/ds2: apiVersion: duplicate key (first given at line 1); a second document starts here? put a line `---` before it",
         ],
     ),
     (
@@ -59,7 +94,7 @@ CASES: list[tuple[str, dict[str, str | bytes | None], list[str]]] = [
         "yaml-duplicate-key-top-level",
         {"m/ds.yaml": DATASET + "kind: Dataset\n"},
         [
-            "m/ds.yaml:8:1: Dataset/ds: kind: duplicate key (first given at line 2); remove one of them",
+            "m/ds.yaml:8:1: Dataset/ds: kind: duplicate key (first given at line 2); a second document starts here? put a line `---` before it",
         ],
     ),
     (
