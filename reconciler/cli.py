@@ -152,6 +152,34 @@ def schema(kind: str | None) -> None:
     click.echo(json.dumps(document_schema(kind), indent=2))
 
 
+@cli.command(short_help="List the base models and samplers the manifests accept.")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+def models(as_json: bool) -> None:
+    """List the base models a LoraModel can train on (by family: SD 1.5, SDXL) and the samplers a Generation
+    accepts: the same tables the validation uses."""
+    import json
+
+    from reconciler.manifest.schema import BASE_MODEL_FAMILY, FAMILIES, FAMILY_BASE, SAMPLERS, base_models_of
+
+    if as_json:
+        data = {
+            "base_models": [{"name": n, "family": BASE_MODEL_FAMILY[n]} for f in FAMILIES for n in base_models_of(f)],
+            "samplers": list(SAMPLERS),
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    lines = ["Base models (LoraModel spec.base_model), by family:"]
+    for family in FAMILIES:
+        lines += ["", f"  {family}"]
+        lines += [
+            f"    {name}" + ("   (the original)" if name == FAMILY_BASE[family] else "")
+            for name in base_models_of(family)
+        ]
+    lines += ["", "Samplers (Generation spec.sampler_name, default Euler a):", ""]
+    lines += [f"    {name}" for name in SAMPLERS]
+    click.echo("\n".join(lines))
+
+
 # ---------------------------------------------------------------------------------------------- plan
 
 

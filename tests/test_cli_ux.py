@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
+from reconciler.manifest.schema import BASE_MODELS, SAMPLERS
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_SIM = {
@@ -143,3 +144,24 @@ def test_state_list_without_sim_names_the_state_and_points_at_the_simulators(exa
     ]
     assert lines[3].startswith("LoraModel/alice-v1\tsucceeded\tmodel_") and lines[3].endswith(".safetensors")
     assert not (example / "state/state.json").exists()
+
+
+# -- reconciler models ------------------------------------------------------------------------------------
+
+
+def test_models_lists_base_models_by_family_and_samplers_from_the_validation_tables() -> None:
+    code, out, err = run("models")
+    assert (code, err) == (0, "")
+    assert out.startswith(
+        "Base models (LoraModel spec.base_model), by family:\n\n"
+        "  SD 1.5\n"
+        "    v1-5-pruned-emaonly   (the original)\n"
+        "    epicrealism_naturalSin_121250\n"
+    )
+    assert "\n  SDXL\n    stable-diffusion-xl-base-1.0   (the original)\n" in out
+    assert out.endswith("\n    DDIM\n    PLMS\n    UniPC\n")
+    code, out, _ = run("models", "--json")
+    data = json.loads(out)
+    assert {m["name"] for m in data["base_models"]} == set(BASE_MODELS)
+    assert data["samplers"] == list(SAMPLERS)
+    assert {m["family"] for m in data["base_models"]} == {"SD 1.5", "SDXL"}

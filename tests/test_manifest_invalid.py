@@ -309,7 +309,36 @@ CASES: list[tuple[str, dict[str, str | bytes | None], list[str]]] = [
         "base-model-enum-nearest",
         {"m/lm.yaml": MODEL.replace("v1-5-pruned-emaonly", "v1-5-pruned")},
         [
-            'm/lm.yaml:7:15: LoraModel/lm: spec.base_model: "v1-5-pruned" is not one of the 17 allowed values; nearest: `v1-5-pruned-emaonly` (all: `reconciler schema`)',
+            'm/lm.yaml:7:15: LoraModel/lm: spec.base_model: "v1-5-pruned" is not one of Novita\'s base models; did you mean `v1-5-pruned-emaonly`? (all: `reconciler models`)',
+        ],
+    ),
+    (
+        "base-model-by-family",
+        {
+            "m/lm.yaml": MODEL.replace("v1-5-pruned-emaonly", "sd-1.5"),
+            "m/lm2.yaml": MODEL.replace("name: lm", "name: lm2").replace(
+                "v1-5-pruned-emaonly", "stable-diffusion-v1-5"
+            ),
+            "m/lm3.yaml": MODEL.replace("name: lm", "name: lm3").replace("v1-5-pruned-emaonly", "SDXL"),
+        },
+        [
+            'm/lm.yaml:7:15: LoraModel/lm: spec.base_model: "sd-1.5" is not one of Novita\'s base models; for SD 1.5 use `v1-5-pruned-emaonly` (the original) or a fine-tune of it: `epicrealism_naturalSin_121250`, `chilloutmix_NiPrunedFp32Fix`, `abyssorangemix3AOM3_aom3a3_10864`, `dreamshaper_8_93211`, `WFChild_v1.0`, `majichenmixrealistic_v10`, `realisticVisionV51_v51VAE_94301`, `realisticVisionV40_v40VAE_81510`, `somboy_v10_172675` (all: `reconciler models`)',
+            'm/lm2.yaml:7:15: LoraModel/lm2: spec.base_model: "stable-diffusion-v1-5" is not one of Novita\'s base models; for SD 1.5 use `v1-5-pruned-emaonly` (the original) or a fine-tune of it: `epicrealism_naturalSin_121250`, `chilloutmix_NiPrunedFp32Fix`, `abyssorangemix3AOM3_aom3a3_10864`, `dreamshaper_8_93211`, `WFChild_v1.0`, `majichenmixrealistic_v10`, `realisticVisionV51_v51VAE_94301`, `realisticVisionV40_v40VAE_81510`, `somboy_v10_172675` (all: `reconciler models`)',
+            'm/lm3.yaml:7:15: LoraModel/lm3: spec.base_model: "SDXL" is not one of Novita\'s base models; for SDXL use `stable-diffusion-xl-base-1.0` (the original) or a fine-tune of it: `dreamshaperXL09Alpha_alpha2Xl10_91562`, `protovisionXLHighFidelity3D_release0630Bakedvae_154359`, `sdxlUnstableDiffusers_v11_216694`, `epicrealismXL_v10_247189`, `yesmixXL_v10_283329`, `animagineXLV31_v31_325600` (all: `reconciler models`)',
+        ],
+    ),
+    (
+        "base-model-nothing-close-lists-all-by-family",
+        {"m/lm.yaml": MODEL.replace("v1-5-pruned-emaonly", "flux-dev")},
+        [
+            'm/lm.yaml:7:15: LoraModel/lm: spec.base_model: "flux-dev" is not one of Novita\'s base models. SD 1.5: `v1-5-pruned-emaonly`, `epicrealism_naturalSin_121250`, `chilloutmix_NiPrunedFp32Fix`, `abyssorangemix3AOM3_aom3a3_10864`, `dreamshaper_8_93211`, `WFChild_v1.0`, `majichenmixrealistic_v10`, `realisticVisionV51_v51VAE_94301`, `realisticVisionV40_v40VAE_81510`, `somboy_v10_172675`; SDXL: `stable-diffusion-xl-base-1.0`, `dreamshaperXL09Alpha_alpha2Xl10_91562`, `protovisionXLHighFidelity3D_release0630Bakedvae_154359`, `sdxlUnstableDiffusers_v11_216694`, `epicrealismXL_v10_247189`, `yesmixXL_v10_283329`, `animagineXLV31_v31_325600`',
+        ],
+    ),
+    (
+        "sampler-nothing-close-lists-all",
+        {"m/gen.yaml": GENERATION + "  sampler_name: restart\n"},
+        [
+            'm/gen.yaml:9:17: Generation/gen: spec.sampler_name: "restart" is not one of the 20 allowed values: `Euler a`, `Euler`, `LMS`, `Heun`, `DPM2`, `DPM2 a`, `DPM++ 2S a`, `DPM++ 2M`, `DPM++ SDE`, `DPM fast`, `DPM adaptive`, `LMS Karras`, `DPM2 Karras`, `DPM2 a Karras`, `DPM++ 2S a Karras`, `DPM++ 2M Karras`, `DPM++ SDE Karras`, `DDIM`, `PLMS`, `UniPC`',
         ],
     ),
     (
@@ -532,7 +561,7 @@ CASES: list[tuple[str, dict[str, str | bytes | None], list[str]]] = [
         "sampler-enum-nearest",
         {"m/gen.yaml": GENERATION + "  sampler_name: euler a\n"},
         [
-            'm/gen.yaml:9:17: Generation/gen: spec.sampler_name: "euler a" is not one of the 20 allowed values; nearest: `Euler a`, `Euler` (all: `reconciler schema`)',
+            'm/gen.yaml:9:17: Generation/gen: spec.sampler_name: "euler a" is not one of the 20 allowed values; nearest: `Euler a`, `Euler` (all: `reconciler models`)',
         ],
     ),
     (

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
-from reconciler.manifest.schema import RULES
+from reconciler.manifest.schema import BASE_MODELS, FAMILIES, RULES, SD15, SDXL, LoraModelSpec, base_models_of
 from reconciler.manifest.words import describe, suggest
 
 
@@ -38,6 +39,8 @@ def translate(model: type[BaseModel], error: Any) -> list[Located]:
         hint = suggest(name, holder.model_fields) if holder is not None else ""
         return [Located(path, f"unknown field{hint}", True)]
     holder, info = _field_at(model, path)
+    if kind == "literal_error" and holder is LoraModelSpec and path[-1:] == ("base_model",):
+        return [Located(path, base_model_message(value), False)]
     if kind == "literal_error":
         values = _literal_values(info.annotation) if info is not None else []
         return [Located(path, _enum_message(values, value, str(path[-1]) if path else "value"), False)]
@@ -82,13 +85,46 @@ def _enum_message(values: list[str], value: Any, what: str) -> str:
     if len(values) <= 6:
         listed = ", ".join(f"`{v}`" for v in values[:-1]) + f" or `{values[-1]}`"
         return f"expected {listed}; got {got}"
-    near: list[str] = []
-    if isinstance(value, str):
-        near = difflib.get_close_matches(value, values, n=3, cutoff=0.6) or difflib.get_close_matches(
-            value, values, n=3, cutoff=0.0
+    near = _near(value, values)
+    if not near:  # nothing is close: say them all rather than suggest something unrelated
+        return f"{got} is not one of the {len(values)} allowed values: {', '.join(f'`{v}`' for v in values)}"
+    nearest = ", ".join(f"`{v}`" for v in near)
+    return f"{got} is not one of the {len(values)} allowed values; nearest: {nearest} (all: `reconciler models`)"
+
+
+def _near(value: Any, values: Sequence[str]) -> list[str]:
+    """The allowed values close to `value`, ignoring case."""
+    if not isinstance(value, str):
+        return []
+    lowered = {v.lower(): v for v in values}
+    return [lowered[v] for v in difflib.get_close_matches(value.lower(), list(lowered), n=3, cutoff=0.6)]
+
+
+def _family_of(text: str) -> str | None:
+    """The family a user's word names (`sdxl`, `SD-XL`, `xl` → SDXL; `sd-1.5`, `sd15`, `v1.5` → SD 1.5), if any."""
+    word = re.sub(r"[^a-z0-9]", "", text.lower())
+    if "xl" in word:
+        return SDXL
+    if re.search(r"(sd|v|^)15|sd1$|stablediffusion1", word):
+        return SD15
+    return None
+
+
+def base_model_message(value: Any) -> str:
+    """An unknown base_model: a near miss, else Novita's models of the family it names, else all of them."""
+    got = describe(value)
+    family = _family_of(value) if isinstance(value, str) else None
+    near = _near(value, base_models_of(family) if family else BASE_MODELS)  # never a near miss of the other family
+    if near:
+        return f"{got} is not one of Novita's base models; did you mean `{near[0]}`? (all: `reconciler models`)"
+    if family is not None:
+        names = base_models_of(family)
+        return (
+            f"{got} is not one of Novita's base models; for {family} use `{names[0]}` (the original) or a "
+            "fine-tune of it: " + ", ".join(f"`{name}`" for name in names[1:]) + " (all: `reconciler models`)"
         )
-    nearest = f"; nearest: {', '.join(f'`{v}`' for v in near)}" if near else ""
-    return f"{got} is not one of the {len(values)} allowed values{nearest} (all: `reconciler schema`)"
+    groups = "; ".join(f"{family}: " + ", ".join(f"`{n}`" for n in base_models_of(family)) for family in FAMILIES)
+    return f"{got} is not one of Novita's base models. {groups}"
 
 
 def _field_at(model: type[BaseModel], path: Sequence[str | int]) -> tuple[type[BaseModel] | None, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -42,6 +42,41 @@ BaseModelName = Literal[
     "yesmixXL_v10_283329",
     "animagineXLV31_v31_325600",
 ]
+# The family of each base model, for `reconciler models` and for suggesting one of the right family
+# (SD 1.5 checkpoints train at 512×512, SDXL ones at 1024×1024). Every BaseModelName has one.
+SD15, SDXL = "SD 1.5", "SDXL"
+FAMILIES = (SD15, SDXL)
+FAMILY_BASE = {SD15: "v1-5-pruned-emaonly", SDXL: "stable-diffusion-xl-base-1.0"}  # each family's reference model
+BASE_MODEL_FAMILY: dict[str, str] = {
+    "stable-diffusion-xl-base-1.0": SDXL,
+    "dreamshaperXL09Alpha_alpha2Xl10_91562": SDXL,
+    "protovisionXLHighFidelity3D_release0630Bakedvae_154359": SDXL,
+    "v1-5-pruned-emaonly": SD15,
+    "epicrealism_naturalSin_121250": SD15,
+    "chilloutmix_NiPrunedFp32Fix": SD15,
+    "abyssorangemix3AOM3_aom3a3_10864": SD15,
+    "dreamshaper_8_93211": SD15,
+    "WFChild_v1.0": SD15,
+    "majichenmixrealistic_v10": SD15,
+    "realisticVisionV51_v51VAE_94301": SD15,
+    "sdxlUnstableDiffusers_v11_216694": SDXL,
+    "realisticVisionV40_v40VAE_81510": SD15,
+    "epicrealismXL_v10_247189": SDXL,
+    "somboy_v10_172675": SD15,
+    "yesmixXL_v10_283329": SDXL,
+    "animagineXLV31_v31_325600": SDXL,
+}
+BASE_MODELS: tuple[str, ...] = get_args(BaseModelName)
+if set(BASE_MODEL_FAMILY) != set(BASE_MODELS):  # pragma: no cover - a table edited on one side only
+    raise AssertionError("BASE_MODEL_FAMILY must name every BaseModelName exactly once")
+
+
+def base_models_of(family: str) -> list[str]:
+    """The base models of one family, its reference model first, then in Novita's order."""
+    names = [name for name in BASE_MODELS if BASE_MODEL_FAMILY[name] == family]
+    return sorted(names, key=lambda name: name != FAMILY_BASE[family])
+
+
 SamplerName = Literal[
     "Euler a",
     "Euler",
@@ -65,6 +100,7 @@ SamplerName = Literal[
     "UniPC",
 ]
 LrScheduler = Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial", "constant_with_warmup"]
+SAMPLERS: tuple[str, ...] = get_args(SamplerName)
 ComponentName = Literal["face_crop_region", "resize", "face_restore"]
 Upscaler = Literal["RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus", "Latent"]
 
