@@ -264,7 +264,7 @@ def plan(
     elif fmt == "markdown":
         click.echo(render_markdown(result), nl=False)
     else:
-        click.echo(render_text(result, colour=_colour()), nl=False)
+        click.echo(render_text(result, colour=_colour(), legend=sys.stdout.isatty()), nl=False)
     if out:
         origin = plan_origin(settings)
         save_plan(result, Path(out), origin)
@@ -413,7 +413,7 @@ class _ApplyConsole:
         from reconciler.render import render_text
 
         if not self.as_json:
-            click.echo(render_text(plan, colour=_colour()), nl=False, file=self.out)
+            click.echo(render_text(plan, colour=_colour(), legend=self.out.isatty()), nl=False, file=self.out)
 
     def confirm(self, plan: Plan) -> bool:
         if self.auto_approve:

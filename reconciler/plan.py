@@ -343,7 +343,7 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
                 ctx.model_names[model.name] = None
                 return change(
                     "resume",
-                    f"training {model.task_name} in flight: wait, do not resubmit",
+                    f"wait for training {model.task_name}, in flight; nothing is changed or resubmitted",
                     task_id=entry.task_id,
                 )
             if task is None:
@@ -365,7 +365,7 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
             ctx.model_names[model.name] = None
             return change(
                 "resume",
-                f"training {task.task_name} in flight ({task.describe()}): wait, do not resubmit",
+                f"wait for training {task.task_name}, in flight ({task.describe()}); nothing is changed or resubmitted",
                 task_id=task.task_id,
             )
         # failed before, same definition
@@ -469,7 +469,7 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
                 status = f" ({_gen_status(seen)})" if seen else ""
                 return change(
                     "resume",
-                    f"generation task {entry.task_id} in flight{status}: wait, do not resubmit",
+                    f"wait for generation task {entry.task_id}, in flight{status}; nothing is changed or resubmitted",
                     task_id=entry.task_id,
                 )
             why = "vanished" if seen.status == NOT_FOUND else f"failed ({seen.reason or 'no reason given'})"

@@ -68,8 +68,29 @@ def _attr_line(change: AttrChange) -> str:
     return f"~ {change.path}: {format_value(change.before)} → {format_value(change.after)}"
 
 
-def render_text(plan: Plan, *, colour: bool = False) -> str:
-    """The plan as a person reads it: refresh line, one block per change, the summary line."""
+LEGEND: dict[Action, str] = {
+    "create": "create",
+    "replace": "replace (train or generate again)",
+    "resume": "wait for work in flight (not an update)",
+    "adopt": "adopt what is already there",
+    "forget": "forget",
+}
+TARGETED = (
+    "Warning: resource targeting is in effect, so this plan may be incomplete: it covers only {targets} "
+    "and what {they} on, not every change the manifests ask for. --target is for exceptional cases; "
+    "plan without it to see everything."
+)
+
+
+def legend_line(plan: Plan) -> str:
+    """What the symbols of this plan mean (shown under the plan on a terminal)."""
+    used = [action for action in SYMBOLS if any(c.action == action for c in plan.changes)]
+    return "Symbols: " + ", ".join(f"{SYMBOLS[a]} {LEGEND[a]}" for a in used)
+
+
+def render_text(plan: Plan, *, colour: bool = False, legend: bool = False) -> str:
+    """The plan as a person reads it: refresh line, one block per change, the summary line (and, with `legend`,
+    what its symbols mean); a targeted plan ends with the warning that it may be incomplete."""
 
     def style(text: str, action: Action) -> str:
         return f"\x1b[1;{ANSI[COLOURS[action]]}m{text}\x1b[0m" if colour else text
@@ -79,7 +100,7 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
         lines.insert(1, "Targeted: " + ", ".join(plan.targets) + " (and what they depend on).")
     if plan.empty:
         lines.append(NO_CHANGES if not plan.warnings else "No changes will be made on their own; see the warnings.")
-        lines += _outputs_lines(plan) + _warning_lines(plan)
+        lines += _outputs_lines(plan) + _warning_lines(plan) + _targeted_lines(plan)
         return "\n".join(lines) + "\n"
     heads = [f"  {SYMBOLS[c.action]} {c.address}" for c in plan.changes]
     width = max(37, *(len(h) + 2 for h in heads))
@@ -89,7 +110,10 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
         lines.append(styled + " " * (width - len(head)) + change.reason)
         lines.extend("      " + _attr_line(a) for a in change.changes)
         lines.extend("      " + note for note in change.notes)
-    lines += ["", summary_line(plan), *_outputs_lines(plan), *_warning_lines(plan)]
+    lines += ["", summary_line(plan)]
+    if legend:
+        lines.append(legend_line(plan))
+    lines += _outputs_lines(plan) + _warning_lines(plan) + _targeted_lines(plan)
     return "\n".join(lines) + "\n"
 
 
@@ -121,6 +145,15 @@ def _outputs_lines(plan: Plan) -> list[str]:
 
 def _warning_lines(plan: Plan) -> list[str]:
     return [line for w in plan.warnings for line in ("", f"Warning: {w}")]
+
+
+def _targeted_lines(plan: Plan) -> list[str]:
+    return ["", _targeted(plan)] if plan.targets else []
+
+
+def _targeted(plan: Plan) -> str:
+    they = "it depends" if len(plan.targets) == 1 else "they depend"
+    return TARGETED.format(targets=", ".join(plan.targets), they=they)
 
 
 def _change_json(change: ResourceChange) -> dict[str, Any]:
@@ -182,6 +215,8 @@ def render_markdown(plan: Plan) -> str:
     out = ["### reconciler plan", "", f"**{summary_line(plan)}**", "", f"_{refresh_line(plan)}_", ""]
     out += [f"> **Warning:** {w}\n" for w in plan.warnings]
     out += [f"_{line}_\n" for line in outputs_lines(plan)]
+    if plan.targets:
+        out.append("> **" + _targeted(plan).replace(":", ":**", 1) + "\n")
     if plan.empty:
         return "\n".join(out)
     out += ["| | Resource | Why |", "|---|---|---|"]

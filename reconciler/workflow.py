@@ -39,16 +39,34 @@ from reconciler.workspace import (
 )
 
 
-def check_targets(desired: Desired, state: State, targets: Iterable[str], option: str = "--target") -> None:
-    """Every address given on the command line names a resource of the manifests or the state."""
-    known = set(desired.addresses()) | set(state.resources)
-    unknown = [t for t in targets if t not in known]
-    if unknown:
-        hints = []
-        for t in unknown:
-            near = difflib.get_close_matches(t, sorted(known), n=1)
-            hints.append(f"{t}" + (f" (did you mean {near[0]}?)" if near else ""))
-        raise UsageError(f"Invalid value for '{option}': no such resource: " + ", ".join(hints))
+def check_targets(desired: Desired, state: State, targets: Iterable[str], option: str = "--target") -> list[str]:
+    """The addresses given on the command line, each naming a resource of the manifests or the state.
+
+    A bare name (`alice-v1`) stands for the one resource of that name, whatever its kind; a name that several
+    kinds share, or an address that names nothing, is a usage error that says what was meant.
+    """
+    known = sorted(set(desired.addresses()) | set(state.resources))
+    by_name: dict[str, list[str]] = {}
+    for addr in known:
+        by_name.setdefault(addr.partition("/")[2], []).append(addr)
+    resolved: list[str] = []
+    problems: list[str] = []
+    for given in targets:
+        if given in known:
+            resolved.append(given)
+        elif "/" not in given and len(by_name.get(given, [])) == 1:
+            resolved.append(by_name[given][0])
+        elif "/" not in given and given in by_name:
+            problems.append(f"{given} is the name of {' and '.join(by_name[given])}; give the address")
+        else:
+            near = difflib.get_close_matches(given, known, n=1) or difflib.get_close_matches(given, list(by_name), n=1)
+            meant = (
+                (by_name[near[0]][0] if near[0] in by_name and len(by_name[near[0]]) == 1 else near[0]) if near else ""
+            )
+            problems.append(f"no such resource: {given}" + (f" (did you mean {meant}?)" if meant else ""))
+    if problems:
+        raise UsageError(f"Invalid value for '{option}': " + "; ".join(problems))
+    return resolved
 
 
 def make_plan(
@@ -78,8 +96,8 @@ def plan_command(settings: Settings, *, refresh: bool = True) -> Plan:
     desired, cache = load_desired(settings)
     with settings.backend() as backend:
         state = backend.read()
-    check_targets(desired, state, settings.targets)
-    check_targets(desired, state, settings.replace, "--replace")
+    settings.targets = check_targets(desired, state, settings.targets)
+    settings.replace = check_targets(desired, state, settings.replace, "--replace")
     if not refresh:
         return make_plan(settings, desired, cache, state, None)[0]
     with novita_endpoint(settings) as endpoint:
@@ -169,8 +187,8 @@ def apply_command(
                 "(killed?); it no longer runs, so this apply takes over and resumes its work."
             )
         store = backend.open()
-        check_targets(desired, store.state, settings.targets)
-        check_targets(desired, store.state, settings.replace, "--replace")
+        settings.targets = check_targets(desired, store.state, settings.targets)
+        settings.replace = check_targets(desired, store.state, settings.replace, "--replace")
         saved = load_plan(planfile) if planfile is not None else None
         if saved is not None and planfile is not None:  # a stale plan is refused before any connection
             check_fresh(

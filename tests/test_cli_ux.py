@@ -165,3 +165,38 @@ def test_models_lists_base_models_by_family_and_samplers_from_the_validation_tab
     assert {m["name"] for m in data["base_models"]} == set(BASE_MODELS)
     assert data["samplers"] == list(SAMPLERS)
     assert {m["family"] for m in data["base_models"]} == {"SD 1.5", "SDXL"}
+
+
+# -- --target takes a bare name, and says the plan may be incomplete ----------------------------------------
+
+TARGETED_ALICE = """\
+Not refreshed (--no-refresh): planned from the state file alone.
+Targeted: LoraModel/alice-v1 (and what they depend on).
+
+  + Dataset/alice-photos             13 new images to upload (0 already uploaded)
+  + LoraModel/alice-v1               train as alice-v1-e62b23ea (13 images)
+
+Plan: 13 images to upload, 1 model to train, 0 generations to run, 0 to forget.
+
+Warning: resource targeting is in effect, so this plan may be incomplete: it covers only LoraModel/alice-v1 and what it depends on, not every change the manifests ask for. --target is for exceptional cases; plan without it to see everything.
+"""
+
+
+def test_target_accepts_a_unique_bare_name_and_warns_the_plan_may_be_incomplete(example: Path) -> None:
+    assert run("plan", "--no-refresh", "--target", "alice-v1") == (0, TARGETED_ALICE, "")
+    assert run("plan", "--no-refresh", "--target", "LoraModel/alice-v1") == (0, TARGETED_ALICE, "")
+
+
+def test_target_suggests_for_an_unknown_or_shared_name(example: Path) -> None:
+    code, out, err = run("plan", "--no-refresh", "--target", "alice-v2")
+    assert (code, out) == (2, "")
+    assert err == "Error: Invalid value for '--target': no such resource: alice-v2 (did you mean LoraModel/alice-v1?)\n"
+    manifest = example / "manifests/alice.yaml"
+    manifest.write_text(manifest.read_text().replace("alice-photos", "alice-v1"))  # a Dataset and a LoraModel alike
+    code, out, err = run("plan", "--no-refresh", "--target", "alice-v1")
+    assert (code, out) == (2, "")
+    assert err == (
+        "Error: Invalid value for '--target': alice-v1 is the name of Dataset/alice-v1 and LoraModel/alice-v1; "
+        "give the address\n"
+    )
+    assert snapshot(example) == {}

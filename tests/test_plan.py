@@ -125,7 +125,7 @@ ROWS = [
             (
                 "LoraModel/alice",
                 "resume",
-                f"training {M.task_name} in flight (TRAINING): wait, do not resubmit",
+                f"wait for training {M.task_name}, in flight (TRAINING); nothing is changed or resubmitted",
             ),
             ("Generation/portraits", "create", "waits for LoraModel/alice"),
         ],
@@ -217,7 +217,7 @@ ROWS = [
             remote_task(M),
             generations={"g-1": RemoteGeneration("g-1", "TASK_STATUS_PROCESSING", progress=40)},
         ),
-        [("Generation/portraits", "resume", "generation task g-1 in flight (PROCESSING 40%)")],
+        [("Generation/portraits", "resume", "wait for generation task g-1, in flight (PROCESSING 40%)")],
     ),
     Row(
         "generation failed remotely: run again",
@@ -412,3 +412,21 @@ def test_outputs_lines_say_what_is_free() -> None:
         "Outputs: 2 images to fetch from the outputs remote (free) for Generation/portraits: `reconciler pull` or "
         "`reconciler apply` writes them.\n"
     )
+
+
+def test_a_resume_line_reads_as_a_wait_and_the_legend_names_only_the_symbols_used() -> None:
+    from reconciler.render import render_text
+
+    ds_done = dataset_entry(DS)
+    waiting = plan(
+        desired(DS, M, G),
+        state(ds_done, model_entry(M, status="training"), uploaded=ALL_UPLOADED),
+        remote(remote_task(M, status="TRAINING")),
+    )
+    text = render_text(waiting, legend=True)
+    assert f"  ~ LoraModel/alice                  wait for training {M.task_name}, in flight (TRAINING); " in text
+    assert text.endswith(
+        "Plan: 0 images to upload, 0 models to train, 1 to wait for, 1 generation to run (2 images), 0 to forget.\n"
+        "Symbols: + create, ~ wait for work in flight (not an update)\n"
+    )
+    assert "Symbols:" not in render_text(waiting)  # not in CI logs, pull-request comments or --out files
