@@ -96,8 +96,18 @@ def target_option(f: F) -> F:
     )(f)
 
 
+GLOBAL_FLAGS = ("--debug",)  # accepted before or after the command: `reconciler plan --debug` too
+
+
 class ReconcilerGroup(click.Group):
     """Turns expected errors into one `Error: ...` line and their exit status, in one place."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:  # the top-level group: move a global flag given after the command to the front
+            end = args.index("--") if "--" in args else len(args)
+            moved = [a for a in args[:end] if a in GLOBAL_FLAGS]
+            args = moved + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -112,14 +122,28 @@ class ReconcilerGroup(click.Group):
 
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="reconciler")
-@click.option("--debug", is_flag=True, help="Log every HTTP request and response to stderr (the key shows as ***).")
-def cli(debug: bool) -> None:
+@click.option(
+    "-C",
+    "--chdir",
+    "chdir",
+    type=click.Path(exists=True, file_okay=False),
+    metavar="DIR",
+    help="Run as if started in DIR: manifests, state, reconciler.yaml, outputs and plan files resolve from it.",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Log every HTTP request and response to stderr (the key shows as ***). Also accepted after the command.",
+)
+def cli(chdir: str | None, debug: bool) -> None:
     """Declarative plan/apply for LoRA training and image generation on Novita.ai.
 
     Keep Datasets, LoraModels and Generations as YAML manifests in git; `plan` shows what would change,
     `apply` uploads, trains and generates only what is missing, and can be killed at any moment without
     losing or repeating paid work. NOVITA_API_KEY holds the key; NOVITA_API_BASE overrides the base URL.
     """
+    if chdir is not None:
+        os.chdir(chdir)
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
         for name in ("asyncio", "PIL"):
@@ -497,7 +521,7 @@ def state() -> None:
     """Inspect and edit the state (list, show, rm, pull, push, migrate, history)."""
 
 
-@state.command("list")
+@state.command("list", short_help="List the resources in the state, with their status.")
 @state_option
 @sim_option
 def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
@@ -546,7 +570,7 @@ def _empty_state_note(settings: Settings) -> None:
             )
 
 
-@state.command("show")
+@state.command("show", short_help="Show everything the state holds for one resource.")
 @click.argument("address")
 @state_option
 @sim_option
@@ -563,7 +587,7 @@ def state_show(address: str, state_path: str | None, workspace: str | None, sim:
     click.echo(json.dumps(entry.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False))
 
 
-@state.command("rm")
+@state.command("rm", short_help="Forget resources in the state only (Novita and files untouched).")
 @click.argument("addresses", nargs=-1, required=True)
 @state_options
 @sim_option

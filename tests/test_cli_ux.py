@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,3 +202,54 @@ def test_target_suggests_for_an_unknown_or_shared_name(example: Path) -> None:
         "give the address\n"
     )
     assert snapshot(example) == {}
+
+
+# -- run from the wrong folder: -C, and --debug anywhere --------------------------------------------------
+
+
+def test_the_wrong_folder_says_where_it_looked_and_suggests_chdir(
+    example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(example / "manifests/photos")
+    code, out, err = run("plan", "--sim")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"Error: no manifests/ folder in {example}/manifests/photos. Run reconciler from the project folder, or "
+        "name that folder with -C DIR (and the manifests in it with -f PATH); "
+        f"there is {example}/manifests: reconciler -C ../.. ...\n"
+    )
+    monkeypatch.chdir(example.parent)
+    code, out, err = run("validate")
+    assert (code, out) == (1, "")
+    assert err.endswith("; there is project/manifests: reconciler -C project ...\n")
+    assert not (example / "state").exists() and not (example.parent / "state").exists()
+
+
+def test_chdir_resolves_manifests_state_and_plan_files_from_the_folder(
+    example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(example.parent)
+    assert run("-C", "project", "validate") == (0, "4 resources valid\n", "")
+    monkeypatch.chdir(example.parent)  # -C changes this process's folder, as it does the real command's
+    code, out, _ = run("-C", "project", "plan", "--sim", "--out", "p")
+    assert code == 0 and out.endswith("Apply exactly this plan with: reconciler apply --sim p\n")
+    assert (example / "p").is_file() and (example / "state/.sim").is_dir()
+    assert not (example.parent / "state").exists()
+    monkeypatch.chdir(example.parent)
+    code, _, err = run("-C", "missing", "validate")
+    assert code == 2
+    assert "Error: Invalid value for '-C' / '--chdir': Directory 'missing' does not exist." in err
+
+
+def test_debug_is_accepted_after_the_command(example: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "plan", "--sim", "--debug"],
+        cwd=example,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Refreshing: 1 page of trainings")
+    assert "GET http://127.0.0.1:" in done.stderr and "/v3/training" in done.stderr

@@ -71,7 +71,11 @@ def test_validate_missing_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = _run_main(["validate"], tmp_path, monkeypatch, capsys)
-    assert (code, err) == (1, "Error: 1 error in the manifests:\nmanifests:1:1: no such manifest file or folder\n")
+    assert (code, err) == (
+        1,
+        f"Error: no manifests/ folder in {tmp_path}. Run reconciler from the project folder, or name that folder "
+        "with -C DIR (and the manifests in it with -f PATH)\n",
+    )
 
 
 def test_validate_as_a_subprocess() -> None:

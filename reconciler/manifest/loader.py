@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.errors import ManifestError, Problem
+from reconciler.errors import ConfigError, ManifestError, Problem
 from reconciler.files import display_path
 from reconciler.imagefiles import Found, ImageFinder
 from reconciler.manifest.loaded import Dataset, Generation, ImageFile, LoraModel, ManifestSet, Source
@@ -96,8 +96,27 @@ def _manifest_files(paths: Sequence[Path], root: Path, out: _Collector) -> list[
         elif path.is_file():
             found.setdefault(display(path), path)
         else:
-            out.at(str(given), Pos(1, 1), "", "no such manifest file or folder")
+            raise ConfigError(_nothing_at(given, root))
     return [(found[key], key) for key in sorted(found)]
+
+
+def _nothing_at(given: Path, root: Path) -> str:
+    """A manifest path that does not exist, most often a command run from the wrong folder: where it looked,
+    and the nearest folder around that has manifests of that name, to give with -C."""
+    what = f"no {given}/ folder" if given == Path("manifests") else f"no manifest file or folder {given}"
+    message = (
+        f"{what} in {root}. Run reconciler from the project folder, or name that folder with -C DIR "
+        "(and the manifests in it with -f PATH)"
+    )
+    if given.is_absolute():
+        return message
+    near = [folder for folder in root.parents if (folder / given).exists()][:1]
+    if not near:
+        near = [child for child in sorted(root.iterdir()) if child.is_dir() and (child / given).exists()][:1]
+    if near:
+        hint = os.path.relpath(near[0], root)
+        message += f"; there is {display_path(near[0] / given, root)}: reconciler -C {hint} ..."
+    return message
 
 
 def _yaml_where(data: Any, path: tuple[str | int, ...] | None) -> str:

@@ -9,7 +9,10 @@ import click
 from reconciler.sim.config import ConfigError, SimConfig
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    short_help="A local Novita simulator (no account, no key).",
+)
 def sim() -> None:
     """A local Novita.ai simulator: same endpoints, shapes, errors and limits, no account needed."""
 
