@@ -490,6 +490,94 @@ def _finish_apply(result: ApplyResult) -> None:
         sys.exit(1)
 
 
+# ---------------------------------------------------------------------------------------------- read-only views
+
+
+@cli.command(short_help="Show a saved plan, or the state.")
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False))
+@state_option
+@sim_option
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON (the plan as `plan --json` does).")
+def show(planfile: str | None, state_path: str | None, sim: bool, as_json: bool) -> None:
+    """Show a saved PLANFILE in the same text as `plan` (with where it was made), or, without one, every
+    resource in the state and what it owns. Reads only; needs no key."""
+    import json
+
+    if planfile is not None:
+        from reconciler.planfile import load_plan
+        from reconciler.render import plan_json, render_text
+
+        saved = load_plan(Path(planfile))
+        if as_json:
+            from dataclasses import asdict
+
+            origin = None if saved.origin is None else asdict(saved.origin)
+            click.echo(json.dumps({**plan_json(saved.plan), "origin": origin}, indent=2, ensure_ascii=False))
+            return
+        made = f", made against {saved.origin.describe()}" if saved.origin else ""
+        click.echo(f"Saved plan {planfile}{made}.\n")
+        click.echo(render_text(saved.plan, colour=_colour(), legend=sys.stdout.isatty()), nl=False)
+        if saved.origin is not None and not saved.plan.empty:
+            click.echo(f"\nApply exactly this plan with: {saved.origin.apply_command(planfile)}")
+        return
+    from reconciler.readout import state_text
+    from reconciler.state import read_state
+
+    settings = _settings((), state_path, sim)
+    data = read_state(settings.state_path)
+    if as_json:
+        click.echo(data.model_dump_json(indent=2))
+        return
+    if not data.resources:
+        _empty_state_note(settings)
+        return
+    click.echo(state_text(data, str(settings.state_path)), nl=False)
+
+
+@cli.command(short_help="Print what apply produced: trained model names, image paths.")
+@click.argument("name", required=False)
+@state_option
+@sim_option
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+def output(name: str | None, state_path: str | None, sim: bool, as_json: bool) -> None:
+    """Print what apply produced, for scripts: each LoraModel's trained model file name (to use in other
+    tools) and each Generation's image paths with their sha256. NAME (alice-v1 or LoraModel/alice-v1)
+    prints only that one: the model file name alone, or the image paths one per line. Reads the state only."""
+    from reconciler.readout import find_output, one_output_text, output_json, output_text, output_values
+    from reconciler.state import read_state
+
+    settings = _settings((), state_path, sim)
+    values = output_values(read_state(settings.state_path))
+    if name is not None:
+        addr, value = find_output(values, name)
+        click.echo(output_json(value) if as_json else one_output_text(addr, value), nl=False)
+        return
+    if not values and not as_json:
+        _empty_state_note(settings)
+    click.echo(output_json(values) if as_json else output_text(values), nl=False)
+
+
+@cli.command(short_help="Print the dependency graph (dot or mermaid).")
+@files_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dot", "mermaid"]),
+    default="dot",
+    show_default=True,
+    help="dot for Graphviz (`| dot -Tsvg > graph.svg`), mermaid for a pull-request comment.",
+)
+def graph(files: tuple[str, ...], fmt: str) -> None:
+    """Print how the manifests depend on each other: each Dataset → the LoraModels trained on it → the
+    Generations that use them. Offline; reads the manifests only."""
+    from reconciler.graph import dependency_graph, render_dot, render_mermaid
+    from reconciler.manifest import load_manifests
+
+    manifests = load_manifests([Path(f) for f in files] or [Path("manifests")], Path.cwd())
+    found = dependency_graph(manifests)
+    click.echo(render_dot(found) if fmt == "dot" else render_mermaid(found), nl=False)
+
+
 # ---------------------------------------------------------------------------------------------- state
 
 

@@ -12,6 +12,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 PURE = [
     "plan.py",
     "render.py",
+    "graph.py",
+    "readout.py",
     "errors.py",
     "status.py",
     "remote.py",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -253,3 +254,84 @@ def test_debug_is_accepted_after_the_command(example: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Refreshing: 1 page of trainings")
     assert "GET http://127.0.0.1:" in done.stderr and "/v3/training" in done.stderr
+
+
+# -- show, output, graph ----------------------------------------------------------------------------------
+
+GRAPH_DOT = """\
+digraph reconciler {
+  rankdir=LR;
+  "Dataset/alice-photos" [label="Dataset\\nalice-photos", shape=cylinder];
+  "LoraModel/alice-v1" [label="LoraModel\\nalice-v1", shape=box];
+  "Generation/alice-portraits" [label="Generation\\nalice-portraits", shape=ellipse];
+  "Generation/alice-restyle" [label="Generation\\nalice-restyle", shape=ellipse];
+  "Dataset/alice-photos" -> "LoraModel/alice-v1";
+  "LoraModel/alice-v1" -> "Generation/alice-portraits";
+  "LoraModel/alice-v1" -> "Generation/alice-restyle";
+}
+"""
+GRAPH_MERMAID = """\
+flowchart LR
+  n0[("Dataset/alice-photos")]
+  n1["LoraModel/alice-v1"]
+  n2(["Generation/alice-portraits"])
+  n3(["Generation/alice-restyle"])
+  n0 --> n1
+  n1 --> n2
+  n1 --> n3
+"""
+
+
+def test_graph_in_dot_and_mermaid(example: Path) -> None:
+    assert run("graph") == (0, GRAPH_DOT, "")
+    assert run("graph", "--format", "mermaid") == (0, GRAPH_MERMAID, "")
+    assert snapshot(example) == {}
+
+
+def test_show_a_saved_plan_as_plan_prints_it(example: Path) -> None:
+    code, planned, _ = run("plan", "--no-refresh", "--out", "p")
+    assert code == 0
+    code, out, err = run("show", "p")
+    assert (code, err) == (0, "")
+    plan_text = planned.split("\n\nSaved the plan to")[0] + "\n"
+    assert out == (
+        "Saved plan p, made against Novita at https://api.novita.ai, state state/state.json, workspace default.\n\n"
+        + plan_text
+        + "\nApply exactly this plan with: reconciler apply p\n"
+    )
+    code, out, _ = run("show", "p", "--json")
+    data = json.loads(out)
+    assert data["summary"]["trainings"] == 1 and data["origin"]["state"] == "state/state.json"
+    assert run("show", "missing.plan")[0] == 1
+
+
+def test_output_after_an_apply_gives_scripts_model_names_and_image_paths(example: Path) -> None:
+    assert run("output", "--sim") == (0, "", "The simulator's state is empty: there is no state/sim.json yet.\n")
+    assert run("apply", "--sim", "--auto-approve", "--poll-interval", "0.02")[0] == 0
+    code, model_name, err = run("output", "--sim", "alice-v1")
+    assert (code, err) == (0, "")
+    assert re.fullmatch(r"model_\d+_[0-9A-F]+\.safetensors\n", model_name)
+    code, out, _ = run("output", "--sim", "Generation/alice-portraits")
+    assert out == "outputs/alice-portraits/alice-portraits-1.png\noutputs/alice-portraits/alice-portraits-2.png\n"
+    digest = hashlib.sha256((example / "outputs/alice-portraits/alice-portraits-1.png").read_bytes()).hexdigest()
+    code, out, _ = run("output", "--sim")
+    assert (
+        out.splitlines()[0]
+        == f"Generation/alice-portraits\toutputs/alice-portraits/alice-portraits-1.png\tsha256:{digest}"
+    )
+    assert out.splitlines()[-1] == f"LoraModel/alice-v1\t{model_name.strip()}"
+    data = json.loads(run("output", "--sim", "--json")[1])
+    assert data["LoraModel/alice-v1"]["model_name"] == model_name.strip()
+    assert data["Generation/alice-portraits"]["images"][0] == {
+        "path": "outputs/alice-portraits/alice-portraits-1.png",
+        "sha256": digest,
+    }
+    code, out, err = run("output", "--sim", "alice")
+    assert (code, out) == (2, "")
+    assert err == (
+        "Error: Invalid value for 'NAME': no output named alice (the outputs are Generation/alice-portraits, "
+        "Generation/alice-restyle, LoraModel/alice-v1)\n"
+    )
+    code, out, _ = run("show", "--sim")
+    assert out.startswith("State state/sim.json: serial ")
+    assert f"\nLoraModel/alice-v1  (succeeded)\n  dataset: alice-photos\n  training: alice-v1-e62b23ea (" in out
