@@ -334,4 +334,4 @@ def test_output_after_an_apply_gives_scripts_model_names_and_image_paths(example
     )
     code, out, _ = run("show", "--sim")
     assert out.startswith("State state/sim.json: serial ")
-    assert f"\nLoraModel/alice-v1  (succeeded)\n  dataset: alice-photos\n  training: alice-v1-e62b23ea (" in out
+    assert "\nLoraModel/alice-v1  (succeeded)\n  dataset: alice-photos\n  training: alice-v1-e62b23ea (" in out
