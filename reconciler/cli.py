@@ -153,6 +153,34 @@ def cli(chdir: str | None, debug: bool) -> None:
 # ---------------------------------------------------------------------------------------------- offline
 
 
+@cli.command(short_help="Create a project skeleton that validates, plans and applies as it is.")
+def init() -> None:
+    """Create a project skeleton in the current folder (or -C DIR): a commented example of each kind with
+    placeholder photos, the JSON Schema editors complete manifests from, a reconciler.yaml with the defaults
+    commented, and a .gitignore. Never overwrites a file: whatever is already there is skipped and named.
+    `reconciler validate`, `plan --sim` and `apply --sim` work on the result with no edit."""
+    from reconciler.skeleton import EXAMPLE, init_project
+
+    done = init_project(Path.cwd())
+    if done.written:
+        click.echo(f"Initialized a reconciler project in {Path.cwd()}:")
+        for path in done.written:
+            click.echo(f"  wrote {path}")
+    for what in done.skipped:
+        click.echo(f"  skipped {what}")
+    if not done.written:
+        click.echo("Nothing to write: the project already has every file of the skeleton.")
+        return
+    click.echo(
+        "\nNext: reconciler validate, then reconciler plan --sim and reconciler apply --sim (a local simulator, "
+        "no key)."
+    )
+    if EXAMPLE in done.written:
+        click.echo(
+            "Put your own photos in manifests/photos/example/, export NOVITA_API_KEY, and plan and apply without --sim."
+        )
+
+
 @cli.command(short_help="Check the manifests offline.")
 @files_option
 def validate(files: tuple[str, ...]) -> None:

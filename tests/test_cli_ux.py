@@ -335,3 +335,72 @@ def test_output_after_an_apply_gives_scripts_model_names_and_image_paths(example
     code, out, _ = run("show", "--sim")
     assert out.startswith("State state/sim.json: serial ")
     assert "\nLoraModel/alice-v1  (succeeded)\n  dataset: alice-photos\n  training: alice-v1-e62b23ea (" in out
+
+
+# -- init -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, example: Path) -> Path:
+    """An empty folder as the current folder (the environment of `example`: no key, a fast simulator)."""
+    root = tmp_path / "new"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_init_then_validate_plan_and_apply_with_no_edit(empty: Path) -> None:
+    code, out, err = run("init")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"Initialized a reconciler project in {empty}:\n"
+        "  wrote manifests/example.yaml\n"
+        + "".join(f"  wrote manifests/photos/example/photo-0{i}.png\n" for i in range(1, 7))
+        + "  wrote reconciler.schema.json\n"
+        "  wrote reconciler.yaml\n"
+        "  wrote .gitignore\n"
+        "\nNext: reconciler validate, then reconciler plan --sim and reconciler apply --sim (a local simulator, no key).\n"
+        "Put your own photos in manifests/photos/example/, export NOVITA_API_KEY, and plan and apply without --sim.\n"
+    )
+    assert run("validate") == (0, "3 resources valid\n", "")
+    code, out, _ = run("plan", "--sim")
+    assert code == 0
+    assert out.endswith("Plan: 6 images to upload, 1 model to train, 1 generation to run (2 images), 0 to forget.\n")
+    code, out, err = run("apply", "--sim", "--auto-approve", "--poll-interval", "0.02")
+    assert code == 0, err
+    assert "Apply complete: 6 uploaded, 1 trained, 0 adopted, 1 generated (2 images), 0 failed" in out
+    assert sorted(p.name for p in (empty / "outputs/example-portraits").glob("*.png")) == [
+        "example-portraits-1.png",
+        "example-portraits-2.png",
+    ]
+    assert run("plan", "--sim", "--detailed-exitcode")[0] == 0
+
+
+def test_init_writes_the_schema_editors_use_and_settings_that_load(empty: Path) -> None:
+    assert run("init")[0] == 0
+    manifest = (empty / "manifests/example.yaml").read_text()
+    assert manifest.startswith("# yaml-language-server: $schema=../reconciler.schema.json\n")
+    assert (empty / "reconciler.schema.json").read_text() == run("schema")[1]
+    from reconciler.config import ProjectConfig, load_config
+
+    loaded = load_config(empty)
+    assert loaded.file == empty / "reconciler.yaml" and loaded.config == ProjectConfig()
+    ignored = (empty / ".gitignore").read_text().splitlines()
+    assert {"state/*.lock", "state/.*.hashcache.json", "state/.sim/"} <= set(ignored)
+
+
+def test_init_never_overwrites_and_never_adds_examples_to_existing_manifests(example: Path) -> None:
+    (example / "reconciler.yaml").write_text("apply:\n  parallelism: 4\n")
+    before = {p: p.read_bytes() for p in example.rglob("*") if p.is_file()}
+    code, out, err = run("init")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"Initialized a reconciler project in {example}:\n"
+        "  wrote reconciler.schema.json\n"
+        "  wrote .gitignore\n"
+        "  skipped the example manifests (manifests/ already holds manifests; they would be applied too)\n"
+        "  skipped reconciler.yaml (already there)\n"
+        "\nNext: reconciler validate, then reconciler plan --sim and reconciler apply --sim (a local simulator, no key).\n"
+    )
+    assert {p: p.read_bytes() for p in before} == before
+    assert run("validate") == (0, "4 resources valid\n", "")
