@@ -457,6 +457,7 @@ class _ApplyConsole:
         self.as_json = as_json
         self.auto_approve = auto_approve
         self.out = sys.stderr if as_json else sys.stdout
+        self.addresses: list[str] = []
 
     def notice(self, text: str) -> None:
         click.echo(text, err=True)
@@ -464,6 +465,7 @@ class _ApplyConsole:
     def show_plan(self, plan: Plan) -> None:
         from reconciler.render import render_text
 
+        self.addresses = [c.address for c in plan.changes]  # the live progress line counts them
         if not self.as_json:
             click.echo(render_text(plan, colour=_colour(), legend=self.out.isatty()), nl=False, file=self.out)
 
@@ -479,7 +481,7 @@ class _ApplyConsole:
         if self.as_json:
             return JsonReporter()
         if sys.stdout.isatty():
-            return LiveReporter()
+            return LiveReporter(self.addresses)
         return LineReporter()
 
     def interrupted(self) -> None:

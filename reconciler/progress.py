@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
 from reconciler.text import duration, plural, size
@@ -56,12 +57,47 @@ class JsonReporter:
         pass
 
 
+FINISHED = frozenset({"task_done", "task_failed", "adopted", "skipped", "forgotten"})  # a resource's last event
+
+
+class Progress:
+    """The overall line above the live table: done/total, elapsed, and the longest remaining estimate.
+
+    Pure: fed events and the time they arrived; `total` counts the plan's trainings, generations and forgets
+    (a dataset's uploads have their own row)."""
+
+    def __init__(self, addresses: Iterable[str], started: float) -> None:
+        self.pending = {a for a in addresses if not a.startswith("Dataset/")}
+        self.total = len(self.pending)
+        self.started = started
+        self.etas: dict[str, tuple[float, float]] = {}  # address → (eta in seconds, when it was said)
+
+    def see(self, event: str, address: str | None, now: float, eta: Any = None) -> None:
+        if address is None:
+            return
+        if event in FINISHED:
+            self.pending.discard(address)
+            self.etas.pop(address, None)
+        elif event == "task_progress" and isinstance(eta, int | float) and not isinstance(eta, bool) and eta > 0:
+            self.etas[address] = (float(eta), now)
+
+    def line(self, now: float) -> str:
+        done = self.total - len(self.pending)
+        text = f"{done}/{self.total} done, {duration(now - self.started)} elapsed"
+        left = {a: eta - (now - said) for a, (eta, said) in self.etas.items() if a in self.pending}
+        if left:
+            longest = max(left, key=lambda a: (left[a], a))
+            text += f", longest remaining: {longest} about {duration(max(left[longest], 0.0))}"
+        return text
+
+
 class LiveReporter:
-    """A terminal: a live table of uploads and of each training and generation, events printed above."""
+    """A terminal: the overall progress line, then a live table of uploads and of each training and
+    generation; events printed above."""
 
     QUIET = frozenset({"task_progress", "upload"})
 
-    def __init__(self) -> None:
+    def __init__(self, addresses: Iterable[str] = ()) -> None:
         from rich.console import Console
         from rich.live import Live
 
@@ -70,7 +106,10 @@ class LiveReporter:
         self.uploaded = 0
         self.upload_bytes = 0
         self.started = time.monotonic()
-        self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
+        self.progress = Progress(addresses, self.started)
+        self.live = Live(
+            self._render(), console=self.console, refresh_per_second=4, transient=True, get_renderable=self._render
+        )
         self.live.start()
 
     def _render(self) -> Any:
@@ -80,14 +119,15 @@ class LiveReporter:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
+        table.add_row("progress", self.progress.line(time.monotonic()))
         if self.uploaded:
             table.add_row("uploads", f"{plural(self.uploaded, 'image')}, {size(self.upload_bytes)}")
         for address, status in self.rows.items():
             table.add_row(address, Text(status))
-        table.add_row("elapsed", duration(time.monotonic() - self.started))
         return table
 
     def emit(self, event: str, address: str | None = None, message: str = "", **data: Any) -> None:
+        self.progress.see(event, address, time.monotonic(), data.get("eta"))
         if event == "upload":
             self.uploaded += 1
             self.upload_bytes += int(data.get("bytes", 0))

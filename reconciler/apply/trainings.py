@@ -183,7 +183,14 @@ class Trainer:
                 text += " (model deploying)"
             if status.eta_relative:
                 text += f" (eta {duration(status.eta_relative)})"
-            run.emit("task_progress", model.address, text, status=status.task_status, progress=status.progress_percent)
+            run.emit(
+                "task_progress",
+                model.address,
+                text,
+                status=status.task_status,
+                progress=status.progress_percent,
+                eta=status.eta_relative,
+            )
             return None
 
         return await run.wait_for(look, settle, run.options.training_poll)
