@@ -404,3 +404,60 @@ def test_init_never_overwrites_and_never_adds_examples_to_existing_manifests(exa
     )
     assert {p: p.read_bytes() for p in before} == before
     assert run("validate") == (0, "4 resources valid\n", "")
+
+
+# -- manifest mistakes through the CLI: the message, exit 1, nothing changed --------------------------------
+
+MISTAKES = [
+    (
+        "our LoraModel under model_name",
+        ("generations.yaml", "    - {model: alice-v1, strength: 0.7}", "    - {model_name: alice-v1, strength: 0.7}"),
+        'manifests/generations.yaml:12:8: Generation/alice-portraits: spec.loras[0].model_name: "alice-v1" is the '
+        "LoraModel alice-v1 of these manifests, not a Novita file name; did you mean `model: alice-v1`?",
+    ),
+    (
+        "sd-1.5 as a base model",
+        ("alice.yaml", "base_model: v1-5-pruned-emaonly", "base_model: sd-1.5"),
+        'manifests/alice.yaml:22:15: LoraModel/alice-v1: spec.base_model: "sd-1.5" is not one of Novita\'s base models; '
+        "for SD 1.5 use `v1-5-pruned-emaonly` (the original) or a fine-tune of it: `epicrealism_naturalSin_121250`, "
+        "`chilloutmix_NiPrunedFp32Fix`, `abyssorangemix3AOM3_aom3a3_10864`, `dreamshaper_8_93211`, `WFChild_v1.0`, "
+        "`majichenmixrealistic_v10`, `realisticVisionV51_v51VAE_94301`, `realisticVisionV40_v40VAE_81510`, "
+        "`somboy_v10_172675` (all: `reconciler models`)",
+    ),
+    (
+        "a colon in an unquoted prompt",
+        ("generations.yaml", "prompt: a photo of ohwx woman, cinematic lighting", "prompt: portrait, style: cinematic"),
+        "manifests/generations.yaml:9:26: YAML syntax error: mapping values are not allowed in this context; a value "
+        'that contains `: ` must be quoted, e.g. prompt: "portrait, style: cinematic"',
+    ),
+    (
+        "a glob that matches no image",
+        ("alice.yaml", "    - photos/alice/*.jpg ", "    - photos/alice/*.png "),
+        "manifests/alice.yaml:9:7: Dataset/alice-photos: spec.images[0]: `photos/alice/*.png` matches no .png, .jpg, "
+        ".jpeg or .webp file (extensions match in any case)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), [m[1:] for m in MISTAKES], ids=[m[0] for m in MISTAKES])
+def test_manifest_mistakes_stop_before_anything_changes(
+    example: Path, edit: tuple[str, str, str], message: str
+) -> None:
+    assert run("apply", "--sim", "--auto-approve", "--target", "Dataset/alice-photos")[0] == 0
+    file, old, new = edit
+    path = example / "manifests" / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    before = snapshot(example)
+    for command in (["validate"], ["plan", "--sim"], ["apply", "--sim", "--auto-approve"]):
+        assert run(*command) == (1, "", f"Error: 1 error in the manifests:\n{message}\n"), command
+    assert snapshot(example) == before
+
+
+def test_upper_case_photos_are_trained_on(example: Path) -> None:
+    photos = example / "manifests/photos/alice"
+    for path in sorted(photos.glob("alice-0[2-5].jpg")):
+        path.rename(path.with_name(path.name.replace(".jpg", ".JPG")))
+    code, out, _ = run("plan", "--no-refresh")
+    assert code == 0
+    assert "  + Dataset/alice-photos             13 new images to upload (0 already uploaded)" in out
