@@ -63,7 +63,8 @@ ALL_COMMANDS = [name for name, _ in _commands(cli)]
 
 def test_every_command_is_there() -> None:
     for name in ["validate", "plan", "apply", "refresh", "state", "state list", "state show", "state rm", "import",
-                 "force-unlock", "schema", "sim", "sim serve", "init", "show", "output", "graph", "models"]:  # fmt: skip
+                 "force-unlock", "schema", "sim", "sim serve", "init", "show", "output", "graph",
+                 "models"]:  # fmt: skip
         assert name in ALL_COMMANDS
 
 
