@@ -135,7 +135,10 @@ def saved_plan_settings(
     origin = load_plan(planfile).origin
     if origin is None:
         return Settings.make(files, state, bool(sim), lock_timeout, workspace=workspace)
-    sim_, state_, files_ = settle(origin, planfile, sim=sim, state=state, files=files)
+    typed = tuple(str(Path(f)) for f in files)  # as plan_origin records them: `./manifests` is the default
+    typed = () if typed == (str(DEFAULT_MANIFESTS),) else typed
+    state = None if state is None else str(Path(state)) if "://" not in state else state
+    sim_, state_, files_ = settle(origin, planfile, sim=sim, state=state, files=typed)
     chosen = workspace if workspace is not None else origin.workspace
     settings = Settings.make(files_, state_, sim_, lock_timeout, workspace=chosen)
     check_endpoint(origin, planfile, SIMULATOR if sim_ else endpoint_url(), settings.workspace)

@@ -99,6 +99,9 @@ def test_a_sim_plan_is_refused_for_another_state_with_the_command_that_works(exa
         "simulator, state state/other.json, workspace default. Apply it where it was made with: reconciler apply --sim p\n"
     )
     assert not (example / "state/other.json").exists()
+    code, out, err = run("apply", "--state", "./state/sim.json", "-f", "./manifests", "p", "--poll-interval", "0.02")
+    assert code == 0, err  # the same places, spelt another way
+    assert out.strip().splitlines()[-1].startswith("Apply complete: 13 uploaded, 1 trained")
 
 
 def test_a_real_plan_is_refused_under_sim_and_at_another_endpoint(
