@@ -442,8 +442,8 @@ def apply(
     if outcome.synced is not None:
         click.echo(outcome.synced.describe(), file=sys.stderr if as_json else sys.stdout)
     if outcome.result is None:
-        if planfile:
-            click.echo("No changes. Novita matches the manifests.", file=sys.stderr if as_json else sys.stdout)
+        if planfile and as_json:  # without --json the plan shown already said so
+            click.echo("No changes. Novita matches the manifests.", file=sys.stderr)
         _refuse_held(outcome.plan)
         return
     _finish_apply(outcome.result)
