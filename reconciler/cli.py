@@ -153,7 +153,7 @@ def cli(chdir: str | None, debug: bool) -> None:
 # ---------------------------------------------------------------------------------------------- offline
 
 
-@cli.command(short_help="Create a project skeleton that validates, plans and applies as it is.")
+@cli.command(short_help="Create a project skeleton that works as it is.")
 def init() -> None:
     """Create a project skeleton in the current folder (or -C DIR): a commented example of each kind with
     placeholder photos, the JSON Schema editors complete manifests from, a reconciler.yaml with the defaults
