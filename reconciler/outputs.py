@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.desired import Desired, DesiredGeneration
-from reconciler.files import atomic_write, display_path
+from reconciler.files import atomic_write, display_path, remove_partials
 from reconciler.hashing import HashCache, sha256_file
 from reconciler.imagetype import file_extension
 from reconciler.remote import OutputFacts, RemoteSidecar
@@ -117,8 +117,10 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
 
 
 def write_sidecar(gen: DesiredGeneration, record: dict[str, Any]) -> None:
-    """Atomically write the generation's sidecar."""
+    """Atomically write the generation's sidecar (clearing the temporary file of a write a kill cut short;
+    apply holds the state lock, so no other process is writing it)."""
     text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    remove_partials(sidecar_path(gen))
     atomic_write(sidecar_path(gen), text)
 
 

@@ -61,3 +61,20 @@ def test_summary_line() -> None:
     result.skipped["Generation/y"] = "LoraModel/x failed"
     assert result.summary().startswith("Apply failed: 3 uploaded")
     assert result.summary().endswith("1 failed, 1 skipped in 11m02s.")
+
+
+def test_a_sidecar_write_clears_the_temporary_file_a_kill_left(tmp_path: Path) -> None:
+    """A SIGKILL during the sidecar's atomic write leaves `.<name>.reconciler.json.<random>.part`; the next
+    apply, which writes the sidecar again, removes it (seen by the crash suite)."""
+    from dataclasses import replace
+
+    from reconciler.outputs import sidecar_path, write_sidecar
+
+    from .planner_fixtures import generation
+
+    gen = replace(generation(), output_dir=tmp_path / "out")
+    gen.output_dir.mkdir()
+    left = gen.output_dir / f".{sidecar_path(gen).name}.x1y2z3.part"
+    left.write_text("{")
+    write_sidecar(gen, {"generation": gen.name})
+    assert sorted(p.name for p in gen.output_dir.iterdir()) == ["portraits.reconciler.json"]
