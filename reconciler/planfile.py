@@ -68,10 +68,11 @@ class SavedPlan:
     origin: Origin | None  # None: a version 1 file, made before plans recorded where they were made
 
 
-def save_plan(plan: Plan, path: Path, origin: Origin) -> None:
+def save_plan(plan: Plan, path: Path, origin: Origin | None = None) -> None:
+    """Write `plan` to `path`, with where it was made (None: unknown, `apply FILE` then uses its command line)."""
     data = {
         "planfile_version": PLANFILE_VERSION,
-        "origin": asdict(origin),
+        "origin": asdict(origin) if origin is not None else None,
         "plan": asdict(plan),
         "readable": plan_json(plan),
     }

@@ -127,7 +127,8 @@ def test_adopting_images_that_changed_since_the_saved_plan_is_refused(
     world.apply()
     lose_the_state(world)
     planfile = world.root / "adopt.plan"
-    save_plan(world.plan().plan, planfile)
+    saved = world.plan().plan
+    save_plan(saved, planfile)
     (world.root / "outputs/alice-portraits/alice-portraits-2.png").write_bytes(b"edited")
     log = len(world.requests())
 
@@ -144,7 +145,7 @@ def test_adopting_images_that_changed_since_the_saved_plan_is_refused(
     assert result.adopted == 4  # the other generations and the two trainings
     assert world.state().entry("Generation/alice-portraits") is None
     assert {r["endpoint"] for r in world.requests()[log:]} <= {"training-list"}  # nothing submitted
-    assert ui.shown == []  # a saved plan is not shown again
+    assert ui.shown == [saved]  # the saved plan is shown before it is applied, and nothing else
     assert (world.root / "outputs/alice-portraits/alice-portraits-2.png").read_bytes() == b"edited"
 
 
