@@ -528,7 +528,7 @@ def _finish_apply(result: ApplyResult) -> None:
 @state_option
 @sim_option
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON (the plan as `plan --json` does).")
-def show(planfile: str | None, state_path: str | None, sim: bool, as_json: bool) -> None:
+def show(planfile: str | None, state_path: str | None, workspace: str | None, sim: bool, as_json: bool) -> None:
     """Show a saved PLANFILE in the same text as `plan` (with where it was made), or, without one, every
     resource in the state and what it owns. Reads only; needs no key."""
     import json
@@ -551,17 +551,19 @@ def show(planfile: str | None, state_path: str | None, sim: bool, as_json: bool)
             click.echo(f"\nApply exactly this plan with: {saved.origin.apply_command(planfile)}")
         return
     from reconciler.readout import state_text
-    from reconciler.state import read_state
+    from reconciler.state_ops import pull_state
+    from reconciler.urls import redact_url_password
 
-    settings = _settings((), state_path, sim)
-    data = read_state(settings.state_path)
+    settings = _settings((), state_path, sim, workspace=workspace)
+    data = pull_state(settings)
     if as_json:
         click.echo(data.model_dump_json(indent=2))
         return
     if not data.resources:
         _empty_state_note(settings)
         return
-    click.echo(state_text(data, str(settings.state_path)), nl=False)
+    where = redact_url_password(settings.state_url) if settings.state_url else str(settings.state_path)
+    click.echo(state_text(data, where), nl=False)
 
 
 @cli.command(short_help="Print what apply produced: trained model names, image paths.")
@@ -569,15 +571,15 @@ def show(planfile: str | None, state_path: str | None, sim: bool, as_json: bool)
 @state_option
 @sim_option
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
-def output(name: str | None, state_path: str | None, sim: bool, as_json: bool) -> None:
+def output(name: str | None, state_path: str | None, workspace: str | None, sim: bool, as_json: bool) -> None:
     """Print what apply produced, for scripts: each LoraModel's trained model file name (to use in other
     tools) and each Generation's image paths with their sha256. NAME (alice-v1 or LoraModel/alice-v1)
     prints only that one: the model file name alone, or the image paths one per line. Reads the state only."""
     from reconciler.readout import find_output, one_output_text, output_json, output_text, output_values
-    from reconciler.state import read_state
+    from reconciler.state_ops import pull_state
 
-    settings = _settings((), state_path, sim)
-    values = output_values(read_state(settings.state_path))
+    settings = _settings((), state_path, sim, workspace=workspace)
+    values = output_values(pull_state(settings))
     if name is not None:
         addr, value = find_output(values, name)
         click.echo(output_json(value) if as_json else one_output_text(addr, value), nl=False)
@@ -666,9 +668,8 @@ def _empty_state_note(settings: Settings) -> None:
     """An empty listing says which state was read, and points at the other one when that one is not empty."""
     from reconciler.state import read_state
     from reconciler.text import plural
-    from reconciler.workspace import DEFAULT_STATE, SIM_STATE
-
     from reconciler.urls import redact_url_password
+    from reconciler.workspace import DEFAULT_STATE, SIM_STATE
 
     where = settings.state_path
     if settings.state_url is not None:
