@@ -46,6 +46,8 @@ class Origin:
         flags = ["--sim"] if self.sim else []
         if Path(self.state) != (SIM_STATE if self.sim else DEFAULT_STATE):
             flags += ["--state", self.state]
+        if self.workspace != "default":
+            flags += ["--workspace", self.workspace]
         for file in self.files:
             flags += ["-f", file]
         if with_scope:
@@ -134,8 +136,6 @@ def check_endpoint(origin: Origin, path: Path, endpoint: str, workspace: str) ->
         unset = "unset NOVITA_API_BASE; "
     elif endpoint != origin.endpoint:
         assign += f"NOVITA_API_BASE={shlex.quote(origin.endpoint)} "
-    if workspace != origin.workspace:
-        assign += f"RECONCILER_WORKSPACE={shlex.quote(origin.workspace)} "
     raise PlanFileError(
         f"{path} was made against {origin.describe()}; this apply would use {here.describe()}. "
         f"Apply it where it was made with: {unset}{assign}{origin.apply_command(path)}"

@@ -464,3 +464,24 @@ def test_upper_case_photos_are_trained_on(example: Path) -> None:
     code, out, _ = run("plan", "--no-refresh")
     assert code == 0
     assert "  + Dataset/alice-photos             13 new images to upload (0 already uploaded)" in out
+
+
+def test_a_plan_is_refused_in_another_workspace_and_used_in_its_own(
+    example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOVITA_API_KEY", "sk-test")
+    assert run("plan", "--no-refresh", "--workspace", "team-a", "--out", "p")[0] == 0
+    code, _, err = run("apply", "--workspace", "team-b", "p")
+    assert code == 1
+    assert err == (
+        "Error: p was made against Novita at https://api.novita.ai, state state/state.json, workspace team-a; "
+        "this apply would use Novita at https://api.novita.ai, state state/state.json, workspace team-b. "
+        "Apply it where it was made with: reconciler apply --workspace team-a p\n"
+    )
+    monkeypatch.setenv("RECONCILER_WORKSPACE", "team-b")  # the plan's own workspace wins over the environment's
+    code, out, err = run("show", "p")
+    assert out.startswith(
+        "Saved plan p, made against Novita at https://api.novita.ai, state state/state.json, workspace team-a.\n"
+    )
+    assert out.endswith("Apply exactly this plan with: reconciler apply --workspace team-a p\n")
+    assert snapshot(example) == {}
