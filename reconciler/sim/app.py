@@ -280,6 +280,7 @@ async def list_trainings(request: Request, call: Call) -> Response:
         limit = int(limit_text)
         if not 1 <= limit <= 100:
             raise ApiError(400, "INVALID_REQUEST_BODY", f"pagination.limit: must be in [1, 100], got {limit}")
+    limit = min(limit, account.config.list_max_limit)  # a server may serve fewer than asked; next_cursor goes on
     cursor = params.get("pagination.cursor", "")
     match = re.fullmatch(r"c_(\d+)", cursor)
     if cursor and not match:

@@ -49,6 +49,12 @@ def sim() -> None:
 @click.option("--rps", "rps_limit", type=float, help="Requests per second per key on every API endpoint. Default off.")
 @click.option("--seed-foreign", type=int, help="Create N trainings of 'another team' in a fresh account.")
 @click.option(
+    "--list-page-max",
+    "list_max_limit",
+    type=click.IntRange(1, 100),
+    help="Serve at most N trainings per page of GET /v3/training, whatever pagination.limit asks. Default 100.",
+)
+@click.option(
     "--fault",
     "faults",
     multiple=True,
@@ -78,6 +84,7 @@ def serve(
     ipm_img2img: int | None,
     rps_limit: float | None,
     seed_foreign: int | None,
+    list_max_limit: int | None,
     faults: tuple[str, ...],
     clock_control: bool | None,
     config_file: Path | None,
@@ -104,6 +111,7 @@ def serve(
             "ipm_img2img": ipm_img2img,
             "rps_limit": rps_limit,
             "seed_foreign_tasks": seed_foreign,
+            "list_max_limit": list_max_limit,
             "clock_control": clock_control,
             "random_seed": random_seed,
         }

@@ -164,6 +164,7 @@ class SimConfig:
     upload_url_ttl: int = 120  # X-Amz-Expires of upload URLs
     image_url_ttl: int = 3600  # X-Amz-Expires of output image URLs
     list_default_limit: int = 10  # GET /v3/training page size when pagination.limit is absent
+    list_max_limit: int = 100  # the most one page of GET /v3/training holds, whatever pagination.limit asks
     seed_foreign_tasks: int = 0  # "another team's" trainings created in a fresh account
     random_seed: int | None = None  # None: a random seed (ids, faults and outputs of seed -1 vary per run)
     clock_control: bool = False  # allow POST /_sim/clock to move the simulator's time forward
