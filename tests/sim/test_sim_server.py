@@ -45,6 +45,36 @@ def test_start_and_stop_are_fast_and_clean() -> None:
     assert set(threading.enumerate()) <= threads_before
 
 
+def test_connections_send_without_nagle() -> None:
+    """Every accepted connection has TCP_NODELAY: an answer's body does not wait for the ACK of its headers
+    (40 ms a request on a kept-alive connection with Linux's delayed ACKs)."""
+    with running_simulator(SimConfig.fast()) as sim:
+        port = int(sim.base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(b"GET /v3/training HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n\r\n")
+            assert client.recv(65536).startswith(b"HTTP/1.1 200")
+            server_side = [conn for conn in _server_sockets(port) if conn.getpeername() == client.getsockname()]
+            assert server_side
+            assert all(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for conn in server_side)
+
+
+def _server_sockets(port: int) -> list[socket.socket]:
+    """The simulator's accepted sockets to `port`, found among this process's open sockets."""
+    import gc
+
+    found = []
+    for obj in gc.get_objects():
+        if isinstance(obj, socket.socket) and obj.fileno() >= 0:
+            if obj.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            try:
+                if obj.getsockname()[1] == port and obj.getpeername():
+                    found.append(obj)
+            except OSError:  # not connected: the listening socket
+                continue
+    return found
+
+
 def test_drops_look_like_a_hung_up_server(caplog: pytest.LogCaptureFixture) -> None:
     config = SimConfig.fast()
     config.faults.apply_spec("txt2img:drop=1")

@@ -251,3 +251,11 @@ def test_seed_admin_endpoint(sim: Sim) -> None:
     response = sim.client.post("/_sim/seed", json={"count": 30, "seed": 4})
     assert response.json() == {"trainings": 30}
     assert len(sim.get("/v3/training", params={"pagination.limit": 100}).json()["tasks"]) == 30
+
+
+def test_list_page_max_caps_every_page_and_the_cursor_goes_on() -> None:
+    s = make_sim(SimConfig(seed_foreign_tasks=120, random_seed=3, list_max_limit=50))
+    tasks, pages = _all_pages(s, **{"pagination.limit": 100})
+    assert pages == 3 and len({t["task_id"] for t in tasks}) == 120
+    body = s.get("/v3/training", params={"pagination.limit": 20}).json()  # a smaller limit is served as asked
+    assert len(body["tasks"]) == 20 and body["pagination"] == {"next_cursor": "c_20"}
