@@ -6,16 +6,33 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 try:  # the C composer is several times faster; the pure-Python one gives the same nodes
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+_RESOLVED: dict[tuple[type, str | None, Any], str] = {}  # (node kind, text, implicit) → tag
+
+
+class _Loader(_BaseLoader):
+    """The safe loader with its tag resolution remembered: a manifest set repeats the same few scalars
+    (`reconciler/v1`, `512`, `subject`) thousands of times, and resolving one runs a regex per candidate tag."""
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        key = (kind, value, implicit)  # value: a scalar's text, None for a sequence or mapping
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            if len(_RESOLVED) > 100_000:  # bounded: one huge manifest set does not keep growing it
+                _RESOLVED.clear()
+            tag = _RESOLVED[key] = str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+        return tag
+
 
 Path_ = tuple[str | int, ...]  # a path into a document: mapping keys and list indexes
 
@@ -31,6 +48,7 @@ _MAP_TAGS = {"tag:yaml.org,2002:map"}
 _SEQ_TAGS = {"tag:yaml.org,2002:seq"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _DOCUMENT_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})  # a repeat means a missing `---`
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass(frozen=True)
@@ -41,27 +59,34 @@ class Pos:
     col: int
 
 
+class Mark(Protocol):
+    """A 0-based place in the text, as the YAML parser marks every node (turned into a Pos only when asked)."""
+
+    line: int
+    column: int
+
+
 @dataclass
 class Document:
     """One YAML document: its data, where it starts, and where each path's key and value are."""
 
     data: Any
     start: Pos
-    keys: dict[Path_, Pos] = field(default_factory=dict)  # where the key (or list item) of a path is
-    values: dict[Path_, Pos] = field(default_factory=dict)  # where the value of a path starts
+    keys: dict[Path_, Mark] = field(default_factory=dict)  # where the key (or list item) of a path is
+    values: dict[Path_, Mark] = field(default_factory=dict)  # where the value of a path starts
 
     def key_pos(self, path: Path_) -> Pos:
         """Where the key of `path` is; else the nearest ancestor's."""
         while path:
             if path in self.keys:
-                return self.keys[path]
+                return _at(self.keys[path])
             path = path[:-1]
         return self.start
 
     def value_pos(self, path: Path_) -> Pos:
         """Where the value of `path` is; else the key of the nearest ancestor that exists."""
         if path in self.values:
-            return self.values[path]
+            return _at(self.values[path])
         return self.key_pos(path[:-1]) if path else self.start
 
 
@@ -75,8 +100,12 @@ class YamlProblem:
     path: Path_ | None = None  # the path in that document it is about, when known
 
 
+def _at(mark: Mark) -> Pos:
+    return Pos(mark.line + 1, mark.column + 1)
+
+
 def _pos(node: Node) -> Pos:
-    return Pos(node.start_mark.line + 1, node.start_mark.column + 1)
+    return _at(node.start_mark)
 
 
 class _Builder:
@@ -91,7 +120,9 @@ class _Builder:
         self.split_reported = False  # a repeated apiVersion/kind/metadata/spec (a missing `---`) was reported
 
     def build(self, node: Node, path: Path_) -> Any:
-        self.doc.values.setdefault(path, _pos(node))
+        self.doc.values.setdefault(path, node.start_mark)
+        if isinstance(node, ScalarNode):  # no cycle can pass through a scalar; an alias to one rebuilds it
+            return self._scalar(path, node)
         ident = id(node)
         if ident in self.done:
             return self.done[ident]
@@ -99,14 +130,13 @@ class _Builder:
             self._problem(path, node, "an alias refers to a node that contains it (recursive structure)")
             return None
         self.active.add(ident)
+        result: Any
         try:
-            if isinstance(node, ScalarNode):
-                result = self._scalar(path, node)
-            elif isinstance(node, SequenceNode):
+            if isinstance(node, SequenceNode):
                 self._check_tag(path, node, _SEQ_TAGS)
                 result = []
                 for index, item in enumerate(node.value):
-                    self.doc.keys.setdefault((*path, index), _pos(item))
+                    self.doc.keys.setdefault((*path, index), item.start_mark)
                     result.append(self.build(item, (*path, index)))
             else:
                 assert isinstance(node, MappingNode)
@@ -119,7 +149,7 @@ class _Builder:
 
     def _mapping(self, node: MappingNode, path: Path_, merged: bool = False) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        first_seen: dict[str, Pos] = {}
+        first_seen: dict[str, Mark] = {}
         merges: list[Node] = []
         for key_node, value_node in node.value:
             if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE_TAG:
@@ -129,7 +159,7 @@ class _Builder:
                 self._problem(path, key_node, "a key must be a plain string, not a list or mapping")
                 continue
             key = str(key_node.value)
-            here = _pos(key_node)
+            here = key_node.start_mark
             if key in first_seen:
                 first = first_seen[key]
                 if not path and key in _DOCUMENT_KEYS:
@@ -139,7 +169,7 @@ class _Builder:
                     fix = "a second document starts here? put a line `---` before it"
                 else:
                     fix = "remove one of them"
-                self._problem((*path, key), key_node, f"duplicate key (first given at line {first.line}); {fix}")
+                self._problem((*path, key), key_node, f"duplicate key (first given at line {first.line + 1}); {fix}")
                 continue
             first_seen[key] = here
             if merged:
@@ -159,6 +189,8 @@ class _Builder:
         return result
 
     def _scalar(self, path: Path_, node: ScalarNode) -> Any:
+        if node.tag == _STR_TAG:  # most scalars: the text as written, no constructor needed
+            return node.value
         if node.tag not in _SCALAR_TAGS:
             if node.tag.startswith("tag:yaml.org,2002:") and node.tag in self.scalars.yaml_constructors:
                 pass  # e.g. !!binary: construct it; validation will reject the type
