@@ -7,9 +7,10 @@ import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from reconciler.files import display_path
-from reconciler.imagetype import HEAD_BYTES, ImageFormat, sniff
+from reconciler.imagetype import FORMATS, HEAD_BYTES, ImageFormat, sniff
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 MAX_CAPTION = 1024
@@ -50,16 +51,25 @@ class _Entry:
     is_symlink: bool
 
 
+class KnownFormats(Protocol):
+    """Image formats sniffed by an earlier run, trusted while the file is unchanged (the stat cache)."""
+
+    def known_format(self, path: str) -> str | None: ...
+
+    def note_format(self, path: str, fmt: str) -> None: ...
+
+
 class ImageFinder:
     """Finds images for manifests under one project folder; caches listings, sniffs and captions."""
 
-    def __init__(self, project_root: Path) -> None:
+    def __init__(self, project_root: Path, known: KnownFormats | None = None) -> None:
+        self.known = known
         self.root = project_root.resolve()
         self._root_str = str(self.root)
         self._prefix = self._root_str.rstrip(os.sep) + os.sep
         self._listings: dict[str, dict[str, _Entry] | None] = {}
         self._resolved_dirs: dict[str, Path] = {}
-        self._sniffed: dict[Path, tuple[ImageFormat | None, str]] = {}
+        self._sniffed: dict[str, tuple[ImageFormat | None, str]] = {}
         self._captions: dict[Path, tuple[str | None, str | None]] = {}
 
     # -- paths -------------------------------------------------------------------------------------
@@ -94,18 +104,25 @@ class ImageFinder:
 
     # -- one file ----------------------------------------------------------------------------------
     def _sniff(self, resolved: Path) -> tuple[ImageFormat | None, str]:
-        """(format, problem): one read of the first bytes."""
-        if resolved not in self._sniffed:
+        """(format, problem): one read of the first bytes, or none while the stat cache knows the file."""
+        key = str(resolved)
+        if key not in self._sniffed:
+            known = self.known.known_format(key) if self.known is not None else None
+            if known in FORMATS:
+                self._sniffed[key] = (known, "")
+                return self._sniffed[key]
             try:
                 with open(resolved, "rb") as handle:
                     head = handle.read(HEAD_BYTES)
             except OSError as exc:
-                self._sniffed[resolved] = (None, f"cannot be read: {exc.strerror or exc}")
+                self._sniffed[key] = (None, f"cannot be read: {exc.strerror or exc}")
             else:
                 fmt = sniff(head)
                 problem = "" if fmt else _what_else(head)
-                self._sniffed[resolved] = (fmt, problem)
-        return self._sniffed[resolved]
+                self._sniffed[key] = (fmt, problem)
+                if fmt is not None and self.known is not None:
+                    self.known.note_format(key, fmt)
+        return self._sniffed[key]
 
     def _sidecar(self, sidecar: Path) -> tuple[str | None, str | None]:
         """(caption, problem) from a sidecar .txt known to exist."""
@@ -130,10 +147,13 @@ class ImageFinder:
 
     def _found(self, folder: Path, name: str, entry: _Entry, given: str, problems: list[str]) -> Found | None:
         """An image file `name` in the resolved `folder` (listed as `entry`)."""
-        resolved = (folder / name).resolve() if entry.is_symlink else folder / name
-        if not self.inside(resolved):
-            problems.append(self._outside(given, resolved, True))
-            return None
+        if entry.is_symlink:
+            resolved = (folder / name).resolve()
+            if not self.inside(resolved):
+                problems.append(self._outside(given, resolved, True))
+                return None
+        else:
+            resolved = folder / name  # `folder` is resolved and inside: so is a plain file in it
         fmt, problem = self._sniff(resolved)
         if fmt is None:
             problems.append(f"{self.display(folder / name)} {problem}")
@@ -205,16 +225,20 @@ class ImageFinder:
             return []
         found: list[Found] = []
         outside: list[str] = []
+        folders: dict[str, tuple[Path, bool]] = {}  # head of a match → (its folder resolved, inside the project)
         for match in matches:
             if os.path.splitext(match)[1].lower() not in IMAGE_SUFFIXES:
                 continue
             head, name = os.path.split(match)
-            folder = self._resolve_dir(base / head) if head else self._resolve_dir(base)
+            if head not in folders:  # one resolve per folder, not per file
+                folder = self._resolve_dir(base / head) if head else self._resolve_dir(base)
+                folders[head] = (folder, self.inside(folder))
+            folder, folder_inside = folders[head]
             listing = self._listing(folder)
             entry = listing.get(name) if listing else None
             if entry is None or not entry.is_file:
                 continue
-            if not self.inside(folder / name):
+            if not folder_inside:
                 outside.append(match)
                 continue
             image = self._found(folder, name, entry, match, problems)
@@ -260,12 +284,20 @@ class ImageFinder:
         """An output folder: may not exist yet, must resolve inside the project folder."""
         if not given.strip():
             return None, ["empty path"]
-        resolved = (base / given).resolve()
+        resolved = self._resolve_in(base, given)
         if not self.inside(resolved):
             return None, [self._outside(given, resolved, _has_link(base, given, resolved))]
         if resolved.exists() and not resolved.is_dir():
             return None, [f"`{given}` exists and is not a folder"]
         return resolved, []
+
+    def _resolve_in(self, base: Path, given: str) -> Path:
+        """`(base / given).resolve()`, resolving the parent folder once for all the names in it."""
+        head, name = os.path.split(given)
+        if name in ("", ".", ".."):
+            return (base / given).resolve()
+        folder = self._resolve_dir(base / head if head else base)
+        return (folder / name).resolve() if os.path.islink(os.path.join(folder, name)) else folder / name
 
 
 def any_case_extension(pattern: str) -> str:
