@@ -1,7 +1,8 @@
 """Content hashes of files: streamed sha256 with a stat cache, hashed in parallel threads.
 
-The cache maps a path to (size, mtime_ns, inode, sha256) and is kept beside the state file, so an
-unchanged tree is not read again. Only this module reads image bytes for hashing.
+The cache maps a path to (size, mtime_ns, inode, sha256[, image format]) and is kept beside the state file,
+so an unchanged tree is not read again: neither hashed nor even opened to sniff its image type. Only this
+module reads image bytes for hashing.
 """
 
 from __future__ import annotations
@@ -37,16 +38,45 @@ class HashCache:
         self.cache_file = cache_file
         self._entries: dict[str, list[int | str]] = {}
         self._dirty = False
+        self._stats: dict[str, os.stat_result] = {}  # taken by known_format, used once by the hashing after it
+        self._formats: dict[str, str] = {}  # sniffed formats waiting for their file's entry
         if cache_file is not None:
             self._entries = _read_cache(cache_file)
 
+    @staticmethod
+    def _matches(entry: list[int | str] | None, st: os.stat_result) -> bool:
+        return entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns and entry[2] == st.st_ino
+
     def _fresh(self, path: Path) -> tuple[str, os.stat_result, str | None]:
         key = str(path)
-        st = path.stat()
+        st = self._stats.pop(key, None) or path.stat()
         entry = self._entries.get(key)
-        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns and entry[2] == st.st_ino:
+        if self._matches(entry, st):
+            assert entry is not None
             return key, st, str(entry[3])
         return key, st, None
+
+    def known_format(self, path: str) -> str | None:
+        """The image format sniffed earlier from the file at `path` (absolute), if it is unchanged since."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None  # the caller opens it and says why it cannot
+        self._stats[path] = st
+        entry = self._entries.get(path)
+        if self._matches(entry, st) and entry is not None and len(entry) > 4:
+            return str(entry[4])
+        return None
+
+    def note_format(self, path: str, fmt: str) -> None:
+        """Remember the format sniffed from `path`, with its entry (now if it is fresh, else once hashed)."""
+        st = self._stats.get(path)
+        entry = self._entries.get(path)
+        if st is not None and entry is not None and self._matches(entry, st):
+            entry[4:] = [fmt]
+            self._dirty = True
+        else:
+            self._formats[path] = fmt
 
     def hash_many(self, paths: Iterable[Path], workers: int | None = None) -> dict[Path, str]:
         """Hashes of every path; cache misses are read in parallel (hashlib releases the GIL)."""
@@ -66,7 +96,10 @@ class HashCache:
                 with ThreadPoolExecutor(max_workers=workers) as pool:
                     digests = list(pool.map(sha256_file, [p for p, _, _ in todo]))
             for (path, key, st), digest in zip(todo, digests, strict=True):
-                self._entries[key] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
+                entry: list[int | str] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
+                if key in self._formats:
+                    entry.append(self._formats.pop(key))
+                self._entries[key] = entry
                 result[path] = digest
             self._dirty = True
         return result

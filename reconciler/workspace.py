@@ -150,8 +150,8 @@ def load_desired(settings: Settings) -> tuple[Desired, HashCache]:
     """Validate the manifests and hash their images (through the stat cache). No network."""
     from reconciler.manifest import load_manifests
 
-    manifests = load_manifests(settings.files, settings.root)
     cache = HashCache(settings.cache_file)
+    manifests = load_manifests(settings.files, settings.root, cache)
     desired = build_desired(manifests, cache, settings.root)
     return desired, cache
 

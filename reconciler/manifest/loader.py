@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import ConfigError, ManifestError, Problem
 from reconciler.files import display_path
-from reconciler.imagefiles import Found, ImageFinder
+from reconciler.imagefiles import Found, ImageFinder, KnownFormats
 from reconciler.manifest.loaded import Dataset, Generation, ImageFile, LoraModel, ManifestSet, Source
 from reconciler.manifest.messages import translate
 from reconciler.manifest.schema import (
@@ -341,14 +341,15 @@ def _training_images(
         )
 
 
-def load_manifests(paths: Sequence[Path], project_root: Path) -> ManifestSet:
+def load_manifests(paths: Sequence[Path], project_root: Path, known: KnownFormats | None = None) -> ManifestSet:
     """Load and validate every manifest under `paths` (files or folders, relative to `project_root`).
+    `known`: image formats sniffed by an earlier run (the stat cache), so unchanged images are not opened.
 
     Raises ManifestError listing every problem in the set, located as file:line:col.
     """
     root = Path(os.path.abspath(project_root))
     out = _Collector()
-    finder = ImageFinder(root)
+    finder = ImageFinder(root, known)
     digest = hashlib.sha256()
     drafts: list[_Draft] = []
     files = _manifest_files(paths, root, out)
