@@ -7,10 +7,13 @@ I/O through the Novita client only; returns the planner's plain `Remote` value. 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import threading
+from collections.abc import Callable
 
 from reconciler.errors import NovitaError
-from reconciler.novita import NovitaClient
+from reconciler.novita import NovitaClient, TrainingTask
 from reconciler.remote import Remote, RemoteGeneration, RemoteTraining
 from reconciler.state import GenerationEntry, ModelEntry, State
 from reconciler.status import NOT_FOUND, Status, generation_lost
@@ -18,9 +21,54 @@ from reconciler.status import NOT_FOUND, Status, generation_lost
 PAGE_SIZE = 100
 
 
-async def refresh(client: NovitaClient, state: State) -> Remote:
-    """Every page of `GET /v3/training`, then one status call per training or generation in flight."""
-    tasks = await client.list_trainings()
+class EarlyListing:
+    """Every page of `GET /v3/training`, fetched on a thread of its own from the moment this is made, so the
+    pages (one after another: each needs the previous page's cursor) arrive while the manifests load.
+
+    `tasks()` waits for them (and raises what the fetch raised); `cancel()` abandons them (the manifests were
+    invalid: nothing is planned). Either way the thread is done when it returns.
+    """
+
+    def __init__(self, make_client: Callable[[], NovitaClient]) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._fetch = self._loop.create_task(self._list(make_client))
+        self._tasks: list[TrainingTask] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="training-list", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    async def _list(make_client: Callable[[], NovitaClient]) -> list[TrainingTask]:
+        async with make_client() as client:
+            return await client.list_trainings()
+
+    def _run(self) -> None:
+        try:
+            self._tasks = self._loop.run_until_complete(self._fetch)
+        except BaseException as exc:  # handed to whoever asks for the tasks, in the main thread
+            self._error = exc
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    def tasks(self) -> list[TrainingTask]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._tasks is not None
+        return self._tasks
+
+    def cancel(self) -> None:
+        if self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between: the fetch is over
+                self._loop.call_soon_threadsafe(self._fetch.cancel)
+        self._thread.join()
+
+
+async def refresh(client: NovitaClient, state: State, listing: list[TrainingTask] | None = None) -> Remote:
+    """Every page of `GET /v3/training` (unless `listing` already holds them: see EarlyListing), then one status
+    call per training or generation in flight."""
+    tasks = listing if listing is not None else await client.list_trainings()
     listed = {t.task_id: t for t in tasks}
     progress: dict[str, tuple[float | None, float | None]] = {}
     generations: dict[str, RemoteGeneration] = {}

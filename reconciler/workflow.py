@@ -9,12 +9,14 @@ about a lock taken over) goes through the `ApplyUI` the caller passes in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
+import functools
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from reconciler.apply import Applier, ApplyOptions, ApplyResult
 from reconciler.desired import Desired
@@ -37,6 +39,9 @@ from reconciler.workspace import (
     make_client,
     novita_endpoint,
 )
+
+if TYPE_CHECKING:
+    from reconciler.refresh import EarlyListing
 
 
 def check_targets(desired: Desired, state: State, targets: Iterable[str], option: str = "--target") -> list[str]:
@@ -70,9 +75,15 @@ def check_targets(desired: Desired, state: State, targets: Iterable[str], option
 
 
 def make_plan(
-    settings: Settings, desired: Desired, cache: HashCache, state: State, endpoint: Endpoint | None
+    settings: Settings,
+    desired: Desired,
+    cache: HashCache,
+    state: State,
+    endpoint: Endpoint | None,
+    listed: EarlyListing | None = None,
 ) -> tuple[Plan, dict[str, OutputFacts]]:
-    """Refresh (unless offline), observe the outputs, and plan; the outputs seen go on to apply."""
+    """Refresh (unless offline; with the training list `listed` early, if any), observe the outputs, and plan;
+    the outputs seen go on to apply."""
     from reconciler.outputs import observe
     from reconciler.plan import plan
 
@@ -81,9 +92,11 @@ def make_plan(
     if endpoint is not None:
         from reconciler.refresh import refresh
 
+        tasks = listed.tasks() if listed is not None else None
+
         async def go() -> Remote:
             async with make_client(endpoint) as client:
-                return await refresh(client, state)
+                return await refresh(client, state, tasks)
 
         remote = asyncio.run(go())
     result = plan(desired, state, remote, outputs, settings.targets, settings.replace)
@@ -91,17 +104,42 @@ def make_plan(
     return result, outputs
 
 
-def plan_command(settings: Settings, *, refresh: bool = True) -> Plan:
-    """`reconciler plan`: what apply would do. Reads the state without locking it; changes nothing."""
+def _plan_inputs(settings: Settings) -> tuple[Desired, HashCache, State]:
+    """The manifests (hashed), the state (read without locking it) and the targets checked against both."""
     desired, cache = load_desired(settings)
     with settings.backend() as backend:
         state = backend.read()
     settings.targets = check_targets(desired, state, settings.targets)
     settings.replace = check_targets(desired, state, settings.replace, "--replace")
+    return desired, cache, state
+
+
+def plan_command(settings: Settings, *, refresh: bool = True) -> Plan:
+    """`reconciler plan`: what apply would do. Reads the state without locking it; changes nothing.
+
+    The training list is fetched from the start, on a thread, while the manifests load and the images are
+    hashed; errors keep their order (manifests, state, targets, then the connection's own)."""
     if not refresh:
+        desired, cache, state = _plan_inputs(settings)
         return make_plan(settings, desired, cache, state, None)[0]
-    with novita_endpoint(settings) as endpoint:
-        return make_plan(settings, desired, cache, state, endpoint)[0]
+    with contextlib.ExitStack() as stack:
+        endpoint: Endpoint | None = None
+        unusable: ReconcilerError | None = None  # e.g. no NOVITA_API_KEY: said after any manifest problem
+        try:
+            endpoint = stack.enter_context(novita_endpoint(settings))
+        except ReconcilerError as exc:
+            unusable = exc
+        listed = None
+        if endpoint is not None:
+            from reconciler.refresh import EarlyListing
+
+            listed = EarlyListing(functools.partial(make_client, endpoint))
+            stack.callback(listed.cancel)  # the manifests were invalid: the pages are not waited for
+        desired, cache, state = _plan_inputs(settings)
+        if endpoint is None:
+            assert unusable is not None
+            raise unusable
+        return make_plan(settings, desired, cache, state, endpoint, listed)[0]
 
 
 def plan_origin(settings: Settings) -> Origin:

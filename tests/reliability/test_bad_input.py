@@ -1,6 +1,7 @@
 """Bad-input corpus through the whole CLI: every malformed manifest set stops `plan` and `apply` with a located
-`file:line:col` message and exit 1, no traceback, no network call, and the state folder and the output folder
-byte-identical afterwards. Plus a hypothesis fuzz: random YAML and random field values never give a traceback."""
+`file:line:col` message and exit 1, no traceback, no network error shown (plan starts reading the training
+list while the manifests load, and abandons it), and the state folder and the output folder byte-identical
+afterwards. Plus a hypothesis fuzz: random YAML and random field values never give a traceback."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def test_bad_input_corpus(tmp_path: Path, offline: None, figure: Any) -> None:
         assert _digest(root) == before, f"{name}: the state or output folder changed"
     figure(
         f"bad input: {len(cases)} malformed manifest sets x {len(commands)} commands: all exit 1 with file:line:col, "
-        "0 tracebacks, 0 network calls, state and outputs byte-identical"
+        "0 tracebacks, 0 network errors shown, state and outputs byte-identical"
     )
 
 
