@@ -17,7 +17,7 @@ from common import figure
 
 
 def run(scales: list[float], runs: int = 3) -> list[NoopResult]:
-    return [measure(s, runs) for s in scales]
+    return [measure(s, runs, peer=False) for s in scales]
 
 
 def report(results: list[NoopResult]) -> bool:

@@ -114,6 +114,8 @@ def cli_env(sim: Sim | None) -> dict[str, str]:
 
 
 FAST_SIM = ("--training-seconds", "0.05", "--generation-seconds", "0.02", "--ipm-txt2img", "0")
+PAGE = 50  # the simulator serves the training list in pages of 50, like the account of issue #15
+PAGED = ("--list-page-max", str(PAGE))
 
 
 @dataclass
@@ -143,7 +145,7 @@ def converged_project(scale: float, *, log: bool = True) -> Converged:
             shutil.rmtree(root)
         generate(root, shape)
         partial.write_text(json.dumps({"seconds": 0.0}))
-    with start_sim(root / "simdata", "--seed-foreign", str(shape.foreign), *FAST_SIM) as sim:
+    with start_sim(root / "simdata", "--seed-foreign", str(shape.foreign), *FAST_SIM, *PAGED) as sim:
         if log:
             print(f"  setup: applying the {scale:g}x project against a fast simulator…", flush=True)
         ta = time.perf_counter()

@@ -1,11 +1,14 @@
 """Generate a synthetic reconciler project under bench/.work/ (never committed).
 
-At scale 1: 200 datasets x 50 distinct JPEGs (~50 KB each, 10,000 files), 200 LoraModels (one per dataset),
-1,000 txt2img Generations (each using one of our LoRAs), and the number of foreign trainings to seed the
-simulator with (500). Every count is multiplied by --scale.
+At scale 1 (the shape of issue #15): 200 datasets x 49 distinct photos (~50 KB each: 25 JPEGs and 24 PNGs,
+listed by two globs, `*.jpg` and `*.png`; 9,800 files), 200 LoraModels (one per dataset), 1,000 txt2img
+Generations (each using one of our LoRAs; half of them make two images, so 1,500 images on disk), and the
+number of foreign trainings to seed the simulator with (500, so the account lists 700). Every count is
+multiplied by --scale.
 
-Images are fast to make: a few noise JPEGs are encoded once, then each file gets a unique COM segment right
-after SOI, so every file is a valid JPEG by its magic bytes and distinct by content.
+Images are fast to make: a few noise JPEGs and PNGs are encoded once, then each file gets a unique comment
+(a JPEG COM segment right after SOI, a PNG tEXt chunk right after IHDR), so every file is a valid image by its
+magic bytes and distinct by content.
 
     python bench/synth.py --scale 0.25 --out bench/.work/p025
 """
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import time
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,15 +37,20 @@ class Shape:
     images_per_generation: int
     foreign: int
     image_kb: int = 50
+    pngs_per_dataset: int = 0  # of images_per_dataset; the rest are JPEGs (a second glob when both)
+    double_generations: int = 0  # of the generations, how many make images_per_generation + 1 images
 
     @classmethod
     def at(cls, scale: float) -> Shape:
+        generations = max(1, round(1000 * scale))
         return cls(
             datasets=max(1, round(200 * scale)),
-            images_per_dataset=50,
-            generations=max(1, round(1000 * scale)),
+            images_per_dataset=49,
+            generations=generations,
             images_per_generation=1,
             foreign=round(500 * scale),
+            pngs_per_dataset=24,
+            double_generations=generations // 2,
         )
 
     @property
@@ -50,7 +59,12 @@ class Shape:
 
     @property
     def generation_images(self) -> int:
-        return self.generations * self.images_per_generation
+        return self.generations * self.images_per_generation + self.double_generations
+
+    def image_num(self, generation: int) -> int:
+        """How many images generation number `generation` makes (the doubles spread evenly)."""
+        n, d = self.generations, self.double_generations
+        return self.images_per_generation + (generation + 1) * d // n - generation * d // n
 
 
 def noise_jpeg(size_kb: int, seed: int = 0) -> bytes:
@@ -68,9 +82,24 @@ def noise_jpeg(size_kb: int, seed: int = 0) -> bytes:
         side = int(side * max(1.05, (size_kb * 1024 / len(data)) ** 0.5))
 
 
+def noise_png(size_kb: int) -> bytes:
+    """A random-noise RGB PNG of roughly size_kb kilobytes (noise does not compress)."""
+    from PIL import Image
+
+    side = max(8, int((size_kb * 1024 / 3) ** 0.5))
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
 def distinct(base: bytes, tag: str) -> bytes:
-    """`base` with a COM segment holding `tag` right after SOI: still a valid JPEG, different bytes."""
+    """`base` with a comment holding `tag`: a COM segment right after a JPEG's SOI, a tEXt chunk right after a
+    PNG's IHDR. Still a valid image, different bytes."""
     payload = tag.encode()
+    if base.startswith(b"\x89PNG"):
+        body = b"tEXt" + b"Comment\x00" + payload
+        chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+        return base[:33] + chunk + base[33:]  # 8 bytes of signature + the 25-byte IHDR chunk
     return base[:2] + b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload + base[2:]
 
 
@@ -81,24 +110,32 @@ def generate(out: Path, shape: Shape, *, fresh: bool = True) -> dict[str, object
         shutil.rmtree(out)
     manifests = out / "manifests"
     (manifests / "models").mkdir(parents=True, exist_ok=True)
-    bases = [noise_jpeg(shape.image_kb) for _ in range(4)]
+    jpegs = [noise_jpeg(shape.image_kb) for _ in range(4)]
+    pngs = [noise_png(shape.image_kb) for _ in range(4)] if shape.pngs_per_dataset else []
     total_bytes = 0
+    jpeg_count = shape.images_per_dataset - shape.pngs_per_dataset
     for d in range(shape.datasets):
         name = f"ds-{d:04d}"
         folder = manifests / "photos" / name
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(shape.images_per_dataset):
+            is_jpeg = i < jpeg_count
+            bases, suffix = (jpegs, "jpg") if is_jpeg else (pngs, "png")
             data = distinct(bases[(d + i) % len(bases)], f"{name}/{i}")
-            (folder / f"img-{i:03d}.jpg").write_bytes(data)
+            (folder / f"img-{i:03d}.{suffix}").write_bytes(data)
             total_bytes += len(data)
+        globs = "".join(
+            f"\n    - ../photos/{name}/*.{suffix}"
+            for suffix, count in (("jpg", jpeg_count), ("png", shape.pngs_per_dataset))
+            if count
+        )
         (manifests / "models" / f"{name}.yaml").write_text(
             f"""apiVersion: reconciler/v1
 kind: Dataset
 metadata:
   name: {name}
 spec:
-  images:
-    - ../photos/{name}/*.jpg
+  images:{globs}
 ---
 apiVersion: reconciler/v1
 kind: LoraModel
@@ -136,7 +173,7 @@ spec:
     - {{model: model-{g % shape.datasets:04d}, strength: 0.7}}
   width: 256
   height: 256
-  image_num: {shape.images_per_generation}
+  image_num: {shape.image_num(g)}
   steps: 20
   seed: {g}
   response_image_type: jpeg
