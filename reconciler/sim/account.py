@@ -290,10 +290,11 @@ class Account:
         return f"model_{int(finished)}_{self.rng.getrandbits(40):010X}.safetensors"
 
     def _training_status(self, task: dict[str, Any], now: float) -> tuple[str, list[dict[str, str]], int, int]:
-        """(task_status, models, progress_percent, eta_relative) of a training at `now`."""
+        """(task_status, models, progress_percent, eta_relative) of a training at `now`. The estimate runs until
+        the model serves (a training's wait ends there), whole seconds, 0 once it serves or ended otherwise."""
         elapsed = now - task["created"]
         q, t, d = task["q"], task["t"], task["d"]
-        remaining = math.ceil(max(q + t - elapsed, 0))
+        remaining = math.ceil(max(q + t + d - elapsed, 0))
         if elapsed < q:
             return "QUEUING", [], 0, remaining
         if elapsed < q + t:
@@ -301,8 +302,10 @@ class Account:
                 return "CANCELED", [], 50, 0
             return "TRAINING", [], min(99, int(100 * (elapsed - q) / t)) if t > 0 else 99, remaining
         if task["outcome"] == "SUCCESS":
-            model_status = "DEPLOYING" if elapsed < q + t + d else "SERVING"
-            return "SUCCESS", [{"model_name": task["model_name"], "model_status": model_status}], 100, 0
+            deploying = elapsed < q + t + d
+            model_status = "DEPLOYING" if deploying else "SERVING"
+            models = [{"model_name": task["model_name"], "model_status": model_status}]
+            return "SUCCESS", models, 100, remaining if deploying else 0
         return task["outcome"], [], 50 if task["outcome"] == "CANCELED" else 100, 0
 
     def training_view(self, task_id: str) -> dict[str, Any] | None:

@@ -145,7 +145,7 @@ def test_training_state_machine(sim: Sim) -> None:
         "task_status": "QUEUING",
         "model_type": "lora",
         "models": [],
-        "extra": {"eta_relative": 4, "progress_percent": 0},
+        "extra": {"eta_relative": 5, "progress_percent": 0},  # until the model serves: 1 + 3 + 1 s
     }
     sim.clock.advance(1.0)
     seen = []
@@ -159,14 +159,28 @@ def test_training_state_machine(sim: Sim) -> None:
     sim.clock.advance(0.01)
     done = _status(sim, task_id)
     assert done["task_status"] == "SUCCESS"
-    assert done["extra"] == {"eta_relative": 0, "progress_percent": 100}
+    assert done["extra"] == {"eta_relative": 1, "progress_percent": 100}  # still deploying: about a second
     [model] = done["models"]
     assert model["model_status"] == "DEPLOYING"
     assert re.fullmatch(r"model_\d{10}_[0-9A-F]{10}\.safetensors", model["model_name"])
     sim.clock.advance(1.0)
     serving = _status(sim, task_id, kind="style")  # either GET works for either kind
     assert serving["models"] == [{"model_name": model["model_name"], "model_status": "SERVING"}]
-    assert serving["task_status"] == "SUCCESS"
+    assert serving["task_status"] == "SUCCESS" and serving["extra"]["eta_relative"] == 0
+
+
+def test_a_ten_minute_training_estimates_until_it_serves() -> None:
+    config = SimConfig(random_seed=1)
+    config.with_training_total(600)
+    s = make_sim(config)
+    task_id = s.train()
+    seen = []
+    for _ in range(12):
+        body = _status(s, task_id)
+        seen.append((body["task_status"], body["extra"]["eta_relative"]))
+        s.clock.advance(50)
+    assert [eta for _, eta in seen] == [600 - 50 * i for i in range(12)]
+    assert {status for status, _ in seen} == {"QUEUING", "TRAINING", "SUCCESS"}
 
 
 def test_configured_durations() -> None:
