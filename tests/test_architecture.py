@@ -21,6 +21,7 @@ PURE = [
     "imagetype.py",
     "urls.py",
     "apply/outcome.py",
+    "apply/polling.py",
     "manifest/words.py",
     "manifest/schema.py",
     "manifest/loaded.py",
