@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from reconciler.apply.commit import Committer
 from reconciler.apply.outcome import ApplyResult, Interrupted
+from reconciler.apply.slots import Slots
 from reconciler.apply.throttle import IpmLimiter
 from reconciler.desired import Desired
 from reconciler.novita import NovitaClient
@@ -60,7 +61,7 @@ class Run:
         self.outputs_remote = outputs_remote  # where every generated image is stored before it counts as done
         self.result = ApplyResult()
         self.committer = Committer(store)
-        self.slots = asyncio.Semaphore(max(1, options.parallelism))
+        self.slots = Slots(options.parallelism)  # uploads queue by their training's turn; the rest go first
         self.limiters = {kind: IpmLimiter(n, sleep=self._throttled) for kind, n in options.ipm.items()}
         self.stop = asyncio.Event()
 

@@ -1,5 +1,9 @@
 """Training images to Novita: each content hash uploaded once, right before a training that needs it.
 
+Uploads wait for a slot in their training's turn (the order trainings asked for their images, i.e. the
+plan's), so one dataset's images go up together and its training is submitted the moment they are, ahead of
+the other datasets' uploads (apply/slots.py), while those go on.
+
 The assets_id is recorded as "pending" the moment Novita issues the upload URL, before the bytes go out,
 so a kill after a completed PUT costs no second upload; if Novita later rejects the id in a training create,
 the trainer asks for that image to be uploaded again (`forget`).
@@ -19,8 +23,9 @@ class Uploader:
     def __init__(self, run: Run) -> None:
         self.run = run
         self._uploads: dict[str, asyncio.Future[str]] = {}  # content hash -> its upload under way
+        self._turns: dict[str, int] = {}  # model name -> its uploads' priority: 1 for the first to ask, ...
 
-    async def upload(self, image: DesiredImage) -> str:
+    async def upload(self, image: DesiredImage, turn: int = 1) -> str:
         """The assets_id of an image: from state, from an upload under way, or uploaded now (once per hash)."""
         run = self.run
         pending = self._uploads.get(image.sha256)
@@ -41,7 +46,7 @@ class Uploader:
             await run.commit()
 
         try:
-            async with run.slots:
+            async with run.slots.at(turn):
                 run.check_stop()
                 size = image.path.stat().st_size
                 assets_id = await run.client.upload_image(image.path, image.format, on_ticket=record_ticket)
@@ -60,7 +65,8 @@ class Uploader:
 
     async def upload_all(self, model: DesiredModel) -> dict[str, str]:
         """content hash -> assets_id for every image of the model's dataset."""
-        ids = await asyncio.gather(*(self.upload(i) for i in model.images))
+        turn = self._turns.setdefault(model.name, len(self._turns) + 1)
+        ids = await asyncio.gather(*(self.upload(i, turn) for i in model.images))
         return {i.sha256: a for i, a in zip(model.images, ids, strict=True)}
 
     def forget(self, sha256: str, assets_id: str) -> None:
