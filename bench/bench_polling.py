@@ -61,8 +61,8 @@ async def _poll(base_url: str, policy: PollPolicy, total: float, seed: int) -> P
             if status.is_done:
                 return Polled("", requests, waited + (time.monotonic() - began) - total)
             look = Look(status.eta_relative, status.progress_percent, waited)
-            misses = 0 if policy.estimate(look) is not None else misses + 1
             interval = policy.next(look, misses, draws.random())
+            misses = 0 if policy.estimate(look) is not None else misses + 1
             await admin.post("/_sim/clock", json={"advance": interval})
             waited += interval
 

@@ -366,8 +366,8 @@ def plan(
     "--poll-interval",
     type=click.FloatRange(0.01, 600),
     metavar="SECONDS",
-    help="How often to check a running task. Default: 10 for trainings and 1 for generations "
-    "(0.5 and 0.25 with --sim).",
+    help="Check running tasks at this fixed interval. Default: by Novita's estimate of the time left (half of it, "
+    "1 to 30 s for trainings, 0.25 to 2 s for generations; shorter with --sim), backing off while it gives none.",
 )
 def apply(
     planfile: str | None,
@@ -394,8 +394,9 @@ def apply(
     submitting, saves the state and says what is still running (exit 130). Exit 1 when anything failed.
     """
     from reconciler.apply import ApplyOptions
+    from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
     from reconciler.workflow import apply_command
-    from reconciler.workspace import sim_poll_intervals
+    from reconciler.workspace import sim_poll_policies
 
     if planfile and (targets or replace):
         raise click.UsageError(
@@ -418,9 +419,9 @@ def apply(
         )
     else:
         settings = _settings(files, state_path, sim, lock_timeout, targets, replace, workspace)
-    train_poll, gen_poll = sim_poll_intervals() if settings.sim else (10.0, 1.0)
+    train_poll, gen_poll = sim_poll_policies() if settings.sim else (TRAINING, GENERATION)
     if poll_interval is not None:
-        train_poll = gen_poll = poll_interval
+        train_poll = gen_poll = PollPolicy.every(poll_interval)
     project = settings.config.apply
     options = ApplyOptions(
         parallelism=parallelism if parallelism is not None else project.parallelism,

@@ -24,6 +24,7 @@ from reconciler.state.file import FileBackend
 from reconciler.urls import redact_url_password
 
 if TYPE_CHECKING:
+    from reconciler.apply.polling import PollPolicy
     from reconciler.novita import NovitaClient
     from reconciler.outputs_remote import OutputsRemote
 
@@ -202,6 +203,8 @@ def make_client(endpoint: Endpoint) -> NovitaClient:
     return NovitaClient(endpoint.api_key, endpoint.base_url or "")
 
 
-def sim_poll_intervals() -> tuple[float, float]:
-    """Training and generation poll intervals that suit the simulator's short durations."""
-    return 0.5, 0.25
+def sim_poll_policies() -> tuple[PollPolicy, PollPolicy]:
+    """Training and generation poll policies that suit the simulator's short durations."""
+    from reconciler.apply.polling import SIM_GENERATION, SIM_TRAINING
+
+    return SIM_TRAINING, SIM_GENERATION

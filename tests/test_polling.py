@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,8 +22,8 @@ def _wait(policy: PollPolicy, total: float, draws: random.Random) -> tuple[int, 
         if now >= total:
             return looks, now - total
         look = Look(eta=math.ceil(total - now), elapsed=now)
-        misses = 0 if policy.estimate(look) is not None else misses + 1
         now += policy.next(look, misses, draws.random())
+        misses = 0 if policy.estimate(look) is not None else misses + 1
 
 
 def test_a_ten_minute_training_takes_at_most_30_looks_and_is_seen_within_2_s() -> None:
@@ -73,3 +75,29 @@ def test_always_within_bounds(
     for policy in (TRAINING, GENERATION):
         interval = policy.next(Look(eta, progress, elapsed), misses, draw)
         assert policy.low <= interval <= policy.high
+
+
+def test_wait_for_paces_by_what_each_look_said(tmp_path: Path) -> None:
+    """Run.wait_for asks the policy after every look; here its pauses are recorded instead of slept."""
+    from reconciler.apply.context import ApplyOptions, Run
+    from reconciler.state import StateStore
+
+    run = Run(None, StateStore(tmp_path / "state.json"), None, None, ApplyOptions(), tmp_path, {})  # type: ignore[arg-type]
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    run.pause = pause  # type: ignore[method-assign]
+    said = iter([(40.0, None), (12.0, None), (None, None), (None, None), (0.0, 100.0), (None, None)])
+
+    async def look() -> tuple[float | None, float | None]:
+        return next(said)
+
+    async def settle(seen: tuple[float | None, float | None]) -> str | None:
+        return "done" if len(pauses) == 5 else None
+
+    quiet = PollPolicy(low=1.0, high=30.0, jitter=0.0)
+    assert asyncio.run(run.wait_for(look, settle, quiet, lambda s: Look(*s))) == "done"
+    # half of each estimate; then none (or one that ran out while the task still runs): back off from 1 s
+    assert pauses == [20.0, 6.0, 1.0, 1.5, 2.25]

@@ -4,6 +4,9 @@ reporter, the concurrency slots and throttles, the stop flag, and the running re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any, TypeVar
 
 from reconciler.apply.commit import Committer
 from reconciler.apply.outcome import ApplyResult, Interrupted
+from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
 from reconciler.apply.slots import Slots
 from reconciler.apply.throttle import IpmLimiter
 from reconciler.desired import Desired
@@ -33,8 +37,8 @@ class ApplyOptions:
     wait: bool = True
     prune: bool = False
     ipm: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_IPM))
-    training_poll: float = 10.0
-    generation_poll: float = 1.0
+    training_poll: PollPolicy = TRAINING  # by Novita's estimate; --poll-interval: PollPolicy.every(seconds)
+    generation_poll: PollPolicy = GENERATION
 
 
 class Run:
@@ -93,16 +97,22 @@ class Run:
         self,
         look: Callable[[], Awaitable[S]],
         settle: Callable[[S], Awaitable[R | None]],
-        interval: float,
+        policy: PollPolicy,
+        pace: Callable[[S], Look],
     ) -> R:
         """Poll a task: `look` fetches its status, `settle` returns the result once it finished (or raises
-        when it failed) and None while it runs; between looks, wait `interval` (Ctrl-C ends the wait)."""
+        when it failed) and None while it runs; between looks, wait as long as `policy` says from what `pace`
+        reads in the status (Novita's estimate, progress; Ctrl-C ends the wait)."""
+        began, misses = time.monotonic(), 0
         while True:
             self.check_stop()
             seen = await look()
             done = await settle(seen)
             if done is not None:
                 return done
+            said = dataclasses.replace(pace(seen), elapsed=time.monotonic() - began)
+            interval = policy.next(said, misses, random.random())
+            misses = 0 if policy.estimate(said) is not None else misses + 1
             await self.pause(interval)
 
     def emit(self, event: str, address: str | None, message: str, **data: Any) -> None:

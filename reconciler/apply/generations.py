@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler.apply.context import Run
 from reconciler.apply.outcome import ResourceFailed
+from reconciler.apply.polling import Look
 from reconciler.apply.trainings import Trainer
 from reconciler.desired import DesiredGeneration
 from reconciler.errors import AmbiguousSubmitError, NovitaError
@@ -135,7 +136,10 @@ class Generator:
             run.emit("task_progress", gen.address, text, status=result.status)
             return None
 
-        result = await run.wait_for(look, settle, run.options.generation_poll)
+        def pace(result: TaskResult) -> Look:
+            return Look(result.eta, result.progress_percent)
+
+        result = await run.wait_for(look, settle, run.options.generation_poll, pace)
         if not result.images:
             raise ResourceFailed(f"{gen.task_type} task {task_id} succeeded without images")
         params = parameters_text(gen, entry, result.seed)

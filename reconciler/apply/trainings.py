@@ -12,6 +12,7 @@ import time
 
 from reconciler.apply.context import Run
 from reconciler.apply.outcome import Deferred, Interrupted, ResourceFailed, Skipped
+from reconciler.apply.polling import Look
 from reconciler.apply.uploads import Uploader
 from reconciler.desired import DesiredModel
 from reconciler.errors import AmbiguousSubmitError, NovitaError
@@ -193,7 +194,10 @@ class Trainer:
             )
             return None
 
-        return await run.wait_for(look, settle, run.options.training_poll)
+        def pace(status: TrainingStatus) -> Look:
+            return Look(status.eta_relative, status.progress_percent)
+
+        return await run.wait_for(look, settle, run.options.training_poll, pace)
 
     async def trained_name(self, name: str) -> str:
         """The trained model name a generation uses: wait for this apply's training, or take it from state."""
