@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from reconciler.apply import Applier, ApplyOptions, ApplyResult
+from reconciler.apply.polling import PollPolicy
 from reconciler.desired import Desired
 from reconciler.hashing import HashCache
 from reconciler.novita import NovitaClient, RetryInfo
@@ -36,7 +37,7 @@ from reconciler.workspace import Endpoint, Settings, load_desired
 from tests.manifest_helpers import image_bytes, write
 
 KEY = "sk-apply-inprocess-0c1d2e3f"
-FAST_POLL = {"training_poll": 0.05, "generation_poll": 0.02}
+FAST_POLL = {"training_poll": PollPolicy.every(0.05), "generation_poll": PollPolicy.every(0.02)}
 
 
 def plain_generation(name: str, prompt: str, image_num: int = 1) -> str:
