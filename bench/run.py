@@ -1,7 +1,7 @@
 """Run every benchmark and print each figure next to its target.
 
     python bench/run.py                      # all, at scale 1 (scaling at 0.5, 1, 2)
-    python bench/run.py --only noop,cold     # some: noop, cold, startup, apply, scaling, team
+    python bench/run.py --only noop,cold     # some: startup, noop, cold, apply, first, polling, pipeline, scaling, team
     python bench/run.py --scale 0.25         # a smaller project for noop and cold (scaling: --scales)
 
 Converged projects are built on first use under bench/.work/ (git-ignored) and reused; delete that folder
@@ -19,19 +19,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_apply
 import bench_cold
+import bench_first_apply
 import bench_noop
+import bench_pipeline
+import bench_polling
 import bench_scaling
 import bench_startup
 import bench_team
 from common import machine
 
-ALL = ("startup", "noop", "cold", "apply", "scaling", "team")
+ALL = ("startup", "noop", "cold", "apply", "first", "polling", "pipeline", "scaling", "team")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(ALL), help="comma-separated: " + ", ".join(ALL))
-    parser.add_argument("--scale", type=float, default=1.0, help="project scale for noop and cold")
+    parser.add_argument("--scale", type=float, default=1.0, help="project scale for noop, cold and pipeline")
     parser.add_argument("--scales", default="0.5,1,2", help="scales for the scaling bench")
     args = parser.parse_args()
     chosen = [c.strip() for c in args.only.split(",") if c.strip()]
@@ -52,6 +55,12 @@ def main() -> None:
             ok &= bench_cold.report(bench_cold.measure(args.scale))
         elif name == "apply":
             ok &= bench_apply.report(bench_apply.measure())
+        elif name == "first":
+            ok &= bench_first_apply.report(bench_first_apply.measure())
+        elif name == "polling":
+            ok &= bench_polling.report(bench_polling.measure())
+        elif name == "pipeline":
+            ok &= bench_pipeline.report(bench_pipeline.measure(args.scale))
         elif name == "team":
             ok &= bench_team.report(bench_team.measure(args.scale))
         elif name == "scaling":
