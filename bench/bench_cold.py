@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import WORK, cli_env, converged_project, figure, reconciler, start_sim, timed
+from common import PAGED, WORK, cli_env, converged_project, figure, reconciler, start_sim, timed
 
 HASHER = """
 import sys, time
@@ -68,12 +68,12 @@ def big_files(count: int = 4, mb: int = 50) -> list[Path]:
 
 def measure(scale: float) -> ColdResult:
     proj = converged_project(scale)
-    paths = sorted((proj.root / "manifests" / "photos").rglob("*.jpg"))
+    paths = sorted(p for p in (proj.root / "manifests" / "photos").rglob("*") if p.suffix in (".jpg", ".png"))
     total = sum(p.stat().st_size for p in paths)
     list_file = WORK / f"paths-{scale:g}.txt"
     list_file.write_text("\n".join(map(str, paths)))
     cache = proj.root / "state" / ".state.hashcache.json"
-    with start_sim(proj.root / "simdata") as sim:
+    with start_sim(proj.root / "simdata", *PAGED) as sim:
         env = cli_env(sim)
         timed(reconciler("plan"), proj.root, env)  # page cache and stat cache warm
         warm = timed(reconciler("plan", "--detailed-exitcode"), proj.root, env)
