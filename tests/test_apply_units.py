@@ -31,6 +31,28 @@ def test_ipm_limiter_never_exceeds_the_limit_in_any_window() -> None:
     assert granted[-1][0] < 3 * 60 + 1
 
 
+def test_ipm_window_counts_from_when_a_request_left() -> None:
+    """A grant whose request left late (the state save before it was slow) holds its images in the window
+    until 60 s after it left, so Novita, which counts arrivals, never sees 21 images in a minute."""
+    now = [0.0]
+    left: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def main() -> None:
+        limiter = IpmLimiter(20, clock=lambda: now[0], sleep=fake_sleep)
+        for i in range(60):
+            grant = await limiter.acquire(1)
+            now[0] += 0.4 if i % 20 == 0 else 0.01  # the save before the request: slow now and then
+            limiter.sent(grant)
+            left.append(now[0])
+
+    asyncio.run(main())
+    for t in left:
+        assert sum(1 for s in left if t - 60 < s <= t) <= 20, t
+
+
 def test_group_commit_saves_once_for_concurrent_changes(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.json")
     writes: list[int] = []

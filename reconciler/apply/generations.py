@@ -69,9 +69,10 @@ class Generator:
         if gen.init_image is not None:
             init_b64 = base64.b64encode(gen.init_image.path.read_bytes()).decode("ascii")
         limiter = run.limiters.get(gen.task_type)
+        grant = None
         async with run.slots:
             if limiter is not None:
-                await limiter.acquire(gen.image_num)
+                grant = await limiter.acquire(gen.image_num)
             run.check_stop()
             request = gen.resolved_request(names)
             if gen.init_image is not None:
@@ -82,6 +83,8 @@ class Generator:
             run.state.put(entry)
             await run.commit()
             body = gen.body({k: v for k, v in names.items() if v}, init_b64)
+            if limiter is not None:
+                limiter.sent(grant)  # its minute starts now, after the state was saved
             try:
                 task_id = await run.client.create_generation(gen.task_type, body)  # type: ignore[arg-type]
             except AmbiguousSubmitError as exc:
