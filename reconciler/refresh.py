@@ -65,12 +65,41 @@ class EarlyListing:
         self._thread.join()
 
 
+def _in_flight(state: State, tasks: list[TrainingTask]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(task id, type) of the trainings the list shows running, and the ids of generations running: what a
+    refresh asks one status call each about."""
+    listed = {t.task_id: t for t in tasks}
+    trainings = [
+        (e.task_id, e.task_type or "subject")
+        for e in state.models()
+        if e.status == Status.TRAINING
+        and e.task_id in listed
+        and listed[e.task_id].task_status.upper() in ("TRAINING", "QUEUING")
+    ]
+    generations = [e.task_id for e in state.generations() if e.status == Status.RUNNING and e.task_id]
+    return trainings, generations
+
+
+Progress = dict[str, tuple[float | None, float | None]]  # task id -> (progress_percent, eta_relative)
+
+
+def _remote(tasks: list[TrainingTask], progress: Progress, generations: dict[str, RemoteGeneration]) -> Remote:
+    trainings = tuple(RemoteTraining.listed(t, *progress.get(t.task_id, (None, None))) for t in tasks)
+    return Remote(trainings, generations, pages=max(1, math.ceil(len(tasks) / PAGE_SIZE)))
+
+
+def settled(state: State, tasks: list[TrainingTask]) -> Remote | None:
+    """What a refresh would return from the training list `tasks` alone, when nothing is in flight (a converged
+    project: no status call, so no connection is needed); None when some task needs a status call."""
+    trainings, generations = _in_flight(state, tasks)
+    return None if trainings or generations else _remote(tasks, {}, {})
+
+
 async def refresh(client: NovitaClient, state: State, listing: list[TrainingTask] | None = None) -> Remote:
     """Every page of `GET /v3/training` (unless `listing` already holds them: see EarlyListing), then one status
     call per training or generation in flight."""
     tasks = listing if listing is not None else await client.list_trainings()
-    listed = {t.task_id: t for t in tasks}
-    progress: dict[str, tuple[float | None, float | None]] = {}
+    progress: Progress = {}
     generations: dict[str, RemoteGeneration] = {}
 
     async def training_progress(task_id: str, task_type: str) -> None:
@@ -87,19 +116,12 @@ async def refresh(client: NovitaClient, state: State, listing: list[TrainingTask
             raise
         generations[task_id] = RemoteGeneration(task_id, result.status, result.reason, result.progress_percent)
 
-    calls = [
-        training_progress(e.task_id, e.task_type or "subject")
-        for e in state.models()
-        if e.status == Status.TRAINING
-        and e.task_id in listed
-        and listed[e.task_id].task_status.upper() in ("TRAINING", "QUEUING")
-    ]
-    calls += [generation_status(e.task_id) for e in state.generations() if e.status == Status.RUNNING and e.task_id]
+    running_trainings, running_generations = _in_flight(state, tasks)
+    calls = [training_progress(task_id, kind) for task_id, kind in running_trainings]
+    calls += [generation_status(task_id) for task_id in running_generations]
     if calls:
         await asyncio.gather(*calls)
-
-    trainings = tuple(RemoteTraining.listed(t, *progress.get(t.task_id, (None, None))) for t in tasks)
-    return Remote(trainings, generations, pages=max(1, math.ceil(len(tasks) / PAGE_SIZE)))
+    return _remote(tasks, progress, generations)
 
 
 def record_remote(state: State, remote: Remote, now: str) -> list[str]:

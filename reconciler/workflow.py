@@ -90,15 +90,17 @@ def make_plan(
     outputs = observe(desired, state, cache, settings.root, settings.outputs())  # first: a bad remote asks nobody
     remote = None
     if endpoint is not None:
-        from reconciler.refresh import refresh
+        from reconciler.refresh import refresh, settled
 
         tasks = listed.tasks() if listed is not None else None
+        remote = settled(state, tasks) if tasks is not None else None
 
         async def go() -> Remote:
             async with make_client(endpoint) as client:
                 return await refresh(client, state, tasks)
 
-        remote = asyncio.run(go())
+        if remote is None:  # something in flight needs a status call (or the list is still to fetch)
+            remote = asyncio.run(go())
     result = plan(desired, state, remote, outputs, settings.targets, settings.replace)
     cache.save()
     return result, outputs
