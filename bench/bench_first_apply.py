@@ -1,4 +1,4 @@
-"""Bench 6: a first apply against its peer, a threaded script on the official SDK (bench/sdk_peer.py).
+"""Bench 7: a first apply against its peer, a threaded script on the official SDK (bench/sdk_peer.py).
 
 The workload of issue #15: 5 models x 12 images, 10 txt2img generations x 1 image, 3 s trainings, 50 ms latency
 on every request, Novita's default 20 images/minute. Each run starts from nothing: a fresh project and a fresh
@@ -65,7 +65,7 @@ def measure(runs: int = 3) -> FirstApply:
 def report(r: FirstApply) -> bool:
     s = SHAPE
     print(
-        f"Bench 6: first apply vs a threaded SDK script ({s.datasets} models x {s.images_per_dataset} images, "
+        f"Bench 7: first apply vs a threaded SDK script ({s.datasets} models x {s.images_per_dataset} images, "
         f"{s.generations} generations; {TRAIN_S:g} s trainings, {LATENCY * 1000:.0f} ms latency)"
     )
     apply_s, peer_s = statistics.median(r.apply_s), statistics.median(r.peer_s)

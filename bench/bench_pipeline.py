@@ -1,4 +1,4 @@
-"""Bench 8: uploads pipelined into trainings: each training submitted the moment its own images are up.
+"""Bench 9: uploads pipelined into trainings: each training submitted the moment its own images are up.
 
 At 1x the project of issue #15 without generations: 200 LoraModels x 49 images (9,800 uploads), `--parallelism
 16`, trainings of 20 s, no latency added. From the simulator's request log: when the last upload ended, when
@@ -73,7 +73,7 @@ def measure(scale: float = 1.0, extra: tuple[str, ...] = ()) -> Pipeline:
 
 
 def report(p: Pipeline) -> bool:
-    print(f"Bench 8: uploads pipelined into trainings ({p.models} models, {p.uploads} uploads, --parallelism 16, "
+    print(f"Bench 9: uploads pipelined into trainings ({p.models} models, {p.uploads} uploads, --parallelism 16, "
           f"{TRAIN_S:g} s trainings)")  # fmt: skip
     ok_first = p.first_submit_s <= 0.05 * p.uploads_s
     ok_spread = p.before_uploads_end >= p.models * 0.9

@@ -1,4 +1,4 @@
-"""Bench 7: polling a long training by Novita's estimate, against the old fixed 10 s poll.
+"""Bench 8: polling a long training by Novita's estimate, against the old fixed 10 s poll.
 
 A simulated 10-minute training (1:3:1 over QUEUING, TRAINING, DEPLOYING) on the simulator over a real socket,
 with its clock under the bench's control (`--clock-control`): each wait the poll policy (reconciler.apply.
@@ -82,7 +82,7 @@ def measure(minutes: float = 10, seeds: int = 5) -> list[Polled]:
 
 
 def report(results: list[Polled], minutes: float = 10) -> bool:
-    print(f"Bench 7: polling a simulated {minutes:g}-minute training (clock advanced by the bench)")
+    print(f"Bench 8: polling a simulated {minutes:g}-minute training (clock advanced by the bench)")
     ours, fixed = results
     ok_n = ours.requests <= 30
     ok_late = ours.late_s <= 2.0
