@@ -120,10 +120,14 @@ def plan_command(settings: Settings, *, refresh: bool = True) -> Plan:
     """`reconciler plan`: what apply would do. Reads the state without locking it; changes nothing.
 
     The training list is fetched from the start, on a thread, while the manifests load and the images are
-    hashed; errors keep their order (manifests, state, targets, then the connection's own)."""
-    if not refresh:
+    hashed; errors keep their order (manifests, state, targets, then the connection's own). Not with --sim:
+    the in-process simulator writes its account, so it starts only once the inputs are known to be valid."""
+    if not refresh or settings.sim:
         desired, cache, state = _plan_inputs(settings)
-        return make_plan(settings, desired, cache, state, None)[0]
+        if not refresh:
+            return make_plan(settings, desired, cache, state, None)[0]
+        with novita_endpoint(settings) as sim:
+            return make_plan(settings, desired, cache, state, sim)[0]
     with contextlib.ExitStack() as stack:
         endpoint: Endpoint | None = None
         unusable: ReconcilerError | None = None  # e.g. no NOVITA_API_KEY: said after any manifest problem
