@@ -29,10 +29,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROUNDS = 9
 ROUNDS_POSTGRES = 6  # the same schedule on PostgreSQL, fewer rounds to keep CI's time
 SIM = ("--training-seconds", "2", "--generation-seconds", "0.5", "--ipm-txt2img", "0", "--ipm-img2img", "0")
-SCHEDULE = [
+SCHEDULE = [  # a training is submitted as soon as its own images are up, while the others upload: submit first
+    "training-submit",
     "uploads",
     "random",
-    "training-submit",
     "training-wait",
     "random",
     "generation-submit",
