@@ -1,7 +1,8 @@
 """Run every benchmark and print each figure next to its target.
 
     python bench/run.py                      # all, at scale 1 (scaling at 0.5, 1, 2)
-    python bench/run.py --only noop,cold     # some: startup, noop, cold, apply, first, polling, pipeline, scaling, team
+    python bench/run.py --only noop,cold     # some: startup, noop, cold, apply, first, polling, pipeline, scaling,
+                                             # team, gallery
     python bench/run.py --scale 0.25         # a smaller project for noop and cold (scaling: --scales)
 
 Converged projects are built on first use under bench/.work/ (git-ignored) and reused; delete that folder
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_apply
 import bench_cold
 import bench_first_apply
+import bench_gallery
 import bench_noop
 import bench_pipeline
 import bench_polling
@@ -28,7 +30,7 @@ import bench_startup
 import bench_team
 from common import machine
 
-ALL = ("startup", "noop", "cold", "apply", "first", "polling", "pipeline", "scaling", "team")
+ALL = ("startup", "noop", "cold", "apply", "first", "polling", "pipeline", "scaling", "team", "gallery")
 
 
 def main() -> None:
@@ -65,6 +67,8 @@ def main() -> None:
             ok &= bench_team.report(bench_team.measure(args.scale))
         elif name == "scaling":
             ok &= bench_scaling.report(bench_scaling.run([float(s) for s in args.scales.split(",")]))
+        elif name == "gallery":
+            ok &= bench_gallery.report(bench_gallery.measure())
         print(flush=True)
     print(f"{'All targets met' if ok else 'Some targets missed'} ({time.perf_counter() - t0:.0f} s).")
     sys.exit(0 if ok else 1)

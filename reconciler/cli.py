@@ -190,7 +190,10 @@ def validate(files: tuple[str, ...]) -> None:
 
     manifests = load_manifests([Path(f) for f in files] or [Path("manifests")], Path.cwd())
     count = len(manifests.datasets) + len(manifests.models) + len(manifests.generations)
-    click.echo(f"{plural(count, 'resource')} valid")
+    swept = [m.matrix for m in manifests.models.values() if m.matrix]
+    swept += [g.matrix for g in manifests.generations.values() if g.matrix]
+    members = f" ({plural(len(set(swept)), 'matrix', 'matrices')}: {len(swept)} members)" if swept else ""
+    click.echo(f"{plural(count, 'resource')} valid{members}")
 
 
 @cli.command(short_help="Print the JSON Schema of a manifest document.")
@@ -286,6 +289,11 @@ def _colour() -> bool:
     show_default=True,
     help="Read the account's trainings first; --no-refresh plans from the state file alone, offline.",
 )
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also list each history and forgotten-generation file that `apply --prune` would delete.",
+)
 def plan(
     files: tuple[str, ...],
     state_path: str | None,
@@ -298,6 +306,7 @@ def plan(
     fmt: str,
     detailed_exitcode: bool,
     refresh: bool,
+    prune: bool,
 ) -> None:
     """Show what apply would upload, train, generate, adopt and forget.
 
@@ -309,7 +318,7 @@ def plan(
     from reconciler.workflow import plan_command, plan_origin
 
     settings = _settings(files, state_path, sim, targets=targets, replace=replace, workspace=workspace)
-    result = plan_command(settings, refresh=refresh)
+    result = plan_command(settings, refresh=refresh, prune=prune)
     fmt = "json" if as_json else fmt
     if fmt == "json":
         click.echo(render_json(result), nl=False)
@@ -342,7 +351,17 @@ def plan(
     help="At most this many uploads, submissions and downloads at once. "
     "[default: apply.parallelism in reconciler.yaml, else 8]",
 )
-@click.option("--prune", is_flag=True, help="Delete the downloaded images of forgotten generations (if unchanged).")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Delete the history of replaced generations and the images of forgotten ones (only files whose content "
+    "is unchanged); `plan --prune` lists them.",
+)
+@click.option(
+    "--gallery/--no-gallery",
+    default=None,
+    help="Refresh the gallery after writing images. [default: outputs.gallery in reconciler.yaml, else on]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line per event, for CI tools.")
 @click.option(
     "--wait/--no-wait",
@@ -381,6 +400,7 @@ def apply(
     auto_approve: bool,
     parallelism: int | None,
     prune: bool,
+    gallery: bool | None,
     as_json: bool,
     wait: bool,
     ipm_txt2img: int | None,
@@ -398,9 +418,9 @@ def apply(
     from reconciler.workflow import apply_command
     from reconciler.workspace import sim_poll_policies
 
-    if planfile and (targets or replace):
+    if planfile and (targets or replace or prune):
         raise click.UsageError(
-            "--target and --replace cannot be combined with a saved plan: pass them to `plan --out` instead"
+            "--target, --replace and --prune cannot be combined with a saved plan: pass them to `plan --out` instead"
         )
     if not auto_approve and not planfile and not sys.stdin.isatty():
         raise click.UsageError(
@@ -435,7 +455,11 @@ def apply(
         generation_poll=gen_poll,
     )
     outcome = apply_command(
-        settings, options, _ApplyConsole(as_json, auto_approve), planfile=Path(planfile) if planfile else None
+        settings,
+        options,
+        _ApplyConsole(as_json, auto_approve),
+        planfile=Path(planfile) if planfile else None,
+        gallery=settings.config.outputs.gallery if gallery is None else gallery,
     )
     if outcome.cancelled:
         click.echo("Apply cancelled; nothing changed.")
@@ -611,6 +635,49 @@ def graph(files: tuple[str, ...], fmt: str) -> None:
     click.echo(render_dot(found) if fmt == "dot" else render_mermaid(found), nl=False)
 
 
+# ---------------------------------------------------------------------------------------------- gallery
+
+
+@cli.command(short_help="Write a static HTML gallery of the outputs.")
+@state_option
+@sim_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    help="The folder to write it to. Default: gallery/ in the project folder (where apply refreshes it).",
+)
+@click.option(
+    "--serve", is_flag=True, help="Then serve the project folder on 127.0.0.1 and print the URL (Ctrl-C stops)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="The port for --serve (0: any free one).",
+)
+def gallery(state_path: str | None, sim: bool, out: str | None, serve: bool, port: int) -> None:
+    """Write a static HTML gallery of the images the state records: models with their training images,
+    each generation with its parameters and history, each matrix as a grid.
+
+    It opens from disk (gallery/index.html) with no server and no network; thumbnails are made once and
+    kept by content hash. `apply` refreshes it after writing images (unless --no-gallery, or
+    `outputs.gallery: false` in reconciler.yaml).
+    """
+    from reconciler.gallery import serve_gallery
+    from reconciler.workflow import gallery_command, gallery_folder
+
+    settings = _settings((), state_path, sim)
+    folder = Path(out).resolve() if out else gallery_folder(settings)
+    result = gallery_command(settings, folder)
+    click.echo(result.summary())
+    if serve:
+        if not folder.is_relative_to(settings.root):
+            raise click.UsageError("--serve needs the gallery inside the project folder (its pages link to the images)")
+        serve_gallery(settings.root, folder, port, lambda url: click.echo(f"Serving on {url} (Ctrl-C stops)."))
+
+
 # ---------------------------------------------------------------------------------------------- state
 
 
@@ -647,7 +714,7 @@ def state() -> None:
 @sim_option
 def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the resources in the state, with their status."""
-    from reconciler.state import DatasetEntry, GenerationEntry
+    from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry
     from reconciler.state_ops import pull_state
     from reconciler.text import plural
 
@@ -658,8 +725,12 @@ def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None
     for addr, entry in sorted(data.resources.items()):
         if isinstance(entry, GenerationEntry):
             detail = f"{plural(len(entry.files), 'image')} in {entry.output}"
+            if entry.history:
+                detail += f", {len(entry.history)} earlier in its history"
         elif isinstance(entry, DatasetEntry):
             detail = plural(len(entry.images), "image")
+        elif isinstance(entry, ForgottenEntry):
+            detail = f"{plural(len(entry.files), 'file')} on disk until `apply --prune`"
         else:
             detail = entry.model_name or entry.task_name or ""
         click.echo(f"{addr}\t{entry.status}\t{detail}".rstrip())

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.files import display_path
 from reconciler.hashing import HashCache
+from reconciler.matrix import matrix_of, normalise_address
 
 if TYPE_CHECKING:
     from reconciler.manifest import Generation, ImageFile, LoraModel, ManifestSet
@@ -37,6 +38,13 @@ def address(kind: str, name: str) -> str:
 def sort_key(addr: str) -> tuple[int, str]:
     kind, _, name = addr.partition("/")
     return KIND_ORDER.get(kind, 9), name
+
+
+def matrix_address(addr: str) -> str | None:
+    """`Generation/alice-grid` for the member `Generation/alice-grid[seed=1]`; None for a plain resource."""
+    kind, _, name = addr.partition("/")
+    base = matrix_of(name)
+    return f"{kind}/{base}" if base is not None else None
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ class DesiredModel:
     images: tuple[DesiredImage, ...]
     settings: dict[str, Any]  # base_model, width, height, expert_setting, components (manifest values)
     source: str
+    matrix: str | None = None  # a matrix member: the matrix's name (its task is named after it)
+    axes: tuple[tuple[str, Any], ...] = ()  # a member's (label, value)
     identity: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,7 +105,8 @@ class DesiredModel:
 
     @property
     def task_name(self) -> str:
-        return f"{self.name}-{self.identity[:8]}"
+        """`<name>-<8 hex>`; a matrix member is named after its matrix (its identity tells it apart)."""
+        return f"{self.matrix or self.name}-{self.identity[:8]}"
 
     def attributes(self) -> dict[str, Any]:
         return {
@@ -146,10 +157,17 @@ class DesiredGeneration:
     output_dir: Path
     output_display: str
     source: str
+    matrix: str | None = None  # a matrix member: the matrix's name
+    axes: tuple[tuple[str, Any], ...] = ()  # a member's (label, value), swept models' included
 
     @property
     def address(self) -> str:
         return address("Generation", self.name)
+
+    @property
+    def stem(self) -> str:
+        """What its files are named after: the generation's (or its matrix's) name."""
+        return self.matrix or self.name
 
     @property
     def lora_models(self) -> tuple[str, ...]:
@@ -224,6 +242,25 @@ class Desired:
         found += [g.address for g in self.generations.values()]
         return sorted(found, key=sort_key)
 
+    def matrices(self) -> dict[str, list[str]]:
+        """Each matrix's address → its members' addresses, sorted."""
+        found: dict[str, list[str]] = {}
+        for addr in self.addresses():
+            base = matrix_address(addr)
+            if base is not None:
+                found.setdefault(base, []).append(addr)
+        return found
+
+    def expand(self, targets: list[str]) -> list[str]:
+        """Addresses as given on the command line → resource addresses: a matrix stands for its members, and
+        a member's axes may be written in any order."""
+        matrices = self.matrices()
+        out: list[str] = []
+        for target in targets:
+            target = normalise_address(target)
+            out.extend(matrices.get(target, [target]))
+        return list(dict.fromkeys(out))
+
     def digest(self) -> str:
         """Changes whenever anything desired changes: manifests and image bytes alike."""
         return canonical_hash(
@@ -294,10 +331,12 @@ def _model(model: LoraModel, dataset: DesiredDataset) -> DesiredModel:
         images=dataset.images,
         settings=settings,
         source=f"{model.source.file}:{model.source.line}",
+        matrix=model.matrix,
+        axes=model.axes,
     )
 
 
-_NOT_REQUEST = {"type", "output", "init_image", "response_image_type"}
+_NOT_REQUEST = {"type", "output", "init_image", "response_image_type", "matrix"}
 
 
 def _generation(gen: Generation, image: Any, project_root: Path) -> DesiredGeneration:
@@ -326,4 +365,6 @@ def _generation(gen: Generation, image: Any, project_root: Path) -> DesiredGener
         output_dir=gen.output_dir,
         output_display=display_path(gen.output_dir, project_root.resolve()),
         source=f"{gen.source.file}:{gen.source.line}",
+        matrix=gen.matrix,
+        axes=gen.axes,
     )

@@ -38,11 +38,15 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, *, backup: Path | None = None, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_writer(
+    path: Path, *, backup: Path | None = None, mode: int | None = None, durable: bool = True
+) -> Iterator[BinaryIO]:
     """Write `path` atomically: yields a binary file; on a clean exit it is fsynced and renamed over `path`.
 
     `backup`: the current file (if any) is first hard-linked there, atomically, so the previous version
     survives. `mode`: the new file's permissions (default: 0o666 minus the umask, like any new file).
+    `durable=False` skips the fsyncs, for files that are rebuilt from others when lost (the gallery's pages
+    and thumbnails): still never torn for a reader, but a power loss may leave them empty.
     On an exception the temporary file is removed and `path` is untouched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +56,8 @@ def atomic_writer(path: Path, *, backup: Path | None = None, mode: int | None = 
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode if mode is not None else 0o666 & ~_UMASK)
         if backup is not None and path.exists():
             link = backup.with_name(f".{backup.name}.{os.getpid()}{PART_SUFFIX}")
@@ -63,12 +68,13 @@ def atomic_writer(path: Path, *, backup: Path | None = None, mode: int | None = 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
-def atomic_write(path: Path, data: bytes | str, *, backup: Path | None = None) -> None:
+def atomic_write(path: Path, data: bytes | str, *, backup: Path | None = None, durable: bool = True) -> None:
     """Replace `path` with `data` (str is written as UTF-8) atomically and durably; see `atomic_writer`."""
-    with atomic_writer(path, backup=backup) as fh:
+    with atomic_writer(path, backup=backup, durable=durable) as fh:
         fh.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 

@@ -2,36 +2,47 @@
 
 Each generation's folder holds `<name>-<n>.<ext>` images and a `<name>.reconciler.json` sidecar with the
 exact request, the seed, the identity hash and each image's sha256, so that after a state loss a
-generation whose images are still on disk is adopted, not paid for again.
+generation whose images are still on disk is adopted, not paid for again. (A matrix member's folder is
+`<output>/<label>=<value>,...` and its files are named after the matrix.)
+
+When a generation is replaced, its previous images and sidecar move aside into
+`<output>/history/<first 12 hex of the old identity>/`: paid images are never overwritten. History and the
+files of forgotten generations stay recorded in the state until `apply --prune` removes them, and only
+files whose content still has the recorded hash are ever removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import struct
 import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.desired import Desired, DesiredGeneration
-from reconciler.files import atomic_write, display_path, remove_partials
+from reconciler.files import atomic_write, display_path, fsync_dir, remove_partials
 from reconciler.hashing import HashCache, sha256_file
 from reconciler.imagetype import file_extension
-from reconciler.remote import OutputFacts, RemoteSidecar
-from reconciler.state import GenerationEntry, State
+from reconciler.remote import OrphanFacts, OutputFacts, PruneFile, RemoteSidecar
+from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, State, now_iso
 
 if TYPE_CHECKING:
     from reconciler.outputs_remote import OutputsRemote, RemoteIndex
 
 SIDECAR_SUFFIX = ".reconciler.json"
+HISTORY = "history"
 
 
 def sidecar_path(gen: DesiredGeneration) -> Path:
-    return gen.output_dir / f"{gen.name}{SIDECAR_SUFFIX}"
+    return gen.output_dir / f"{gen.stem}{SIDECAR_SUFFIX}"
 
 
 def image_path(gen: DesiredGeneration, index: int, ext: str) -> Path:
-    return gen.output_dir / f"{gen.name}-{index + 1}.{file_extension(ext)}"
+    return gen.output_dir / f"{gen.stem}-{index + 1}.{file_extension(ext)}"
 
 
 def observe(
@@ -153,3 +164,210 @@ def remove_files(files: list[tuple[Path, str]]) -> tuple[int, int]:
         except OSError:
             kept += 1
     return removed, kept
+
+
+# ------------------------------------------------------------------------------------------ history
+
+
+def move_aside(root: Path, entry: GenerationEntry | None, previous: OldOutputs) -> HistoryRecord | None:
+    """Move a generation's previous images and sidecar into its history folder; None when none are there.
+
+    Idempotent: a file already moved (by an apply killed before it recorded the move) is found in the
+    history folder by its hash. A folder of the same identity holding other files gets a `-2` suffix.
+    """
+    if not previous.files:
+        return None
+    base = previous.folder / HISTORY / previous.identity[:12]
+    sidecar = previous.folder / f"{previous.stem}{SIDECAR_SUFFIX}"
+    folder = _free_folder(base, [(Path(f.path).name, f.sha256) for f in previous.files])
+    moved: list[FileRecord] = []
+    for record in previous.files:
+        src = root / record.path
+        dst = folder / src.name
+        if dst.is_file() and sha256_file(dst) == record.sha256:
+            moved.append(FileRecord(path=display_path(dst, root), sha256=record.sha256))
+        elif src.is_file():
+            digest = sha256_file(src)
+            folder.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            moved.append(FileRecord(path=display_path(dst, root), sha256=digest))
+    if not moved:
+        return None
+    kept_sidecar = None
+    if sidecar.is_file():
+        dst = folder / sidecar.name
+        os.replace(sidecar, dst)
+        kept_sidecar = FileRecord(path=display_path(dst, root), sha256=sha256_file(dst))
+    elif (folder / sidecar.name).is_file():
+        dst = folder / sidecar.name
+        kept_sidecar = FileRecord(path=display_path(dst, root), sha256=sha256_file(dst))
+    fsync_dir(folder)
+    fsync_dir(previous.folder)
+    return HistoryRecord(
+        identity=previous.identity,
+        folder=display_path(folder, root),
+        files=moved,
+        sidecar=kept_sidecar,
+        attributes=entry.attributes if entry is not None else {},
+        task_id=entry.task_id if entry is not None else previous.task_id,
+        seed=entry.seed if entry is not None else previous.seed,
+        replaced_at=now_iso(),
+    )
+
+
+@dataclass(frozen=True)
+class OldOutputs:
+    """The images a generation had before it was replaced: from its state entry, or from its sidecar."""
+
+    folder: Path  # its output folder
+    stem: str  # what its files are named after
+    identity: str
+    files: list[FileRecord]
+    task_id: str | None = None
+    seed: str | None = None
+
+
+def _free_folder(base: Path, files: list[tuple[str, str]]) -> Path:
+    """`base`, or `base-2`, `base-3`...: the first whose files of these names are absent or these very files."""
+    n = 1
+    while True:
+        folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        clash = any((folder / name).is_file() and sha256_file(folder / name) != digest for name, digest in files)
+        if not clash:
+            return folder
+        n += 1
+
+
+def sidecar_of(root: Path, entry: GenerationEntry) -> Path | None:
+    """The sidecar file a generation entry's images have, if its output folder is known."""
+    if entry.output is None:
+        return None
+    return root / entry.output / f"{entry.matrix or entry.name}{SIDECAR_SUFFIX}"
+
+
+# ------------------------------------------------------------------------------------------ prune
+
+
+def observe_orphans(desired: Desired, state: State, cache: HashCache, root: Path) -> OrphanFacts:
+    """The history of every generation and the outputs of forgotten ones, as found on disk now."""
+    candidates: list[tuple[str, str, str, str]] = []  # (path, sha256, owner, what)
+    for entry in sorted(state.generations(), key=lambda e: e.address):
+        for record in entry.history:
+            for f in [*record.files, *([record.sidecar] if record.sidecar else [])]:
+                candidates.append((f.path, f.sha256, entry.address, "history"))
+        if entry.name not in desired.generations:
+            candidates += [(f.path, f.sha256, entry.address, "forgotten") for f in entry.files]
+            sidecar = sidecar_of(root, entry)
+            if sidecar is not None and _sidecar_identity(sidecar) == entry.identity:
+                candidates.append((display_path(sidecar, root), cache.hash(sidecar), entry.address, "forgotten"))
+    for forgotten in state.forgotten():
+        candidates += [(f.path, f.sha256, forgotten.owner, "forgotten") for f in forgotten.files]
+    # a file in the output folder of a generation of the manifests is that generation's (to adopt, or to move to
+    # its history when it runs): never one to prune, whatever an older record says
+    kept_folders = {display_path(g.output_dir, root) for g in desired.generations.values()}
+    candidates = [c for c in candidates if c[3] == "history" or c[0].rpartition("/")[0] not in kept_folders]
+    present = [root / path for path, *_ in candidates if (root / path).is_file()]
+    hashes = cache.hash_many(present) if present else {}
+    removable: list[PruneFile] = []
+    changed: list[str] = []
+    seen: set[str] = set()
+    for path, digest, owner, what in candidates:
+        full = root / path
+        if path in seen or full not in hashes:
+            continue
+        seen.add(path)
+        if hashes[full] == digest:
+            removable.append(PruneFile(path, digest, full.stat().st_size, owner, what))
+        else:
+            changed.append(path)
+    return OrphanFacts(tuple(removable), tuple(changed))
+
+
+def _sidecar_identity(path: Path) -> str | None:
+    data = _read_sidecar(path)
+    return str(data.get("identity")) if data is not None and data.get("identity") else None
+
+
+def forget_outputs(root: Path, entry: GenerationEntry) -> list[FileRecord]:
+    """Every file a forgotten generation leaves on disk and on record: images, history, sidecars."""
+    files = list(entry.files)
+    for record in entry.history:
+        files += [*record.files, *([record.sidecar] if record.sidecar else [])]
+    sidecar = sidecar_of(root, entry)
+    if sidecar is not None and sidecar.is_file() and _sidecar_identity(sidecar) == entry.identity:
+        files.append(FileRecord(path=display_path(sidecar, root), sha256=sha256_file(sidecar)))
+    return files
+
+
+def prune(root: Path, state: State, chosen: Iterable[PruneFile]) -> tuple[int, int]:
+    """`apply --prune`: remove the chosen files whose content still has the recorded hash, and drop from the
+    records every file removed or already gone. Returns (removed, kept because changed)."""
+    wanted = {(f.path, f.sha256) for f in chosen}
+    removed, kept = remove_files([(root / path, digest) for path, digest in sorted(wanted)])
+    folders: set[Path] = set()
+
+    def keep(record: FileRecord) -> bool:
+        full = root / record.path
+        if full.is_file():
+            return True
+        folders.add(full.parent)
+        return False
+
+    for entry in state.generations():  # changed by assignment only: a backend writes what was assigned
+        history = []
+        for record in entry.history:
+            files = [f for f in record.files if keep(f)]
+            sidecar = record.sidecar if record.sidecar is not None and keep(record.sidecar) else None
+            if files != record.files or sidecar is not record.sidecar:
+                record = record.model_copy(update={"files": files, "sidecar": sidecar})
+            if record.files or record.sidecar is not None:
+                history.append(record)
+        if history != entry.history:
+            entry.history = history
+    for forgotten in state.forgotten():
+        files = [f for f in forgotten.files if keep(f)]
+        if not files:
+            del state.resources[forgotten.address]
+        elif files != forgotten.files:
+            forgotten.files = files
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        # the folders reconciler made that are now empty: history/<identity>, history/, an output folder
+        emptied = (folder, folder.parent) if folder.parent.name == HISTORY else (folder,)
+        for empty in emptied:
+            if empty != root and empty.is_relative_to(root):
+                with contextlib.suppress(OSError):
+                    empty.rmdir()
+    return removed, kept
+
+
+def recorded_history(root: Path, gen: DesiredGeneration, cache: HashCache) -> list[HistoryRecord]:
+    """After a state loss: the history folders of `gen` whose sidecar's images are all there, unchanged."""
+    records: list[HistoryRecord] = []
+    base = gen.output_dir / HISTORY
+    if not base.is_dir():
+        return records
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        sidecar = folder / f"{gen.stem}{SIDECAR_SUFFIX}"
+        data = _read_sidecar(sidecar)
+        if data is None or not data.get("identity"):
+            continue
+        files = [(folder / str(i.get("file", "")), str(i.get("sha256", ""))) for i in data["images"]]
+        intact, _ = _check(files, cache)
+        if not files or not intact:
+            continue
+        sent = data.get("request")
+        inner = sent.get("request") if isinstance(sent, dict) else None
+        request: dict[str, Any] = inner if isinstance(inner, dict) else {}
+        records.append(
+            HistoryRecord(
+                identity=str(data["identity"]),
+                folder=display_path(folder, root),
+                files=[FileRecord(path=display_path(p, root), sha256=h) for p, h in files],
+                sidecar=FileRecord(path=display_path(sidecar, root), sha256=cache.hash(sidecar)),
+                attributes={"type": data.get("task_type", "txt2img"), **request},
+                task_id=str(data["task_id"]) if data.get("task_id") else None,
+                seed=str(data["seed"]) if data.get("seed") is not None else None,
+                replaced_at=str(data.get("written_at", "")),
+            )
+        )
+    return records

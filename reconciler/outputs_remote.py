@@ -222,12 +222,12 @@ class OutputsRemote:
             except OSError as exc:
                 raise self._error(f"cannot read the sidecar of Generation/{entry.name}", exc) from None
             if data is not None:
-                atomic_write(inside(root, f"{entry.output}/{entry.name}{SIDECAR_SUFFIX}"), data)
+                atomic_write(inside(root, f"{entry.output}/{entry.matrix or entry.name}{SIDECAR_SUFFIX}"), data)
         return written
 
     def push_run(self, entry: GenerationEntry, root: Path) -> int:
         """Store a run whose images are here but not in the remote (a remote configured after the fact)."""
-        sidecar = inside(root, f"{entry.output}/{entry.name}{SIDECAR_SUFFIX}") if entry.output else None
+        sidecar = inside(root, f"{entry.output}/{entry.matrix or entry.name}{SIDECAR_SUFFIX}") if entry.output else None
         try:
             record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar is not None else None
         except (OSError, ValueError):

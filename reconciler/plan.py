@@ -15,10 +15,11 @@ from reconciler.desired import (
     DesiredGeneration,
     DesiredModel,
     address,
+    matrix_address,
     sort_key,
 )
-from reconciler.remote import OutputFacts, Remote, RemoteGeneration, RemoteTraining
-from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State
+from reconciler.remote import OrphanFacts, OutputFacts, PruneFile, Remote, RemoteGeneration, RemoteTraining
+from reconciler.state import ForgottenEntry, GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.status import NOT_FOUND, Status, generation_lost
 from reconciler.text import plural
 
@@ -80,6 +81,9 @@ class Plan:
     # with an outputs remote: (address, images) of unchanged generations whose images only need copying, free
     fetches: tuple[tuple[str, int], ...] = ()  # in the remote, missing here: written into the output folder
     stores: tuple[tuple[str, int], ...] = ()  # here, missing in the remote: stored in it
+    prune: bool = False  # --prune: `prunable` is part of the plan
+    prunable: tuple[PruneFile, ...] = ()  # history and forgotten outputs `apply --prune` removes
+    prune_kept: tuple[str, ...] = ()  # such files changed since they were written: never removed
 
     def get(self, addr: str) -> ResourceChange | None:
         for change in self.changes:
@@ -89,7 +93,7 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not self.changes
+        return not self.changes and not (self.prune and self.prunable)
 
     def count(self, kind: str, *actions: Action) -> int:
         return sum(1 for c in self.changes if c.kind == kind and c.action in actions)
@@ -232,16 +236,24 @@ def plan(
     outputs: Mapping[str, OutputFacts] | None = None,
     targets: Iterable[str] = (),
     replace: Iterable[str] = (),
+    orphans: OrphanFacts | None = None,
+    prune: bool = False,
 ) -> Plan:
     """The changes that make Novita and the outputs match the manifests.
 
     `remote` is None for an offline plan (`--no-refresh`): the state is then trusted as it is.
-    `targets` limits the plan to those addresses and what they depend on; `replace` forces those
-    resources to be trained or generated again even though nothing changed.
+    `targets` limits the plan to those addresses (a matrix: all its members) and what they depend on;
+    `replace` forces those resources to be trained or generated again even though nothing changed.
+    `orphans` are the recorded history and forgotten outputs found on disk; with `prune` removing them is
+    part of the plan, else the plan only counts them.
     """
-    ctx = _Ctx(desired, state, remote, outputs or {}, frozenset(replace))
+    ctx = _Ctx(desired, state, remote, outputs or {}, frozenset(desired.expand(list(replace))))
     targets = tuple(sorted(set(targets), key=sort_key))
-    scope = desired.closure([t for t in targets if _desired_has(desired, t)]) if targets else None
+    chosen = set(desired.expand(list(targets)))
+    scope = desired.closure([t for t in chosen if _desired_has(desired, t)]) if targets else None
+
+    def targeted(addr: str) -> bool:
+        return addr in chosen or matrix_address(addr) in chosen
 
     changes: list[ResourceChange] = []
     for name in sorted(desired.models):
@@ -261,11 +273,15 @@ def plan(
         and (change := _plan_dataset(ctx, name, changes)) is not None
     ]
     forgets = [
-        _forget(addr, entry)
+        _forget(addr, entry, prune)
         for addr, entry in sorted(state.resources.items(), key=lambda kv: sort_key(kv[0]))
-        if not _desired_has(desired, addr) and (scope is None or addr in targets)
+        if not _desired_has(desired, addr)
+        and not isinstance(entry, ForgottenEntry)
+        and (scope is None or targeted(addr))
     ]
     ordered = sorted([*dataset_changes, *changes], key=lambda c: sort_key(c.address)) + forgets
+    found = orphans or OrphanFacts()
+    prunable = tuple(f for f in found.removable if scope is None or targeted(f.owner))
     return Plan(
         changes=tuple(ordered),
         state_serial=state.serial,
@@ -276,6 +292,9 @@ def plan(
         warnings=tuple(ctx.warnings),
         fetches=tuple(ctx.fetches),
         stores=tuple(ctx.stores),
+        prune=prune,
+        prunable=prunable,
+        prune_kept=found.changed,
     )
 
 
@@ -434,8 +453,15 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
     def change(action: Action, reason: str, *, diff: bool = False, **kw: Any) -> ResourceChange:
         changes = diff_attributes(before, after) if diff else ()
         images = gen.image_num if action in ("create", "replace") else 0
+        notes: tuple[str, ...] = ()
+        if action in ("create", "replace"):
+            if entry is not None and entry.files and len(entry.files) > facts.missing:
+                notes = (f"(its {plural(len(entry.files) - facts.missing, 'current image')} move to history)",)
+            elif entry is None and facts.sidecar_files:
+                moved = plural(len(facts.sidecar_files), "image")
+                notes = (f"(the {moved} already in {gen.output_display} move to history)",)
         return ResourceChange(
-            gen.address, action, reason, changes=changes, before=before, after=after, images=images, **kw
+            gen.address, action, reason, changes=changes, before=before, after=after, images=images, notes=notes, **kw
         )
 
     if identity is None:
@@ -451,6 +477,8 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
         return change("replace", f"--replace: run it again ({shape})")
     if entry is not None and entry.identity == identity:
         if entry.status == Status.SUCCEEDED:
+            if not entry.files and entry.history:
+                return change("replace", f"its images moved to history, then the apply stopped: run it again ({shape})")
             if facts.files_intact:
                 if facts.remote and not facts.in_remote:
                     ctx.stores.append((gen.address, len(entry.files)))
@@ -554,7 +582,7 @@ def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> Resour
 # --- forget ------------------------------------------------------------------------------------------
 
 
-def _forget(addr: str, entry: ResourceEntry) -> ResourceChange:
+def _forget(addr: str, entry: ResourceEntry, prune: bool) -> ResourceChange:
     if isinstance(entry, ModelEntry):
         if entry.in_flight:
             what = f"its training {entry.task_name} keeps running in the account"
@@ -564,10 +592,11 @@ def _forget(addr: str, entry: ResourceEntry) -> ResourceChange:
             what = "nothing was trained"
         reason = f"no longer in the manifests: forget ({what})"
     elif isinstance(entry, GenerationEntry):
-        reason = (
-            f"no longer in the manifests: forget (its {plural(len(entry.files), 'image')} stay on disk; "
-            "--prune removes them)"
-        )
+        images = plural(len(entry.files), "image")
+        if prune:
+            reason = f"no longer in the manifests: forget, and --prune removes its {images} and history"
+        else:
+            reason = f"no longer in the manifests: forget (its {images} stay on disk; --prune removes them)"
     else:
         reason = "no longer in the manifests: forget (uploaded images stay in Novita's storage)"
     return ResourceChange(addr, "forget", reason, before=entry.attributes)

@@ -18,6 +18,7 @@ from typing import Any
 from reconciler.errors import PlanFileError
 from reconciler.files import atomic_write
 from reconciler.plan import AttrChange, Plan, RefreshSummary, ResourceChange
+from reconciler.remote import PruneFile
 from reconciler.render import plan_json
 from reconciler.workspace import DEFAULT_STATE, SIM_STATE, default_endpoint_url
 
@@ -169,6 +170,9 @@ def _plan(raw: dict[str, Any]) -> Plan:
         warnings=tuple(raw.get("warnings") or ()),
         fetches=tuple((str(a), int(n)) for a, n in raw.get("fetches") or ()),
         stores=tuple((str(a), int(n)) for a, n in raw.get("stores") or ()),
+        prune=bool(raw.get("prune")),
+        prunable=tuple(PruneFile(**f) for f in raw.get("prunable") or ()),
+        prune_kept=tuple(raw.get("prune_kept") or ()),
     )
 
 

@@ -146,3 +146,22 @@ class OutputFacts:
     remote: bool = False  # an outputs remote is configured
     in_remote: bool = False  # it holds the sidecar of the state's run and every image the state records
     remote_sidecars: tuple[RemoteSidecar, ...] = ()  # after a state loss: runs the remote holds, to adopt
+
+
+@dataclass(frozen=True)
+class PruneFile:
+    """A file `apply --prune` may remove: a generation's history, or a forgotten generation's output."""
+
+    path: str  # relative to the project folder
+    sha256: str  # as recorded when it was written (or moved aside)
+    size: int
+    owner: str  # the generation's address
+    what: str  # "history" | "forgotten"
+
+
+@dataclass(frozen=True)
+class OrphanFacts:
+    """The recorded outputs no current generation shows, as found on disk."""
+
+    removable: tuple[PruneFile, ...] = ()  # present with the recorded hash
+    changed: tuple[str, ...] = ()  # present but changed since written: never removed

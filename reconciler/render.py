@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 from reconciler import __version__
+from reconciler.desired import matrix_address
 from reconciler.plan import Action, AttrChange, Plan, ResourceChange
+from reconciler.text import size
 
 JSON_FORMAT_VERSION = "1.0"
 SYMBOLS: dict[Action, str] = {"create": "+", "replace": "-/+", "resume": "~", "adopt": "<=", "forget": "-"}
@@ -41,6 +43,8 @@ def summary_line(plan: Plan) -> str:
         gens += f" ({_plural(plan.generation_images, 'image')})"
     parts.append(gens)
     parts.append(f"{plan.forgets} to forget")
+    if plan.prune and plan.prunable:
+        parts.append(_plural(len(plan.prunable), "file") + " to prune")
     return "Plan: " + ", ".join(parts) + "."
 
 
@@ -100,20 +104,27 @@ def render_text(plan: Plan, *, colour: bool = False, legend: bool = False) -> st
         lines.insert(1, "Targeted: " + ", ".join(plan.targets) + " (and what they depend on).")
     if plan.empty:
         lines.append(NO_CHANGES if not plan.warnings else "No changes will be made on their own; see the warnings.")
-        lines += _outputs_lines(plan) + _warning_lines(plan) + _targeted_lines(plan)
+        lines += _outputs_lines(plan) + _prune_lines(plan) + _warning_lines(plan) + _targeted_lines(plan)
         return "\n".join(lines) + "\n"
-    heads = [f"  {SYMBOLS[c.action]} {c.address}" for c in plan.changes]
-    width = max(37, *(len(h) + 2 for h in heads))
-    for head, change in zip(heads, plan.changes, strict=True):
+    groups = _matrix_groups(plan.changes)
+    indents = ["    " if matrix_address(c.address) in groups else "  " for c in plan.changes]
+    heads = [f"{indent}{SYMBOLS[c.action]} {c.address}" for indent, c in zip(indents, plan.changes, strict=True)]
+    width = max([37, *(len(h) + 2 for h in heads)])
+    shown: set[str] = set()
+    for head, indent, change in zip(heads, indents, plan.changes, strict=True):
+        matrix = matrix_address(change.address)
+        if matrix in groups and matrix not in shown:
+            shown.add(matrix)
+            lines.append(f"  {matrix}" + " " * max(1, width - len(matrix) - 2) + groups[matrix])
         symbol = SYMBOLS[change.action]
-        styled = "  " + style(symbol, change.action) + head[2 + len(symbol) :]
+        styled = indent + style(symbol, change.action) + head[len(indent) + len(symbol) :]
         lines.append(styled + " " * (width - len(head)) + change.reason)
-        lines.extend("      " + _attr_line(a) for a in change.changes)
-        lines.extend("      " + note for note in change.notes)
-    lines += ["", summary_line(plan)]
+        lines.extend(indent + "    " + _attr_line(a) for a in change.changes)
+        lines.extend(indent + "    " + note for note in change.notes)
+    lines += ["", summary_line(plan)] if plan.changes else [summary_line(plan)]
     if legend:
         lines.append(legend_line(plan))
-    lines += _outputs_lines(plan) + _warning_lines(plan) + _targeted_lines(plan)
+    lines += _outputs_lines(plan) + _prune_lines(plan) + _warning_lines(plan) + _targeted_lines(plan)
     return "\n".join(lines) + "\n"
 
 
@@ -141,6 +152,55 @@ def _addresses(items: tuple[tuple[str, int], ...], limit: int = 3) -> str:
 def _outputs_lines(plan: Plan) -> list[str]:
     lines = outputs_lines(plan)
     return ["", *lines] if lines else []
+
+
+_ACTION_WORDS: dict[Action, str] = {
+    "create": "to create",
+    "replace": "to replace",
+    "resume": "to wait for",
+    "adopt": "to adopt",
+    "forget": "to forget",
+}
+
+
+def _matrix_groups(changes: tuple[ResourceChange, ...]) -> dict[str, str]:
+    """Each matrix with members in the plan → its heading: `matrix, 9 members: 6 to create, 3 to replace`."""
+    counts: dict[str, dict[Action, int]] = {}
+    for change in changes:
+        matrix = matrix_address(change.address)
+        if matrix is not None:
+            by_action = counts.setdefault(matrix, {})
+            by_action[change.action] = by_action.get(change.action, 0) + 1
+    headings = {}
+    for matrix, by_action in counts.items():
+        total = sum(by_action.values())
+        parts = ", ".join(f"{n} {_ACTION_WORDS[action]}" for action, n in by_action.items())
+        headings[matrix] = f"matrix, {_plural(total, 'member')}: {parts}"
+    return headings
+
+
+def _prune_lines(plan: Plan) -> list[str]:
+    """Without --prune, how many recorded files `--prune` would remove; with it, each of them."""
+    files = plan.prunable
+    total = size(sum(f.size for f in files))
+    lines: list[str] = []
+    if not plan.prune:
+        if files:
+            lines = [
+                "",
+                f"Outputs: {_plural(len(files), 'file')} ({total}) in history or left by forgotten generations; "
+                "`apply --prune` removes them (`plan --prune` lists them).",
+            ]
+        return lines
+    if files:
+        lines = ["", f"Prune: apply --prune removes {_plural(len(files), 'file')} ({total}):"]
+        lines += [f"  - {f.path}  ({f.what} of {f.owner})" for f in files]
+    elif not plan.prune_kept:
+        lines = ["", "Prune: no history or forgotten outputs to remove."]
+    if plan.prune_kept:
+        lines += ["", f"Kept: {_plural(len(plan.prune_kept), 'file')} changed since written:"]
+        lines += [f"  {path}" for path in plan.prune_kept]
+    return lines
 
 
 def _warning_lines(plan: Plan) -> list[str]:
@@ -171,6 +231,7 @@ def _change_json(change: ResourceChange) -> dict[str, Any]:
         "task_id": change.task_id,
         "uploads": len(change.uploads),
         "images": change.images,
+        "matrix": matrix_address(change.address),
     }
 
 
@@ -203,6 +264,14 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "store": [{"address": a, "images": n} for a, n in plan.stores],
         },
         "resource_changes": [_change_json(c) for c in plan.changes],
+        "prune": {
+            "requested": plan.prune,
+            "files": [
+                {"path": f.path, "sha256": f.sha256, "size": f.size, "owner": f.owner, "what": f.what}
+                for f in plan.prunable
+            ],
+            "kept_changed": list(plan.prune_kept),
+        },
     }
 
 

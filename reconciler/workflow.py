@@ -13,14 +13,14 @@ import contextlib
 import difflib
 import functools
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from reconciler.apply import Applier, ApplyOptions, ApplyResult
 from reconciler.desired import Desired
 from reconciler.errors import ConfigError, ReconcilerError, UsageError
+from reconciler.files import display_path
 from reconciler.hashing import HashCache
 from reconciler.plan import Plan
 from reconciler.planfile import SIMULATOR, Origin, check_endpoint, load_plan, settle
@@ -41,24 +41,34 @@ from reconciler.workspace import (
 )
 
 if TYPE_CHECKING:
+    from reconciler.apply import Applier, ApplyOptions, ApplyResult
+    from reconciler.gallery import GalleryResult
     from reconciler.refresh import EarlyListing
+
+GALLERY_FOLDER = "gallery"
 
 
 def check_targets(desired: Desired, state: State, targets: Iterable[str], option: str = "--target") -> list[str]:
     """The addresses given on the command line, each naming a resource of the manifests or the state.
 
     A bare name (`alice-v1`) stands for the one resource of that name, whatever its kind; a name that several
-    kinds share, or an address that names nothing, is a usage error that says what was meant.
+    kinds share, or an address that names nothing, is a usage error that says what was meant. A matrix's address
+    (`Generation/alice-grid`) stands for all its members; a member's axes may be given in any order.
     """
-    known = sorted(set(desired.addresses()) | set(state.resources))
+    from reconciler.desired import matrix_address
+    from reconciler.matrix import normalise_address
+
+    names = set(desired.addresses()) | set(state.resources) | set(desired.matrices())
+    names |= {m for m in map(matrix_address, state.resources) if m is not None}
+    known = sorted(names)
     by_name: dict[str, list[str]] = {}
     for addr in known:
         by_name.setdefault(addr.partition("/")[2], []).append(addr)
     resolved: list[str] = []
     problems: list[str] = []
     for given in targets:
-        if given in known:
-            resolved.append(given)
+        if normalise_address(given) in names:
+            resolved.append(normalise_address(given))
         elif "/" not in given and len(by_name.get(given, [])) == 1:
             resolved.append(by_name[given][0])
         elif "/" not in given and given in by_name:
@@ -81,10 +91,12 @@ def make_plan(
     state: State,
     endpoint: Endpoint | None,
     listed: EarlyListing | None = None,
+    *,
+    prune: bool = False,
 ) -> tuple[Plan, dict[str, OutputFacts]]:
     """Refresh (unless offline; with the training list `listed` early, if any), observe the outputs, and plan;
-    the outputs seen go on to apply."""
-    from reconciler.outputs import observe
+    the outputs seen go on to apply (`prune`: the plan removes the history and forgotten outputs it lists)."""
+    from reconciler.outputs import observe, observe_orphans
     from reconciler.plan import plan
 
     outputs = observe(desired, state, cache, settings.root, settings.outputs())  # first: a bad remote asks nobody
@@ -101,7 +113,8 @@ def make_plan(
 
         if remote is None:  # something in flight needs a status call (or the list is still to fetch)
             remote = asyncio.run(go())
-    result = plan(desired, state, remote, outputs, settings.targets, settings.replace)
+    orphans = observe_orphans(desired, state, cache, settings.root)
+    result = plan(desired, state, remote, outputs, settings.targets, settings.replace, orphans, prune)
     cache.save()
     return result, outputs
 
@@ -116,7 +129,7 @@ def _plan_inputs(settings: Settings) -> tuple[Desired, HashCache, State]:
     return desired, cache, state
 
 
-def plan_command(settings: Settings, *, refresh: bool = True) -> Plan:
+def plan_command(settings: Settings, *, refresh: bool = True, prune: bool = False) -> Plan:
     """`reconciler plan`: what apply would do. Reads the state without locking it; changes nothing.
 
     The training list is fetched from the start, on a thread, while the manifests load and the images are
@@ -125,9 +138,9 @@ def plan_command(settings: Settings, *, refresh: bool = True) -> Plan:
     if not refresh or settings.sim:
         desired, cache, state = _plan_inputs(settings)
         if not refresh:
-            return make_plan(settings, desired, cache, state, None)[0]
+            return make_plan(settings, desired, cache, state, None, prune=prune)[0]
         with novita_endpoint(settings) as sim:
-            return make_plan(settings, desired, cache, state, sim)[0]
+            return make_plan(settings, desired, cache, state, sim, prune=prune)[0]
     with contextlib.ExitStack() as stack:
         endpoint: Endpoint | None = None
         unusable: ReconcilerError | None = None  # e.g. no NOVITA_API_KEY: said after any manifest problem
@@ -145,7 +158,7 @@ def plan_command(settings: Settings, *, refresh: bool = True) -> Plan:
         if endpoint is None:
             assert unusable is not None
             raise unusable
-        return make_plan(settings, desired, cache, state, endpoint, listed)[0]
+        return make_plan(settings, desired, cache, state, endpoint, listed, prune=prune)[0]
 
 
 def plan_origin(settings: Settings) -> Origin:
@@ -216,10 +229,34 @@ class ApplyOutcome:
     synced: Synced | None = None  # the free copies to and from the outputs remote, when there were any
 
 
+def gallery_folder(settings: Settings) -> Path:
+    """Where the gallery is written: `gallery/` in the project folder."""
+    return settings.root / GALLERY_FOLDER
+
+
+def gallery_command(settings: Settings, out: Path | None = None) -> GalleryResult:
+    """`reconciler gallery`: write the static gallery of the outputs the state records. Changes no state."""
+    from reconciler.gallery import build_gallery
+
+    with settings.backend() as backend:
+        state = backend.read()
+    if not state.serial:
+        where = redact_url_password(settings.state_url or display_path(settings.state_path, settings.root))
+        hint = "" if settings.sim else " (after `apply --sim`, add --sim: its state is state/sim.json)"
+        raise ReconcilerError(f"no state at {where}: nothing was applied yet{hint}")
+    return build_gallery(settings.root, state, out or gallery_folder(settings), HashCache(settings.cache_file))
+
+
 def apply_command(
-    settings: Settings, options: ApplyOptions, ui: ApplyUI, *, planfile: Path | None = None
+    settings: Settings,
+    options: ApplyOptions,
+    ui: ApplyUI,
+    *,
+    planfile: Path | None = None,
+    gallery: bool = False,
 ) -> ApplyOutcome:
     """`reconciler apply`: plan (or load a saved plan and check it is fresh), confirm, apply."""
+    from reconciler.apply import Applier
     from reconciler.outputs import observe
     from reconciler.planfile import check_fresh
 
@@ -247,7 +284,7 @@ def apply_command(
                 ui.show_plan(the_plan)
                 outputs = observe(desired, store.state, cache, settings.root, settings.outputs())
             else:
-                the_plan, outputs = make_plan(settings, desired, cache, store.state, endpoint)
+                the_plan, outputs = make_plan(settings, desired, cache, store.state, endpoint, prune=options.prune)
                 ui.show_plan(the_plan)
                 if the_plan.empty:
                     return ApplyOutcome(the_plan, synced=sync_outputs(settings, the_plan, store.state))
@@ -257,7 +294,18 @@ def apply_command(
                 return ApplyOutcome(the_plan, synced=sync_outputs(settings, the_plan, store.state))
             remote = settings.outputs()
             client = make_client(endpoint)
-            applier = Applier(the_plan, desired, store, client, ui.reporter(), options, settings.root, outputs, remote)
+            applier = Applier(
+                the_plan,
+                desired,
+                store,
+                client,
+                ui.reporter(),
+                options,
+                settings.root,
+                outputs,
+                remote,
+                finishing=_gallery_refresher(settings, cache) if gallery else None,
+            )
             result = _run(applier, ui)
             synced = sync_outputs(settings, the_plan, store.state) if not result.interrupted else None
             return ApplyOutcome(the_plan, result, synced=synced)
@@ -338,6 +386,22 @@ def pull_command(settings: Settings) -> Pulled:
             fetched[entry.address] = wrote
     cache.save()
     return Pulled(remote.shown, fetched, present, missing)
+
+
+def _gallery_refresher(settings: Settings, cache: HashCache) -> Callable[[ApplyResult, State], str | None]:
+    """What apply runs last: refresh the gallery when it wrote, moved, adopted, forgot or removed images."""
+
+    def refresh(result: ApplyResult, state: State) -> str | None:
+        from reconciler.gallery import build_gallery
+
+        if not (result.images or result.adopted or result.pruned or result.moved_to_history or result.forgotten):
+            return None
+        try:
+            return build_gallery(settings.root, state, gallery_folder(settings), cache).summary()
+        except OSError as exc:  # the images are safe and recorded; only the view is stale
+            return f"Gallery: not refreshed ({exc}); run `reconciler gallery` to try again."
+
+    return refresh
 
 
 def _run(applier: Applier, ui: ApplyUI) -> ApplyResult:

@@ -283,12 +283,14 @@ class World:
     def endpoint(self) -> Endpoint:
         return Endpoint(self.base_url, KEY)
 
-    def plan(self, targets: tuple[str, ...] = (), replace: tuple[str, ...] = (), offline: bool = False) -> Planned:
-        """`reconciler plan` (`offline`: `--no-refresh`, the state is trusted as it is)."""
+    def plan(
+        self, targets: tuple[str, ...] = (), replace: tuple[str, ...] = (), offline: bool = False, prune: bool = False
+    ) -> Planned:
+        """`reconciler plan` (`offline`: `--no-refresh`, the state is trusted as it is; `prune`: `--prune`)."""
         settings = self.settings(targets, replace)
         desired, cache = load_desired(settings)
         endpoint = None if offline else self.endpoint
-        plan, outputs = make_plan(settings, desired, cache, self.state(), endpoint)
+        plan, outputs = make_plan(settings, desired, cache, self.state(), endpoint, prune=prune)
         return Planned(plan, desired, outputs)
 
     def apply(
@@ -301,7 +303,7 @@ class World:
         **options: Any,
     ) -> Applied:
         """Plan (unless given a plan) and apply it; `options` are ApplyOptions fields (fast polling by default)."""
-        planned = planned or self.plan(targets)
+        planned = planned or self.plan(targets, prune=bool(options.get("prune")))
         store = StateStore(self.state_path)
         recorder = Recorder()
 

@@ -264,18 +264,21 @@ def test_prune_removes_only_the_files_a_forgotten_generation_wrote_unchanged(mak
     edited.write_bytes(b"touched up by hand")  # changed since apply wrote it: must be kept
     world.write({"m/generations.yaml": str(PROJECT["m/generations.yaml"]).rsplit("---", 1)[0]})
 
-    planned = world.plan()
+    planned = world.plan(prune=True)  # `apply --prune` plans with --prune: it removes what that plan lists
     assert planned.actions() == {"Generation/landscape": "forget"}
-    applied = world.apply(planned, prune=True)
+    assert planned.plan.prune_kept == ("outputs/landscape/landscape-2.png",)
+    applied = world.apply(planned)
 
-    assert applied.result.ok and (applied.result.forgotten, applied.result.pruned) == (1, 2)
+    assert applied.result.ok and (applied.result.forgotten, applied.result.pruned) == (1, 3)  # 2 images, sidecar
     assert world.files("outputs/landscape") == {"landscape-2.png": sha256(edited)}  # sidecar and 2 images gone
     assert edited.read_bytes() == b"touched up by hand"
-    assert applied.events.messages("forgotten", "Generation/landscape") == [
-        "forgotten; pruned 2 images (kept 1 changed since they were written)"
-    ]
+    assert applied.events.messages("forgotten", "Generation/landscape") == ["forgotten"]
+    assert applied.events.messages("pruned") == ["pruned 3 files (kept 1 changed since they were written)"]
     state = world.state()
     assert state.entry("Generation/landscape") is None
+    assert [(f.owner, [r.path for r in f.files]) for f in state.forgotten()] == [
+        ("Generation/landscape", ["outputs/landscape/landscape-2.png"])  # kept on record: never removed unasked
+    ]
     assert isinstance(state.entry("Generation/alice-portraits"), GenerationEntry)
     assert len(world.files("outputs/alice-portraits")) == 4  # the others' files are untouched
     assert applied.result.summary().startswith("Apply complete: 0 uploaded, 0 trained, 0 adopted, 0 generated")
@@ -296,14 +299,15 @@ def test_forget_without_prune_leaves_the_files(make: Callable[..., World]) -> No
     assert world.plan().plan.empty
 
 
-def test_a_regenerated_generation_removes_the_old_images_the_new_run_does_not_replace(
+def test_a_regenerated_generation_keeps_every_old_image_in_its_history(
     make: Callable[..., World],
 ) -> None:
-    """3 images become 1 after an edit: the new run writes landscape-1.png again; landscape-2.png, which
-    nobody touched, is removed; landscape-3.png, edited by hand since, is kept."""
+    """3 images become 1 after an edit: all 3 paid images (one edited by hand since) and the sidecar move to
+    history/<old identity>/ untouched; the new run writes landscape-1.png at its stable path."""
     world = make()
     world.edit("m/generations.yaml", "image_num: 1\n  seed: 11", "image_num: 3\n  seed: 11")
     world.apply()
+    old_identity = world.state().generation("landscape").identity  # type: ignore[union-attr]
     edited = world.root / "outputs/landscape/landscape-3.png"
     edited.write_bytes(b"touched up by hand")
     old = world.files("outputs/landscape")
@@ -311,14 +315,25 @@ def test_a_regenerated_generation_removes_the_old_images_the_new_run_does_not_re
 
     planned = world.plan()
     assert planned.actions() == {"Generation/landscape": "replace"}
+    assert planned.plan.changes[0].notes == ("(its 2 current images move to history)",)  # the edited one is not ours
     applied = world.apply(planned)
 
     assert applied.result.ok and (applied.result.generated, applied.result.images) == (1, 1)
     now = world.files("outputs/landscape")
-    assert sorted(now) == ["landscape-1.png", "landscape-3.png", "landscape.reconciler.json"]
-    assert now["landscape-1.png"] != old["landscape-1.png"] and now["landscape-3.png"] == sha256(edited)
+    assert sorted(now) == ["landscape-1.png", "landscape.reconciler.json"]
+    assert now["landscape-1.png"] != old["landscape-1.png"]
+    history = f"outputs/landscape/history/{old_identity[:12]}"
+    assert world.files(history) == old  # every old file, the edited one too, byte for byte
     entry = world.state().generation("landscape")
     assert entry is not None and [(f.path, f.sha256) for f in entry.files] == [
         ("outputs/landscape/landscape-1.png", now["landscape-1.png"])
     ]
+    [record] = entry.history
+    assert (record.identity, record.folder, record.seed) == (old_identity, history, "11")
+    assert sorted(f.path.rsplit("/", 1)[1] for f in record.files) == [
+        "landscape-1.png",
+        "landscape-2.png",
+        "landscape-3.png",
+    ]
+    assert applied.result.moved_to_history == 3
     assert sidecar(world, "outputs/landscape", "landscape")["seed"] == "12"

@@ -26,6 +26,9 @@ PURE = [
     "manifest/schema.py",
     "manifest/loaded.py",
     "manifest/messages.py",
+    "matrix.py",
+    "gallery/model.py",
+    "gallery/html.py",
 ]
 IO_LIBRARIES = {"httpx", "click", "starlette", "uvicorn", "rich", "filelock", "socket", "subprocess", "shutil"}
 

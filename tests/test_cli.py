@@ -110,7 +110,7 @@ def test_json_plan_schema(example: Path) -> None:
     assert code == 0
     assert set(data) == {
         "format_version", "reconciler_version", "state", "desired_digest", "targets", "warnings", "refresh",
-        "summary", "outputs", "resource_changes",
+        "summary", "outputs", "resource_changes", "prune",
     }  # fmt: skip
     assert data["outputs"] == {"fetch": [], "store": []}
     assert data["format_version"] == "1.0"
@@ -122,7 +122,7 @@ def test_json_plan_schema(example: Path) -> None:
     first = data["resource_changes"][1]
     assert set(first) == {
         "address", "kind", "name", "actions", "reason", "before", "after", "changes", "notes", "task_name",
-        "task_id", "uploads", "images",
+        "task_id", "uploads", "images", "matrix",
     }  # fmt: skip
     assert (first["address"], first["actions"], first["before"]) == ("LoraModel/alice-v1", ["create"], None)
     assert first["after"]["expert_setting"] == {

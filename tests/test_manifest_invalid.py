@@ -302,7 +302,7 @@ CASES: list[tuple[str, dict[str, str | bytes | None], list[str]]] = [
         "unknown-field-no-close-match",
         {"m/lm.yaml": MODEL + "  colour: red\n"},
         [
-            "m/lm.yaml:11:3: LoraModel/lm: spec.colour: unknown field; expected one of `base_model`, `components`, `dataset`, `expert_setting`, `height`, `type`, `width`",
+            "m/lm.yaml:11:3: LoraModel/lm: spec.colour: unknown field; expected one of `base_model`, `components`, `dataset`, `expert_setting`, `height`, `matrix`, `type`, `width`",
         ],
     ),
     (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,12 +16,12 @@ from reconciler.apply.uploads import Uploader
 from reconciler.desired import Desired
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.novita import NovitaClient, error_detail
-from reconciler.outputs import SIDECAR_SUFFIX, remove_files
+from reconciler.outputs import forget_outputs, prune
 from reconciler.outputs_remote import OutputsRemote
 from reconciler.plan import Plan, ResourceChange
 from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts
-from reconciler.state import DatasetEntry, GenerationEntry, ModelEntry
+from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry, State, now_iso
 from reconciler.state.backend import Store
 from reconciler.status import RUNNING_REMOTELY
 from reconciler.text import plural
@@ -43,8 +43,10 @@ class Applier:
         project_root: Path,
         outputs: dict[str, OutputFacts] | None = None,
         outputs_remote: OutputsRemote | None = None,
+        finishing: Callable[[ApplyResult, State], str | None] | None = None,
     ) -> None:
         self.plan = plan
+        self.finishing = finishing  # run last, before the closing line (the gallery refresh); returns a note
         self.run_ = Run(desired, store, client, reporter, options, project_root, outputs or {}, outputs_remote)
         self.uploader = Uploader(self.run_)
         self.trainer = Trainer(self.run_, self.uploader)
@@ -61,12 +63,16 @@ class Applier:
     async def run(self) -> ApplyResult:
         run, plan = self.run_, self.plan
         began = time.monotonic()
-        run.emit("apply_start", None, f"Applying {plural(len(plan.changes), 'change')}.", changes=len(plan.changes))
+        pruning = f" and pruning {plural(len(plan.prunable), 'file')}" if plan.prune and plan.prunable else ""
+        text = f"Applying {plural(len(plan.changes), 'change')}{pruning}."
+        run.emit("apply_start", None, text, changes=len(plan.changes))
         for change in plan.changes:
             if change.kind == "Dataset":
                 run.state.put(DatasetEntry.of(run.desired.datasets[change.name]))
             elif change.action == "forget":
                 self._forget(change)
+        if plan.prune:
+            self._prune()
         await run.commit()
         for change in plan.changes:
             if change.kind == "LoraModel" and change.action != "forget":
@@ -84,6 +90,10 @@ class Applier:
                 raise outcome  # a bug, not a resource failure: show the traceback
         await run.commit()
         result = run.result
+        if self.finishing is not None and not run.stop.is_set():
+            note = self.finishing(result, run.state)
+            if note:
+                run.emit("gallery", None, note)
         result.interrupted = run.stop.is_set()
         result.still_running = sorted(
             f"{e.address} ({(e.task_name if isinstance(e, ModelEntry) else None) or e.task_id})"
@@ -124,17 +134,28 @@ class Applier:
             raise ResourceFailed(message) from exc
 
     def _forget(self, change: ResourceChange) -> None:
+        """Drop the entry; a generation's files stay on disk and on record (a ForgottenEntry) until pruned."""
         run = self.run_
         entry = run.state.resources.pop(change.address, None)
         run.result.forgotten += 1
-        message = "forgotten"
-        if isinstance(entry, GenerationEntry) and run.options.prune and entry.files:
-            removed, kept = remove_files([(run.root / f.path, f.sha256) for f in entry.files])
-            if entry.output:
-                sidecar = run.root / entry.output / f"{entry.name}{SIDECAR_SUFFIX}"
-                sidecar.unlink(missing_ok=True)
-            run.result.pruned += removed
-            message += f"; pruned {plural(removed, 'image')}"
-            if kept:
-                message += f" (kept {kept} changed since they were written)"
-        run.emit("forgotten", change.address, message)
+        if isinstance(entry, GenerationEntry):
+            files = forget_outputs(run.root, entry)
+            earlier = run.state.entry(f"Forgotten/{change.address}")
+            if isinstance(earlier, ForgottenEntry):  # forgotten before, added again, forgotten again
+                files = list({f.path: f for f in [*earlier.files, *files]}.values())
+            if files:
+                run.state.put(
+                    ForgottenEntry(name=change.address, identity=entry.identity, files=files, forgotten_at=now_iso())
+                )
+        run.emit("forgotten", change.address, "forgotten")
+
+    def _prune(self) -> None:
+        """`apply --prune`: remove exactly the files the plan listed, if their content is unchanged."""
+        run = self.run_
+        removed, changed = prune(run.root, run.state, self.plan.prunable)  # changed since the plan
+        kept = changed + len(self.plan.prune_kept)
+        run.result.pruned += removed
+        message = f"pruned {plural(removed, 'file')}"
+        if kept:
+            message += f" (kept {kept} changed since they were written)"
+        run.emit("pruned", None, message, removed=removed, kept=kept)

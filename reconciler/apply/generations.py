@@ -20,9 +20,16 @@ from reconciler.desired import DesiredGeneration
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.files import display_path, remove_partials
 from reconciler.novita import TaskResult, error_detail
-from reconciler.outputs import add_png_parameters, image_path, remove_files, write_sidecar
+from reconciler.outputs import (
+    OldOutputs,
+    add_png_parameters,
+    image_path,
+    move_aside,
+    recorded_history,
+    write_sidecar,
+)
 from reconciler.plan import ResourceChange
-from reconciler.state import FileRecord, GenerationEntry, now_iso
+from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
 from reconciler.status import Status
 from reconciler.text import plural
 
@@ -45,25 +52,54 @@ class Generator:
             return
         if change.action in ("create", "replace"):
             run.check_stop()
-            previous = run.state.generation(gen.name)
-            old_files = list(previous.files) if previous is not None else []
-            entry = await self._submit(gen, identity, names)
+            history = await self._move_to_history(gen)
+            entry = await self._submit(gen, identity, names, history)
         else:
             found = run.state.generation(gen.name)
             assert found is not None, f"resume of {gen.address} without a state entry"
             entry = found
-            old_files = []
             run.result.resumed += 1
         if not run.options.wait:
             run.result.submitted_not_waited.append(gen.address)
             return
         await self._collect(gen, entry)
-        keep = {f.path for f in entry.files}
-        stale = [(run.root / f.path, f.sha256) for f in old_files if f.path not in keep]
-        if stale:
-            remove_files(stale)
 
-    async def _submit(self, gen: DesiredGeneration, identity: str, names: dict[str, str | None]) -> GenerationEntry:
+    async def _move_to_history(self, gen: DesiredGeneration) -> list[HistoryRecord]:
+        """The images the generation has now move into its history folder (recorded before anything else
+        happens), so the new ones never overwrite paid images. Returns its whole history."""
+        run = self.run
+        previous = run.state.generation(gen.name)
+        records = list(previous.history) if previous is not None else []
+        old: OldOutputs | None = None
+        if previous is not None and previous.files:
+            folder = run.root / previous.output if previous.output else gen.output_dir
+            old = OldOutputs(folder, previous.matrix or previous.name, previous.identity, list(previous.files))
+        elif previous is None:
+            facts = run.outputs.get(gen.address)
+            if facts is not None and facts.sidecar_files and facts.sidecar_identity:
+                files = [FileRecord(path=p, sha256=h) for p, h in facts.sidecar_files]
+                old = OldOutputs(
+                    gen.output_dir, gen.stem, facts.sidecar_identity, files, facts.sidecar_task_id, facts.sidecar_seed
+                )
+        record = move_aside(run.root, previous, old) if old is not None else None
+        if record is None:
+            return records
+        records.append(record)
+        run.result.moved_to_history += len(record.files)
+        if previous is not None:
+            previous.history, previous.files, previous.updated_at = records, [], now_iso()
+            await run.commit()
+        run.emit(
+            "history",
+            gen.address,
+            f"moved {plural(len(record.files), 'image')} to {record.folder}",
+            folder=record.folder,
+        )
+        return records
+
+    async def _submit(
+        self, gen: DesiredGeneration, identity: str, names: dict[str, str | None], history: list[HistoryRecord]
+    ) -> GenerationEntry:
         run = self.run
         init_b64 = None
         if gen.init_image is not None:
@@ -78,7 +114,12 @@ class Generator:
             if gen.init_image is not None:
                 request["init_image_sha256"] = gen.init_image.sha256
             entry = GenerationEntry.of(
-                gen, identity, names, Status.SUBMITTING, request={"extra": gen.extra, "request": request}
+                gen,
+                identity,
+                names,
+                Status.SUBMITTING,
+                request={"extra": gen.extra, "request": request},
+                history=history,
             )
             run.state.put(entry)
             await run.commit()
@@ -168,6 +209,8 @@ class Generator:
         entry.seed = result.seed
         sidecar: dict[str, Any] = {
             "generation": gen.name,
+            "matrix": gen.matrix,
+            "axes": dict(gen.axes),
             "identity": entry.identity,
             "task_id": entry.task_id,
             "task_type": gen.task_type,
@@ -198,6 +241,7 @@ class Generator:
             files, task_id, seed, where = stored.files, stored.task_id, stored.seed, "from the outputs remote into"
         else:
             raise ResourceFailed(f"its images in {gen.output_display} changed since the plan; plan again")
+        previous = run.state.generation(gen.name)
         entry = GenerationEntry.of(
             gen,
             identity,
@@ -206,6 +250,7 @@ class Generator:
             files=[FileRecord(path=p, sha256=h) for p, h in files],
             task_id=task_id,
             seed=seed,
+            history=list(previous.history) if previous is not None else self._found_history(gen),
         )
         run.state.put(entry)
         await run.commit()
@@ -215,6 +260,12 @@ class Generator:
                 await asyncio.to_thread(run.outputs_remote.pull_run, entry, run.root)
         run.result.adopted += 1
         run.emit("adopted", gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")
+
+    def _found_history(self, gen: DesiredGeneration) -> list[HistoryRecord]:
+        """Adopting after a state loss: the history folders on disk go back on record (prune and the gallery)."""
+        from reconciler.hashing import HashCache
+
+        return recorded_history(self.run.root, gen, HashCache(None))
 
 
 def parameters_text(gen: DesiredGeneration, entry: GenerationEntry, seed: str | None) -> str:

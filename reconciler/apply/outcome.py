@@ -33,6 +33,7 @@ class ApplyResult:
     resumed: int = 0
     forgotten: int = 0
     pruned: int = 0
+    moved_to_history: int = 0  # images of replaced generations moved into their history folders
     submitted_not_waited: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
@@ -55,6 +56,8 @@ class ApplyResult:
             text += f", {len(self.skipped)} skipped"
         if self.deferred:
             text += f", {len(self.deferred)} left for the next apply (--no-wait)"
+        if self.pruned:
+            text += f", {self.pruned} pruned"
         return text + f" in {duration(self.elapsed)}."
 
     def counts(self) -> dict[str, object]:
@@ -71,6 +74,7 @@ class ApplyResult:
             "resumed": self.resumed,
             "forgotten": self.forgotten,
             "pruned": self.pruned,
+            "moved_to_history": self.moved_to_history,
             "submitted_not_waited": self.submitted_not_waited,
             "elapsed_seconds": round(self.elapsed, 3),
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from reconciler.manifest.schema import DatasetSpec, GenerationSpec, LoraModelSpec
 
@@ -33,9 +33,11 @@ class Dataset:
 
 @dataclass(frozen=True)
 class LoraModel:
-    name: str
+    name: str  # a matrix member's name is `<matrix>[<label>=<value>,...]`
     source: Source
-    spec: LoraModelSpec
+    spec: LoraModelSpec  # a member's: the matrix's values filled in
+    matrix: str | None = None  # the matrix (document) a member comes from
+    axes: tuple[tuple[str, Any], ...] = ()  # a member's (label, value), sorted by label
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,10 @@ class Generation:
     name: str
     source: Source
     spec: GenerationSpec
-    output_dir: Path
+    output_dir: Path  # a member's: <output>/<label>=<value>,...
     init_image: ImageFile | None
+    matrix: str | None = None  # the matrix (document) a member comes from
+    axes: tuple[tuple[str, Any], ...] = ()  # a member's (label, value) sorted by label, swept models' included
 
 
 @dataclass(frozen=True)

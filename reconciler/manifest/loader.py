@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,23 @@ from reconciler.manifest.schema import (
     LoraModelSpec,
 )
 from reconciler.manifest.words import describe, dotted, reference_hint, suggest
+from reconciler.matrix import (
+    LIMITS,
+    SWEEPABLE,
+    Axes,
+    Axis,
+    AxisPath,
+    combinations,
+    labels,
+    member_folder,
+    member_label,
+    member_name,
+    parse_path,
+    pattern,
+    spelled,
+    value_at,
+    with_value,
+)
 from reconciler.yamlsource import Document, Pos, parse_documents
 
 
@@ -43,6 +61,8 @@ class _Draft:
     files_ok: bool = True
     output_dir: Path | None = None
     init_image: ImageFile | None = None
+    axes: list[Axis] = field(default_factory=list)  # its matrix, checked
+    members: list[tuple[Axes, BaseModel]] = field(default_factory=list)  # (axes, spec) of each member
 
     @property
     def address(self) -> str:
@@ -247,6 +267,193 @@ def _generation_files(draft: _Draft, finder: ImageFinder, out: _Collector) -> No
             draft.init_image = ImageFile(found.path, found.display, None, found.format)
 
 
+def _matrix(draft: _Draft, out: _Collector) -> None:
+    """Check a document's `matrix` and expand it into draft.members, every problem located in the matrix."""
+    raw = draft.raw_spec.get("matrix")
+    if draft.valid is None or not isinstance(raw, dict):
+        return
+    spec_model: type[BaseModel] = type(draft.valid.spec)  # type: ignore[attr-defined]
+    base = {k: v for k, v in draft.raw_spec.items() if k != "matrix"}
+    if not raw:
+        out.draft(draft, ("spec", "matrix"), "a matrix needs at least one axis, e.g. `seed: [1, 2, 3]`", at_key=True)
+        return
+    found: list[tuple[str, AxisPath, list[Any]]] = []
+    ok = True
+    seen: dict[AxisPath, str] = {}
+    for key, values in raw.items():
+        path = _axis_path(draft, key, base, out)
+        if path is None:
+            ok = False
+            continue
+        if path in seen:
+            out.draft(draft, ("spec", "matrix", key), f"the same field as `{seen[path]}`; give it once", at_key=True)
+            ok = False
+            continue
+        seen[path] = key
+        checked = _axis_values(draft, spec_model, base, key, path, values, out)
+        if checked is None:
+            ok = False
+            continue
+        found.append((key, path, checked))
+    if not ok:
+        return
+    names = labels([path for _, path, _ in found])
+    draft.axes = [Axis(key, path, label, tuple(v)) for (key, path, v), label in zip(found, names, strict=True)]
+    sizes = [len(axis.values) for axis in draft.axes]
+    count = 1
+    for size in sizes:
+        count *= size
+    if count > LIMITS[draft.kind]:
+        shape = " × ".join(str(size) for size in sizes)
+        out.draft(
+            draft,
+            ("spec", "matrix"),
+            f"this matrix makes {count} members ({shape}); at most {LIMITS[draft.kind]} per {draft.kind}",
+            at_key=True,
+        )
+        return
+    by_label = {axis.label: axis for axis in draft.axes}
+    reported = 0
+    for axes in combinations(draft.axes):
+        spec = base
+        for label, value in axes:
+            spec = with_value(spec, by_label[label].path, value)
+        try:
+            draft.members.append((axes, spec_model.model_validate(spec)))
+        except ValidationError as exc:
+            for error in exc.errors():
+                for located in translate(spec_model, error):
+                    if reported < 3:
+                        message = f"{dotted(located.path)}: {located.message}"
+                        out.draft(draft, ("spec", "matrix"), f"member [{member_label(axes)}]: {message}", at_key=True)
+                    reported += 1
+
+
+def _axis_path(draft: _Draft, key: str, base: dict[str, Any], out: _Collector) -> AxisPath | None:
+    """The field path a matrix key names, if it can be swept; else a located problem and None."""
+    where = ("spec", "matrix", key)
+    allowed = SWEEPABLE[draft.kind]
+    shown = ", ".join(allowed)
+    path = parse_path(key)
+    if path is None:
+        out.draft(draft, where, f"not a field path; write it like `{allowed[0]}` or `{allowed[-1]}`", at_key=True)
+        return None
+    if pattern(path) not in allowed:
+        if _names_field(DOCUMENTS[draft.kind].model_fields["spec"].annotation, path):
+            message = f"`{key}` cannot be swept; a {draft.kind} matrix sweeps {shown}"
+        else:
+            message = f"unknown field{suggest(key, [a.replace('[N]', '[0]') for a in allowed])}"
+        out.draft(draft, where, message, at_key=True)
+        return None
+    for depth, part in enumerate(path):
+        if isinstance(part, int):
+            items = value_at(base, path[:depth]) if _has(base, path[:depth]) else None
+            count = len(items) if isinstance(items, list) else 0
+            if part >= count:
+                out.draft(
+                    draft,
+                    where,
+                    f"spec.{spelled(path[:depth])} has no item [{part}] (it has {count})",
+                    at_key=True,
+                )
+                return None
+    return path
+
+
+def _names_field(model: Any, path: AxisPath) -> bool:
+    """Whether `path` names a field of the document model `model` (list indexes step into the items)."""
+    current = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return False
+        current = _model_in(fields[part].annotation)
+    return True
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside an annotation such as `list[LoraRef]` or `HiresFix | None`, else itself."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation
+
+
+def _has(data: Any, path: AxisPath) -> bool:
+    try:
+        value_at(data, path)
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
+
+
+def _axis_values(
+    draft: _Draft,
+    spec_model: type[BaseModel],
+    base: dict[str, Any],
+    key: str,
+    path: AxisPath,
+    values: list[Any],
+    out: _Collector,
+) -> list[Any] | None:
+    """Each value validated as that field would be (its range, type, enum), duplicates refused."""
+    checked: list[Any] = []
+    first: dict[Any, int] = {}
+    ok = True
+    for index, value in enumerate(values):
+        where = ("spec", "matrix", key, index)
+        try:
+            valid = spec_model.model_validate(with_value(base, path, value))
+        except ValidationError as exc:
+            ok = False
+            for error in exc.errors():
+                for located in translate(spec_model, error):
+                    prefix = "" if located.path == path else f"{dotted(located.path)}: "
+                    out.draft(draft, where, prefix + located.message)
+            continue
+        got = value_at(valid.model_dump(mode="python"), path)
+        marker = (type(got) is bool, got)
+        if marker in first:
+            ok = False
+            out.draft(draft, where, f"duplicate value {describe(value)} (the same as [{first[marker]}]); give it once")
+            continue
+        first[marker] = index
+        checked.append(got)
+    return checked if ok else None
+
+
+def _swept_models(drafts: list[_Draft], out: _Collector) -> None:
+    """A Generation that uses a swept LoraModel runs once per model member: count those members too."""
+    swept = {d.name: len(d.members) for d in drafts if d.kind == "LoraModel" and d.members and d.name}
+    if not swept:
+        return
+    for draft in drafts:
+        if draft.kind != "Generation" or draft.valid is None:
+            continue
+        count = max(1, len(draft.members))
+        used = _swept_refs(draft, swept)
+        for name in used:
+            count *= swept[name]
+        if used and count > LIMITS["Generation"]:
+            out.draft(
+                draft,
+                ("spec", "loras"),
+                f"runs once per member of {', '.join(f'LoraModel/{n}' for n in used)}: {count} members in all; "
+                f"at most {LIMITS['Generation']} per Generation",
+                at_key=True,
+            )
+
+
+def _swept_refs(draft: _Draft, swept: dict[str, int]) -> list[str]:
+    loras = draft.raw_spec.get("loras")
+    names = [ref.get("model") for ref in loras if isinstance(ref, dict)] if isinstance(loras, list) else []
+    return sorted({name for name in names if isinstance(name, str) and name in swept})
+
+
 def _cross_checks(drafts: list[_Draft], out: _Collector) -> None:
     named: dict[str, dict[str, _Draft]] = {kind: {} for kind in KINDS}
     for draft in drafts:
@@ -375,11 +582,13 @@ def load_manifests(paths: Sequence[Path], project_root: Path, known: KnownFormat
             if draft is None:
                 continue
             drafts.append(draft)
+            _matrix(draft, out)
             if draft.kind == "Dataset":
                 _dataset_files(draft, finder, out)
             elif draft.kind == "Generation":
                 _generation_files(draft, finder, out)
     _cross_checks(drafts, out)
+    _swept_models(drafts, out)
     if out.problems:
         raise ManifestError(sorted(set(out.problems)))
     return _assemble(drafts, tuple(path for path, _ in files), digest.hexdigest())
@@ -389,15 +598,52 @@ def _assemble(drafts: list[_Draft], files: tuple[Path, ...], digest: str) -> Man
     datasets: dict[str, Dataset] = {}
     models: dict[str, LoraModel] = {}
     generations: dict[str, Generation] = {}
+    swept: dict[str, list[LoraModel]] = {}  # a matrix LoraModel's name → its members
     for draft in drafts:
         assert draft.name is not None and draft.valid is not None
         source = Source(draft.file, draft.doc.start.line)
         spec = draft.valid.spec  # type: ignore[attr-defined]
         if isinstance(spec, DatasetSpec):
             datasets[draft.name] = Dataset(draft.name, source, spec, tuple(image for image, _ in draft.images))
+        elif isinstance(spec, LoraModelSpec) and draft.members:
+            for axes, member in draft.members:
+                assert isinstance(member, LoraModelSpec)
+                model = LoraModel(member_name(draft.name, axes), source, member, draft.name, axes)
+                models[model.name] = model
+                swept.setdefault(draft.name, []).append(model)
         elif isinstance(spec, LoraModelSpec):
             models[draft.name] = LoraModel(draft.name, source, spec)
-        else:
-            assert isinstance(spec, GenerationSpec) and draft.output_dir is not None
-            generations[draft.name] = Generation(draft.name, source, spec, draft.output_dir, draft.init_image)
+    for draft in drafts:
+        if draft.kind == "Generation":
+            for generation in _generation_members(draft, swept):
+                generations[generation.name] = generation
     return ManifestSet(datasets, models, generations, tuple(sorted(files)), digest)
+
+
+def _generation_members(draft: _Draft, swept: dict[str, list[LoraModel]]) -> list[Generation]:
+    """One Generation per member of its own matrix and per member of each swept LoraModel it uses."""
+    assert draft.name is not None and draft.valid is not None and draft.output_dir is not None
+    source = Source(draft.file, draft.doc.start.line)
+    own = draft.members or [((), draft.valid.spec)]  # type: ignore[attr-defined]
+    found: list[Generation] = []
+    for axes, spec in own:
+        assert isinstance(spec, GenerationSpec)
+        refs = sorted({ref.model for ref in spec.loras if ref.model is not None and ref.model in swept})
+        for chosen in itertools.product(*(swept[ref] for ref in refs)):
+            by_ref = dict(zip(refs, chosen, strict=True))
+            model_axes = tuple(
+                (f"{ref}.{label}", value) for ref, model in by_ref.items() for label, value in model.axes
+            )
+            every = tuple(sorted(axes + model_axes, key=lambda axis: axis[0]))
+            member = spec
+            if by_ref:
+                loras = [
+                    ref.model_copy(update={"model": by_ref[ref.model].name}) if ref.model in by_ref else ref
+                    for ref in spec.loras
+                ]
+                member = spec.model_copy(update={"loras": loras})
+            output = draft.output_dir / member_folder(every) if every else draft.output_dir
+            name = member_name(draft.name, every)
+            matrix = draft.name if every else None
+            found.append(Generation(name, source, member, output, draft.init_image, matrix, every))
+    return found

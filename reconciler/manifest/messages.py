@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from reconciler.manifest.schema import BASE_MODELS, FAMILIES, RULES, SD15, SDXL, LoraModelSpec, base_models_of
 from reconciler.manifest.words import describe, suggest
 
+_TAGS = ("_str", "_item")  # the tags of schema.ImageEntry's union, which pydantic puts in error locations
+
 
 @dataclass
 class Located:
@@ -25,7 +27,7 @@ class Located:
 
 def translate(model: type[BaseModel], error: Any) -> list[Located]:
     """One pydantic error → located messages in the project's own words."""
-    path = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("_")))
+    path = tuple(p for p in error["loc"] if p not in _TAGS)  # union tags are no part of the path
     kind = error["type"]
     value = error.get("input")
     ctx = error.get("ctx") or {}

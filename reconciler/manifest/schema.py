@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from reconciler.manifest.words import describe, dotted, suggest
+from reconciler.matrix import SWEEPABLE
 
 KINDS = ("Dataset", "LoraModel", "Generation")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -103,6 +104,18 @@ LrScheduler = Literal["constant", "linear", "cosine", "cosine_with_restarts", "p
 SAMPLERS: tuple[str, ...] = get_args(SamplerName)
 ComponentName = Literal["face_crop_region", "resize", "face_restore"]
 Upscaler = Literal["RealESRGAN_x4plus_anime_6B", "RealESRNet_x4plus", "Latent"]
+
+# A matrix: a sweepable path → the values to sweep (reconciler/matrix.py says which paths and expands it)
+MatrixValue = str | int | float | bool
+Matrix = dict[str, Annotated[list[MatrixValue], Field(min_length=1)]]
+_MATRIX_HELP = "Sweep: one member per combination of these values, e.g. {{{example}}} (see the README)."
+
+
+def _sweepable(kind: str) -> dict[str, Any]:
+    """The JSON Schema of a matrix's keys (so editors complete and check them); the loader checks the same."""
+    keys = [re.escape(key).replace(r"\[N\]", r"\[[0-4]\]") for key in SWEEPABLE[kind]]
+    return {"propertyNames": {"pattern": "^(" + "|".join(keys) + ")$"}}
+
 
 # A rule broken inside a model: (path below the model, message, locate at "key" or "value" of that path).
 Rule = tuple[tuple[str | int, ...], str, Literal["key", "value"]]
@@ -253,6 +266,11 @@ class LoraModelSpec(_Model):
     height: int = Field(512, ge=1)
     expert_setting: ExpertSetting = Field(default_factory=lambda: ExpertSetting.model_validate({}))
     components: list[Component] = Field(default_factory=list)
+    matrix: Matrix | None = Field(
+        None,
+        description=_MATRIX_HELP.format(example="expert_setting.max_train_steps: [400, 800]"),
+        json_schema_extra=_sweepable("LoraModel"),
+    )
 
     @model_validator(mode="after")
     def _by_type(self) -> LoraModelSpec:
@@ -375,6 +393,9 @@ class GenerationSpec(_Model):
     init_image: str | None = Field(None, min_length=1, description="img2img: required; png/jpeg/webp ≤ 10 MB.")
     strength: float | None = Field(None, ge=0, le=1, description="img2img only; unset means Novita's 0.5.")
     output: str = Field(min_length=1, description="Folder for the images, relative to the manifest file.")
+    matrix: Matrix | None = Field(
+        None, description=_MATRIX_HELP.format(example="seed: [1, 2, 3]"), json_schema_extra=_sweepable("Generation")
+    )
 
     @model_validator(mode="after")
     def _by_type(self) -> GenerationSpec:

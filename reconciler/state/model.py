@@ -72,6 +72,21 @@ class FileRecord(_Lenient):
     sha256: str
 
 
+class HistoryRecord(_Lenient):
+    """A generation's previous images, moved aside into `folder` when it was replaced: never overwritten.
+
+    Kept (and shown in the gallery) until `apply --prune` removes the files."""
+
+    identity: str  # the identity the images were generated for
+    folder: str  # <output>/history/<first 12 hex of identity>, relative to the project folder
+    files: list[FileRecord] = Field(default_factory=list)
+    sidecar: FileRecord | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)  # the manifest-owned attributes they were made with
+    task_id: str | None = None
+    seed: str | None = None
+    replaced_at: str = ""
+
+
 class _Entry(_Lenient):
     """What every entry has: its identity hash, status and the manifest-owned attributes (for diffs)."""
 
@@ -111,6 +126,8 @@ class ModelEntry(_Entry):
     model_name: str | None = None  # the trained model, once SERVING
     reason: str | None = None  # why it failed
     submitted_at: str | None = None
+    matrix: str | None = None  # a matrix member: the matrix's name
+    axes: list[tuple[str, Any]] = Field(default_factory=list)  # a member's (label, value), sorted by label
 
     @classmethod
     def of(
@@ -137,6 +154,8 @@ class ModelEntry(_Entry):
             model_name=model_name,
             submitted_at=now,
             updated_at=now,
+            matrix=model.matrix,
+            axes=list(model.axes),
         )
 
     @property
@@ -154,6 +173,9 @@ class GenerationEntry(_Entry):
     seed: str | None = None
     reason: str | None = None
     submitted_at: str | None = None
+    history: list[HistoryRecord] = Field(default_factory=list)  # previous images, newest last
+    matrix: str | None = None  # a matrix member: the matrix's name
+    axes: list[tuple[str, Any]] = Field(default_factory=list)  # a member's (label, value), sorted by label
 
     @classmethod
     def of(
@@ -173,13 +195,31 @@ class GenerationEntry(_Entry):
             attributes=gen.attributes(model_names),
             models={k: v for k, v in model_names.items() if v},
             output=gen.output_display,
+            matrix=gen.matrix,
+            axes=list(gen.axes),
             submitted_at=now if status == Status.SUBMITTING else None,
             updated_at=now,
             **fields,
         )
 
 
-ResourceEntry = Annotated[DatasetEntry | ModelEntry | GenerationEntry, Field(discriminator="kind")]
+class ForgottenEntry(_Entry):
+    """A forgotten generation's files (images, history, sidecar), on record until `apply --prune` removes them.
+
+    Its address is `Forgotten/<the generation's address>`: no manifest resource, the planner never forgets it; it
+    is an entry (not a list beside them) so that every state backend keeps it like any other."""
+
+    kind: Literal["Forgotten"] = "Forgotten"
+    files: list[FileRecord] = Field(default_factory=list)
+    forgotten_at: str = ""
+
+    @property
+    def owner(self) -> str:
+        """The address of the generation these files were written by."""
+        return self.name
+
+
+ResourceEntry = Annotated[DatasetEntry | ModelEntry | GenerationEntry | ForgottenEntry, Field(discriminator="kind")]
 _ENTRY = TypeAdapter(ResourceEntry)
 
 
@@ -219,6 +259,9 @@ class State(_Lenient):
 
     def generations(self) -> list[GenerationEntry]:
         return [e for e in self.resources.values() if isinstance(e, GenerationEntry)]
+
+    def forgotten(self) -> list[ForgottenEntry]:
+        return [e for e in self.resources.values() if isinstance(e, ForgottenEntry)]
 
     def running_remotely(self) -> list[ModelEntry | GenerationEntry]:
         """Tasks Novita accepted that have not finished, and trainings whose submit may have landed."""
