@@ -657,7 +657,7 @@ def graph(files: tuple[str, ...], fmt: str) -> None:
     show_default=True,
     help="The port for --serve (0: any free one).",
 )
-def gallery(state_path: str | None, sim: bool, out: str | None, serve: bool, port: int) -> None:
+def gallery(state_path: str | None, workspace: str | None, sim: bool, out: str | None, serve: bool, port: int) -> None:
     """Write a static HTML gallery of the images the state records: models with their training images,
     each generation with its parameters and history, each matrix as a grid.
 
@@ -668,7 +668,7 @@ def gallery(state_path: str | None, sim: bool, out: str | None, serve: bool, por
     from reconciler.gallery import serve_gallery
     from reconciler.workflow import gallery_command, gallery_folder
 
-    settings = _settings((), state_path, sim)
+    settings = _settings((), state_path, sim, workspace=workspace)
     folder = Path(out).resolve() if out else gallery_folder(settings)
     result = gallery_command(settings, folder)
     click.echo(result.summary())

@@ -223,6 +223,29 @@ class OutputsRemote:
                 raise self._error(f"cannot read the sidecar of Generation/{entry.name}", exc) from None
             if data is not None:
                 atomic_write(inside(root, f"{entry.output}/{entry.matrix or entry.name}{SIDECAR_SUFFIX}"), data)
+        return written + self._pull_history(entry, root, cache)
+
+    def _pull_history(self, entry: GenerationEntry, root: Path, cache: HashCache | None) -> int:
+        """The images (and sidecars) of the runs a generation replaced, where the remote holds them: the history
+        is the team's, not only the machine's that moved it aside."""
+        written = 0
+        for record in entry.history:
+            for file in record.files:
+                dest = inside(root, file.path)
+                intact = dest.is_file() and (cache.hash(dest) if cache else sha256_file(dest)) == file.sha256
+                if not intact and file.sha256 in self.known_hashes():
+                    self.fetch(file.sha256, dest)
+                    written += 1
+            side = record.sidecar
+            if side is not None and not inside(root, side.path).is_file():
+                try:
+                    data = self.fs.cat_file(self.sidecar_key(entry.name, record.identity))
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise self._error(f"cannot read a sidecar of Generation/{entry.name}", exc) from None
+                if hashlib.sha256(data).hexdigest() == side.sha256:
+                    atomic_write(inside(root, side.path), data)
         return written
 
     def push_run(self, entry: GenerationEntry, root: Path) -> int:

@@ -318,7 +318,7 @@ def test_gallery_without_state_says_what_to_do(project: Project) -> None:
     result = project.run("gallery")
     assert result.returncode == 1
     assert result.stderr == (
-        "Error: no state file at state/state.json: nothing was applied yet "
+        "Error: no state at state/state.json: nothing was applied yet "
         "(after `apply --sim`, add --sim: its state is state/sim.json)\n"
     )
     assert not (project.root / "gallery").exists()
