@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from reconciler.errors import UsageError
-from reconciler.state.model import DatasetEntry, GenerationEntry, ModelEntry, ResourceEntry, State
+from reconciler.state.model import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.text import plural
 
 OUTPUT_KINDS = ("LoraModel", "Generation")
@@ -108,6 +108,8 @@ def _details(entry: ResourceEntry) -> list[str]:
             ("reason", entry.reason),
         ]
         return [f"{key}: {value}" for key, value in found if value]
+    if isinstance(entry, ForgottenEntry):  # the files a forgotten generation left, until `apply --prune`
+        return [f"left on disk: {f.path}  sha256:{f.sha256}" for f in entry.files]
     assert isinstance(entry, GenerationEntry)
     lines = [f"output: {entry.output}"] if entry.output else []
     if entry.models:
@@ -117,4 +119,6 @@ def _details(entry: ResourceEntry) -> list[str]:
     lines += [f"image: {f.path}  sha256:{f.sha256}" for f in entry.files]
     if entry.reason:
         lines.append(f"reason: {entry.reason}")
+    for record in entry.history:
+        lines += [f"history: {f.path}  sha256:{f.sha256}" for f in record.files]
     return lines

@@ -179,7 +179,7 @@ def test_member_addresses_do_not_depend_on_the_order_of_the_axes(order: list[str
             "sampler_name: [Euler a, Eular]",
             [
                 'm/grid.yaml:11:29: Generation/grid: spec.matrix.sampler_name[1]: "Eular" is not one of the 20 '
-                "allowed values; nearest: `Euler`, `Euler a` (all: `reconciler schema`)"
+                "allowed values; nearest: `Euler`, `Euler a` (all: `reconciler models`)"
             ],
         ),
         (
