@@ -1,4 +1,4 @@
-"""Bench 7: a project with 2,000 generated images: the plan, and the gallery cold and with nothing changed.
+"""Bench 10: a project with 2,000 generated images: the plan, and the gallery cold and with nothing changed.
 
 The project is one Generation with a 1,000-member matrix (`seed` × `steps` × `guidance_scale`, 10 × 10 × 10)
 and `image_num: 2`: 2,000 PNGs of 512×512 with photo-like noise (~0.5 MB each, so decoding costs what a real
@@ -173,7 +173,7 @@ def measure(members: int = 1000) -> GalleryBench:
 
 def report(r: GalleryBench) -> bool:
     print(
-        f"Bench 7: {r.images} generated images in a {r.members}-member matrix (setup, once: {r.setup_s:.0f} s; "
+        f"Bench 10: {r.images} generated images in a {r.members}-member matrix (setup, once: {r.setup_s:.0f} s; "
         f"load average {r.load:.1f} on {os.cpu_count()} cores when it started)"
     )
     ok_cold = r.cold_s <= 10
