@@ -127,8 +127,6 @@ def test_hostile_retry_after_is_bounded() -> None:
     "failure",
     [
         nerror(429, "RATE_LIMIT_EXCEEDED"),
-        nerror(500, "CREATE_TASK_FAILED", "failed to create task"),
-        httpx.Response(503, text="<html>service unavailable</html>"),
         httpx.ConnectError("refused"),
         httpx.ConnectTimeout("connect timeout"),
         httpx.PoolTimeout("pool"),
@@ -148,6 +146,10 @@ def test_creates_retry_when_nothing_was_created(failure: httpx.Response | Except
 @pytest.mark.parametrize(
     "failure",
     [
+        # a gateway may create the task and then answer any 5xx: seen with 500 CREATE_TASK_FAILED and 503
+        nerror(500, "CREATE_TASK_FAILED", "failed to create task"),
+        httpx.Response(503, text="<html>service unavailable</html>"),
+        nerror(503, "", "overloaded"),
         nerror(500, "BILLING_FAILED"),
         nerror(500, "TASK_FAILED"),
         httpx.Response(502, text="<html>bad gateway</html>"),
@@ -230,3 +232,27 @@ def test_undecodable_bodies() -> None:
     with pytest.raises(AmbiguousSubmitError):
         run(client.create_training("subject", {}))
     assert len(api_rec.requests) == 2
+
+
+def test_halt_ends_a_retry_wait_at_once_with_the_last_error() -> None:
+    """Ctrl-C: a call waiting to retry (here a Retry-After of 60 s) raises its last error at once."""
+    import asyncio
+
+    async def main() -> tuple[float, NovitaError]:
+        client, api_rec, _ = make_client(
+            lambda r: nerror(429, "RATE_LIMIT_EXCEEDED", **{"Retry-After": "60"}), sleeps=asyncio.sleep
+        )
+        call = asyncio.ensure_future(client.create_generation("txt2img", {"extra": {}, "request": {}}))
+        await asyncio.sleep(0.1)
+        began = time.monotonic()
+        client.halt()
+        with pytest.raises(NovitaError) as info:
+            await call
+        assert len(api_rec.requests) == 1
+        with pytest.raises(NovitaError):  # halted: no waiting at all any more
+            await client.get_training("t")
+        assert len(api_rec.requests) == 2
+        return time.monotonic() - began, info.value
+
+    waited, error = asyncio.run(main())
+    assert waited < 1 and error.status == 429 and not isinstance(error, AmbiguousSubmitError)

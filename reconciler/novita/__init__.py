@@ -13,18 +13,24 @@ cut to ~300 chars); `.status`, `.reason` and `.message` (Novita's own text) are 
 message, repr or log line; presigned URLs are logged with their signatures replaced by `***`.
 
 Retries (exponential backoff, full jitter, `Retry-After` honoured): reads, upload tickets, uploads and
-downloads are retried on 429, 5xx and transport errors. Creates are retried only when nothing can have
-been created: 429, a failure before the request was sent (connect errors, pool timeouts), 500
-`CREATE_TASK_FAILED`, and 503 (the server says it did not handle the request). Any other failure after a
-create may have reached the server raises `AmbiguousSubmitError`. How the caller resolves it:
+downloads are retried on 429, 5xx and transport errors. A paid create (`create_training`, `create_generation`)
+is retried only when nothing can have been created: a 429, or a failure before the request was sent (connect
+errors, pool timeouts). Every other failure after a create may have reached Novita, and a gateway may have
+made the task before failing to answer (a 500 `CREATE_TASK_FAILED`, a 502, a 503), so it raises
+`AmbiguousSubmitError`: any 5xx whatever its reason, a dropped or reset connection, a timeout, an unreadable
+body, or a 200 without a `task_id`. The client never resubmits those itself; the caller resolves them:
 
-- training: the task name is deterministic (`<name>-<8 hex>`), so look it up in `list_trainings()`;
-  adopt the task if it is there, submit again if it is not;
-- generation: Novita has no list API for async tasks, so the caller records the attempt as ambiguous
-  in state and reports it; it must not resubmit silently (that could pay twice).
+- training: the task name is deterministic (`<name>-<8 hex>`), so look it up in `list_trainings()` (every page,
+  a few times over several seconds, since a listing may lag a create); adopt the task if it is there, submit
+  again only if it is not;
+- generation: Novita has no list API for async tasks, so nobody can tell; the caller applies the project's
+  `on_unanswered_submit` policy (submit again, counted as possibly paid twice, or hold it for a person) and
+  records what happened in the state.
+
+`halt()` (Ctrl-C): no call waits to retry any more; a request already on the wire still gets its answer.
 """
 
-from reconciler.novita.client import DEFAULT_BASE_URL, USER_AGENT, NovitaClient, error_detail
+from reconciler.novita.client import DEFAULT_BASE_URL, USER_AGENT, NovitaClient, error_detail, unanswered_cause
 from reconciler.novita.models import (
     DownloadedImage,
     ResultImage,
@@ -50,4 +56,5 @@ __all__ = [
     "error_detail",
     "normalize_extension",
     "redact_url",
+    "unanswered_cause",
 ]

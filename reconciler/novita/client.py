@@ -82,6 +82,14 @@ def error_detail(error: NovitaError) -> str:
     return f"{head}: {error.message}" if error.message else head
 
 
+def unanswered_cause(error: AmbiguousSubmitError) -> str:
+    """What a create got instead of an answer, in a few words: `500 CREATE_TASK_FAILED`, `503`,
+    `RemoteProtocolError`, `a 200 without a task_id`."""
+    if error.status is not None and error.status != 200:
+        return f"{error.status} {error.reason}".strip()
+    return error.reason or "no answer"
+
+
 class NovitaClient:
     """Async Novita client. Use as `async with NovitaClient(key) as novita: ...` or `from_env()`.
 
@@ -121,6 +129,7 @@ class NovitaClient:
         self._on_retry = on_retry
         self._sleep = sleep or asyncio.sleep
         self._random = random.Random()
+        self._halted = asyncio.Event()
         limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
         timeouts = httpx.Timeout(timeout, connect=min(timeout, 15.0), pool=timeout)
         self._api = httpx.AsyncClient(
@@ -249,6 +258,7 @@ class NovitaClient:
             raise AmbiguousSubmitError(
                 self._scrub(f"Novita POST {path}: 200 but no task_id in the answer: {short(str(data))}"),
                 status=200,
+                reason="a 200 without a task_id",
             )
         return created.task_id
 
@@ -316,7 +326,7 @@ class NovitaClient:
                 on_bytes(-sent)
             if attempt > self.max_retries:
                 raise retry.error
-            await self._backoff(method, label, attempt, retry.status, retry.reason, retry.after)
+            await self._backoff(method, label, attempt, retry.status, retry.reason, retry.after, retry.error)
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------------------------------ download
@@ -344,7 +354,7 @@ class NovitaClient:
                 return DownloadedImage(dest, result.sha256, result.size, result.format)
             if attempt > self.max_retries:
                 raise result.error
-            await self._backoff("GET", label, attempt, result.status, result.reason, result.after)
+            await self._backoff("GET", label, attempt, result.status, result.reason, result.after, result.error)
         raise AssertionError("unreachable")
 
     async def _download_once(self, start: httpx.URL, out: BinaryIO, attempt: int) -> Got | Retry:
@@ -424,7 +434,7 @@ class NovitaClient:
             except TooLarge:
                 message = f"Novita {method} {path}: answer larger than {MAX_JSON_BYTES} bytes"
                 if create:
-                    raise AmbiguousSubmitError(message) from None
+                    raise AmbiguousSubmitError(message, reason="an oversized answer") from None
                 raise NovitaError(message) from None
             except _RETRYABLE_OR_DEADLINE as exc:
                 if isinstance(exc, TimeoutError):
@@ -434,11 +444,13 @@ class NovitaClient:
                         self._scrub(
                             f"Novita {method} {path}: sent, but no answer ({type(exc).__name__}: "
                             f"{short(str(exc), 200)}); the task may or may not exist"
-                        )
+                        ),
+                        reason=type(exc).__name__,
                     ) from exc
+                failed = self._transport_error(method, path, exc, attempt)
                 if final:
-                    raise self._transport_error(method, path, exc, attempt) from exc
-                await self._backoff(method, path, attempt, None, type(exc).__name__, None)
+                    raise failed from exc
+                await self._backoff(method, path, attempt, None, type(exc).__name__, None, failed)
                 continue
             except httpx.HTTPError as exc:  # undecodable body, unsupported protocol, ...: not retryable
                 if create and not isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
@@ -446,22 +458,23 @@ class NovitaClient:
                         self._scrub(
                             f"Novita {method} {path}: sent, but the answer is unreadable "
                             f"({type(exc).__name__}: {short(str(exc), 200)}); the task may or may not exist"
-                        )
+                        ),
+                        reason=type(exc).__name__,
                     ) from exc
                 raise self._transport_error(method, path, exc, attempt) from exc
             if 200 <= answer.status < 300:
                 return self._json_object(method, path, answer.body, create)
             error = self._http_error(method, path, answer)
             status = answer.status
-            # 503 (Service Unavailable) says the request was not handled; CREATE_TASK_FAILED says no task
-            # was made. Any other 5xx after a create may hide a task that exists.
-            if create and status >= 500 and status != 503 and error.reason != "CREATE_TASK_FAILED":
+            # Any 5xx after a create may hide a task that exists: gateways have been seen to create the task and
+            # then answer 500 CREATE_TASK_FAILED, 502 or 503. Only a 429 (or any other 4xx) proves nothing was made.
+            if create and status >= 500:
                 raise AmbiguousSubmitError(
                     f"{error}; the task may or may not exist", status=status, reason=error.reason
                 )
             if final or not (status == 429 or status >= 500):
                 raise error
-            await self._backoff(method, path, attempt, status, error.reason, retry_after(answer.response))
+            await self._backoff(method, path, attempt, status, error.reason, retry_after(answer.response), error)
         raise AssertionError("unreachable")
 
     async def _send(
@@ -483,9 +496,24 @@ class NovitaClient:
             await response.aclose()
         return Answer(status, body, response)
 
+    def halt(self) -> None:
+        """Ctrl-C: from now on no call waits to retry; one waiting raises its last error at once. A request
+        already on the wire still gets its answer (a create's task id must not be lost)."""
+        self._halted.set()
+
     async def _backoff(
-        self, method: str, url: str, attempt: int, status: int | None, reason: str, retry_after: float | None
+        self,
+        method: str,
+        url: str,
+        attempt: int,
+        status: int | None,
+        reason: str,
+        retry_after: float | None,
+        error: NovitaError,
     ) -> None:
+        """Wait before the next try; after `halt()`, raise `error` instead (at once, or when halted mid-wait)."""
+        if self._halted.is_set():
+            raise error
         if retry_after is not None:
             delay = min(retry_after, max(self.backoff_max, 60.0))
         else:
@@ -494,7 +522,15 @@ class NovitaClient:
         log.debug("retry %s %s after attempt %d (%s %s) in %.2fs", method, url, attempt, status or "", reason, delay)
         if self._on_retry is not None:
             self._on_retry(info)
-        await self._sleep(delay)
+        sleeping = asyncio.ensure_future(self._sleep(delay))
+        halted = asyncio.ensure_future(self._halted.wait())
+        try:
+            await asyncio.wait({sleeping, halted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            halted.cancel()
+        if self._halted.is_set():
+            raise error
 
     def _json_object(self, method: str, path: str, body: bytes, create: bool) -> dict[str, Any]:
         try:
@@ -506,7 +542,9 @@ class NovitaClient:
         excerpt = short(body.decode("utf-8", "replace"), 200)
         message = self._scrub(f"Novita {method} {path}: the answer is not a JSON object: {excerpt!r}")
         if create:
-            raise AmbiguousSubmitError(message + "; the task may or may not exist", status=200)
+            raise AmbiguousSubmitError(
+                message + "; the task may or may not exist", status=200, reason="an answer that is not JSON"
+            )
         raise NovitaError(message, status=200)
 
     def _parse(self, model: type[_M], data: Any, method: str, path: str) -> _M:
