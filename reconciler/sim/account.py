@@ -327,7 +327,12 @@ class Account:
         """One page of GET /v3/training: newest created_at first, then latest created first."""
         with self._lock:
             now = self.now()
-            tasks = [t for t in self.trainings.values() if task_type is None or t["kind"] == task_type]
+            listed = now - self.faults.list_lag  # a listing may lag a create: newer tasks are not shown yet
+            tasks = [
+                t
+                for t in self.trainings.values()
+                if (task_type is None or t["kind"] == task_type) and t["created"] <= listed
+            ]
             tasks.sort(key=lambda t: (int(t["created"]), t["order"]), reverse=True)
             page = tasks[offset : offset + limit]
             items = []

@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from reconciler.sim import storage
 from reconciler.sim.account import SAVE_INTERVAL, Account, Clock, key_hint
-from reconciler.sim.config import ConfigError, SimConfig
+from reconciler.sim.config import GHOST_ANSWERS, ConfigError, SimConfig
 from reconciler.sim.images import CONTENT_TYPES
 from reconciler.sim.store import Store
 from reconciler.sim.validation import BadRequest, parse_asset_request, parse_generation, parse_training
@@ -144,8 +144,24 @@ def _injected_error(account: Account, endpoint: str, is_storage: bool) -> tuple[
     return None
 
 
+def _ghost_answer(endpoint: str, answer: str, is_storage: bool) -> Response:
+    """What a ghost answers once the request was handled (the task exists): an error that looks like nothing
+    was made, as gateways have been seen to send."""
+    if answer == "drop":
+        return DropConnection()
+    if is_storage:
+        body = storage.S3Error(500 if answer != "503" else 503, "InternalError", "We encountered an internal error.")
+        return Response(body.xml("SIMGHOST"), body.status, media_type="application/xml")
+    if answer == "503":
+        return Response(PROXY_PAGE.format("503 Service Temporarily Unavailable"), 503, media_type="text/html")
+    if answer == "CREATE_TASK_FAILED":
+        return error_response(500, SERVER_ERROR_REASONS.get(endpoint, "GET_RESULT_FAILED"), "failed to create task")
+    return Response(PROXY_PAGE.format("500 Internal Server Error"), 500, media_type="text/html")
+
+
 def endpoint(name: str, is_storage: bool = False) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """Wrap a handler with latency, faults, auth, the per-second limit, drop-after and the request log."""
+    """Wrap a handler with latency, faults, auth, the per-second limit, drop-after / ghost answers and the request
+    log."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
@@ -177,8 +193,12 @@ def endpoint(name: str, is_storage: bool = False) -> Callable[[Handler], Callabl
                     response = error_response(400, exc.reason, exc.message)
                 if response.status_code == 200 and account.roll(faults.rate(name, "drop-after")):
                     fault = "drop-after"
+                elif response.status_code == 200 and account.roll(faults.rate(name, "ghost")):
+                    pick = GHOST_ANSWERS[int(account.uniform(0, len(GHOST_ANSWERS))) % len(GHOST_ANSWERS)]
+                    answer = faults.ghost_answer or pick
+                    fault, response = f"ghost-{answer}", _ghost_answer(name, answer, is_storage)
             status = response.status_code
-            _log(account, request, call, 0 if fault == "drop" else status, fault)
+            _log(account, request, call, 0 if fault in ("drop", "ghost-drop") else status, fault)
             return DropConnection() if fault == "drop-after" else response
 
         return route

@@ -61,7 +61,9 @@ def sim() -> None:
     metavar="SPEC",
     help="Inject a fault (repeatable): [ENDPOINT:]KIND=VALUE, e.g. 5xx=0.2, txt2img:429=0.1, drop=0.05, "
     "drop-after=0.05, latency=0.05, jitter=0.1, training-fail=0.1, training-cancel-pattern=^bob-, "
-    "generation-fail=0.1, upload-expire=0.2, asset-forget=0.1.",
+    "generation-fail=0.1, upload-expire=0.2, asset-forget=0.1, ghost=0.2 (handle, then answer 500 / "
+    "CREATE_TASK_FAILED / 503 / drop; ghost-answer=503 picks one), list-lag=3 (seconds before a new training "
+    "is listed).",
 )
 @click.option(
     "--clock-control", is_flag=True, default=None, help="Allow POST /_sim/clock to move the simulator's time forward."

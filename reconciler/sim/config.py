@@ -21,7 +21,9 @@ ENDPOINTS = (
     "task-result",  # GET /v3/async/task-result
     "download",  # GET of a presigned output image URL
 )
-RATE_KINDS = ("5xx", "429", "drop", "drop-after")
+RATE_KINDS = ("5xx", "429", "drop", "drop-after", "ghost")
+# What a "ghost" answers after it handled the request (the task exists): picked at random, seeded.
+GHOST_ANSWERS = ("500", "CREATE_TASK_FAILED", "503", "drop")
 SCALAR_KINDS = {
     "latency": "latency",
     "jitter": "latency_jitter",
@@ -30,12 +32,16 @@ SCALAR_KINDS = {
     "generation-fail": "generation_fail",
     "upload-expire": "upload_expire",
     "asset-forget": "asset_forget",
+    "list-lag": "list_lag",
 }
 PATTERN_KINDS = {
     "training-fail-pattern": "training_fail_pattern",
     "training-cancel-pattern": "training_cancel_pattern",
     "generation-fail-pattern": "generation_fail_pattern",
 }
+
+
+_SECONDS = frozenset({"latency", "latency_jitter", "list_lag"})  # scalar fields in seconds, not rates
 
 
 class ConfigError(ValueError):
@@ -48,7 +54,7 @@ class FaultConfig:
 
     latency: float = 0.0  # seconds added to every API and storage request
     latency_jitter: float = 0.0  # plus uniform [0, jitter] seconds
-    # endpoint name (or "*" for all) -> kind ("5xx", "429", "drop", "drop-after") -> rate
+    # endpoint name (or "*" for all) -> kind ("5xx", "429", "drop", "drop-after", "ghost") -> rate
     rates: dict[str, dict[str, float]] = field(default_factory=dict)
     training_fail: float = 0.0  # a new training ends FAILED
     training_cancel: float = 0.0  # a new training ends CANCELED
@@ -58,6 +64,8 @@ class FaultConfig:
     generation_fail_pattern: str | None = None  # regex on the prompt
     upload_expire: float = 0.0  # an upload URL is already expired when the PUT arrives
     asset_forget: float = 0.0  # a training create "forgets" one of its assets_ids (400, must re-upload)
+    list_lag: float = 0.0  # seconds before a new training shows in GET /v3/training (its own GET works at once)
+    ghost_answer: str | None = None  # what every ghost answers (one of GHOST_ANSWERS); None: one at random
 
     def rate(self, endpoint: str, kind: str) -> float:
         """The rate of `kind` on `endpoint`: the endpoint's own setting, else the "*" one, else 0."""
@@ -94,8 +102,10 @@ class FaultConfig:
                         self._set_rate(endpoint, kind, rate)
             elif key.endswith("_pattern"):
                 self.__dict__[key] = _check_pattern(value, key)
+            elif key == "ghost_answer":
+                self.ghost_answer = _check_ghost_answer(value)
             else:
-                self.__dict__[key] = _check_number(value, key, upper=None if "latency" in key else 1.0)
+                self.__dict__[key] = _check_number(value, key, upper=None if key in _SECONDS else 1.0)
         for spec in data.get("specs") or []:
             self.apply_spec(spec)
 
@@ -112,11 +122,13 @@ class FaultConfig:
             raise ConfigError(f"fault {spec!r}: only {', '.join(RATE_KINDS)} can be given per endpoint")
         elif kind in SCALAR_KINDS:
             name = SCALAR_KINDS[kind]
-            self.__dict__[name] = _check_number(value, kind, upper=None if "latency" in name else 1.0)
+            self.__dict__[name] = _check_number(value, kind, upper=None if name in _SECONDS else 1.0)
         elif kind in PATTERN_KINDS:
             self.__dict__[PATTERN_KINDS[kind]] = _check_pattern(value, kind)
+        elif kind == "ghost-answer":
+            self.ghost_answer = _check_ghost_answer(value)
         else:
-            known = [*RATE_KINDS, *SCALAR_KINDS, *PATTERN_KINDS]
+            known = [*RATE_KINDS, *SCALAR_KINDS, *PATTERN_KINDS, "ghost-answer"]
             raise ConfigError(f"fault {spec!r}: unknown kind {kind!r}; expected one of {', '.join(known)}")
 
     def _set_rate(self, endpoint: str, kind: str, value: object) -> None:
@@ -136,6 +148,14 @@ def _check_number(value: object, name: str, upper: float | None) -> float:
         bound = f"[0, {upper:g}]" if upper is not None else ">= 0"
         raise ConfigError(f"{name}: expected a number in {bound}, got {value!r}")
     return number
+
+
+def _check_ghost_answer(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if str(value) not in GHOST_ANSWERS:
+        raise ConfigError(f"ghost-answer: expected one of {', '.join(GHOST_ANSWERS)}, got {value!r}")
+    return str(value)
 
 
 def _check_pattern(value: object, name: str) -> str | None:

@@ -143,7 +143,7 @@ def submissions(log: list[dict[str, Any]]) -> dict[str, Counter[str]]:
     out: dict[str, Counter[str]] = {"trainings": Counter(), "generations": Counter(), "uploads": Counter()}
     for r in log:
         summary = r.get("body_summary") or {}
-        created = r.get("status") == 200 or r.get("fault") == "drop-after"
+        created = r.get("status") == 200 or r.get("fault") == "drop-after" or bool(summary.get("task_id"))
         if r.get("endpoint") == "training-create" and created:
             out["trainings"][summary.get("name", "?")] += 1
         elif r.get("endpoint") in ("txt2img", "img2img") and created:

@@ -84,11 +84,12 @@ def kill(run: Running) -> None:
 
 
 def created(log: list[dict[str, Any]]) -> dict[str, Counter[str]]:
-    """Tasks Novita created (answered 200, or handled then dropped) and PUTs completed, counted."""
+    """Tasks Novita created (whatever it answered: 200, or handled then dropped or answered an error by a ghost
+    fault; the log records the task id it made) and PUTs completed, counted."""
     out: dict[str, Counter[str]] = {"trainings": Counter(), "generations": Counter(), "uploads": Counter()}
     for r in log:
         summary = r.get("body_summary") or {}
-        made = r.get("status") == 200 or r.get("fault") == "drop-after"
+        made = r.get("status") == 200 or r.get("fault") == "drop-after" or bool(summary.get("task_id"))
         if r.get("endpoint") == "training-create" and made:
             out["trainings"][summary.get("name", "?")] += 1
         elif r.get("endpoint") in ("txt2img", "img2img") and made:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -24,9 +25,11 @@ def faulty(*specs: str) -> Sim:
 def test_fault_spec_syntax() -> None:
     faults = FaultConfig()
     specs = "5xx=0.2 txt2img:429=0.1 drop=0.05 drop-after=0.05 latency=0.05 jitter=0.1 training-fail=0.1"
-    for spec in [*specs.split(), "upload-expire=0.2", "generation-fail-pattern=^boom", "asset-forget=1"]:
+    extra = ["upload-expire=0.2", "generation-fail-pattern=^boom", "asset-forget=1", "txt2img:ghost=0.3", "list-lag=5"]
+    for spec in [*specs.split(), *extra]:
         faults.apply_spec(spec)
-    assert faults.rates == {"*": {"5xx": 0.2, "drop": 0.05, "drop-after": 0.05}, "txt2img": {"429": 0.1}}
+    assert faults.rates == {"*": {"5xx": 0.2, "drop": 0.05, "drop-after": 0.05}, "txt2img": {"429": 0.1, "ghost": 0.3}}
+    assert faults.list_lag == 5
     assert faults.rate("txt2img", "429") == 0.1 and faults.rate("assets", "429") == 0.0
     assert faults.rate("assets", "5xx") == 0.2
     assert (faults.latency, faults.latency_jitter, faults.training_fail) == (0.05, 0.1, 0.1)
@@ -76,6 +79,53 @@ def test_drop_after_creates_the_task() -> None:
     assert task["task_name"] == "alice-v1-deadbeef"
     record = s.account.request_log[-2]
     assert (record["endpoint"], record["status"], record["fault"]) == ("training-create", 200, "drop-after")
+
+
+def test_ghost_creates_the_task_then_answers_an_error() -> None:
+    """`ghost`: the request is handled (the task exists), then the answer is a 500, a 500 CREATE_TASK_FAILED,
+    a 503 page or a dropped connection, as gateways have been seen to do; the log keeps the task id."""
+    s = faulty("training-create:ghost=1", "txt2img:ghost=1")
+    ids = [s.upload()]
+    answers = set()
+    for n in range(24):
+        try:
+            response = s.post("/v3/training/subject", training_body(ids, name=f"ghost-{n:02d}"))
+        except httpx.RemoteProtocolError:
+            answers.add("drop")
+            continue
+        assert response.status_code in (500, 503)
+        reason = response.json()["reason"] if "json" in response.headers["content-type"] else ""
+        answers.add("CREATE_TASK_FAILED" if reason == "CREATE_TASK_FAILED" else str(response.status_code))
+    assert answers == {"500", "CREATE_TASK_FAILED", "503", "drop"}
+    listed = s.get("/v3/training", params={"pagination.limit": 100}).json()["tasks"]
+    assert sorted(t["task_name"] for t in listed) == [f"ghost-{n:02d}" for n in range(24)]  # every one was made
+    records = [r for r in s.account.request_log if r["endpoint"] == "training-create"]
+    assert {r["fault"] for r in records} == {"ghost-500", "ghost-CREATE_TASK_FAILED", "ghost-503", "ghost-drop"}
+    assert all(r["body_summary"]["task_id"] for r in records)
+    assert {r["status"] for r in records if r["fault"] == "ghost-drop"} == {0}
+    with contextlib.suppress(httpx.RemoteProtocolError):
+        s.post("/v3/async/txt2img", generation_body())
+    assert len(s.account.generations) == 1  # paid for, whatever the answer said
+
+
+def test_ghost_answer_picks_the_answer() -> None:
+    s = faulty("training-create:ghost=1", "ghost-answer=CREATE_TASK_FAILED")
+    ids = [s.upload()]
+    for n in range(5):
+        response = s.post("/v3/training/subject", training_body(ids, name=f"ghost-{n}"))
+        assert (response.status_code, response.json()["reason"]) == (500, "CREATE_TASK_FAILED")
+    assert len(s.account.trainings) == 5
+    with pytest.raises(ConfigError):
+        FaultConfig().apply_spec("ghost-answer=418")
+
+
+def test_list_lag_hides_a_new_training_from_the_listing_for_a_while() -> None:
+    s = faulty("list-lag=3")
+    task_id = s.train(name="late-01234567")
+    assert s.get("/v3/training").json()["tasks"] == []
+    assert s.get("/v3/training/subject", params={"task_id": task_id}).json()["task_id"] == task_id
+    s.clock.advance(3)
+    assert [t["task_name"] for t in s.get("/v3/training").json()["tasks"]] == ["late-01234567"]
 
 
 def test_training_outcomes_by_pattern() -> None:
