@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.files import display_path
 from reconciler.hashing import HashCache
 from reconciler.matrix import matrix_of, normalise_address
+from reconciler.policy import Choice
 
 if TYPE_CHECKING:
     from reconciler.manifest import Generation, ImageFile, LoraModel, ManifestSet
@@ -159,6 +160,7 @@ class DesiredGeneration:
     source: str
     matrix: str | None = None  # a matrix member: the matrix's name
     axes: tuple[tuple[str, Any], ...] = ()  # a member's (label, value), swept models' included
+    on_unanswered_submit: Choice | None = None  # spec.on_unanswered_submit: not sent, not in the identity
 
     @property
     def address(self) -> str:
@@ -336,7 +338,7 @@ def _model(model: LoraModel, dataset: DesiredDataset) -> DesiredModel:
     )
 
 
-_NOT_REQUEST = {"type", "output", "init_image", "response_image_type", "matrix"}
+_NOT_REQUEST = {"type", "output", "init_image", "response_image_type", "matrix", "on_unanswered_submit"}
 
 
 def _generation(gen: Generation, image: Any, project_root: Path) -> DesiredGeneration:
@@ -367,4 +369,5 @@ def _generation(gen: Generation, image: Any, project_root: Path) -> DesiredGener
         source=f"{gen.source.file}:{gen.source.line}",
         matrix=gen.matrix,
         axes=gen.axes,
+        on_unanswered_submit=spec.on_unanswered_submit,
     )

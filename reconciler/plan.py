@@ -18,9 +18,10 @@ from reconciler.desired import (
     matrix_address,
     sort_key,
 )
+from reconciler.policy import SubmitPolicy
 from reconciler.remote import OrphanFacts, OutputFacts, PruneFile, Remote, RemoteGeneration, RemoteTraining
 from reconciler.state import ForgottenEntry, GenerationEntry, ModelEntry, ResourceEntry, State
-from reconciler.status import NOT_FOUND, Status, generation_lost
+from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost
 from reconciler.text import plural
 
 Action = Literal["create", "replace", "resume", "adopt", "forget"]
@@ -51,6 +52,9 @@ class ResourceChange:
     model_name: str | None = None  # adopt: the trained model, when already known
     uploads: tuple[str, ...] = ()  # Dataset: image hashes its trainings will upload
     images: int = 0  # Generation: images it will produce
+    # LoraModel create/replace: the ids of the account's tasks with this task name when planned (None: planned
+    # offline). A look-up after an unanswered create never takes one of them for the task it made.
+    known_tasks: tuple[str, ...] | None = None
 
     @property
     def kind(self) -> str:
@@ -212,6 +216,7 @@ class _Ctx:
     remote: Remote | None
     outputs: Mapping[str, OutputFacts]
     replace: frozenset[str] = frozenset()
+    policy: SubmitPolicy = field(default_factory=SubmitPolicy)
     model_names: dict[str, str | None] = field(default_factory=dict)  # trained name usable now, or None
     model_actions: dict[str, Action | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -238,6 +243,7 @@ def plan(
     replace: Iterable[str] = (),
     orphans: OrphanFacts | None = None,
     prune: bool = False,
+    policy: SubmitPolicy | None = None,
 ) -> Plan:
     """The changes that make Novita and the outputs match the manifests.
 
@@ -245,9 +251,12 @@ def plan(
     `targets` limits the plan to those addresses (a matrix: all its members) and what they depend on;
     `replace` forces those resources to be trained or generated again even though nothing changed.
     `orphans` are the recorded history and forgotten outputs found on disk; with `prune` removing them is
-    part of the plan, else the plan only counts them.
+    part of the plan, else the plan only counts them. `policy` says what to do with a generation whose
+    submit got no answer (see `reconciler.policy`).
     """
-    ctx = _Ctx(desired, state, remote, outputs or {}, frozenset(desired.expand(list(replace))))
+    ctx = _Ctx(
+        desired, state, remote, outputs or {}, frozenset(desired.expand(list(replace))), policy or SubmitPolicy()
+    )
     targets = tuple(sorted(set(targets), key=sort_key))
     chosen = set(desired.expand(list(targets)))
     scope = desired.closure([t for t in chosen if _desired_has(desired, t)]) if targets else None
@@ -330,10 +339,13 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
 
     uploads = tuple(sorted({i.sha256 for i in model.images if i.sha256 not in ctx.state.images}))
 
+    known = tuple(sorted(t.task_id for t in found)) if remote is not None else None
+
     def change(action: Action, reason: str, **kw: Any) -> ResourceChange:
         diff = diff_attributes(before, after) if action == "replace" and not same else ()
         if action in ("create", "replace"):
             kw.setdefault("uploads", uploads)
+            kw.setdefault("known_tasks", known)
         return ResourceChange(
             model.address,
             action,
@@ -356,6 +368,39 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
                 return change("replace", f"training {entry.task_name} is no longer in the account: retrain")
             ctx.model_names[model.name] = entry.model_name
             return None
+        if entry.status in SUBMIT_UNRESOLVED:
+            # A create of this definition got no answer (or an apply was killed while it was on the wire): the
+            # name tells whether it landed. Not listed (yet: a listing may lag a create): apply looks it up again,
+            # a few times, before it submits anything.
+            if remote is None:  # offline: the state is trusted, apply looks the name up and never resubmits
+                ctx.model_names[model.name] = None
+                return change(
+                    "resume",
+                    f"a previous submit of {model.task_name} got no answer: look it up by name and wait for it, "
+                    "do not resubmit",
+                )
+            made = remote.answer_to(model.task_name, entry.prior_tasks)
+            ctx.model_names[model.name] = made.model_name if made is not None and made.succeeded else None
+            if made is None:
+                return change(
+                    "create",
+                    f"a previous submit of {model.task_name} got no answer and the account does not list it: "
+                    "look it up again, then train it only if it is still missing",
+                )
+            if made.failed:
+                return change("replace", f"training {made.task_name} ended {made.status}: retrain")
+            if made.succeeded:
+                return change(
+                    "resume",
+                    f"training {made.task_name} finished ({made.describe()}): record it",
+                    task_id=made.task_id,
+                    model_name=made.model_name,
+                )
+            return change(
+                "resume",
+                f"training {made.task_name} in flight ({made.describe()}): wait, do not resubmit",
+                task_id=made.task_id,
+            )
         if entry.in_flight:
             task = (remote.by_id(entry.task_id) if remote and entry.task_id else None) or live
             if remote is None:
@@ -367,8 +412,6 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
                 )
             if task is None:
                 ctx.model_names[model.name] = None
-                if entry.status == Status.SUBMITTING:
-                    return change("create", f"a previous submit of {model.task_name} never reached Novita: train it")
                 return change("replace", f"training {model.task_name} vanished from the account: retrain")
             if task.failed:
                 ctx.model_names[model.name] = None
@@ -502,14 +545,17 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
                 )
             why = "vanished" if seen.status == NOT_FOUND else f"failed ({seen.reason or 'no reason given'})"
             return change("replace", f"generation task {entry.task_id} {why}: run it again")
-        if entry.status == Status.SUBMITTING:
-            # Never resubmitted on our own: Novita cannot list generation tasks, so nobody can tell whether
-            # the interrupted submit reached it, and a second submit could pay twice.
+        if entry.status in SUBMIT_UNRESOLVED:
+            # Novita cannot list generation tasks, so nobody can tell whether the unanswered submit ran: the
+            # policy decides (reconciler.policy), never a guess.
+            if ctx.policy.for_generation(gen) == "resubmit":
+                return change("replace", "the previous submit got no answer: submitting again (may be paid twice)")
             ctx.warnings.append(
                 f"{gen.address}: a previous apply stopped while submitting it (killed, or Novita gave no "
                 "answer), and Novita cannot list generation tasks, so nobody can tell whether it ran. It is "
-                f"not submitted again on its own: run `reconciler apply --replace {gen.address}` to submit "
-                "it again (if the first submit did run, that pays for it twice)."
+                "held (on_unanswered_submit: hold), not submitted again on its own: run "
+                f"`reconciler apply --replace {gen.address}` to submit it again (if the first submit did run, "
+                "that pays for it twice)."
             )
             return None
         why = f" ({entry.reason})" if entry.reason else ""

@@ -155,6 +155,7 @@ def _plan(raw: dict[str, Any]) -> Plan:
                 "changes": tuple(AttrChange(**a) for a in c["changes"]),
                 "notes": tuple(c["notes"]),
                 "uploads": tuple(c["uploads"]),
+                "known_tasks": None if c.get("known_tasks") is None else tuple(c["known_tasks"]),
             }
         )
         for c in raw["changes"]

@@ -116,6 +116,12 @@ class Remote:
     def by_id(self, task_id: str) -> RemoteTraining | None:
         return self._by_id.get(task_id)
 
+    def answer_to(self, task_name: str, prior: Iterable[str]) -> RemoteTraining | None:
+        """The task a create named `task_name` made, if the account lists one: the most useful task of that name
+        that is not one of `prior` (those were there before the create). It may have FAILED already."""
+        before = set(prior)
+        return next((t for t in self.named(task_name) if t.task_id not in before), None)
+
 
 def best_first(tasks: Iterable[RemoteTraining]) -> list[RemoteTraining]:
     """Succeeded, then in flight, then failed; newest first within each."""

@@ -15,14 +15,19 @@ class Status(StrEnum):
     """Where a resource of the state stands. The values are what the state file stores."""
 
     SUBMITTING = "submitting"  # recorded before the create call: the task may or may not exist
+    UNANSWERED = "unanswered"  # the create call got no answer (any 5xx, dropped, timed out): it may exist
     TRAINING = "training"  # LoraModel: Novita accepted the training (task id recorded); waiting for it
     RUNNING = "running"  # Generation: Novita accepted the task (task id recorded); waiting for it
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
 
-# A training in flight: submitted (or being submitted) and not finished. Never resubmitted while so.
-TRAINING_IN_FLIGHT = frozenset({Status.SUBMITTING, Status.TRAINING})
+# A create that was sent (or about to be) and whose answer never reached the state: Novita may hold a task
+# nobody recorded. A training is looked up by its name (a few times: a listing may lag a create) before anything
+# is sent again; a generation, which Novita cannot list, follows the on_unanswered_submit policy.
+SUBMIT_UNRESOLVED = frozenset({Status.SUBMITTING, Status.UNANSWERED})
+# A training in flight: submitted (or being submitted, or unanswered) and not finished. Never resubmitted blindly.
+TRAINING_IN_FLIGHT = frozenset({*SUBMIT_UNRESOLVED, Status.TRAINING})
 # A task of either kind that Novita accepted and that has not finished: it keeps running remotely.
 RUNNING_REMOTELY = frozenset({Status.TRAINING, Status.RUNNING})
 

@@ -19,6 +19,7 @@ from reconciler.desired import Desired, build_desired
 from reconciler.errors import ConfigError
 from reconciler.hashing import HashCache
 from reconciler.manifest.schema import NAME_PATTERN
+from reconciler.policy import Choice, SubmitPolicy
 from reconciler.state.backend import Backend, is_url, open_backend, workspace_file
 from reconciler.state.file import FileBackend
 from reconciler.urls import redact_url_password
@@ -64,6 +65,7 @@ class Settings:
     outputs_remote: str | None = None  # an fsspec URL that keeps every generated image
     outputs_setting: str = RECONCILER_OUTPUTS_REMOTE
     state_location: str = ""  # the state's location as given (a path before its workspace, or a URL)
+    on_unanswered_submit: Choice | None = None  # --on-unanswered-submit: this run's explicit choice
 
     @classmethod
     def make(
@@ -75,6 +77,7 @@ class Settings:
         targets: tuple[str, ...] = (),
         replace: tuple[str, ...] = (),
         workspace: str | None = None,
+        on_unanswered_submit: Choice | None = None,
     ) -> Settings:
         root = Path.cwd()
         loaded = load_config(root)
@@ -126,7 +129,14 @@ class Settings:
             str(remote) if remote else None,
             outputs_setting,
             location,
+            on_unanswered_submit,
         )
+
+    @property
+    def policy(self) -> SubmitPolicy:
+        """What to do with a generation submit that got no answer: the flag > the Generation's spec >
+        apply.on_unanswered_submit in reconciler.yaml > resubmit (see reconciler.policy)."""
+        return SubmitPolicy(self.on_unanswered_submit, self.config.apply.on_unanswered_submit)
 
     @property
     def cache_file(self) -> Path:

@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 
 PURE = [
     "plan.py",
+    "policy.py",
     "render.py",
     "graph.py",
     "readout.py",

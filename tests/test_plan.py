@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from reconciler.plan import Plan, plan
+from reconciler.policy import SubmitPolicy
 from reconciler.remote import OutputFacts, RemoteGeneration, RemoteSidecar
 from reconciler.state import State
 from tests.planner_fixtures import (
@@ -149,11 +151,73 @@ ROWS = [
         [("LoraModel/alice", "resume", "in flight (QUEUING)")],
     ),
     Row(
-        "submitting and not in the account: the POST never landed, create",
+        "submitting and not in the account: look it up again at apply, then create",
         [DS, M],
         state(DS_DONE, model_entry(M, status="submitting", task_id=None), uploaded=ALL_UPLOADED),
         remote(),
-        [("LoraModel/alice", "create", "never reached Novita")],
+        [("LoraModel/alice", "create", "got no answer and the account does not list it: look it up again")],
+    ),
+    Row(
+        "unanswered create (500 CREATE_TASK_FAILED) that did make the task: resume it, never create",
+        [DS, M],
+        state(DS_DONE, model_entry(M, status="unanswered", task_id=None), uploaded=ALL_UPLOADED),
+        remote(remote_task(M, status="TRAINING", task_id="ghost")),
+        [("LoraModel/alice", "resume", "in flight (TRAINING): wait, do not resubmit")],
+    ),
+    Row(
+        "unanswered create whose task already finished: record it",
+        [DS, M, G],
+        state(DS_DONE, model_entry(M, status="unanswered", task_id=None), uploaded=ALL_UPLOADED),
+        remote(remote_task(M, task_id="ghost")),
+        [
+            ("LoraModel/alice", "resume", "finished (SUCCESS, SERVING): record it"),
+            ("Generation/portraits", "create", "2 images"),
+        ],
+        outputs={},
+    ),
+    Row(
+        "unanswered create whose task FAILED: that was the training, retrain",
+        [DS, M],
+        state(DS_DONE, model_entry(M, status="unanswered", task_id=None), uploaded=ALL_UPLOADED),
+        remote(remote_task(M, status="FAILED", task_id="ghost")),
+        [("LoraModel/alice", "replace", "ended FAILED: retrain")],
+    ),
+    Row(
+        "unanswered retrain: the FAILED task of the same name from before is not its answer",
+        [DS, M],
+        state(
+            DS_DONE,
+            model_entry(M, status="unanswered", task_id=None, prior_tasks=["old"]),
+            uploaded=ALL_UPLOADED,
+        ),
+        remote(remote_task(M, status="FAILED", task_id="old")),
+        [("LoraModel/alice", "create", "got no answer and the account does not list it")],
+    ),
+    Row(
+        "unanswered create, planned offline: look it up at apply, never resubmit",
+        [DS, M],
+        state(DS_DONE, model_entry(M, status="unanswered", task_id=None), uploaded=ALL_UPLOADED),
+        None,
+        [("LoraModel/alice", "resume", "got no answer: look it up by name and wait for it, do not resubmit")],
+    ),
+    Row(
+        "unanswered generation submit, default policy: submit again, said to maybe pay twice",
+        [DS, M, G],
+        state(
+            DS_DONE,
+            model_entry(M),
+            generation_entry(G, NAMES, status="unanswered", task_id=None),
+            uploaded=ALL_UPLOADED,
+        ),
+        remote(remote_task(M)),
+        [
+            (
+                "Generation/portraits",
+                "replace",
+                "the previous submit got no answer: submitting again (may be paid twice)",
+            )
+        ],
+        summary="Plan: 0 images to upload, 0 models to train, 1 generation to run (2 images), 0 to forget.",
     ),
     Row(
         "remote FAILED: replace",
@@ -367,22 +431,58 @@ def test_plan_is_deterministic() -> None:
     assert render_json(first) == render_json(again)
 
 
-def test_interrupted_generation_submit_is_a_warning_not_a_resubmit() -> None:
+HELD = dataclasses.replace(G, on_unanswered_submit="hold")  # an expensive one: its spec says hold
+RESUBMIT = dataclasses.replace(G, on_unanswered_submit="resubmit")
+
+
+@pytest.mark.parametrize(
+    ("gen", "policy", "outcome"),
+    [
+        (G, SubmitPolicy(), "resubmit"),  # the default
+        (G, SubmitPolicy(project="hold"), "hold"),  # apply.on_unanswered_submit: hold in reconciler.yaml
+        (HELD, SubmitPolicy(), "hold"),  # the Generation's spec wins over the project default...
+        (RESUBMIT, SubmitPolicy(project="hold"), "resubmit"),
+        (HELD, SubmitPolicy(run="resubmit"), "resubmit"),  # ...and the flag, a choice for this run, over both
+        (G, SubmitPolicy(run="hold"), "hold"),
+    ],
+)
+def test_unanswered_generation_submit_follows_the_policy(gen: Any, policy: SubmitPolicy, outcome: str) -> None:
     entry = generation_entry(G, NAMES, status="submitting", task_id=None)
-    result = plan(
-        desired(DS, M, G), state(DS_DONE, model_entry(M), entry, uploaded=ALL_UPLOADED), remote(remote_task(M))
-    )
+    inputs = (desired(DS, M, gen), state(DS_DONE, model_entry(M), entry, uploaded=ALL_UPLOADED), remote(remote_task(M)))
+    result = plan(*inputs, policy=policy)
+    if outcome == "resubmit":
+        assert [(c.address, c.action) for c in result.changes] == [("Generation/portraits", "replace")]
+        assert result.changes[0].reason == "the previous submit got no answer: submitting again (may be paid twice)"
+        assert result.warnings == ()
+        return
     assert result.changes == ()
     assert len(result.warnings) == 1
+    assert "It is held (on_unanswered_submit: hold)" in result.warnings[0]
     assert "reconciler apply --replace Generation/portraits" in result.warnings[0]
-    forced = plan(
-        desired(DS, M, G),
-        state(DS_DONE, model_entry(M), entry, uploaded=ALL_UPLOADED),
-        remote(remote_task(M)),
-        replace=["Generation/portraits"],
-    )
+    forced = plan(*inputs, replace=["Generation/portraits"], policy=policy)
     assert [(c.address, c.action) for c in forced.changes] == [("Generation/portraits", "replace")]
     assert forced.warnings == ()
+
+
+def test_the_policy_is_not_part_of_a_generations_identity() -> None:
+    assert HELD.identity(NAMES) == G.identity(NAMES) == RESUBMIT.identity(NAMES)
+    assert HELD.attributes(NAMES) == G.attributes(NAMES)
+    done = state(DS_DONE, model_entry(M), G_DONE, uploaded=ALL_UPLOADED)
+    assert plan(desired(DS, M, HELD), done, remote(remote_task(M)), {"Generation/portraits": INTACT}).empty
+
+
+def test_a_create_carries_the_tasks_of_its_name_known_when_planned() -> None:
+    """A look-up after an unanswered create must not take an older task of the same name for its answer."""
+    failed = remote_task(M, status="FAILED", task_id="old-failed")
+    result = plan(
+        desired(DS, M), state(DS_DONE, model_entry(M, status="failed"), uploaded=ALL_UPLOADED), remote(failed)
+    )
+    change = result.get("LoraModel/alice")
+    assert change is not None and change.action == "replace" and change.known_tasks == ("old-failed",)
+    fresh = plan(desired(DS, M), state(), remote(foreign=3)).get("LoraModel/alice")
+    assert fresh is not None and fresh.known_tasks == ()
+    offline = plan(desired(DS, M), state(), None).get("LoraModel/alice")
+    assert offline is not None and offline.known_tasks is None
 
 
 def test_replace_forces_a_retrain_and_cascades() -> None:

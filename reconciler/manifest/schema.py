@@ -396,6 +396,11 @@ class GenerationSpec(_Model):
     matrix: Matrix | None = Field(
         None, description=_MATRIX_HELP.format(example="seed: [1, 2, 3]"), json_schema_extra=_sweepable("Generation")
     )
+    on_unanswered_submit: Literal["resubmit", "hold"] | None = Field(
+        None,
+        description="A submit that got no answer: submit it again (may pay twice) or hold it for a person. "
+        "Not sent, not part of the identity. Default: apply.on_unanswered_submit in reconciler.yaml, else resubmit.",
+    )
 
     @model_validator(mode="after")
     def _by_type(self) -> GenerationSpec:

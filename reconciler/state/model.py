@@ -124,10 +124,13 @@ class ModelEntry(_Entry):
     task_name: str | None = None
     task_id: str | None = None
     model_name: str | None = None  # the trained model, once SERVING
-    reason: str | None = None  # why it failed
+    reason: str | None = None  # why it failed, or what the last unanswered create got instead of an answer
     submitted_at: str | None = None
     matrix: str | None = None  # a matrix member: the matrix's name
     axes: list[tuple[str, Any]] = Field(default_factory=list)  # a member's (label, value), sorted by label
+    # Tasks with this task name that were in the account before this submit: never taken for its answer.
+    prior_tasks: list[str] = Field(default_factory=list)
+    unanswered_submits: int = 0  # creates of this definition that got no answer (each resolved by name)
 
     @classmethod
     def of(
@@ -139,6 +142,8 @@ class ModelEntry(_Entry):
         task_name: str | None = None,
         task_type: str | None = None,
         model_name: str | None = None,
+        prior_tasks: list[str] | None = None,
+        unanswered_submits: int = 0,
     ) -> ModelEntry:
         """The entry of `model` as defined now; `task_name`/`task_type` only when adopting a listed task."""
         now = now_iso()
@@ -156,6 +161,8 @@ class ModelEntry(_Entry):
             updated_at=now,
             matrix=model.matrix,
             axes=list(model.axes),
+            prior_tasks=prior_tasks or [],
+            unanswered_submits=unanswered_submits,
         )
 
     @property
@@ -176,6 +183,8 @@ class GenerationEntry(_Entry):
     history: list[HistoryRecord] = Field(default_factory=list)  # previous images, newest last
     matrix: str | None = None  # a matrix member: the matrix's name
     axes: list[tuple[str, Any]] = Field(default_factory=list)  # a member's (label, value), sorted by label
+    unanswered_submits: int = 0  # submits of this definition that got no answer (each may have been paid for)
+    resubmits: int = 0  # times it was submitted again after one of those (on_unanswered_submit: resubmit)
 
     @classmethod
     def of(
@@ -186,7 +195,8 @@ class GenerationEntry(_Entry):
         status: Status,
         **fields: Any,
     ) -> GenerationEntry:
-        """The entry of `gen` with its LoRAs resolved to `model_names`; `fields`: request, files, task_id, seed."""
+        """The entry of `gen` with its LoRAs resolved to `model_names`; `fields`: request, files, task_id, seed,
+        and the unanswered_submits / resubmits counts carried over from an earlier submit of the same identity."""
         now = now_iso()
         return cls(
             name=gen.name,
