@@ -1,4 +1,5 @@
-"""Read the world: the whole training list, and the status of the tasks the state holds in flight.
+"""Read the world: the whole training list, and the status of the tasks the state holds in flight (and of the
+trainings it holds that the listing does not show: a listing may lag a create).
 
 I/O through the Novita client only; returns the planner's plain `Remote` value. `record_remote` (for
 `reconciler refresh`) is pure: it writes what the refresh saw into a State.
@@ -16,7 +17,7 @@ from reconciler.errors import NovitaError
 from reconciler.novita import NovitaClient, TrainingTask
 from reconciler.remote import Remote, RemoteGeneration, RemoteTraining
 from reconciler.state import GenerationEntry, ModelEntry, State
-from reconciler.status import NOT_FOUND, Status, generation_lost
+from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost
 
 PAGE_SIZE = 100
 
@@ -65,9 +66,12 @@ class EarlyListing:
         self._thread.join()
 
 
-def _in_flight(state: State, tasks: list[TrainingTask]) -> tuple[list[tuple[str, str]], list[str]]:
-    """(task id, type) of the trainings the list shows running, and the ids of generations running: what a
-    refresh asks one status call each about."""
+def _in_flight(
+    state: State, tasks: list[TrainingTask]
+) -> tuple[list[tuple[str, str]], list[tuple[ModelEntry, str]], list[str]]:
+    """What a refresh asks one status call each about: (task id, type) of the trainings the list shows running;
+    (entry, task id) of the trainings the state holds that the list does not show (vanished, or not listed yet:
+    a listing may lag a create); the ids of generations running."""
     listed = {t.task_id: t for t in tasks}
     trainings = [
         (e.task_id, e.task_type or "subject")
@@ -76,23 +80,33 @@ def _in_flight(state: State, tasks: list[TrainingTask]) -> tuple[list[tuple[str,
         and e.task_id in listed
         and listed[e.task_id].task_status.upper() in ("TRAINING", "QUEUING")
     ]
+    unlisted = [
+        (e, e.task_id)
+        for e in state.models()
+        if e.task_id and e.task_id not in listed and e.status in (Status.TRAINING, Status.SUCCEEDED)
+    ]
     generations = [e.task_id for e in state.generations() if e.status == Status.RUNNING and e.task_id]
-    return trainings, generations
+    return trainings, unlisted, generations
 
 
 Progress = dict[str, tuple[float | None, float | None]]  # task id -> (progress_percent, eta_relative)
 
 
-def _remote(tasks: list[TrainingTask], progress: Progress, generations: dict[str, RemoteGeneration]) -> Remote:
+def _remote(
+    tasks: list[TrainingTask],
+    progress: Progress,
+    generations: dict[str, RemoteGeneration],
+    unlisted: list[RemoteTraining] | None = None,
+) -> Remote:
     trainings = tuple(RemoteTraining.listed(t, *progress.get(t.task_id, (None, None))) for t in tasks)
-    return Remote(trainings, generations, pages=max(1, math.ceil(len(tasks) / PAGE_SIZE)))
+    return Remote((*trainings, *(unlisted or ())), generations, pages=max(1, math.ceil(len(tasks) / PAGE_SIZE)))
 
 
 def settled(state: State, tasks: list[TrainingTask]) -> Remote | None:
     """What a refresh would return from the training list `tasks` alone, when nothing is in flight (a converged
     project: no status call, so no connection is needed); None when some task needs a status call."""
-    trainings, generations = _in_flight(state, tasks)
-    return None if trainings or generations else _remote(tasks, {}, {})
+    trainings, unlisted, generations = _in_flight(state, tasks)
+    return None if trainings or unlisted or generations else _remote(tasks, {}, {})
 
 
 async def refresh(client: NovitaClient, state: State, listing: list[TrainingTask] | None = None) -> Remote:
@@ -116,12 +130,37 @@ async def refresh(client: NovitaClient, state: State, listing: list[TrainingTask
             raise
         generations[task_id] = RemoteGeneration(task_id, result.status, result.reason, result.progress_percent)
 
-    running_trainings, running_generations = _in_flight(state, tasks)
+    unlisted: list[RemoteTraining] = []
+
+    async def not_listed(entry: ModelEntry, task_id: str) -> None:
+        """A training the state holds that the listing does not show: vanished (404), or not listed yet (a
+        listing may lag a create): asked by its id, so a lagging listing never looks like a lost training."""
+        try:
+            status = await client.get_training(task_id, entry.task_type or "subject")
+        except NovitaError as exc:
+            if exc.status == 404:
+                return
+            raise
+        unlisted.append(
+            RemoteTraining(
+                task_id=task_id,
+                task_name=entry.task_name or "",
+                task_type=entry.task_type or "subject",
+                status=status.task_status,
+                model_name=status.model_name,
+                model_status=status.model_status_of(status.model_name),
+                progress=status.progress_percent,
+                eta=status.eta_relative,
+            )
+        )
+
+    running_trainings, not_in_list, running_generations = _in_flight(state, tasks)
     calls = [training_progress(task_id, kind) for task_id, kind in running_trainings]
+    calls += [not_listed(entry, task_id) for entry, task_id in not_in_list]
     calls += [generation_status(task_id) for task_id in running_generations]
     if calls:
         await asyncio.gather(*calls)
-    return _remote(tasks, progress, generations)
+    return _remote(tasks, progress, generations, unlisted)
 
 
 def record_remote(state: State, remote: Remote, now: str) -> list[str]:
@@ -130,7 +169,10 @@ def record_remote(state: State, remote: Remote, now: str) -> list[str]:
     changed: list[str] = []
     for addr, entry in sorted(state.resources.items()):
         if isinstance(entry, ModelEntry) and entry.in_flight:
-            task = (remote.by_id(entry.task_id) if entry.task_id else None) or remote.live(entry.task_name or "")
+            if entry.status in SUBMIT_UNRESOLVED:  # the create got no answer: its name tells whether it landed
+                task = remote.answer_to(entry.task_name or "", entry.prior_tasks)
+            else:
+                task = (remote.by_id(entry.task_id) if entry.task_id else None) or remote.live(entry.task_name or "")
             if task is None:
                 continue
             before = (entry.status, entry.task_id, entry.model_name)
