@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
 
 def plural(n: int, word: str, many: str | None = None) -> str:
     """`1 image`, `2 images`, `0 images`; `many` for irregular plurals (`plural(2, "copy", "copies")`)."""
@@ -23,6 +28,17 @@ def duration(seconds: float) -> str:
     if m:
         return f"{m}m{s:02d}s"
     return f"{s}s"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `90`, `90s`, `30m`, `1h30m`, `1.5h`, `500ms`; ValueError saying what is expected."""
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    parts = _DURATION_PART.findall(value)
+    if not value or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"{text!r} is not a duration: use e.g. 90s, 30m, 1h30m (a bare number is seconds)")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 def size(n: int) -> str:

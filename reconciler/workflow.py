@@ -114,7 +114,9 @@ def make_plan(
         if remote is None:  # something in flight needs a status call (or the list is still to fetch)
             remote = asyncio.run(go())
     orphans = observe_orphans(desired, state, cache, settings.root)
-    result = plan(desired, state, remote, outputs, settings.targets, settings.replace, orphans, prune)
+    result = plan(
+        desired, state, remote, outputs, settings.targets, settings.replace, orphans, prune, policy=settings.policy
+    )
     cache.save()
     return result, outputs
 
@@ -405,24 +407,33 @@ def _gallery_refresher(settings: Settings, cache: HashCache) -> Callable[[ApplyR
 
 
 def _run(applier: Applier, ui: ApplyUI) -> ApplyResult:
-    """Run the applier on an event loop; the first Ctrl-C (or SIGTERM) stops submitting, a second one at once."""
+    """Run the applier on an event loop. The first Ctrl-C (or SIGTERM) stops submitting and waiting at once, lets
+    a create on the wire get its answer, saves the state; a second one does not wait for those creates either.
+    The handlers stay until the state is saved, so no Ctrl-C can cut the final save."""
 
     async def go() -> ApplyResult:
         async with applier.run_.client:
             loop = asyncio.get_running_loop()
+            signals = 0
 
-            def on_sigint() -> None:
-                ui.interrupted()
+            def on_signal() -> None:
+                nonlocal signals
+                signals += 1
+                if signals == 1:
+                    ui.interrupted()
+                elif signals == 2:
+                    ui.notice("Stopping now (submits on the wire are not waited for; they stay recorded); saving…")
+                else:
+                    ui.notice("Saving the state; it takes a moment.")
                 applier.interrupt()
-                loop.remove_signal_handler(signal.SIGINT)  # a second Ctrl-C stops at once
 
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-            loop.add_signal_handler(signal.SIGTERM, applier.interrupt)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
             try:
                 return await applier.run()
             finally:
-                loop.remove_signal_handler(signal.SIGINT)
-                loop.remove_signal_handler(signal.SIGTERM)
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
 
     try:
         return asyncio.run(go())

@@ -17,13 +17,15 @@ import pytest
 
 from reconciler.apply import Applier, ApplyOptions
 from reconciler.novita import RetryInfo
-from reconciler.plan import Plan
+from reconciler.plan import Plan, plan
 from reconciler.planfile import save_plan
+from reconciler.policy import SubmitPolicy
 from reconciler.progress import Reporter
 from reconciler.state import ImageRecord, ModelEntry, State
 from reconciler.status import Status
 from reconciler.text import plural
 from reconciler.workflow import apply_command
+from reconciler.workspace import load_desired
 from tests.apply_world import FAST_POLL, KEY, Event, Recorder, World, sha256, sidecar, worlds
 from tests.reliability.hostile_proxy import hostile_proxy
 
@@ -198,6 +200,9 @@ def test_resume_of_a_training_recorded_as_submitting_finds_it_by_name(make: Call
 
     planned = world.plan(targets=("LoraModel/alice",), offline=True)
     assert planned.actions() == {"LoraModel/alice": "resume"} and planned.plan.changes[0].task_id is None
+    assert planned.plan.changes[0].reason == (
+        f"a previous submit of {model.task_name} got no answer: look it up by name and wait for it, do not resubmit"
+    )
     result = world.apply(planned).result
 
     assert result.ok and (result.resumed, result.trained) == (1, 0)
@@ -223,10 +228,13 @@ def test_resume_of_a_training_that_never_reached_novita_fails_and_asks_to_plan_a
         "LoraModel/alice": f"training {model.task_name} is not in the account any more; plan again"
     }
     assert world.requests("training-create")[1:] == []  # the applier does not submit on its own
-    # planned with a refresh, the same state is a plain create
+    # planned with a refresh, the same state is a create, looked up again before anything is sent
     change = world.plan(targets=("LoraModel/alice",)).plan.get("LoraModel/alice")
     assert change is not None and change.action == "create"
-    assert change.reason == f"a previous submit of {model.task_name} never reached Novita: train it"
+    assert change.reason == (
+        f"a previous submit of {model.task_name} got no answer and the account does not list it: "
+        "look it up again, then train it only if it is still missing"
+    )
 
 
 # ---- a create that got no answer ---------------------------------------------------------------------------
@@ -247,10 +255,32 @@ def test_a_training_create_without_an_answer_that_landed_is_adopted_not_resubmit
     (task,) = world.training_named(model.task_name)
     entry = world.state().model("alice")
     assert entry is not None and (entry.status, entry.task_id) == (Status.SUCCEEDED, task["task_id"])
-    assert applied.events.messages("task_submitted", "LoraModel/alice") == [
-        f"no answer to the submit, but {model.task_name} is in the account: adopting it, not submitting again",
-        f"training {model.task_name} submitted ({task['task_id']})",
+    assert entry.unanswered_submits == 1
+    assert applied.events.messages("unanswered", "LoraModel/alice") == [
+        f"no answer to the submit of {model.task_name} (RemoteProtocolError): looking it up by name before "
+        "anything is sent again"
     ]
+    assert applied.events.messages("task_submitted", "LoraModel/alice") == [
+        f"no answer to the submit, but {model.task_name} is in the account ({task['task_id']}): "
+        "taking it, not submitting again",
+    ]
+
+
+@pytest.mark.parametrize("answer", ["500", "CREATE_TASK_FAILED", "503", "drop"])
+def test_a_training_create_answered_with_an_error_that_made_it_anyway_is_taken_not_resubmitted(
+    make: Callable[..., World], answer: str
+) -> None:
+    """A gateway made the training, then answered 500 / 500 CREATE_TASK_FAILED / 503 / nothing: the answer
+    says nothing was made, the account says otherwise; the name decides, even with a listing that lags."""
+    world = make()
+    model = world.desired().models["alice"]
+    planned = world.plan(targets=("LoraModel/alice",))
+    world.faults(specs=["training-create:ghost=1", f"ghost-answer={answer}", "list-lag=0.1"])
+    applied = world.apply(planned)
+
+    assert applied.result.ok and applied.result.trained == 1, applied.result.failed
+    assert [r["fault"] for r in world.requests("training-create")] == [f"ghost-{answer}"]
+    assert len(world.training_named(model.task_name)) == 1
 
 
 def test_a_training_create_without_an_answer_that_did_not_land_is_submitted_once_more(
@@ -281,24 +311,68 @@ def test_a_training_create_without_an_answer_that_did_not_land_is_submitted_once
     ]
 
 
-def test_a_generation_submit_without_an_answer_is_never_resubmitted_on_its_own(make: Callable[..., World]) -> None:
+def test_a_held_generation_submit_without_an_answer_is_never_resubmitted_on_its_own(
+    make: Callable[..., World],
+) -> None:
+    """on_unanswered_submit: hold (an expensive generation): no answer, no second submit, a person decides."""
     world = make()
     planned = world.plan(targets=("Generation/landscape",))
     world.faults(rates={"txt2img": {"drop": 1.0}})
-    result = world.apply(planned).result
+    result = world.apply(planned, policy=SubmitPolicy(project="hold")).result
 
     message = result.failed["Generation/landscape"]
-    assert message.startswith("no answer from Novita to the txt2img submit (Novita POST /v3/async/txt2img: sent, but")
-    assert message.endswith(
-        "Novita cannot list generation tasks, so it is not submitted again on its own: "
-        "run `reconciler apply --replace Generation/landscape` to submit it again."
+    assert message == (
+        "no answer from Novita to the txt2img submit (RemoteProtocolError); it may or may not have been accepted, "
+        "and Novita cannot list generation tasks, so it is held (on_unanswered_submit: hold), not submitted again "
+        "on its own: run `reconciler apply --replace Generation/landscape` to submit it again."
     )
-    assert len(world.requests("txt2img")) == 1
+    assert len(world.requests("txt2img")) == 1 and not result.resubmitted
     entry = world.state().generation("landscape")
-    assert entry is not None and entry.status == Status.SUBMITTING and entry.task_id is None
+    assert entry is not None and entry.status == Status.UNANSWERED and entry.task_id is None
+    assert (entry.unanswered_submits, entry.resubmits) == (1, 0)
     world.faults(reset=True)
-    again = world.plan(targets=("Generation/landscape",)).plan
+    settings = world.settings(("Generation/landscape",))
+    desired, _ = load_desired(settings)
+    again = plan(desired, world.state(), None, {}, ("Generation/landscape",), policy=SubmitPolicy(project="hold"))
     assert again.empty and len(again.warnings) == 1 and "--replace Generation/landscape" in again.warnings[0]
+
+
+def test_a_generation_submit_without_an_answer_is_submitted_again_and_counted(make: Callable[..., World]) -> None:
+    """The default policy: submitted again after a pause, a few times in one apply, each counted (the summary,
+    the events, the state); out of tries, the next apply submits it once more, as its plan says."""
+    world = make()
+    planned = world.plan(targets=("Generation/landscape",))
+    world.faults(rates={"txt2img": {"drop": 1.0}})
+    applied = world.apply(planned)
+    result = applied.result
+
+    assert result.failed["Generation/landscape"] == (
+        "no answer from Novita to 4 txt2img submits (last: RemoteProtocolError); each may have been accepted. "
+        "The next apply submits it again (on_unanswered_submit: resubmit)."
+    )
+    assert len(world.requests("txt2img")) == 4
+    assert result.resubmitted == ["Generation/landscape"] * 3
+    assert ", 3 resubmitted after no answer (may be paid twice) in " in result.summary()
+    assert (
+        applied.events.messages("resubmitted", "Generation/landscape")
+        == ["the previous submit got no answer: submitting again (may be paid twice)"] * 3
+    )
+    entry = world.state().generation("landscape")
+    assert entry is not None and entry.status == Status.UNANSWERED and entry.task_id is None
+    assert (entry.unanswered_submits, entry.resubmits) == (4, 3)
+
+    world.faults(reset=True)
+    again = world.plan(targets=("Generation/landscape",))
+    (change,) = again.plan.changes
+    assert (change.action, change.reason) == (
+        "replace",
+        "the previous submit got no answer: submitting again (may be paid twice)",
+    )
+    done = world.apply(again).result
+    assert done.ok and done.resubmitted == ["Generation/landscape"] and done.generated == 1
+    entry = world.state().generation("landscape")
+    assert entry is not None and (entry.status, entry.unanswered_submits, entry.resubmits) == ("succeeded", 4, 4)
+    assert sum(world.created("txt2img").values()) == 1  # drop: none of the four unanswered ones was made
 
 
 # ---- images Novita does not know ---------------------------------------------------------------------------

@@ -100,3 +100,38 @@ def test_a_sidecar_write_clears_the_temporary_file_a_kill_left(tmp_path: Path) -
     left.write_text("{")
     write_sidecar(gen, {"generation": gen.name})
     assert sorted(p.name for p in gen.output_dir.iterdir()) == ["portraits.reconciler.json"]
+
+
+def test_summary_with_no_wait_says_what_waits_and_is_complete() -> None:
+    result = ApplyResult(uploaded=13, elapsed=2)
+    result.submitted_not_waited.append("LoraModel/alice-v1")
+    result.deferred["Generation/a"] = "LoraModel/alice-v1 is still training (--no-wait)"
+    result.deferred["Generation/b"] = "LoraModel/alice-v1 is still training (--no-wait)"
+    assert result.ok
+    assert result.summary() == (
+        "Apply complete: 13 uploaded, 0 trained, 0 adopted, 0 generated (0 images), 0 failed, "
+        "2 left for the next apply (waiting for trainings in flight) in 2s."
+    )
+    assert result.counts()["deferred"] == 2
+
+
+def test_summary_counts_resubmits_stalls_and_the_deadline() -> None:
+    result = ApplyResult(generated=2, images=2, elapsed=65)
+    result.resubmitted += ["Generation/a", "Generation/a"]
+    assert result.ok
+    assert result.summary() == (
+        "Apply complete: 0 uploaded, 0 trained, 0 adopted, 2 generated (2 images), 0 failed, "
+        "2 resubmitted after no answer (may be paid twice) in 1m05s."
+    )
+    result.stalled["LoraModel/x"] = "training x-1: no progress for 1h00m00s (still QUEUING)"
+    assert not result.ok and result.summary().startswith("Apply timed out: ")
+    assert ", 1 stalled, 2 resubmitted after no answer" in result.summary()
+    result.stalled.clear()
+    result.timed_out = True
+    assert result.summary().startswith("Apply timed out: ")
+    result.failed["Generation/b"] = "boom"
+    assert result.summary().startswith("Apply failed: ")
+    result.interrupted = True
+    assert result.summary().startswith("Apply interrupted: ")
+    counts = result.counts()
+    assert (counts["resubmitted"], counts["timed_out"], counts["interrupted"]) == (2, True, True)

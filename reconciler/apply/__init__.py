@@ -10,7 +10,8 @@ the moment Novita accepted them. See docs/ARCHITECTURE.md, "Kill-safety".
     uploads      images, once per content hash, right before the training that needs them
     trainings    submit / adopt / resume a training and wait until its model serves
     generations  submit (throttled), wait, download, sidecar; adopt from disk
-    context      what they share (state and committer, client, slots, throttles, stop flag, polling)
+    context      what they share (state and committer, client, slots, throttles, stopping, polling with the
+                 no-progress ceiling)
     commit       group commit of the state
     throttle     the images-per-minute limiter
     outcome      the result and the ways a resource ends without success
@@ -18,18 +19,22 @@ the moment Novita accepted them. See docs/ARCHITECTURE.md, "Kill-safety".
 
 from reconciler.apply.applier import Applier
 from reconciler.apply.commit import Committer
-from reconciler.apply.context import DEFAULT_IPM, ApplyOptions
-from reconciler.apply.outcome import ApplyResult, Interrupted, ResourceFailed, Skipped
+from reconciler.apply.context import DEFAULT_IPM, GENERATION_STALL, TRAINING_STALL, ApplyOptions
+from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, ResourceFailed, Skipped, Stalled
 from reconciler.apply.throttle import IpmLimiter
 
 __all__ = [
     "DEFAULT_IPM",
+    "GENERATION_STALL",
+    "TRAINING_STALL",
     "Applier",
     "ApplyOptions",
     "ApplyResult",
     "Committer",
+    "Deferred",
     "Interrupted",
     "IpmLimiter",
     "ResourceFailed",
     "Skipped",
+    "Stalled",
 ]

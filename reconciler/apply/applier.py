@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from reconciler.apply.context import ApplyOptions, Run
 from reconciler.apply.generations import Generator
-from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, ResourceFailed, Skipped
+from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, ResourceFailed, Skipped, Stalled
 from reconciler.apply.trainings import Trainer
 from reconciler.apply.uploads import Uploader
 from reconciler.desired import Desired
@@ -23,7 +23,7 @@ from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts
 from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry, State, now_iso
 from reconciler.state.backend import Store
-from reconciler.status import RUNNING_REMOTELY
+from reconciler.status import RUNNING_REMOTELY, SUBMIT_UNRESOLVED
 from reconciler.text import plural
 
 T = TypeVar("T")
@@ -57,12 +57,16 @@ class Applier:
         return self.run_.result
 
     def interrupt(self) -> None:
-        """Ctrl-C: stop submitting and stop waiting; what was submitted keeps running remotely."""
-        self.run_.stop.set()
+        """Ctrl-C (or SIGTERM): stop submitting and stop waiting, at once; what was submitted keeps running
+        remotely. A second call also abandons the creates still on the wire."""
+        self.run_.stop("interrupt")
 
     async def run(self) -> ApplyResult:
         run, plan = self.run_, self.plan
         began = time.monotonic()
+        deadline = None
+        if run.options.timeout is not None:
+            deadline = asyncio.get_running_loop().call_later(run.options.timeout, run.stop, "timeout")
         pruning = f" and pruning {plural(len(plan.prunable), 'file')}" if plan.prune and plan.prunable else ""
         text = f"Applying {plural(len(plan.changes), 'change')}{pruning}."
         run.emit("apply_start", None, text, changes=len(plan.changes))
@@ -76,25 +80,28 @@ class Applier:
         await run.commit()
         for change in plan.changes:
             if change.kind == "LoraModel" and change.action != "forget":
-                self.trainer.tasks[change.name] = asyncio.create_task(self._guard(change, self.trainer.apply(change)))
+                self.trainer.tasks[change.name] = run.spawn(self._guard(change, self.trainer.apply(change)))
         gens = [
-            asyncio.create_task(self._guard(c, self.generator.apply(c)))
+            run.spawn(self._guard(c, self.generator.apply(c)))
             for c in plan.changes
             if c.kind == "Generation" and c.action != "forget"
         ]
         outcomes = await asyncio.gather(*self.trainer.tasks.values(), *gens, return_exceptions=True)
+        if deadline is not None:
+            deadline.cancel()
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(
-                outcome, (ResourceFailed, Skipped, Interrupted, NovitaError)
+                outcome, (ResourceFailed, Skipped, Stalled, Interrupted, NovitaError, asyncio.CancelledError)
             ):
                 raise outcome  # a bug, not a resource failure: show the traceback
         await run.commit()
         result = run.result
-        if self.finishing is not None and not run.stop.is_set():
+        if self.finishing is not None and run.stopped is None:
             note = self.finishing(result, run.state)
             if note:
                 run.emit("gallery", None, note)
-        result.interrupted = run.stop.is_set()
+        result.interrupted = run.stopped == "interrupt"
+        result.timed_out = run.stopped == "timeout"
         result.still_running = sorted(
             f"{e.address} ({(e.task_name if isinstance(e, ModelEntry) else None) or e.task_id})"
             for e in run.state.running_remotely()
@@ -116,15 +123,23 @@ class Applier:
             run.result.skipped[change.address] = str(exc)
             run.emit("skipped", change.address, f"skipped: {exc}")
             raise
-        except Interrupted:
-            entry = run.state.entry(change.address)
-            running = entry is not None and entry.status in RUNNING_REMOTELY
-            run.result.skipped[change.address] = (
-                "interrupted while waiting (it keeps running on Novita)"
-                if running
-                else "interrupted before it was submitted"
-            )
+        except Stalled as exc:
+            run.result.stalled[change.address] = str(exc)
+            run.emit("stalled", change.address, f"stalled: {exc}")
             raise
+        except (Interrupted, asyncio.CancelledError):
+            if change.address in run.finished:  # stopped after its work was recorded: nothing left to do
+                raise Interrupted() from None
+            entry = run.state.entry(change.address)
+            why = "the deadline (--timeout) passed" if run.stopped == "timeout" else "interrupted"
+            if entry is not None and entry.status in RUNNING_REMOTELY:
+                where = "while waiting (it keeps running on Novita)"
+            elif entry is not None and entry.status in SUBMIT_UNRESOLVED:
+                where = "while submitting it (the next apply resolves it)"
+            else:
+                where = "before it was submitted"
+            run.result.stopped[change.address] = f"{why} {where}"
+            raise Interrupted() from None
         except (ResourceFailed, NovitaError) as exc:
             message = str(exc)
             if isinstance(exc, NovitaError) and exc.status and not isinstance(exc, AmbiguousSubmitError):

@@ -1,5 +1,11 @@
 """What every part of one apply shares: the plan's inputs, the state and its committer, the client, the
-reporter, the concurrency slots and throttles, the stop flag, and the running result."""
+reporter, the concurrency slots and throttles, the stop (Ctrl-C, the deadline), polling, and the running result.
+
+Stopping: every resource runs as a task of this Run (`spawn`). `stop()` (the first Ctrl-C, SIGTERM, or the
+`--timeout` deadline) cancels them all at once, whatever they wait on (a throttle, a slot, a poll interval, a
+dependency, a retry), and halts the client's retries; only a create call already on the wire is let finish
+(`submitting`), so the task id it returns reaches the state. A second stop abandons those too.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +13,42 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 from reconciler.apply.commit import Committer
-from reconciler.apply.outcome import ApplyResult, Interrupted
+from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled
 from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
 from reconciler.apply.slots import Slots
 from reconciler.apply.throttle import IpmLimiter
 from reconciler.desired import Desired
-from reconciler.novita import NovitaClient
+from reconciler.errors import NovitaError, NovitaTransportError
+from reconciler.novita import NovitaClient, error_detail
 from reconciler.outputs_remote import OutputsRemote
+from reconciler.policy import SubmitPolicy
 from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts
-from reconciler.state import State
+from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.state.backend import Store
+from reconciler.status import Status
+from reconciler.text import duration
 
 DEFAULT_IPM = {"txt2img": 20, "img2img": 10}
+# A task whose status has not moved for this long is reported and no longer waited on (`--stall-timeout`).
+TRAINING_STALL = 3600.0
+GENERATION_STALL = 600.0
+# After an unanswered create: a training's name is looked up at once and again after each of these pauses (a
+# listing may lag a create) before anything is sent again; a generation is submitted again after the n-th of them.
+UNANSWERED_DELAYS = (1.0, 2.0, 4.0)
+# Creates of one resource in one apply (the first and those after unanswered ones) before it is left to the next.
+SUBMIT_ATTEMPTS = 4
 
 S = TypeVar("S")
 R = TypeVar("R")
+T = TypeVar("T")
+StopReason = Literal["interrupt", "timeout"]
 
 
 @dataclass
@@ -39,6 +59,17 @@ class ApplyOptions:
     ipm: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_IPM))
     training_poll: PollPolicy = TRAINING  # by Novita's estimate; --poll-interval: PollPolicy.every(seconds)
     generation_poll: PollPolicy = GENERATION
+    timeout: float | None = None  # --timeout: stop waiting (and submitting) after this many seconds
+    training_stall: float = TRAINING_STALL
+    generation_stall: float = GENERATION_STALL
+    unanswered_delays: tuple[float, ...] = UNANSWERED_DELAYS
+    policy: SubmitPolicy = field(default_factory=SubmitPolicy)
+
+
+def halted_before_sent(error: NovitaError) -> bool:
+    """A create that failed after a stop halted the client's retries, in a way that proves nothing was made:
+    rate limited (429), or never sent (the client raises a transport error on a create only then)."""
+    return error.status == 429 or (isinstance(error, NovitaTransportError) and error.status is None)
 
 
 class Run:
@@ -54,6 +85,7 @@ class Run:
         project_root: Path,
         outputs: dict[str, OutputFacts],
         outputs_remote: OutputsRemote | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.desired = desired
         self.store = store
@@ -63,11 +95,16 @@ class Run:
         self.root = project_root
         self.outputs = outputs
         self.outputs_remote = outputs_remote  # where every generated image is stored before it counts as done
+        self.clock = clock
         self.result = ApplyResult()
         self.committer = Committer(store)
         self.slots = Slots(options.parallelism)  # uploads queue by their training's turn; the rest go first
-        self.limiters = {kind: IpmLimiter(n, sleep=self._throttled) for kind, n in options.ipm.items()}
-        self.stop = asyncio.Event()
+        self.limiters = {kind: IpmLimiter(n) for kind, n in options.ipm.items()}
+        self.stopped: StopReason | None = None
+        self.abandoned = False  # a second stop: creates on the wire are not waited for either
+        self.finished: set[str] = set()  # addresses whose work is done (recorded), whatever a stop cuts after
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._creates: set[asyncio.Future[Any]] = set()
 
     @property
     def state(self) -> State:
@@ -77,21 +114,75 @@ class Run:
         """Save the state now (grouped with concurrent commits); returns once it is on disk."""
         await self.committer.commit()
 
+    # ---------------------------------------------------------------------------------------- stopping
+
+    def spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run one resource's work as a task that `stop()` cancels."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def stop(self, reason: StopReason = "interrupt") -> None:
+        """Stop submitting and stop waiting, at once: every resource's task is cancelled wherever it waits.
+        A second call also abandons the creates still on the wire (their resources stay `submitting`)."""
+        if self.stopped is None:
+            self.stopped = reason
+            self.client.halt()
+        else:
+            self.abandoned = True
+            for call in list(self._creates):
+                call.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
     def check_stop(self) -> None:
-        if self.stop.is_set():
+        if self.stopped is not None:
             raise Interrupted()
 
     async def pause(self, seconds: float) -> None:
-        """Sleep, but wake at once on Ctrl-C."""
-        try:
-            await asyncio.wait_for(self.stop.wait(), timeout=seconds)
-        except TimeoutError:
-            return
-
-    async def _throttled(self, seconds: float) -> None:
-        """The images-per-minute wait before a submit: Ctrl-C ends it (nothing was submitted yet)."""
-        await self.pause(seconds)
+        """Sleep (a stop cancels it), then stop here if a stop came."""
+        await asyncio.sleep(seconds)
         self.check_stop()
+
+    async def submitting(self, create: Callable[[], Awaitable[T]]) -> T:
+        """Run a paid create call to its end even if a stop comes meanwhile: the task id it returns must reach
+        the state, or the next apply would have to guess. The caller records it, then meets the stop at its next
+        `check_stop`. A second stop abandons the call (the resource stays `submitting`)."""
+
+        async def call_it() -> T:
+            return await create()
+
+        call = asyncio.ensure_future(call_it())
+        self._creates.add(call)
+        call.add_done_callback(self._creates.discard)
+        while True:
+            try:
+                return await asyncio.shield(call)
+            except asyncio.CancelledError:
+                if self.abandoned or call.cancelled():
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()  # this stop is met at the caller's next check_stop, once it recorded the id
+
+    async def refused(
+        self, entry: ModelEntry | GenerationEntry, previous: ResourceEntry | None, error: NovitaError
+    ) -> NoReturn:
+        """A create Novita refused (no task was made). When a stop halted its retries before anything was made (rate
+        limited, or never sent), the state goes back to what it held before and the stop is met; otherwise the entry
+        is recorded FAILED with Novita's reason and the error raised."""
+        if self.stopped is not None and halted_before_sent(error):
+            self.state.resources.pop(entry.address, None)
+            if previous is not None:
+                self.state.put(previous)
+            await self.commit()
+            raise Interrupted() from error
+        entry.status, entry.reason = Status.FAILED, error_detail(error)
+        await self.commit()
+        raise error
+
+    # ---------------------------------------------------------------------------------------- polling
 
     async def wait_for(
         self,
@@ -99,18 +190,37 @@ class Run:
         settle: Callable[[S], Awaitable[R | None]],
         policy: PollPolicy,
         pace: Callable[[S], Look],
+        *,
+        progress: Callable[[S], str] | None = None,
+        stall_after: float | None = None,
+        what: str = "the task",
     ) -> R:
         """Poll a task: `look` fetches its status, `settle` returns the result once it finished (or raises
         when it failed) and None while it runs; between looks, wait as long as `policy` says from what `pace`
-        reads in the status (Novita's estimate, progress; Ctrl-C ends the wait)."""
-        began, misses = time.monotonic(), 0
+        reads in the status (Novita's estimate, progress; a stop ends the wait at once).
+
+        `progress(status)` describes how far the task got (e.g. `TRAINING 45%`); when that has not changed for
+        `stall_after` seconds, `Stalled` is raised naming `what`: the task is reported, not polled forever (it stays
+        recorded as in flight). The apply-wide deadline (`--timeout`) is a stop, so it ends this wait like Ctrl-C."""
+        began, misses = self.clock(), 0
+        seen_progress: str | None = None
+        since = began
         while True:
             self.check_stop()
             seen = await look()
             done = await settle(seen)
             if done is not None:
                 return done
-            said = dataclasses.replace(pace(seen), elapsed=time.monotonic() - began)
+            if progress is not None and stall_after is not None:
+                now, where = self.clock(), progress(seen)
+                if where != seen_progress:
+                    seen_progress, since = where, now
+                elif now - since >= stall_after:
+                    raise Stalled(
+                        f"{what}: no progress for {duration(now - since)} (still {where}); stopped waiting: it stays "
+                        "recorded as in flight and the next apply checks it again"
+                    )
+            said = dataclasses.replace(pace(seen), elapsed=self.clock() - began)
             interval = policy.next(said, misses, random.random())
             misses = 0 if policy.estimate(said) is not None else misses + 1
             await self.pause(interval)

@@ -2,7 +2,13 @@
 
 A generation is recorded as `submitting` before its create call and as `running` with its task id the
 moment Novita accepts it; each downloaded image is committed as it lands, and the sidecar beside the images
-records the identity, so a generation is never paid for twice and is adopted from disk after a state loss.
+records the identity, so a generation is adopted from disk after a state loss.
+
+A submit that gets no answer (any 5xx, a dropped connection, a timeout) cannot be resolved: Novita cannot list
+generation tasks. It is recorded `unanswered` (with a count in the state) and the generation's
+`on_unanswered_submit` policy decides (`reconciler.policy`): `resubmit` submits it again after a short pause
+(at most a few times in one apply; counted in the summary and the events as possibly paid twice), `hold` leaves
+it for a person (`apply --replace`).
 """
 
 from __future__ import annotations
@@ -12,14 +18,15 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from reconciler.apply.context import Run
+from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
 from reconciler.apply.outcome import ResourceFailed
 from reconciler.apply.polling import Look
+from reconciler.apply.throttle import Grant
 from reconciler.apply.trainings import Trainer
 from reconciler.desired import DesiredGeneration
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.files import display_path, remove_partials
-from reconciler.novita import TaskResult, error_detail
+from reconciler.novita import TaskResult, unanswered_cause
 from reconciler.outputs import (
     OldOutputs,
     add_png_parameters,
@@ -29,8 +36,9 @@ from reconciler.outputs import (
     write_sidecar,
 )
 from reconciler.plan import ResourceChange
+from reconciler.policy import Choice
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
-from reconciler.status import Status
+from reconciler.status import SUBMIT_UNRESOLVED, Status
 from reconciler.text import plural
 
 
@@ -105,40 +113,64 @@ class Generator:
         if gen.init_image is not None:
             init_b64 = base64.b64encode(gen.init_image.path.read_bytes()).decode("ascii")
         limiter = run.limiters.get(gen.task_type)
-        grant = None
-        async with run.slots:
-            if limiter is not None:
-                grant = await limiter.acquire(gen.image_num)
-            run.check_stop()
-            request = gen.resolved_request(names)
-            if gen.init_image is not None:
-                request["init_image_sha256"] = gen.init_image.sha256
-            entry = GenerationEntry.of(
-                gen,
-                identity,
-                names,
-                Status.SUBMITTING,
-                request={"extra": gen.extra, "request": request},
-                history=history,
-            )
-            run.state.put(entry)
-            await run.commit()
-            body = gen.body({k: v for k, v in names.items() if v}, init_b64)
-            if limiter is not None:
-                limiter.sent(grant)  # its minute starts now, after the state was saved
-            try:
-                task_id = await run.client.create_generation(gen.task_type, body)  # type: ignore[arg-type]
-            except AmbiguousSubmitError as exc:
-                raise ResourceFailed(
-                    f"no answer from Novita to the {gen.task_type} submit ({exc}); it may or may not have "
-                    "been accepted, and Novita cannot list generation tasks, so it is not submitted again on its "
-                    f"own: run `reconciler apply --replace {gen.address}` to submit it again."
-                ) from exc
-            except NovitaError as exc:
-                entry.status, entry.reason = Status.FAILED, error_detail(exc)
-                await run.commit()
-                raise
-        entry.task_id, entry.status, entry.updated_at = task_id, Status.RUNNING, now_iso()
+        policy = run.options.policy.for_generation(gen)
+        previous = run.state.generation(gen.name)
+        same = previous if previous is not None and previous.identity == identity else None
+        # The plan's "-/+ ... submit got no answer: submitting again" (or a --replace of a held one).
+        again = same is not None and same.status in SUBMIT_UNRESOLVED
+        counts = {
+            "unanswered_submits": same.unanswered_submits if same else 0,
+            "resubmits": same.resubmits if same else 0,
+        }
+        attempts = 0
+        while True:
+            attempts += 1
+            # the images-per-minute budget before a slot: a generation queued here must not hold back downloads
+            grant = await limiter.acquire(gen.image_num) if limiter is not None else None
+            async with run.slots:
+                run.check_stop()
+                request = gen.resolved_request(names)
+                if gen.init_image is not None:
+                    request["init_image_sha256"] = gen.init_image.sha256
+                entry = GenerationEntry.of(
+                    gen,
+                    identity,
+                    names,
+                    Status.SUBMITTING,
+                    request={"extra": gen.extra, "request": request},
+                    history=history,
+                    **counts,
+                )
+                if again:
+                    entry.resubmits += 1
+                    run.result.resubmitted.append(gen.address)
+                    run.emit(
+                        "resubmitted",
+                        gen.address,
+                        "the previous submit got no answer: submitting again (may be paid twice)",
+                        unanswered_submits=entry.unanswered_submits,
+                    )
+                run.state.put(entry)
+                body = gen.body({k: v for k, v in names.items() if v}, init_b64)
+
+                async def create(body: dict[str, Any] = body, grant: Grant | None = grant) -> str:
+                    await run.commit()  # recorded `submitting` before the POST
+                    if limiter is not None:
+                        limiter.sent(grant)  # its minute starts now, after the state was saved
+                    return await run.client.create_generation(gen.task_type, body)  # type: ignore[arg-type]
+
+                try:
+                    task_id = await run.submitting(create)
+                    break
+                except AmbiguousSubmitError as exc:
+                    await self._unanswered(gen, entry, exc, policy, attempts)
+                    counts = {"unanswered_submits": entry.unanswered_submits, "resubmits": entry.resubmits}
+                    again = True
+                except NovitaError as exc:
+                    await run.refused(entry, previous, exc)
+            delays = run.options.unanswered_delays
+            await run.pause(delays[min(attempts, len(delays)) - 1] if delays else 0.0)  # outside the slot
+        entry.task_id, entry.status, entry.reason, entry.updated_at = task_id, Status.RUNNING, None, now_iso()
         await run.commit()
         run.emit(
             "task_submitted",
@@ -147,6 +179,30 @@ class Generator:
             task_id=task_id,
         )
         return entry
+
+    async def _unanswered(
+        self, gen: DesiredGeneration, entry: GenerationEntry, exc: AmbiguousSubmitError, policy: Choice, attempts: int
+    ) -> None:
+        """A submit got no answer: record it (a kill now resolves the same way), then raise unless the policy
+        says to submit again and this apply has tries left. Novita cannot list generation tasks: nobody can tell."""
+        run = self.run
+        cause = unanswered_cause(exc)
+        entry.status, entry.reason, entry.updated_at = Status.UNANSWERED, f"no answer: {cause}", now_iso()
+        entry.unanswered_submits += 1
+        await run.commit()
+        if policy == "hold":
+            raise ResourceFailed(
+                f"no answer from Novita to the {gen.task_type} submit ({cause}); it may or may not have been "
+                "accepted, and Novita cannot list generation tasks, so it is held (on_unanswered_submit: hold), "
+                f"not submitted again on its own: run `reconciler apply --replace {gen.address}` to submit it again."
+            ) from exc
+        if attempts >= SUBMIT_ATTEMPTS:
+            raise ResourceFailed(
+                f"no answer from Novita to {attempts} {gen.task_type} submits (last: {cause}); each may have been "
+                "accepted. The next apply submits it again (on_unanswered_submit: resubmit)."
+            ) from exc
+        message = f"no answer to the {gen.task_type} submit ({cause}): it may or may not have run"
+        run.emit("unanswered", gen.address, message, reason=exc.reason)
 
     async def _collect(self, gen: DesiredGeneration, entry: GenerationEntry) -> None:
         run = self.run
@@ -183,7 +239,19 @@ class Generator:
         def pace(result: TaskResult) -> Look:
             return Look(result.eta, result.progress_percent)
 
-        result = await run.wait_for(look, settle, run.options.generation_poll, pace)
+        def progress(result: TaskResult) -> str:
+            where = result.status.removeprefix("TASK_STATUS_")
+            return where + (f" {result.progress_percent:.0f}%" if result.progress_percent else "")
+
+        result = await run.wait_for(
+            look,
+            settle,
+            run.options.generation_poll,
+            pace,
+            progress=progress,
+            stall_after=run.options.generation_stall,
+            what=f"{gen.task_type} task {task_id}",
+        )
         if not result.images:
             raise ResourceFailed(f"{gen.task_type} task {task_id} succeeded without images")
         params = parameters_text(gen, entry, result.seed)
@@ -227,9 +295,10 @@ class Generator:
                 sent = await asyncio.to_thread(run.outputs_remote.store_run, gen.name, entry.identity, on_disk, sidecar)
             run.emit("stored", gen.address, f"stored {plural(sent, 'image')} in the outputs remote", images=sent)
         entry.status, entry.updated_at = Status.SUCCEEDED, now_iso()
-        await run.commit()
+        run.finished.add(gen.address)  # done, even if a stop cuts the commit below (the final save has it)
         run.result.generated += 1
         run.emit("task_done", gen.address, f"{plural(len(files), 'image')} in {gen.output_display}")
+        await run.commit()
 
     async def _adopt(self, gen: DesiredGeneration, identity: str, names: dict[str, str | None]) -> None:
         run = self.run
@@ -258,6 +327,7 @@ class Generator:
             assert run.outputs_remote is not None
             async with run.slots:
                 await asyncio.to_thread(run.outputs_remote.pull_run, entry, run.root)
+        run.finished.add(gen.address)
         run.result.adopted += 1
         run.emit("adopted", gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")
 
