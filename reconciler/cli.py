@@ -26,6 +26,50 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERRUPTED = 130
+EXIT_TIMED_OUT = 124  # apply --timeout passed, or a task stopped making progress (the status GNU timeout uses)
+
+
+def isatty(stream: Any) -> bool:
+    """A terminal? False for a closed or missing stream (`<&-`, `>&-`) instead of an AttributeError."""
+    try:
+        return stream is not None and bool(stream.isatty())
+    except (ValueError, OSError):  # a closed file
+        return False
+
+
+def dumb_terminal() -> bool:
+    return os.environ.get("TERM", "") == "dumb"
+
+
+class Duration(click.ParamType[float]):
+    """`90s`, `30m`, `1h30m` (a bare number is seconds) as seconds > 0."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        else:
+            from reconciler.text import parse_duration
+
+            try:
+                seconds = parse_duration(str(value))
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r} is not a duration above 0", param, ctx)
+        return seconds
+
+
+def unanswered_option(f: F) -> F:
+    return click.option(
+        "--on-unanswered-submit",
+        "on_unanswered_submit",
+        type=click.Choice(["resubmit", "hold"]),
+        help="A generation submit that got no answer (Novita cannot list generations): resubmit it (may pay "
+        "twice) or hold it for a person, for every generation of this run. [default: the Generation's "
+        "spec.on_unanswered_submit, else apply.on_unanswered_submit in reconciler.yaml, else resubmit]",
+    )(f)
 
 
 def files_option(f: F) -> F:
@@ -246,10 +290,20 @@ def _settings(
     targets: tuple[str, ...] = (),
     replace: tuple[str, ...] = (),
     workspace: str | None = None,
+    on_unanswered_submit: str | None = None,
 ) -> Settings:
     from reconciler.workspace import Settings
 
-    return Settings.make(files, state_path, sim, lock_timeout, targets, replace, workspace)
+    return Settings.make(
+        files,
+        state_path,
+        sim,
+        lock_timeout,
+        targets,
+        replace,
+        workspace,
+        on_unanswered_submit,  # type: ignore[arg-type]  # click.Choice checked it
+    )
 
 
 def _given(param: str) -> bool:
@@ -260,7 +314,7 @@ def _given(param: str) -> bool:
 
 
 def _colour() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return isatty(sys.stdout) and not os.environ.get("NO_COLOR") and not dumb_terminal()
 
 
 @cli.command(short_help="Show what apply would change.")
@@ -294,6 +348,7 @@ def _colour() -> bool:
     is_flag=True,
     help="Also list each history and forgotten-generation file that `apply --prune` would delete.",
 )
+@unanswered_option
 def plan(
     files: tuple[str, ...],
     state_path: str | None,
@@ -307,6 +362,7 @@ def plan(
     detailed_exitcode: bool,
     refresh: bool,
     prune: bool,
+    on_unanswered_submit: str | None,
 ) -> None:
     """Show what apply would upload, train, generate, adopt and forget.
 
@@ -317,7 +373,15 @@ def plan(
     from reconciler.render import render_json, render_markdown, render_text
     from reconciler.workflow import plan_command, plan_origin
 
-    settings = _settings(files, state_path, sim, targets=targets, replace=replace, workspace=workspace)
+    settings = _settings(
+        files,
+        state_path,
+        sim,
+        targets=targets,
+        replace=replace,
+        workspace=workspace,
+        on_unanswered_submit=on_unanswered_submit,
+    )
     result = plan_command(settings, refresh=refresh, prune=prune)
     fmt = "json" if as_json else fmt
     if fmt == "json":
@@ -325,7 +389,7 @@ def plan(
     elif fmt == "markdown":
         click.echo(render_markdown(result), nl=False)
     else:
-        click.echo(render_text(result, colour=_colour(), legend=sys.stdout.isatty()), nl=False)
+        click.echo(render_text(result, colour=_colour(), legend=isatty(sys.stdout)), nl=False)
     if out:
         origin = plan_origin(settings)
         save_plan(result, Path(out), origin)
@@ -388,6 +452,21 @@ def plan(
     help="Check running tasks at this fixed interval. Default: by Novita's estimate of the time left (half of it, "
     "1 to 30 s for trainings, 0.25 to 2 s for generations; shorter with --sim), backing off while it gives none.",
 )
+@click.option(
+    "--timeout",
+    type=Duration(),
+    metavar="DURATION",
+    help="Stop waiting (and submitting) this long after applying starts, e.g. 30m: the state is saved, what "
+    "still runs on Novita is listed, exit status 124; the next apply resumes.",
+)
+@click.option(
+    "--stall-timeout",
+    type=Duration(),
+    metavar="DURATION",
+    help="Stop waiting on a task whose status shows no progress for this long, and report it (it stays "
+    "recorded; the next apply checks it again). Default: 1h for trainings, 10m for generations.",
+)
+@unanswered_option
 def apply(
     planfile: str | None,
     files: tuple[str, ...],
@@ -406,14 +485,19 @@ def apply(
     ipm_txt2img: int | None,
     ipm_img2img: int | None,
     poll_interval: float | None,
+    timeout: float | None,
+    stall_timeout: float | None,
+    on_unanswered_submit: str | None,
 ) -> None:
     """Upload, train and generate only what is missing; or apply a saved PLANFILE exactly.
 
     Without PLANFILE it plans, shows the plan and asks for approval. The state is saved after every step,
     so an apply killed at any moment resumes where it stopped without paying twice. Ctrl-C stops
-    submitting, saves the state and says what is still running (exit 130). Exit 1 when anything failed.
+    submitting and waiting at once, saves the state and says what is still running (exit 130).
+    Exit 0 when everything that could be done was (with --no-wait: submitted), 1 when anything failed,
+    124 when --timeout passed or a task stopped making progress.
     """
-    from reconciler.apply import ApplyOptions
+    from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions
     from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
     from reconciler.workflow import apply_command
     from reconciler.workspace import sim_poll_policies
@@ -422,7 +506,7 @@ def apply(
         raise click.UsageError(
             "--target, --replace and --prune cannot be combined with a saved plan: pass them to `plan --out` instead"
         )
-    if not auto_approve and not planfile and not sys.stdin.isatty():
+    if not auto_approve and not planfile and not isatty(sys.stdin):
         raise click.UsageError(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
@@ -437,8 +521,9 @@ def apply(
             lock_timeout=lock_timeout,
             workspace=workspace,
         )
+        settings.on_unanswered_submit = on_unanswered_submit  # type: ignore[assignment]  # click.Choice checked it
     else:
-        settings = _settings(files, state_path, sim, lock_timeout, targets, replace, workspace)
+        settings = _settings(files, state_path, sim, lock_timeout, targets, replace, workspace, on_unanswered_submit)
     train_poll, gen_poll = sim_poll_policies() if settings.sim else (TRAINING, GENERATION)
     if poll_interval is not None:
         train_poll = gen_poll = PollPolicy.every(poll_interval)
@@ -453,6 +538,10 @@ def apply(
         },
         training_poll=train_poll,
         generation_poll=gen_poll,
+        timeout=timeout,
+        training_stall=stall_timeout or TRAINING_STALL,
+        generation_stall=stall_timeout or GENERATION_STALL,
+        policy=settings.policy,
     )
     outcome = apply_command(
         settings,
@@ -492,7 +581,7 @@ class _ApplyConsole:
 
         self.addresses = [c.address for c in plan.changes]  # the live progress line counts them
         if not self.as_json:
-            click.echo(render_text(plan, colour=_colour(), legend=self.out.isatty()), nl=False, file=self.out)
+            click.echo(render_text(plan, colour=_colour(), legend=isatty(self.out)), nl=False, file=self.out)
 
     def confirm(self, plan: Plan) -> bool:
         if self.auto_approve:
@@ -505,7 +594,7 @@ class _ApplyConsole:
 
         if self.as_json:
             return JsonReporter()
-        if sys.stdout.isatty():
+        if isatty(sys.stdout) and not dumb_terminal():
             return LiveReporter(self.addresses)
         return LineReporter()
 
@@ -526,23 +615,40 @@ def _refuse_held(the_plan: Plan) -> None:
 
 
 def _finish_apply(result: ApplyResult) -> None:
+    from reconciler.text import duration, plural
+
     err = sys.stderr
-    if result.failed or result.skipped:
+    if result.failed or result.skipped or result.stalled:
         click.echo("", file=err)
         for addr, message in sorted(result.failed.items()):
             click.echo(f"Error: {addr}: {message}", file=err)
         for addr, message in sorted(result.skipped.items()):
             click.echo(f"Skipped: {addr}: {message}", file=err)
+        for addr, message in sorted(result.stalled.items()):
+            click.echo(f"Stalled: {addr}: {message}", file=err)
     for addr, message in sorted(result.deferred.items()):
         click.echo(f"Left for the next apply: {addr}: {message}", file=err)
+    if result.timed_out:
+        click.echo(
+            f"Stopped at the --timeout deadline ({duration(result.elapsed)}): the state is saved; "
+            "the next apply resumes.",
+            file=err,
+        )
     if result.still_running:
         click.echo("Still running on Novita (the next apply collects them, nothing is resubmitted):", file=err)
         for line in result.still_running:
             click.echo(f"  {line}", file=err)
+    running = {line.split(" (", 1)[0] for line in result.still_running}
+    not_done = sorted(a for a in result.stopped if a not in running)
+    if not_done:
+        shown = ", ".join(not_done[:5]) + (f", … and {len(not_done) - 5} more" if len(not_done) > 5 else "")
+        click.echo(f"Not done yet, {plural(len(not_done), 'resource')} (the next apply does them): {shown}", file=err)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
-    if not result.ok:
+    if result.failed or result.skipped:
         sys.exit(1)
+    if result.timed_out or result.stalled:
+        sys.exit(EXIT_TIMED_OUT)
 
 
 # ---------------------------------------------------------------------------------------------- read-only views
@@ -571,7 +677,7 @@ def show(planfile: str | None, state_path: str | None, workspace: str | None, si
             return
         made = f", made against {saved.origin.describe()}" if saved.origin else ""
         click.echo(f"Saved plan {planfile}{made}.\n")
-        click.echo(render_text(saved.plan, colour=_colour(), legend=sys.stdout.isatty()), nl=False)
+        click.echo(render_text(saved.plan, colour=_colour(), legend=isatty(sys.stdout)), nl=False)
         if saved.origin is not None and not saved.plan.empty:
             click.echo(f"\nApply exactly this plan with: {saved.origin.apply_command(planfile)}")
         return

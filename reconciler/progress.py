@@ -5,7 +5,9 @@ Reporters only display; they never decide. The applier calls `emit(event, addres
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -20,11 +22,26 @@ class Reporter(Protocol):
     def close(self) -> None: ...
 
 
+def write_line(out: TextIO | None, text: str) -> TextIO | None:
+    """Print one line; the stream to use next time, None once the reader went away (`apply | head`, a closed
+    stdout): the apply goes on, its progress goes nowhere, and what is left in the buffer is dropped, so
+    Python's own flush at exit meets no broken pipe either."""
+    if out is None:
+        return None
+    try:
+        print(text, file=out, flush=True)
+        return out
+    except (BrokenPipeError, ValueError, OSError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return None
+
+
 class LineReporter:
     """CI: one timestamped line per event."""
 
     def __init__(self, out: TextIO | None = None) -> None:
-        self.out = out or sys.stdout
+        self.out: TextIO | None = out or sys.stdout
         self._last_progress: dict[str, str] = {}
 
     def emit(self, event: str, address: str | None = None, message: str = "", **data: Any) -> None:
@@ -33,11 +50,11 @@ class LineReporter:
                 return
             self._last_progress[address] = message
         if event == "apply_complete":  # the closing line stands on its own, as in Terraform
-            print(f"\n{message}", file=self.out, flush=True)
+            self.out = write_line(self.out, f"\n{message}")
             return
         stamp = time.strftime("%H:%M:%S")
         text = f"{stamp} {address} {message}" if address else f"{stamp} {message}"
-        print(text, file=self.out, flush=True)
+        self.out = write_line(self.out, text)
 
     def close(self) -> None:
         pass
@@ -47,17 +64,18 @@ class JsonReporter:
     """`--json`: one JSON object per line per event, for CI tools."""
 
     def __init__(self, out: TextIO | None = None) -> None:
-        self.out = out or sys.stdout
+        self.out: TextIO | None = out or sys.stdout
 
     def emit(self, event: str, address: str | None = None, message: str = "", **data: Any) -> None:
         record = {"ts": round(time.time(), 3), "event": event, "address": address, "message": message, **data}
-        print(json.dumps(record, ensure_ascii=False, default=str), file=self.out, flush=True)
+        self.out = write_line(self.out, json.dumps(record, ensure_ascii=False, default=str))
 
     def close(self) -> None:
         pass
 
 
-FINISHED = frozenset({"task_done", "task_failed", "adopted", "skipped", "forgotten"})  # a resource's last event
+# a resource's last event
+FINISHED = frozenset({"task_done", "task_failed", "adopted", "skipped", "deferred", "stalled", "forgotten"})
 
 
 class Progress:

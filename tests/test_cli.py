@@ -191,3 +191,68 @@ def test_saved_plan_apply(sim_env: str, example: Path) -> None:
     assert out.strip().splitlines()[-1].startswith("Apply complete: 13 uploaded, 1 trained, 0 adopted, 2 generated")
     code, _, err = run("apply", "my.plan")
     assert code == 1 and "my.plan is stale: the state changed since it was made" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["apply", "--auto-approve", "--timeout", "5x"],
+            "Error: Invalid value for '--timeout': '5x' is not a duration: use e.g. 90s, 30m, 1h30m "
+            "(a bare number is seconds)",
+        ),
+        (
+            ["apply", "--auto-approve", "--timeout", "0"],
+            "Error: Invalid value for '--timeout': '0' is not a duration above 0",
+        ),
+        (
+            ["apply", "--auto-approve", "--stall-timeout", "soon"],
+            "Error: Invalid value for '--stall-timeout': 'soon' is not a duration: use e.g. 90s, 30m, 1h30m "
+            "(a bare number is seconds)",
+        ),
+        (
+            ["plan", "--on-unanswered-submit", "maybe"],
+            "Error: Invalid value for '--on-unanswered-submit': 'maybe' is not one of 'resubmit', 'hold'.",
+        ),
+    ],
+)
+def test_bad_stop_and_policy_flags_are_usage_errors(example: Path, args: list[str], message: str) -> None:
+    code, _, err = run(*args)
+    assert code == 2 and message in err, err
+    assert not (example / "state").exists()
+
+
+def test_the_policy_flag_decides_what_the_plan_does_with_an_unanswered_submit(sim_env: str, example: Path) -> None:
+    """A generation whose submit got no answer: the default resubmits it, `hold` (the flag, or the generation's
+    spec) turns it into a warning; the flag wins over the spec for the run."""
+    code, _, err = run("apply", "--auto-approve", "--poll-interval", "0.02")
+    assert code == 0, err
+    state_file = example / "state/state.json"
+    data = json.loads(state_file.read_text())
+    data["resources"]["Generation/alice-portraits"].update(status="unanswered", task_id=None)
+    state_file.write_text(json.dumps(data))
+    line = (
+        "  -/+ Generation/alice-portraits     the previous submit got no answer: submitting again (may be paid twice)\n"
+    )
+    code, out, _ = run("plan", "--detailed-exitcode")
+    assert code == 2 and line in out and "Warning" not in out, out
+    code, out, _ = run("plan", "--detailed-exitcode", "--on-unanswered-submit", "hold")
+    assert code == 2 and line not in out, out
+    assert "Warning: Generation/alice-portraits: a previous apply stopped while submitting it" in out
+    assert "It is held (on_unanswered_submit: hold)" in out
+    generations = example / "manifests/generations.yaml"
+    generations.write_text(
+        generations.read_text().replace(
+            "  output: ../outputs/alice-portraits", "  output: ../outputs/alice-portraits\n  on_unanswered_submit: hold"
+        )
+    )
+    code, out, _ = run("plan")
+    assert "It is held (on_unanswered_submit: hold)" in out and line not in out, out
+    code, out, _ = run("plan", "--on-unanswered-submit", "resubmit")
+    assert line in out and "Warning" not in out, out
+    (example / "reconciler.yaml").write_text("apply:\n  on_unanswered_submit: hold\n")
+    generations.write_text(
+        generations.read_text().replace("on_unanswered_submit: hold", "on_unanswered_submit: resubmit")
+    )
+    code, out, _ = run("plan")
+    assert line in out, out  # the generation's own setting wins over the project's

@@ -38,6 +38,7 @@ def _uvicorn_config(app: object) -> uvicorn.Config:
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         log_level="warning",
+        use_colors=False,  # uvicorn would ask sys.stdout.isatty(), and stdout may be closed (`>&-`)
         access_log=False,
         lifespan="off",
         http="h11",
