@@ -14,7 +14,6 @@ from tests.e2e.harness import (
     API_KEY,
     Project,
     SimProcess,
-    held,
     make_project,
     start_sim,
     submissions,
@@ -194,24 +193,67 @@ def test_sigkill_then_apply_again_submits_nothing_twice(project: Project, when: 
     assert wait_for(reached, timeout=60), proc.communicate(timeout=5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    cut = held(project)  # a generation whose submit the kill cut: held, resubmitted only when asked
-    resumed = project.apply(*[arg for addr in cut for arg in ("--replace", addr)])
+    # A generation whose submit the kill cut cannot be looked up: by default the next apply submits it again,
+    # says so, and the state counts it. Nothing else is submitted twice.
+    resumed = project.apply()
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     counts = submissions(project.sim.requests())
     assert set(counts["trainings"].values()) == {1}
     prompts = {"Generation/alice-portraits": "a photo of ohwx woman, cinematic lighting",
                "Generation/alice-restyle": "an oil painting of ohwx woman, impressionist style"}  # fmt: skip
+    entries = project.state()["resources"]
     for addr, prompt in prompts.items():
-        assert 1 <= counts["generations"][prompt] <= (2 if addr in cut else 1), (addr, cut, counts)
+        again = entries[addr]["resubmits"]
+        assert 1 <= counts["generations"][prompt] <= 1 + again, (addr, again, counts)
+        if again:
+            assert f"{addr}" in resumed.stdout and "submitting again (may be paid twice)" in resumed.stdout
+    total = sum(e["resubmits"] for a, e in entries.items() if a in prompts)
+    if total:
+        assert f", {total} resubmitted after no answer (may be paid twice) in " in resumed.stdout, resumed.stdout
     assert sum(counts["uploads"].values()) == 13  # a PUT done just before the kill is not repeated
     assert project.run("plan", "--detailed-exitcode").returncode == 0
 
 
-def test_an_unanswered_generation_submit_is_never_resubmitted_on_its_own(project: Project) -> None:
+def test_an_unanswered_generation_submit_is_submitted_again_and_counted(project: Project) -> None:
+    """Novita creates the task and the answer is lost, every time: each submit is retried a few times in the
+    apply, all counted; the next apply (faults gone) submits it once more, as its plan says, and converges."""
+    project.sim.faults(specs=["txt2img:drop-after=1"])
+    first = project.apply()
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "Error: Generation/alice-portraits: no answer from Novita to 4 txt2img submits (last: " in first.stderr
+    assert "The next apply submits it again (on_unanswered_submit: resubmit)." in first.stderr
+    unanswered = "no answer to the txt2img submit (RemoteProtocolError): it may or may not have run"
+    assert first.stdout.count(unanswered) == 3, first.stdout
+    assert first.stdout.count("the previous submit got no answer: submitting again (may be paid twice)") == 3
+    assert ", 3 resubmitted after no answer (may be paid twice) in " in first.stdout
+    prompt = "a photo of ohwx woman, cinematic lighting"
+    assert submissions(project.sim.requests())["generations"][prompt] == 4
+    entry = project.state()["resources"]["Generation/alice-portraits"]
+    assert (entry["status"], entry["unanswered_submits"], entry["resubmits"]) == ("unanswered", 4, 3)
+    project.sim.faults(reset=True)
+    plan = project.run("plan", "--detailed-exitcode")
+    assert plan.returncode == 2 and "Warning" not in plan.stdout, plan.stdout
+    line = (
+        "  -/+ Generation/alice-portraits     the previous submit got no answer: submitting again (may be paid twice)\n"
+    )
+    assert line in plan.stdout, plan.stdout
+    second = project.apply()
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert ", 1 resubmitted after no answer (may be paid twice) in " in second.stdout
+    assert submissions(project.sim.requests())["generations"][prompt] == 5
+    entry = project.state()["resources"]["Generation/alice-portraits"]
+    assert (entry["status"], entry["unanswered_submits"], entry["resubmits"]) == ("succeeded", 4, 4)
+    assert project.run("plan", "--detailed-exitcode").returncode == 0
+
+
+def test_a_held_generation_is_never_resubmitted_on_its_own(project: Project) -> None:
+    """on_unanswered_submit: hold (here in reconciler.yaml) keeps an unanswered submit for a person to decide."""
+    (project.root / "reconciler.yaml").write_text("apply:\n  on_unanswered_submit: hold\n")
     project.sim.faults(specs=["txt2img:drop-after=1"])  # Novita creates the task, the answer is lost
     first = project.apply()
     assert first.returncode == 1
     assert "Error: Generation/alice-portraits: no answer from Novita to the txt2img submit" in first.stderr
+    assert "it is held (on_unanswered_submit: hold)" in first.stderr
     project.sim.faults(reset=True)
     plan = project.run("plan", "--detailed-exitcode")
     assert plan.returncode == 2, plan.stdout  # not converged: something waits for a decision
@@ -251,7 +293,10 @@ def test_no_wait_then_collect(project: Project) -> None:
         "Left for the next apply: Generation/alice-portraits: LoraModel/alice-v1 is still training (--no-wait); "
         "apply again to generate" in submitted.stderr
     )
-    assert "2 left for the next apply (--no-wait)" in submitted.stdout
+    last = submitted.stdout.strip().splitlines()[-1]
+    assert last.startswith("Apply complete: 13 uploaded, 0 trained, 0 adopted, 0 generated (0 images), 0 failed, ")
+    assert ", 2 left for the next apply (waiting for trainings in flight) in " in last, last
+    assert "Still running on Novita (the next apply collects them, nothing is resubmitted):" in submitted.stderr
     plan = project.run("plan")
     assert "~ LoraModel/alice-v1" in plan.stdout
     time.sleep(1.0)
@@ -270,6 +315,18 @@ def test_json_events(project: Project) -> None:
     assert {"upload", "task_submitted", "task_progress", "task_done", "image_written"} <= set(kinds)
     assert events[-1]["uploaded"] == 13 and events[-1]["images"] == 3
     assert (events[-1]["failed"], events[-1]["forgotten"], events[-1]["submitted_not_waited"]) == (0, 0, [])
+    assert (events[-1]["deferred"], events[-1]["resubmitted"], events[-1]["timed_out"]) == (0, 0, False)
+
+
+def test_no_wait_json_counts_what_waits(project: Project) -> None:
+    result = project.apply("--no-wait", "--json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[-1]["event"] == "apply_complete"
+    assert (events[-1]["deferred"], events[-1]["failed"], events[-1]["skipped"]) == (2, 0, 0)
+    assert events[-1]["submitted_not_waited"] == ["LoraModel/alice-v1"]
+    deferred = [e for e in events if e["event"] == "deferred"]
+    assert sorted(e["address"] for e in deferred) == ["Generation/alice-portraits", "Generation/alice-restyle"]
 
 
 def test_sigint_saves_state_and_resumes(project: Project) -> None:

@@ -39,9 +39,13 @@ def model_doc(k: int, steps: int = 500, seed: int | None = None) -> str:
     )
 
 
+def generation_prompt(g: int) -> str:
+    return f"portrait number {g} of ohwx{g % MODELS} person"
+
+
 def generation_doc(g: int, prompt: str | None = None, seed: int | None = None) -> str:
     model = g % MODELS
-    text = prompt or f"portrait number {g} of ohwx{model} person"
+    text = prompt or generation_prompt(g)
     spec = (
         f"  model_name: realisticVisionV51_v51VAE_94301.safetensors\n  prompt: {text}\n"
         f"  loras:\n    - {{model: model{model}, strength: 0.7}}\n"

@@ -246,7 +246,7 @@ def test_the_readme_team_and_ci_workflow(team: Team) -> None:
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert not (merge.root / "outputs").exists() or not list((merge.root / "outputs").rglob("*.png"))
     scheduled = team.runner()
-    collected = team.run(scheduled, "apply", "--auto-approve", "--lock-timeout", "600", *fast)
+    collected = team.run(scheduled, "apply", "--auto-approve", "--lock-timeout", "600", "--timeout", "12m", *fast)
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert "2 generated (3 images), 0 failed" in collected.stdout
     pr = team.runner()

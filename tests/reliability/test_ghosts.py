@@ -1,0 +1,108 @@
+"""Ghost suite: a Novita look-alike that creates the task and then answers 500, 500 CREATE_TASK_FAILED, 503 or
+drops the connection (30 % of training and generation creates), whose listing lags a create by 1.5 s, on top of
+ordinary 5xx and dropped connections. Over several rounds of retraining every model, with no person involved:
+
+- every training exists exactly once in the account (a create without an answer is looked up by its name before
+  anything is sent again);
+- a generation is paid twice only where a submit got no answer and was resubmitted, and every such resubmit is
+  counted in the apply's summary, its JSON events and the state;
+- each round converges within two applies.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.state import parse_state
+from tests.e2e.harness import API_KEY, Project, start_sim
+from tests.reliability.projectgen import MODELS, generation_prompt, make_generated_project, model_doc
+from tests.reliability.runner import created
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+GHOSTS = ["training-create:ghost=0.3", "txt2img:ghost=0.3", "img2img:ghost=0.3", "list-lag=1.5"]
+BACKGROUND = ["5xx=0.05", "drop=0.02", "latency=0.005"]
+GENERATIONS = 10
+ROUNDS = (500, 600, 700)  # max_train_steps of every model: each round retrains all and regenerates all
+
+
+def _listed_names(base_url: str) -> Counter[str]:
+    names: Counter[str] = Counter()
+    cursor = ""
+    while True:
+        params: dict[str, Any] = {"pagination.limit": 100, **({"pagination.cursor": cursor} if cursor else {})}
+        page = httpx.get(f"{base_url}/v3/training", params=params, headers={"Authorization": f"Bearer {API_KEY}"})
+        page.raise_for_status()
+        names.update(t["task_name"] for t in page.json()["tasks"])
+        cursor = page.json()["pagination"]["next_cursor"]
+        if not cursor:
+            return names
+
+
+def _events(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def test_ghost_suite(tmp_path: Path, figure: Any) -> None:
+    specs = [*GHOSTS, *BACKGROUND]
+    sim = start_sim(tmp_path / "sim", "--ipm-txt2img", "0", "--ipm-img2img", "0", "--random-seed", "5",
+                    *(a for f in specs for a in ("--fault", f)))  # fmt: skip
+    try:
+        project: Project = make_generated_project(tmp_path, sim, GENERATIONS)
+        applies: list[int] = []
+        resubmit_events = paid_twice = 0
+        for steps in ROUNDS:
+            for k in range(MODELS):
+                (project.root / "manifests" / f"model{k}.yaml").write_text(model_doc(k, steps=steps))
+            mark = len(sim.requests())
+            results = []
+            for _ in range(2):  # converges within two applies, unattended
+                results.append(project.apply("--json", timeout=300))
+                if results[-1].returncode == 0:
+                    break
+            codes = [r.returncode for r in results]
+            applies += codes
+            assert codes[-1] == 0, f"round {steps}: no convergence in two applies: {codes}\n{results[-1].stderr}"
+            assert all("Traceback" not in r.stderr for r in results)
+            events = [e for r in results for e in _events(r)]
+            resubmits = Counter(e["address"] for e in events if e["event"] == "resubmitted")
+            counted = sum(e["resubmitted"] for e in events if e["event"] == "apply_complete")
+            assert sum(resubmits.values()) == counted  # every resubmit is in the summary's count
+            resubmit_events += counted
+            round_log = sim.requests()[mark:]
+            made = created(round_log)
+            assert len(made["trainings"]) == MODELS and set(made["trainings"].values()) == {1}, made["trainings"]
+            for g in range(GENERATIONS):
+                extra = made["generations"][generation_prompt(g)] - 1
+                assert 0 <= extra <= resubmits[f"Generation/gen{g}"], (steps, g, made["generations"], resubmits)
+                paid_twice += extra
+            state = parse_state((project.root / "state/state.json").read_bytes(), "state.json")
+            assert {e.status for e in state.resources.values()} == {"succeeded"}
+            for entry in state.generations():  # the state records each resubmit of the current definition
+                assert entry.resubmits == resubmits[entry.address], (entry.address, entry.resubmits)
+            plan = project.run("plan", "--detailed-exitcode")
+            assert plan.returncode == 0, plan.stdout + plan.stderr
+        log = sim.requests()
+        sim.faults(reset=True)  # the listing catches up
+        listed = _listed_names(sim.base_url)
+        assert len(listed) == MODELS * len(ROUNDS) and set(listed.values()) == {1}, listed
+        kinds = Counter(r["fault"] for r in log if r.get("fault"))
+        ghosts = {k: v for k, v in sorted(kinds.items()) if k.startswith("ghost-")}
+        lookups = sum(1 for r in log if r["endpoint"] == "training-list")
+        figure(
+            f"ghost suite: {len(ROUNDS)} rounds x {MODELS} retrains + {GENERATIONS} generations, {len(applies)} "
+            f"applies (exit {','.join(map(str, applies))}), {sum(ghosts.values())} ghost creates {ghosts}, listing "
+            f"lag 1.5s, {sum(kinds.values()) - sum(ghosts.values())} other faults; trainings created per name: "
+            f"{sorted(set(listed.values()))} ({len(listed)} names, {lookups} listing requests); "
+            f"{resubmit_events} generation submits resubmitted after no answer, {paid_twice} generation(s) paid "
+            "twice, all counted; every round converged within two applies"
+        )
+    finally:
+        sim.stop()
