@@ -77,6 +77,9 @@ def test_every_command_has_help(name: str) -> None:
             assert param.help, f"{name} {param.opts[0]} has no help text"
     code, out, _ = run(*name.split(), "--help")
     assert code == 0 and "Usage:" in out
+    if isinstance(command, click.Group):  # its listing shows each command's summary whole, not cut with "..."
+        listing = out.split("Commands:", 1)[1]
+        assert "..." not in listing, f"{name} --help cuts a command's summary:{listing}"
 
 
 def test_offline_plan_exact_text(example: Path) -> None:
@@ -256,3 +259,9 @@ def test_the_policy_flag_decides_what_the_plan_does_with_an_unanswered_submit(si
     )
     code, out, _ = run("plan")
     assert line in out, out  # the generation's own setting wins over the project's
+
+
+def test_the_top_level_help_lists_every_summary_whole() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    assert "..." not in out.split("Commands:", 1)[1], out

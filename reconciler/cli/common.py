@@ -1,0 +1,188 @@
+"""What the commands share: their common options, settings from flags, terminal facts, exit statuses."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from reconciler.workspace import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_INTERRUPTED = 130
+EXIT_TIMED_OUT = 124  # apply --timeout passed, or a task stopped making progress (the status GNU timeout uses)
+
+
+def isatty(stream: Any) -> bool:
+    """A terminal? False for a closed or missing stream (`<&-`, `>&-`) instead of an AttributeError."""
+    try:
+        return stream is not None and bool(stream.isatty())
+    except (ValueError, OSError):  # a closed file
+        return False
+
+
+def dumb_terminal() -> bool:
+    return os.environ.get("TERM", "") == "dumb"
+
+
+class Duration(click.ParamType[float]):
+    """`90s`, `30m`, `1h30m` (a bare number is seconds) as seconds > 0."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        else:
+            from reconciler.text import parse_duration
+
+            try:
+                seconds = parse_duration(str(value))
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r} is not a duration above 0", param, ctx)
+        return seconds
+
+
+def unanswered_option(f: F) -> F:
+    return click.option(
+        "--on-unanswered-submit",
+        "on_unanswered_submit",
+        type=click.Choice(["resubmit", "hold"]),
+        help="A generation submit that got no answer (Novita cannot list generations): resubmit it (may pay "
+        "twice) or hold it for a person, for every generation of this run. [default: the Generation's "
+        "spec.on_unanswered_submit, else apply.on_unanswered_submit in reconciler.yaml, else resubmit]",
+    )(f)
+
+
+def files_option(f: F) -> F:
+    return click.option(
+        "-f",
+        "--file",
+        "files",
+        multiple=True,
+        type=click.Path(),
+        help="A manifest file or folder, searched recursively for *.yaml/*.yml (repeatable). Default: manifests/.",
+    )(f)
+
+
+def state_option(f: F) -> F:
+    """--state and --workspace: where the state is, for every command that reads it."""
+    f = click.option(
+        "--workspace",
+        "workspace",
+        metavar="NAME",
+        help="One of several named states in the same backend [default: RECONCILER_WORKSPACE, state.workspace in "
+        "reconciler.yaml, else default]. A file state keeps workspace NAME in state/state.json.d/NAME/state.json.",
+    )(f)
+    return click.option(
+        "--state",
+        "state_path",
+        metavar="PATH|URL",
+        help="The state: a file, or postgresql://user@host:5432/db [default: RECONCILER_STATE_URL, state.url in "
+        "reconciler.yaml, else state/state.json (state/sim.json with --sim)].",
+    )(f)
+
+
+def state_options(f: F) -> F:
+    """--state, and --lock-timeout for the commands that take the lock."""
+    f = click.option(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Wait this long for another reconciler holding the state lock, instead of failing at once.",
+    )(f)
+    return state_option(f)
+
+
+def sim_option(f: F) -> F:
+    return click.option(
+        "--sim",
+        is_flag=True,
+        help="Run against a local Novita simulator started in this process (its account lives in state/.sim/; "
+        "no API key needed).",
+    )(f)
+
+
+def target_option(f: F) -> F:
+    f = click.option(
+        "--replace",
+        "replace",
+        multiple=True,
+        metavar="ADDR",
+        help="Train or generate this resource again even though nothing changed (repeatable).",
+    )(f)
+    return click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="ADDR",
+        help="Limit to this resource and what it depends on, e.g. LoraModel/alice-v1 (repeatable).",
+    )(f)
+
+
+def make_settings(
+    files: tuple[str, ...],
+    state_path: str | None,
+    sim: bool,
+    lock_timeout: float = 0.0,
+    targets: tuple[str, ...] = (),
+    replace: tuple[str, ...] = (),
+    workspace: str | None = None,
+    on_unanswered_submit: str | None = None,
+) -> Settings:
+    from reconciler.workspace import Settings
+
+    return Settings.make(
+        files,
+        state_path,
+        sim,
+        lock_timeout,
+        targets,
+        replace,
+        workspace,
+        on_unanswered_submit,  # type: ignore[arg-type]  # click.Choice checked it
+    )
+
+
+def given(param: str) -> bool:
+    """Whether the current command's `param` was given on the command line (not left at its default)."""
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(param) == ParameterSource.COMMANDLINE
+
+
+def colour() -> bool:
+    return isatty(sys.stdout) and not os.environ.get("NO_COLOR") and not dumb_terminal()
+
+
+def empty_state_note(settings: Settings) -> None:
+    """An empty listing says which state was read, and points at the other one when that one is not empty."""
+    from reconciler.state import read_state
+    from reconciler.text import plural
+    from reconciler.urls import redact_url_password
+    from reconciler.workspace import DEFAULT_STATE, SIM_STATE
+
+    where = settings.state_path
+    if settings.state_url is not None:
+        said = f"is empty: {redact_url_password(settings.state_url)} (workspace {settings.workspace}) has no resources"
+    elif where.exists():
+        said = f"is empty: {where} has no resources"
+    else:
+        said = f"is empty: there is no {where} yet"
+    click.echo(f"The {'simulator' if settings.sim else 'account'}'s state {said}.", err=True)
+    other, flag = (DEFAULT_STATE, "") if settings.sim else (SIM_STATE, " --sim")
+    if other.exists() and where in (DEFAULT_STATE, SIM_STATE):
+        count = len(read_state(other).resources)
+        if count:
+            whose = "account" if settings.sim else "simulator"
+            click.echo(
+                f"The {whose}'s state {other} has {plural(count, 'resource')}: reconciler state list{flag}", err=True
+            )

@@ -1,0 +1,254 @@
+"""Commands on the state and the account: refresh, state list/show/rm/pull/push/migrate/history, pull, import,
+force-unlock."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.cli.common import empty_state_note, files_option, make_settings, sim_option, state_option, state_options
+from reconciler.cli.group import cli
+from reconciler.errors import ReconcilerError
+
+
+@cli.command(short_help="Record remote progress in the state; change nothing remote.")
+@files_option
+@state_options
+@sim_option
+def refresh(
+    files: tuple[str, ...], state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool
+) -> None:
+    """Update the state from the account without changing anything remote.
+
+    Records trainings that finished or failed since the last apply. Downloads nothing and submits nothing.
+    """
+    from reconciler.text import plural
+    from reconciler.workflow import refresh_command
+
+    refreshed = refresh_command(make_settings(files, state_path, sim, lock_timeout, workspace=workspace))
+    remote = refreshed.remote
+    click.echo(f"Refreshed: {plural(remote.pages, 'page')} of trainings ({plural(len(remote.trainings), 'task')}).")
+    for line in refreshed.changed:
+        click.echo(f"  {line}")
+    if not refreshed.changed:
+        click.echo("The state already matches the account.")
+
+
+@cli.group(short_help="Inspect and edit the state: list, show, rm, pull, push, migrate, history.")
+def state() -> None:
+    """Inspect and edit the state (list, show, rm, pull, push, migrate, history)."""
+
+
+@state.command("list", short_help="List the resources in the state, with their status.")
+@state_option
+@sim_option
+def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
+    """List the resources in the state, with their status."""
+    from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry
+    from reconciler.state_ops import pull_state
+    from reconciler.text import plural
+
+    settings = make_settings((), state_path, sim, workspace=workspace)
+    data = pull_state(settings)
+    if not data.resources:
+        empty_state_note(settings)
+    for addr, entry in sorted(data.resources.items()):
+        if isinstance(entry, GenerationEntry):
+            detail = f"{plural(len(entry.files), 'image')} in {entry.output}"
+            if entry.history:
+                detail += f", {len(entry.history)} earlier in its history"
+        elif isinstance(entry, DatasetEntry):
+            detail = plural(len(entry.images), "image")
+        elif isinstance(entry, ForgottenEntry):
+            detail = f"{plural(len(entry.files), 'file')} on disk until `apply --prune`"
+        else:
+            detail = entry.model_name or entry.task_name or ""
+        click.echo(f"{addr}\t{entry.status}\t{detail}".rstrip())
+
+
+@state.command("show", short_help="Show everything the state holds for one resource.")
+@click.argument("address")
+@state_option
+@sim_option
+def state_show(address: str, state_path: str | None, workspace: str | None, sim: bool) -> None:
+    """Show everything the state holds for ADDRESS (e.g. LoraModel/alice-v1)."""
+    import json
+
+    from reconciler.state_ops import pull_state
+
+    settings = make_settings((), state_path, sim, workspace=workspace)
+    entry = pull_state(settings).entry(address)
+    if entry is None:
+        raise ReconcilerError(f"{address} is not in the state ({settings.backend().display})")
+    click.echo(json.dumps(entry.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False))
+
+
+@state.command("rm", short_help="Forget resources in the state only (Novita and files untouched).")
+@click.argument("addresses", nargs=-1, required=True)
+@state_options
+@sim_option
+def state_rm(
+    addresses: tuple[str, ...], state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool
+) -> None:
+    """Forget ADDRESSES in the state without touching Novita or any file (the next plan may adopt them)."""
+    from reconciler.workflow import remove_from_state
+
+    remove_from_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), addresses)
+    for addr in addresses:
+        click.echo(f"Removed {addr} from the state.")
+
+
+@state.command("pull", short_help="Print the state as JSON (now, or an earlier --serial).")
+@state_option
+@sim_option
+@click.option("--serial", type=click.IntRange(1), metavar="N", help="A kept earlier version (see `state history`).")
+def state_pull(state_path: str | None, workspace: str | None, sim: bool, serial: int | None) -> None:
+    """Print the state as JSON (the current version, or --serial N), e.g. to keep a copy or to inspect it."""
+    from reconciler.state_ops import pull_state
+
+    data = pull_state(make_settings((), state_path, sim, workspace=workspace), serial)
+    click.echo(data.model_dump_json(indent=1))
+
+
+@state.command("push", short_help="Replace the state with a JSON file (refused if older).")
+@click.argument("source", metavar="FILE")
+@state_options
+@sim_option
+@click.option("--force", is_flag=True, help="Replace the state even if FILE has another lineage or a lower serial.")
+def state_push(
+    source: str, state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool, force: bool
+) -> None:
+    """Replace the state with FILE (a state JSON document; - reads standard input).
+
+    Refused when FILE is another state (lineage) or older (a lower serial, or the same serial with other
+    content) than the one it would replace, unless --force.
+    """
+    from reconciler.state_ops import push_state
+
+    pushed = push_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), source, force=force)
+    if pushed.unchanged:
+        click.echo(f"{pushed.target} already holds exactly this state (serial {pushed.serial}); nothing pushed.")
+    else:
+        click.echo(f"Pushed {source} to {pushed.target} as serial {pushed.serial}.")
+
+
+@state.command("migrate", short_help="Copy the state to another backend, and check it.")
+@click.option("--to", "to", required=True, metavar="PATH|URL", help="Where to copy the state: a file or a URL.")
+@click.option("--to-workspace", metavar="NAME", help="The workspace there [default: the same name].")
+@state_options
+@sim_option
+@click.option("--force", is_flag=True, help="Replace a state the destination already holds.")
+def state_migrate(
+    to: str,
+    to_workspace: str | None,
+    state_path: str | None,
+    workspace: str | None,
+    lock_timeout: float,
+    sim: bool,
+    force: bool,
+) -> None:
+    """Copy the state to another backend (a file to PostgreSQL, or back) and check nothing was lost.
+
+    Both states are locked while copying; the copy is read back and compared with the source. The source
+    is left as it was: point state.url (reconciler.yaml) or RECONCILER_STATE_URL at the new place afterwards.
+    """
+    from reconciler.state_ops import describe_migration, migrate_state
+
+    settings = make_settings((), state_path, sim, lock_timeout, workspace=workspace)
+    migrated = migrate_state(settings, to, to_workspace, force=force)
+    click.echo(describe_migration(migrated))
+
+
+@state.command("history", short_help="List the kept versions of the state, newest first.")
+@state_option
+@sim_option
+def state_history(state_path: str | None, workspace: str | None, sim: bool) -> None:
+    """List the kept versions of the state, newest first (read one with `state pull --serial N`)."""
+    from reconciler.state_ops import state_history as history
+
+    where, versions = history(make_settings((), state_path, sim, workspace=workspace))
+    if not versions:
+        click.echo(f"No versions of the state in {where}.")
+        return
+    for v in versions:
+        click.echo(f"{v.serial}\t{v.saved_at}\t{v.command}".rstrip())
+
+
+@cli.command("pull", short_help="Write the generated images from the outputs remote into outputs/.")
+@state_option
+def pull(state_path: str | None, workspace: str | None) -> None:
+    """Write every image the state records into its output folder from the outputs remote (hash-checked).
+
+    Free: nothing is generated and the state is not changed. Images already here and intact are kept. Needs
+    outputs.remote in reconciler.yaml (or RECONCILER_OUTPUTS_REMOTE). Exits 1 when the remote lacks some.
+    """
+    from reconciler.text import plural
+    from reconciler.workflow import pull_command
+
+    pulled = pull_command(make_settings((), state_path, False, workspace=workspace))
+    for address, n in sorted(pulled.fetched.items()):
+        click.echo(f"{address}: fetched {plural(n, 'image')}")
+    total = sum(pulled.fetched.values())
+    click.echo(
+        f"Pulled {plural(total, 'image')} from {pulled.remote} ({pulled.present} already here)."
+        if total or not pulled.missing
+        else f"Pulled nothing from {pulled.remote}."
+    )
+    if pulled.missing:
+        raise ReconcilerError(
+            f"the outputs remote lacks the images of {', '.join(pulled.missing)}; "
+            "`reconciler plan` shows what apply would do about them"
+        )
+
+
+@cli.command("import", short_help="Adopt an existing Novita training as a LoraModel.")
+@click.argument("address")
+@click.argument("task_id")
+@files_option
+@state_options
+@sim_option
+def import_(
+    address: str,
+    task_id: str,
+    files: tuple[str, ...],
+    state_path: str | None,
+    workspace: str | None,
+    lock_timeout: float,
+    sim: bool,
+) -> None:
+    """Adopt an existing Novita training TASK_ID as LoraModel ADDRESS (e.g. LoraModel/alice-v1 d660cdd0-…).
+
+    The training is recorded as the model's current definition: the next plan will not retrain it unless
+    the manifest changes.
+    """
+    from reconciler.workflow import import_training
+
+    imported = import_training(
+        make_settings(files, state_path, sim, lock_timeout, workspace=workspace), address, task_id
+    )
+    entry = imported.entry
+    click.echo(f"Imported {entry.task_name} ({entry.task_id}, {imported.task_status}) as {address}.")
+
+
+@cli.command("force-unlock", short_help="Remove a stale state lock.")
+@state_option
+@sim_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def force_unlock(state_path: str | None, workspace: str | None, sim: bool, yes: bool) -> None:
+    """Remove a stale state lock left by a process that is gone (e.g. on another machine).
+
+    On PostgreSQL the lock is the server's and goes with its holder's connection, so only a stale record of
+    the holder can be left; a lock held by a live connection is refused with what to do instead.
+    """
+    from reconciler.state import describe_holder
+    from reconciler.state_ops import force_unlock_state, lock_holder
+
+    settings = make_settings((), state_path, sim, workspace=workspace)
+    info = lock_holder(settings)
+    if info is None:  # no lock file, or one released cleanly (emptied)
+        click.echo("The state is not locked.")
+        return
+    if not yes and not click.confirm(f"Remove the lock held by {describe_holder(info or {})}?", default=False):
+        click.echo("Lock kept.")
+        return
+    force_unlock_state(settings)
+    click.echo(f"Lock removed (it was held by {describe_holder(info or {})}).")

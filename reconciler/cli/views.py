@@ -1,0 +1,117 @@
+"""Read-only views of what apply produced: show, output, gallery."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from reconciler.cli.common import colour, empty_state_note, isatty, make_settings, sim_option, state_option
+from reconciler.cli.group import cli
+
+
+@cli.command(short_help="Show a saved plan, or the state.")
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False))
+@state_option
+@sim_option
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON (the plan as `plan --json` does).")
+def show(planfile: str | None, state_path: str | None, workspace: str | None, sim: bool, as_json: bool) -> None:
+    """Show a saved PLANFILE in the same text as `plan` (with where it was made), or, without one, every
+    resource in the state and what it owns. Reads only; needs no key."""
+    import json
+
+    if planfile is not None:
+        from reconciler.planfile import load_plan
+        from reconciler.render import plan_json, render_text
+
+        saved = load_plan(Path(planfile))
+        if as_json:
+            from dataclasses import asdict
+
+            origin = None if saved.origin is None else asdict(saved.origin)
+            click.echo(json.dumps({**plan_json(saved.plan), "origin": origin}, indent=2, ensure_ascii=False))
+            return
+        made = f", made against {saved.origin.describe()}" if saved.origin else ""
+        click.echo(f"Saved plan {planfile}{made}.\n")
+        click.echo(render_text(saved.plan, colour=colour(), legend=isatty(sys.stdout)), nl=False)
+        if saved.origin is not None and not saved.plan.empty:
+            click.echo(f"\nApply exactly this plan with: {saved.origin.apply_command(planfile)}")
+        return
+    from reconciler.readout import state_text
+    from reconciler.state_ops import pull_state
+    from reconciler.urls import redact_url_password
+
+    settings = make_settings((), state_path, sim, workspace=workspace)
+    data = pull_state(settings)
+    if as_json:
+        click.echo(data.model_dump_json(indent=2))
+        return
+    if not data.resources:
+        empty_state_note(settings)
+        return
+    where = redact_url_password(settings.state_url) if settings.state_url else str(settings.state_path)
+    click.echo(state_text(data, where), nl=False)
+
+
+@cli.command(short_help="Print what apply produced: trained model names, image paths.")
+@click.argument("name", required=False)
+@state_option
+@sim_option
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+def output(name: str | None, state_path: str | None, workspace: str | None, sim: bool, as_json: bool) -> None:
+    """Print what apply produced, for scripts: each LoraModel's trained model file name (to use in other
+    tools) and each Generation's image paths with their sha256. NAME (alice-v1 or LoraModel/alice-v1)
+    prints only that one: the model file name alone, or the image paths one per line. Reads the state only."""
+    from reconciler.readout import find_output, one_output_text, output_json, output_text, output_values
+    from reconciler.state_ops import pull_state
+
+    settings = make_settings((), state_path, sim, workspace=workspace)
+    values = output_values(pull_state(settings))
+    if name is not None:
+        addr, value = find_output(values, name)
+        click.echo(output_json(value) if as_json else one_output_text(addr, value), nl=False)
+        return
+    if not values and not as_json:
+        empty_state_note(settings)
+    click.echo(output_json(values) if as_json else output_text(values), nl=False)
+
+
+@cli.command(short_help="Write a static HTML gallery of the outputs.")
+@state_option
+@sim_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    help="The folder to write it to. Default: gallery/ in the project folder (where apply refreshes it).",
+)
+@click.option(
+    "--serve", is_flag=True, help="Then serve the project folder on 127.0.0.1 and print the URL (Ctrl-C stops)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="The port for --serve (0: any free one).",
+)
+def gallery(state_path: str | None, workspace: str | None, sim: bool, out: str | None, serve: bool, port: int) -> None:
+    """Write a static HTML gallery of the images the state records: models with their training images,
+    each generation with its parameters and history, each matrix as a grid.
+
+    It opens from disk (gallery/index.html) with no server and no network; thumbnails are made once and
+    kept by content hash. `apply` refreshes it after writing images (unless --no-gallery, or
+    `outputs.gallery: false` in reconciler.yaml).
+    """
+    from reconciler.gallery import serve_gallery
+    from reconciler.workflow import gallery_command, gallery_folder
+
+    settings = make_settings((), state_path, sim, workspace=workspace)
+    folder = Path(out).resolve() if out else gallery_folder(settings)
+    result = gallery_command(settings, folder)
+    click.echo(result.summary())
+    if serve:
+        if not folder.is_relative_to(settings.root):
+            raise click.UsageError("--serve needs the gallery inside the project folder (its pages link to the images)")
+        serve_gallery(settings.root, folder, port, lambda url: click.echo(f"Serving on {url} (Ctrl-C stops)."))
