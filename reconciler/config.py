@@ -59,7 +59,7 @@ class IpmConfig(_Strict):
 
 
 class ApplyConfig(_Strict):
-    parallelism: int = Field(default=8, ge=1, le=64, description="Uploads, submissions and downloads at once")
+    parallelism: int = Field(default=16, ge=1, le=64, description="Uploads, submissions and downloads at once")
     on_unanswered_submit: Literal["resubmit", "hold"] = Field(
         default="resubmit",
         description="A generation submit that got no answer: submit it again (may pay twice) or hold it",

@@ -95,7 +95,7 @@ PROJECT_SETTINGS = """\
 #   remote: s3://bucket/prefix       # also keep every image there (RECONCILER_OUTPUTS_REMOTE)
 #   gallery: true                    # refresh the static gallery after an apply that wrote images
 # apply:
-#   parallelism: 8                   # uploads, submissions and downloads at once (--parallelism)
+#   parallelism: 16                  # uploads, submissions and downloads at once (--parallelism)
 #   on_unanswered_submit: resubmit   # or hold: a generation submit that got no answer
 #   ipm: {txt2img: 20, img2img: 10}  # images per minute the account allows (--ipm-txt2img, --ipm-img2img)
 """

@@ -19,7 +19,7 @@ def test_no_file_means_every_default(tmp_path: Path) -> None:
     loaded = load_config(tmp_path)
     assert loaded.file is None
     assert loaded.config == ProjectConfig()
-    assert loaded.config.apply.parallelism == 8
+    assert loaded.config.apply.parallelism == 16
     assert loaded.config.apply.on_unanswered_submit == "resubmit"
     assert (loaded.config.apply.ipm.txt2img, loaded.config.apply.ipm.img2img) == (20, 10)
     assert loaded.config.state.url is None and loaded.config.state.workspace == "default"

@@ -53,7 +53,7 @@ StopReason = Literal["interrupt", "timeout"]
 
 @dataclass
 class ApplyOptions:
-    parallelism: int = 8
+    parallelism: int = 16
     wait: bool = True
     prune: bool = False
     ipm: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_IPM))

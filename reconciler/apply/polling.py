@@ -4,7 +4,9 @@ Novita says how long a training has left (`extra.eta_relative`) and how far it i
 image task says the same (`eta`, `progress_percent`). The next look comes at a fraction of the time left,
 bounded (a long training is not asked every second, a short one is not overshot by a fixed 10 s), with a
 little jitter so many tasks submitted together do not poll in step. A look with no estimate (none given, or
-the estimate ran out while the task still runs) backs off from the shortest interval. `--poll-interval`
+the estimate ran out while the task still runs) backs off from the shortest interval. When Novita says the
+task ends within the shortest interval, the next look may come sooner (a quarter of it), so a task that ends
+in a moment is not overshot by a whole interval. `--poll-interval`
 replaces all of this with a fixed interval.
 """
 
@@ -51,8 +53,9 @@ class PollPolicy:
             return self.fixed
         left = self.estimate(look)
         base = self.fraction * left if left is not None else self.low * self.backoff**misses
-        base = min(max(base, self.low), self.high)
-        return min(max(base * (1 + self.jitter * (2 * draw - 1)), self.low), self.high)
+        floor = self.low / 4 if left is not None and left <= self.low else self.low  # the end is near
+        base = min(max(base, floor), self.high)
+        return min(max(base * (1 + self.jitter * (2 * draw - 1)), floor), self.high)
 
 
 TRAINING = PollPolicy(low=1.0, high=30.0)

@@ -126,7 +126,7 @@ def plan(
     "--parallelism",
     type=click.IntRange(1, 64),
     help="At most this many uploads, submissions and downloads at once. "
-    "[default: apply.parallelism in reconciler.yaml, else 8]",
+    "[default: apply.parallelism in reconciler.yaml, else 16]",
 )
 @click.option(
     "--prune",
