@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import threading
 from collections.abc import Callable
 
 from reconciler.errors import NovitaError
-from reconciler.novita import NovitaClient, TrainingTask
+from reconciler.novita import NovitaClient, TrainingList, TrainingTask
 from reconciler.remote import Remote, RemoteGeneration, RemoteTraining
 from reconciler.state import GenerationEntry, ModelEntry, State
 from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost
-
-PAGE_SIZE = 100
 
 
 class EarlyListing:
@@ -33,13 +30,13 @@ class EarlyListing:
     def __init__(self, make_client: Callable[[], NovitaClient]) -> None:
         self._loop = asyncio.new_event_loop()
         self._fetch = self._loop.create_task(self._list(make_client))
-        self._tasks: list[TrainingTask] | None = None
+        self._tasks: TrainingList | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="training-list", daemon=True)
         self._thread.start()
 
     @staticmethod
-    async def _list(make_client: Callable[[], NovitaClient]) -> list[TrainingTask]:
+    async def _list(make_client: Callable[[], NovitaClient]) -> TrainingList:
         async with make_client() as client:
             return await client.list_trainings()
 
@@ -52,7 +49,7 @@ class EarlyListing:
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
 
-    def tasks(self) -> list[TrainingTask]:
+    def tasks(self) -> TrainingList:
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -93,23 +90,23 @@ Progress = dict[str, tuple[float | None, float | None]]  # task id -> (progress_
 
 
 def _remote(
-    tasks: list[TrainingTask],
+    tasks: TrainingList,
     progress: Progress,
     generations: dict[str, RemoteGeneration],
     unlisted: list[RemoteTraining] | None = None,
 ) -> Remote:
     trainings = tuple(RemoteTraining.listed(t, *progress.get(t.task_id, (None, None))) for t in tasks)
-    return Remote((*trainings, *(unlisted or ())), generations, pages=max(1, math.ceil(len(tasks) / PAGE_SIZE)))
+    return Remote((*trainings, *(unlisted or ())), generations, pages=tasks.pages)
 
 
-def settled(state: State, tasks: list[TrainingTask]) -> Remote | None:
+def settled(state: State, tasks: TrainingList) -> Remote | None:
     """What a refresh would return from the training list `tasks` alone, when nothing is in flight (a converged
     project: no status call, so no connection is needed); None when some task needs a status call."""
     trainings, unlisted, generations = _in_flight(state, tasks)
     return None if trainings or unlisted or generations else _remote(tasks, {}, {})
 
 
-async def refresh(client: NovitaClient, state: State, listing: list[TrainingTask] | None = None) -> Remote:
+async def refresh(client: NovitaClient, state: State, listing: TrainingList | None = None) -> Remote:
     """Every page of `GET /v3/training` (unless `listing` already holds them: see EarlyListing), then one status
     call per training or generation in flight."""
     tasks = listing if listing is not None else await client.list_trainings()

@@ -21,6 +21,7 @@ def test_every_page_arrives_in_the_caller() -> None:
         log = [r["endpoint"] for r in sim.account.request_log]
     assert len({t.task_id for t in tasks}) == 120
     assert log == ["training-list"] * 3  # pages of 50, one after another
+    assert tasks.pages == 3  # what the plan's "Refreshing: 3 pages of trainings" counts
 
 
 def test_what_the_fetch_raised_is_raised_by_tasks() -> None:

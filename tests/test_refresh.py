@@ -40,12 +40,13 @@ def test_failures_are_recorded() -> None:
 
 
 def test_a_converged_project_needs_no_status_call_after_the_list() -> None:
-    from reconciler.novita import TrainingTask
+    from reconciler.novita import TrainingList, TrainingTask
     from reconciler.refresh import settled
 
-    listed = [TrainingTask(task_id="t-1", task_name="alice", task_status="SUCCESS")]
+    listed = TrainingList([TrainingTask(task_id="t-1", task_name="alice", task_status="SUCCESS")], pages=3)
     done = settled(state(model_entry(M), generation_entry(G, {})), listed)
     assert done is not None and [t.task_id for t in done.trainings] == ["t-1"] and done.generations == {}
-    running = [TrainingTask(task_id="t-1", task_name="alice", task_status="TRAINING")]
+    assert done.pages == 3  # the pages the server sent, whatever their size
+    running = TrainingList([TrainingTask(task_id="t-1", task_name="alice", task_status="TRAINING")], pages=1)
     assert settled(state(model_entry(M, status="training")), running) is None  # its progress is asked for
     assert settled(state(generation_entry(G, {}, status="running", task_id="g-1")), listed) is None

@@ -37,6 +37,7 @@ from reconciler.novita.models import (
     RetryInfo,
     TaskResult,
     TrainedModel,
+    TrainingList,
     TrainingStatus,
     TrainingTask,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "RetryInfo",
     "TaskResult",
     "TrainedModel",
+    "TrainingList",
     "TrainingStatus",
     "TrainingTask",
     "error_detail",

@@ -26,6 +26,7 @@ from reconciler.novita.models import (
     DownloadedImage,
     RetryInfo,
     TaskResult,
+    TrainingList,
     TrainingStatus,
     TrainingTask,
     UploadTicket,
@@ -183,12 +184,15 @@ class NovitaClient:
 
     # ------------------------------------------------------------------------------------------ reads
 
-    async def list_trainings(self, task_type: str | None = None) -> list[TrainingTask]:
-        """Every training task in the account, all pages (`pagination.limit=100`), deduplicated by task_id."""
+    async def list_trainings(self, task_type: str | None = None) -> TrainingList:
+        """Every training task in the account, all pages (`pagination.limit=100`; the server may send fewer per
+        page), deduplicated by task_id."""
         tasks: dict[str, TrainingTask] = {}
         seen: set[str] = set()
         cursor = ""
+        pages = 0
         for _ in range(MAX_PAGES):
+            pages += 1
             params: dict[str, Any] = {"pagination.limit": 100}
             if cursor:
                 params["pagination.cursor"] = cursor
@@ -213,7 +217,7 @@ class NovitaClient:
                 break
             seen.add(nxt)
             cursor = nxt
-        return list(tasks.values())
+        return TrainingList(list(tasks.values()), pages)
 
     async def get_training(self, task_id: str, task_type: str = "subject") -> TrainingStatus:
         if task_type not in ("subject", "style"):

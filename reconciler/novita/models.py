@@ -119,6 +119,14 @@ class TrainingTask(_TrainingState):
     created_at: Int = 0  # unix seconds
 
 
+class TrainingList(list[TrainingTask]):
+    """Every training of `GET /v3/training`, with how many pages the server sent them in."""
+
+    def __init__(self, tasks: list[TrainingTask], pages: int) -> None:
+        super().__init__(tasks)
+        self.pages = pages
+
+
 class TrainingStatus(_TrainingState):
     """`GET /v3/training/{subject,style}?task_id=`; `extra.progress_percent/eta_relative` lifted up."""
 
