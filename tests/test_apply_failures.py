@@ -172,7 +172,11 @@ def test_an_upload_that_keeps_failing_fails_its_training_and_the_next_apply_uplo
     result = applied.result
 
     assert set(result.failed) == {"LoraModel/alice"}
-    assert re.fullmatch(r"Novita rejected LoraModel/alice: 50[023] \w+: .+", result.failed["LoraModel/alice"])
+    # named with the image and the storage's answer, not as if Novita had rejected the training
+    assert re.fullmatch(
+        r"could not upload img/alice/\w+\.jpg: Novita PUT http://127\.0\.0\.1/s3/\S+: 50[023] \w+: .+",
+        result.failed["LoraModel/alice"],
+    ), result.failed["LoraModel/alice"]
     assert result.generated == 1 and result.uploaded == 0
     assert world.requests("training-create") == []
     state = world.state()

@@ -322,8 +322,10 @@ class Trainer:
                 raise Skipped(f"LoraModel/{name} failed: {exc}") from None
             except Stalled:
                 raise Deferred(f"LoraModel/{name} is still training (no progress lately, see above)") from None
-            except (Skipped, Interrupted):
-                raise Skipped(f"LoraModel/{name} did not run") from None
+            except Interrupted:  # stopped while waiting for the model: this generation was stopped too, not skipped
+                raise Interrupted() from None
+            except Skipped as exc:
+                raise Skipped(f"LoraModel/{name} was skipped ({exc})") from None
             if model_name is None:
                 raise Deferred(f"LoraModel/{name} is still training (--no-wait); apply again to generate")
             return model_name

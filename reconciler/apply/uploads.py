@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 
 from reconciler.apply.context import Run
-from reconciler.apply.outcome import Interrupted
+from reconciler.apply.outcome import Interrupted, ResourceFailed
 from reconciler.desired import DesiredImage, DesiredModel
+from reconciler.errors import NovitaError
 from reconciler.state import ImageRecord, now_iso
 
 
@@ -58,6 +59,11 @@ class Uploader:
             run.emit("upload", None, f"uploaded {image.display} ({size} bytes)", sha256=image.sha256, bytes=size)
             future.set_result(assets_id)
             return assets_id
+        except NovitaError as exc:  # the storage's or the ticket's answer, named with the image it was for
+            self._uploads.pop(image.sha256, None)
+            failure = ResourceFailed(f"could not upload {image.display}: {exc}")
+            future.set_exception(failure)
+            raise failure from exc
         except BaseException as exc:
             self._uploads.pop(image.sha256, None)
             future.set_exception(exc if isinstance(exc, Exception) else Interrupted())
