@@ -8,7 +8,8 @@ DVC's cache:
     files/sha256/<first 2 hex>/<other 62 hex>      an image's bytes, named by their sha256 (written once)
     generations/<name>/<identity>.json              the sidecar of the run of Generation/<name> with that
                                                     identity: request, seed, task id, each image's file
-                                                    name and sha256
+                                                    name and sha256 (a `/` or `%` in a matrix member's
+                                                    name is written %2F or %25)
 
 Content-addressed objects are never overwritten or deleted by reconciler: a replaced generation's previous
 images stay (its history is just more hashes). A plan reads the remote with two listings (`index`), not one
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,16 @@ FILES = "files/sha256"
 GENERATIONS = "generations"
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure", "abfss": "azure"}
 SECRET_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "AZURE_STORAGE_KEY")
+
+
+def key_part(name: str) -> str:
+    """A generation's name as one part of a key: a matrix member swept over a string may hold a `/`
+    (`x[prompt="a/b"]`), which would split it in two."""
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
+def name_of_key_part(part: str) -> str:
+    return re.sub("%(25|2F)", lambda m: chr(int(m[1], 16)), part)
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,7 @@ class OutputsRemote:
         return self._path(FILES, sha256[:2], sha256[2:])
 
     def sidecar_key(self, name: str, identity: str) -> str:
-        return self._path(GENERATIONS, name, f"{identity}.json")
+        return self._path(GENERATIONS, key_part(name), f"{identity}.json")
 
     # ------------------------------------------------------------------------------------------ read
 
@@ -128,7 +140,7 @@ class OutputsRemote:
         for path in self._find(self._path(GENERATIONS)):
             parts = path.rsplit("/", 2)
             if len(parts) == 3 and parts[2].endswith(".json"):
-                sidecars.add((parts[1], parts[2].removesuffix(".json")))
+                sidecars.add((name_of_key_part(parts[1]), parts[2].removesuffix(".json")))
         self._known = set(hashes)
         return RemoteIndex(frozenset(hashes), frozenset(sidecars), listings=2)
 

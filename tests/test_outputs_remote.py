@@ -51,6 +51,22 @@ def test_a_file_remote_keeps_images_by_hash_and_sidecars_by_generation(tmp_path:
     assert not list(store.rglob("*.part"))
 
 
+def test_a_member_swept_over_a_string_with_a_slash_is_one_key_part(tmp_path: Path) -> None:
+    from reconciler.outputs_remote import key_part, name_of_key_part
+
+    (tmp_path / "team").mkdir()
+    remote = OutputsRemote(f"file://{tmp_path}/team")
+    project = tmp_path / "project"
+    a, ha = _image(project, "outputs/grid/x.png", b"an image")
+    name = 'grid[prompt="a/b 100%",seed=1]'
+    remote.store_run(name, "id1", [(a, ha)], {"identity": "id1", "images": []})
+    assert remote.index().sidecars == {(name, "id1")}
+    assert remote.read_sidecar(name, "id1") == {"identity": "id1", "images": []}
+    assert [p.name for p in (tmp_path / "team/generations").iterdir()] == ['grid[prompt="a%2Fb 100%25",seed=1]']
+    for tricky in ("plain", "a/b", "%2F", "a%2Fb/", "%%//"):
+        assert name_of_key_part(key_part(tricky)) == tricky and "/" not in key_part(tricky)
+
+
 def test_pull_writes_missing_images_hash_checked_and_refuses_a_damaged_object(tmp_path: Path) -> None:
     store = tmp_path / "share"
     store.mkdir()
