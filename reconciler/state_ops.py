@@ -52,7 +52,7 @@ def push_state(settings: Settings, source: str, *, force: bool = False) -> Pushe
     """`reconciler state push FILE`: replace the state with FILE, like Terraform's: refused on another lineage
     or a lower serial (or the same serial with other content) unless `force`."""
     new = read_state_file(source)
-    with settings.backend() as backend, backend.lock(timeout=settings.lock_timeout, command="state push"):
+    with settings.locked("state push") as (backend, _):
         current = backend.read()
         if current.serial and not force:
             if new.lineage != current.lineage:

@@ -263,10 +263,7 @@ def apply_command(
     from reconciler.planfile import check_fresh
 
     desired, cache = load_desired(settings)
-    with (
-        settings.backend() as backend,
-        backend.lock(timeout=settings.lock_timeout, command="apply") as lock,
-    ):
+    with settings.locked("apply") as (backend, lock):
         if lock.took_over:
             ui.notice(
                 f"Note: the previous apply ({describe_holder(lock.took_over)}) ended without releasing the lock "
@@ -451,10 +448,7 @@ def refresh_command(settings: Settings) -> Refreshed:
     """`reconciler refresh`: record in the state what finished or failed remotely; submit nothing."""
     from reconciler.refresh import record_remote, refresh
 
-    with (
-        settings.backend() as backend,
-        backend.lock(timeout=settings.lock_timeout, command="refresh"),
-    ):
+    with settings.locked("refresh") as (backend, _):
         store = backend.open()
         with novita_endpoint(settings) as endpoint:
 
@@ -471,10 +465,7 @@ def refresh_command(settings: Settings) -> Refreshed:
 
 def remove_from_state(settings: Settings, addresses: Iterable[str]) -> None:
     """`reconciler state rm`: forget entries in the state only (Novita and files untouched)."""
-    with (
-        settings.backend() as backend,
-        backend.lock(timeout=settings.lock_timeout, command="state rm"),
-    ):
+    with settings.locked("state rm") as (backend, _):
         store = backend.open()
         missing = [a for a in addresses if a not in store.state.resources]
         if missing:
@@ -501,10 +492,7 @@ def import_training(settings: Settings, address: str, task_id: str) -> Imported:
     model = desired.models.get(name)
     if model is None:
         raise ReconcilerError(f"{address} is not in the manifests; add it first, then import")
-    with (
-        settings.backend() as backend,
-        backend.lock(timeout=settings.lock_timeout, command="import"),
-    ):
+    with settings.locked("import") as (backend, _):
         store = backend.open()
         with novita_endpoint(settings) as endpoint:
 

@@ -20,7 +20,7 @@ from reconciler.errors import ConfigError
 from reconciler.hashing import HashCache
 from reconciler.manifest.schema import NAME_PATTERN
 from reconciler.policy import Choice, SubmitPolicy
-from reconciler.state.backend import Backend, is_url, open_backend, workspace_file
+from reconciler.state.backend import Backend, Lock, is_url, open_backend, workspace_file
 from reconciler.state.file import FileBackend
 from reconciler.urls import redact_url_password
 
@@ -155,6 +155,12 @@ class Settings:
         if self.state_url is not None:
             return open_backend(self.state_url, self.workspace, self.state_setting)
         return FileBackend(self.state_path, self.workspace)
+
+    @contextlib.contextmanager
+    def locked(self, command: str) -> Iterator[tuple[Backend, Lock]]:
+        """The state's backend, its lock held for `command` (waiting up to --lock-timeout) until the block ends."""
+        with self.backend() as backend, backend.lock(timeout=self.lock_timeout, command=command) as lock:
+            yield backend, lock
 
 
 def load_desired(settings: Settings) -> tuple[Desired, HashCache]:
