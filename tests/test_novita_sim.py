@@ -1,6 +1,6 @@
 """The client against the simulator: in process (ASGI) and over a real socket (uvicorn in a thread).
 
-The two were written apart from NOVITA_API.md, so a misreading on either side fails here.
+The two were written apart from Novita's API documentation, so a misreading on either side fails here.
 """
 
 from __future__ import annotations

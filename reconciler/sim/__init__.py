@@ -1,1 +1,2 @@
-"""A Novita.ai API simulator written from NOVITA_API.md alone: it shares no code with the client."""
+"""A Novita.ai API simulator written from Novita's API documentation and what the official SDK sends: it shares no
+code with the client."""
