@@ -6,7 +6,10 @@ ordinary 5xx and dropped connections. Over several rounds of retraining every mo
   anything is sent again);
 - a generation is paid twice only where a submit got no answer and was resubmitted, and every such resubmit is
   counted in the apply's summary, its JSON events and the state;
-- each round converges within two applies.
+- each round converges with nobody involved: within two applies, or three in the rare round where one
+  generation's four submits of an apply all go unanswered twice in a row (each apply tries a generation at most
+  four times, since every try may be paid; at ~35 % unanswered submits that is ~1.5 % of generation-applies).
+  The fault suite holds the two-apply promise at its 20 %.
 """
 
 from __future__ import annotations
@@ -58,18 +61,20 @@ def test_ghost_suite(tmp_path: Path, figure: Any) -> None:
         project: Project = make_generated_project(tmp_path, sim, GENERATIONS)
         applies: list[int] = []
         resubmit_events = paid_twice = 0
+        applies_per_round: list[int] = []
         for steps in ROUNDS:
             for k in range(MODELS):
                 (project.root / "manifests" / f"model{k}.yaml").write_text(model_doc(k, steps=steps))
             mark = len(sim.requests())
             results = []
-            for _ in range(2):  # converges within two applies, unattended
+            for _ in range(3):  # converges unattended: two applies, three in a rare round (see the docstring)
                 results.append(project.apply("--json", timeout=300))
                 if results[-1].returncode == 0:
                     break
             codes = [r.returncode for r in results]
             applies += codes
-            assert codes[-1] == 0, f"round {steps}: no convergence in two applies: {codes}\n{results[-1].stderr}"
+            assert codes[-1] == 0, f"round {steps}: no convergence in three applies: {codes}\n{results[-1].stderr}"
+            applies_per_round.append(len(codes))
             assert all("Traceback" not in r.stderr for r in results)
             events = [e for r in results for e in _events(r)]
             resubmits = Counter(e["address"] for e in events if e["event"] == "resubmitted")
@@ -102,7 +107,7 @@ def test_ghost_suite(tmp_path: Path, figure: Any) -> None:
             f"lag 1.5s, {sum(kinds.values()) - sum(ghosts.values())} other faults; trainings created per name: "
             f"{sorted(set(listed.values()))} ({len(listed)} names, {lookups} listing requests); "
             f"{resubmit_events} generation submits resubmitted after no answer, {paid_twice} generation(s) paid "
-            "twice, all counted; every round converged within two applies"
+            f"twice, all counted; applies per round to converge: {applies_per_round}"
         )
     finally:
         sim.stop()
