@@ -18,6 +18,7 @@ from reconciler.desired import (
     matrix_address,
     sort_key,
 )
+from reconciler.matrix import normalise_address
 from reconciler.policy import SubmitPolicy
 from reconciler.remote import OrphanFacts, OutputFacts, PruneFile, Remote, RemoteGeneration, RemoteTraining
 from reconciler.state import ForgottenEntry, GenerationEntry, ModelEntry, ResourceEntry, State
@@ -258,7 +259,8 @@ def plan(
         desired, state, remote, outputs or {}, frozenset(desired.expand(list(replace))), policy or SubmitPolicy()
     )
     targets = tuple(sorted(set(targets), key=sort_key))
-    chosen = set(desired.expand(list(targets)))
+    # a matrix stands for its members in the manifests, and itself for those only the state still holds
+    chosen = {*map(normalise_address, targets), *desired.expand(list(targets))}
     scope = desired.closure([t for t in chosen if _desired_has(desired, t)]) if targets else None
 
     def targeted(addr: str) -> bool:

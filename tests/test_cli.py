@@ -265,3 +265,22 @@ def test_the_top_level_help_lists_every_summary_whole() -> None:
     code, out, _ = run("--help")
     assert code == 0
     assert "..." not in out.split("Commands:", 1)[1], out
+
+
+def test_an_interrupted_member_still_running_is_not_also_listed_as_not_done(capsys: pytest.CaptureFixture[str]) -> None:
+    """The summary after Ctrl-C: a matrix member swept over a prompt with " (" in it is running remotely, once."""
+    from reconciler.apply import ApplyResult
+    from reconciler.cli.plan_apply import _finish_apply
+
+    member = 'Generation/grid[prompt="a photo (studio light)"]'
+    result = ApplyResult(
+        interrupted=True,
+        still_running=[f"{member} (task-1)"],
+        stopped={member: "interrupted while waiting (it keeps running on Novita)", "Generation/other": "interrupted"},
+    )
+    with pytest.raises(SystemExit) as stopped:
+        _finish_apply(result)
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    assert f"  {member} (task-1)\n" in err
+    assert "Not done yet, 1 resource (the next apply does them): Generation/other\n" in err

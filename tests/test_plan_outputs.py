@@ -97,6 +97,23 @@ def test_target_a_whole_matrix_or_one_member_in_any_axis_order() -> None:
     assert [c.address for c in one.changes] == ["Generation/grid[seed=2,strength=1]"]
 
 
+def test_target_a_matrix_takes_in_its_members_removed_from_the_manifests() -> None:
+    """A seed dropped from the matrix: its member is only in the state; targeting the matrix forgets it too."""
+    args = (
+        desired(DS, M, *MEMBERS),
+        done_state(*MEMBERS, member(3, 0.6)),
+        remote(remote_task(M)),
+        {g.address: INTACT for g in MEMBERS},  # type: ignore[attr-defined]
+    )
+    untargeted = plan(*args)  # type: ignore[arg-type]
+    targeted = plan(*args, targets=["Generation/grid"])  # type: ignore[arg-type]
+    forget = [("Generation/grid[seed=3,strength=0.6]", "forget")]
+    assert [(c.address, c.action) for c in untargeted.changes] == forget
+    assert [(c.address, c.action) for c in targeted.changes] == forget
+    other = plan(*args, targets=["LoraModel/alice"])  # type: ignore[arg-type]
+    assert not other.changes  # a target elsewhere leaves the matrix alone
+
+
 def test_a_replaced_generation_says_its_images_move_to_history() -> None:
     g = generation()
     changed = generation(prompt="a new photo")

@@ -353,7 +353,8 @@ def _finish_apply(result: ApplyResult) -> None:
         click.echo("Still running on Novita (the next apply collects them, nothing is resubmitted):", file=err)
         for line in result.still_running:
             click.echo(f"  {line}", file=err)
-    running = {line.split(" (", 1)[0] for line in result.still_running}
+    # each line is "<address> (<task>)", and a matrix member's address may itself hold " ("
+    running = {line.rsplit(" (", 1)[0] for line in result.still_running}
     not_done = sorted(a for a in result.stopped if a not in running)
     if not_done:
         shown = ", ".join(not_done[:5]) + (f", … and {len(not_done) - 5} more" if len(not_done) > 5 else "")
