@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,6 +21,7 @@ from reconciler.errors import ConfigError, Problem
 from reconciler.manifest.messages import translate
 from reconciler.manifest.schema import NAME_PATTERN
 from reconciler.manifest.words import dotted
+from reconciler.policy import Choice
 from reconciler.text import plural
 from reconciler.yamlsource import parse_documents
 
@@ -60,7 +61,7 @@ class IpmConfig(_Strict):
 
 class ApplyConfig(_Strict):
     parallelism: int = Field(default=16, ge=1, le=64, description="Uploads, submissions and downloads at once")
-    on_unanswered_submit: Literal["resubmit", "hold"] = Field(
+    on_unanswered_submit: Choice = Field(
         default="resubmit",
         description="A generation submit that got no answer: submit it again (may pay twice) or hold it",
     )

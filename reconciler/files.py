@@ -73,7 +73,8 @@ def atomic_writer(
 
 
 def atomic_write(path: Path, data: bytes | str, *, backup: Path | None = None, durable: bool = True) -> None:
-    """Replace `path` with `data` (str is written as UTF-8) atomically and durably; see `atomic_writer`."""
+    """Replace `path` with `data` (str is written as UTF-8) atomically and (unless `durable=False`) durably;
+    see `atomic_writer`."""
     with atomic_writer(path, backup=backup, durable=durable) as fh:
         fh.write(data.encode("utf-8") if isinstance(data, str) else data)
 

@@ -31,9 +31,11 @@ def write_line(out: TextIO | None, text: str) -> TextIO | None:
     try:
         print(text, file=out, flush=True)
         return out
-    except (BrokenPipeError, ValueError, OSError):
+    except (ValueError, OSError):  # BrokenPipeError is an OSError
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
         return None
 
 
@@ -125,9 +127,8 @@ class LiveReporter:
         self.upload_bytes = 0
         self.started = time.monotonic()
         self.progress = Progress(addresses, self.started)
-        self.live = Live(
-            self._render(), console=self.console, refresh_per_second=4, transient=True, get_renderable=self._render
-        )
+        # Rich asks `_render` for the table at each refresh (4 a second), so events only change the rows
+        self.live = Live(console=self.console, refresh_per_second=4, transient=True, get_renderable=self._render)
         self.live.start()
 
     def _render(self) -> Any:
@@ -161,7 +162,6 @@ class LiveReporter:
             line.append(f"{address} " if address else "", style="bold")
             line.append(message)
             self.console.print(line, highlight=False)
-        self.live.update(self._render())
 
     def close(self) -> None:
         self.live.stop()

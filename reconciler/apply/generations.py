@@ -26,6 +26,7 @@ from reconciler.apply.trainings import Trainer
 from reconciler.desired import DesiredGeneration
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.files import display_path, remove_partials
+from reconciler.hashing import HashCache
 from reconciler.novita import TaskResult, unanswered_cause
 from reconciler.outputs import (
     OldOutputs,
@@ -319,7 +320,7 @@ class Generator:
             files=[FileRecord(path=p, sha256=h) for p, h in files],
             task_id=task_id,
             seed=seed,
-            history=list(previous.history) if previous is not None else self._found_history(gen),
+            history=list(previous.history) if previous is not None else await self._found_history(gen),
         )
         run.state.put(entry)
         await run.commit()
@@ -331,11 +332,10 @@ class Generator:
         run.result.adopted += 1
         run.emit("adopted", gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")
 
-    def _found_history(self, gen: DesiredGeneration) -> list[HistoryRecord]:
-        """Adopting after a state loss: the history folders on disk go back on record (prune and the gallery)."""
-        from reconciler.hashing import HashCache
-
-        return recorded_history(self.run.root, gen, HashCache(None))
+    async def _found_history(self, gen: DesiredGeneration) -> list[HistoryRecord]:
+        """Adopting after a state loss: the history folders on disk go back on record (prune and the gallery).
+        Hashing them runs on a thread, so the other resources' downloads and polls go on meanwhile."""
+        return await asyncio.to_thread(recorded_history, self.run.root, gen, HashCache(None))
 
 
 def parameters_text(gen: DesiredGeneration, entry: GenerationEntry, seed: str | None) -> str:

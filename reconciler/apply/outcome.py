@@ -12,7 +12,7 @@ class ResourceFailed(Exception):
 
 
 class Skipped(Exception):
-    """Not attempted because something it needs failed."""
+    """Not attempted because something it needs failed or has no result yet."""
 
 
 class Deferred(Skipped):

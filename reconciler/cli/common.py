@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from reconciler.policy import CHOICES
+
 if TYPE_CHECKING:
     from reconciler.workspace import Settings
 
@@ -53,7 +55,7 @@ def unanswered_option(f: F) -> F:
     return click.option(
         "--on-unanswered-submit",
         "on_unanswered_submit",
-        type=click.Choice(["resubmit", "hold"]),
+        type=click.Choice(CHOICES),
         help="A generation submit that got no answer (Novita cannot list generations): resubmit it (may pay "
         "twice) or hold it for a person, for every generation of this run. [default: the Generation's "
         "spec.on_unanswered_submit, else apply.on_unanswered_submit in reconciler.yaml, else resubmit]",

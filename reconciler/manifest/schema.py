@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from reconciler.manifest.words import describe, dotted, suggest
 from reconciler.matrix import SWEEPABLE
+from reconciler.policy import Choice
 
 KINDS = ("Dataset", "LoraModel", "Generation")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -396,7 +397,7 @@ class GenerationSpec(_Model):
     matrix: Matrix | None = Field(
         None, description=_MATRIX_HELP.format(example="seed: [1, 2, 3]"), json_schema_extra=_sweepable("Generation")
     )
-    on_unanswered_submit: Literal["resubmit", "hold"] | None = Field(
+    on_unanswered_submit: Choice | None = Field(
         None,
         description="A submit that got no answer: submit it again (may pay twice) or hold it for a person. "
         "Not sent, not part of the identity. Default: apply.on_unanswered_submit in reconciler.yaml, else resubmit.",

@@ -96,7 +96,7 @@ class NovitaClient:
 
     Create calls (`create_training`, `create_generation`) may raise `AmbiguousSubmitError`: the request may
     have reached Novita and nobody knows whether a task exists. Resolve trainings by their deterministic
-    name through `list_trainings()`; record ambiguous generations and report them (see module docstring).
+    name through `list_trainings()`; a generation cannot be looked up (see the package docstring).
     """
 
     def __init__(
