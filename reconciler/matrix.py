@@ -202,7 +202,6 @@ def normalise_address(addr: str) -> str:
 
 @dataclass(frozen=True)
 class Axis:
-    key: str  # as written in the YAML
     path: AxisPath  # below spec
     label: str
     values: tuple[Any, ...]  # validated values, in the YAML's order

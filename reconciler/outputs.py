@@ -194,12 +194,10 @@ def move_aside(root: Path, entry: GenerationEntry | None, previous: OldOutputs) 
     if not moved:
         return None
     kept_sidecar = None
+    dst = folder / sidecar.name
     if sidecar.is_file():
-        dst = folder / sidecar.name
         os.replace(sidecar, dst)
-        kept_sidecar = FileRecord(path=display_path(dst, root), sha256=sha256_file(dst))
-    elif (folder / sidecar.name).is_file():
-        dst = folder / sidecar.name
+    if dst.is_file():  # moved now, or by a run a kill cut short
         kept_sidecar = FileRecord(path=display_path(dst, root), sha256=sha256_file(dst))
     fsync_dir(folder)
     fsync_dir(previous.folder)
@@ -242,7 +240,7 @@ def sidecar_of(root: Path, entry: GenerationEntry) -> Path | None:
     """The sidecar file a generation entry's images have, if its output folder is known."""
     if entry.output is None:
         return None
-    return root / entry.output / f"{entry.matrix or entry.name}{SIDECAR_SUFFIX}"
+    return root / entry.output / f"{entry.stem}{SIDECAR_SUFFIX}"
 
 
 # ------------------------------------------------------------------------------------------ prune

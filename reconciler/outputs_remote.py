@@ -234,18 +234,19 @@ class OutputsRemote:
             except OSError as exc:
                 raise self._error(f"cannot read the sidecar of Generation/{entry.name}", exc) from None
             if data is not None:
-                atomic_write(inside(root, f"{entry.output}/{entry.matrix or entry.name}{SIDECAR_SUFFIX}"), data)
+                atomic_write(inside(root, f"{entry.output}/{entry.stem}{SIDECAR_SUFFIX}"), data)
         return written + self._pull_history(entry, root, cache)
 
     def _pull_history(self, entry: GenerationEntry, root: Path, cache: HashCache | None) -> int:
         """The images (and sidecars) of the runs a generation replaced, where the remote holds them: the history
         is the team's, not only the machine's that moved it aside."""
         written = 0
+        known = self.known_hashes()
         for record in entry.history:
             for file in record.files:
                 dest = inside(root, file.path)
                 intact = dest.is_file() and (cache.hash(dest) if cache else sha256_file(dest)) == file.sha256
-                if not intact and file.sha256 in self.known_hashes():
+                if not intact and file.sha256 in known:
                     self.fetch(file.sha256, dest)
                     written += 1
             side = record.sidecar
@@ -262,7 +263,7 @@ class OutputsRemote:
 
     def push_run(self, entry: GenerationEntry, root: Path) -> int:
         """Store a run whose images are here but not in the remote (a remote configured after the fact)."""
-        sidecar = inside(root, f"{entry.output}/{entry.matrix or entry.name}{SIDECAR_SUFFIX}") if entry.output else None
+        sidecar = inside(root, f"{entry.output}/{entry.stem}{SIDECAR_SUFFIX}") if entry.output else None
         try:
             record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar is not None else None
         except (OSError, ValueError):

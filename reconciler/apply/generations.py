@@ -82,7 +82,7 @@ class Generator:
         old: OldOutputs | None = None
         if previous is not None and previous.files:
             folder = run.root / previous.output if previous.output else gen.output_dir
-            old = OldOutputs(folder, previous.matrix or previous.name, previous.identity, list(previous.files))
+            old = OldOutputs(folder, previous.stem, previous.identity, list(previous.files))
         elif previous is None:
             facts = run.outputs.get(gen.address)
             if facts is not None and facts.sidecar_files and facts.sidecar_identity:

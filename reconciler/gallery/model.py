@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from reconciler.matrix import format_value, matrix_of
@@ -28,7 +28,6 @@ class Picture:
     thumb: str | None  # the thumbnail's file name in thumbs/ (None: the image is not on disk)
     alt: str
     condition: Condition = "ok"
-    sha256: str = ""  # the content the thumbnail is made from
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,6 @@ class Gallery:
     generations: tuple[GenerationView, ...]  # plain ones
     matrices: tuple[MatrixView, ...]
     images: int  # current images shown
-    thumbs: tuple[tuple[str, str], ...] = field(default=())  # (image path, content hash) every thumbnail needed
 
 
 def thumb_name(sha256: str) -> str:
@@ -127,16 +125,14 @@ def page_of(name: str) -> str:
 def build(state: State, present: Mapping[str, str], title: str, unreadable: Collection[str] = frozenset()) -> Gallery:
     """The gallery of `state`; `present` maps each image path (relative to the project) on disk to its hash,
     `unreadable` holds the hashes of images that are no image Pillow can read."""
-    thumbs: dict[str, str] = {}
 
     def picture(record: FileRecord, alt: str) -> Picture:
         now = present.get(record.path)
         if now is None:
-            return Picture(record.path, None, alt, "missing", record.sha256)
+            return Picture(record.path, None, alt, "missing")
         if now in unreadable:
-            return Picture(record.path, None, alt, "unreadable", now)
-        thumbs[record.path] = now
-        return Picture(record.path, thumb_name(now), alt, "ok" if now == record.sha256 else "changed", now)
+            return Picture(record.path, None, alt, "unreadable")
+        return Picture(record.path, thumb_name(now), alt, "ok" if now == record.sha256 else "changed")
 
     datasets = {e.name: e for e in state.resources.values() if isinstance(e, DatasetEntry)}
     models = tuple(
@@ -151,7 +147,7 @@ def build(state: State, present: Mapping[str, str], title: str, unreadable: Coll
             grouped.setdefault(view.matrix, []).append(view)
     matrices = tuple(_matrix(name, members) for name, members in sorted(grouped.items()))
     shown = sum(1 for v in views for p in v.pictures if p.thumb)
-    return Gallery(title, state.serial, models, plain, matrices, shown, tuple(sorted(thumbs.items())))
+    return Gallery(title, state.serial, models, plain, matrices, shown)
 
 
 # --- generations --------------------------------------------------------------------------------------

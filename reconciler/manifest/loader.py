@@ -298,7 +298,7 @@ def _matrix(draft: _Draft, out: _Collector) -> None:
     if not ok:
         return
     names = labels([path for _, path, _ in found])
-    draft.axes = [Axis(key, path, label, tuple(v)) for (key, path, v), label in zip(found, names, strict=True)]
+    draft.axes = [Axis(path, label, tuple(v)) for (_, path, v), label in zip(found, names, strict=True)]
     sizes = [len(axis.values) for axis in draft.axes]
     count = 1
     for size in sizes:

@@ -78,7 +78,7 @@ class HistoryRecord(_Lenient):
     Kept (and shown in the gallery) until `apply --prune` removes the files."""
 
     identity: str  # the identity the images were generated for
-    folder: str  # <output>/history/<first 12 hex of identity>, relative to the project folder
+    folder: str  # <output>/history/<12 hex of identity>[-2, -3… on a clash], relative to the project folder
     files: list[FileRecord] = Field(default_factory=list)
     sidecar: FileRecord | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)  # the manifest-owned attributes they were made with
@@ -185,6 +185,11 @@ class GenerationEntry(_Entry):
     axes: list[tuple[str, Any]] = Field(default_factory=list)  # a member's (label, value), sorted by label
     unanswered_submits: int = 0  # submits of this definition that got no answer (each may have been paid for)
     resubmits: int = 0  # times it was submitted again after one of those (on_unanswered_submit: resubmit)
+
+    @property
+    def stem(self) -> str:
+        """What its image and sidecar files are named after: a matrix member's are its matrix's name."""
+        return self.matrix or self.name
 
     @classmethod
     def of(
