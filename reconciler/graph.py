@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from reconciler.manifest.loaded import ManifestSet
 
-FORMATS = ("dot", "mermaid")
 _DOT_SHAPES = {"Dataset": "cylinder", "LoraModel": "box", "Generation": "ellipse"}
 _MERMAID_SHAPES = {"Dataset": ("[(", ")]"), "LoraModel": ("[", "]"), "Generation": ("([", "])")}
 

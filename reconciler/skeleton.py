@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.config import CONFIG_FILE
 from reconciler.files import atomic_write
 from reconciler.manifest import document_schema
 
@@ -130,7 +131,7 @@ def init_project(root: Path) -> Initialized:
         for index in range(1, PHOTO_COUNT + 1):
             _write(root, f"{PHOTOS}/photo-{index:02d}.png", _placeholder(index), done)
     _write(root, SCHEMA_FILE, json.dumps(document_schema(), indent=2) + "\n", done)
-    _write(root, "reconciler.yaml", PROJECT_SETTINGS, done)
+    _write(root, CONFIG_FILE, PROJECT_SETTINGS, done)
     _write(root, ".gitignore", GITIGNORE, done)
     return done
 

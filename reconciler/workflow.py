@@ -23,7 +23,7 @@ from reconciler.errors import ConfigError, ReconcilerError, UsageError
 from reconciler.files import display_path
 from reconciler.hashing import HashCache
 from reconciler.plan import Plan
-from reconciler.planfile import SIMULATOR, Origin, check_endpoint, load_plan, settle
+from reconciler.planfile import SIMULATOR, Origin, check_endpoint, check_fresh, load_plan, settle
 from reconciler.progress import Reporter
 from reconciler.remote import OutputFacts, Remote
 from reconciler.state import GenerationEntry, ModelEntry, State, describe_holder, now_iso
@@ -260,7 +260,6 @@ def apply_command(
     """`reconciler apply`: plan (or load a saved plan and check it is fresh), confirm, apply."""
     from reconciler.apply import Applier
     from reconciler.outputs import observe
-    from reconciler.planfile import check_fresh
 
     desired, cache = load_desired(settings)
     with settings.locked("apply") as (backend, lock):

@@ -154,13 +154,6 @@ def make_settings(
     )
 
 
-def given(param: str) -> bool:
-    """Whether the current command's `param` was given on the command line (not left at its default)."""
-    from click.core import ParameterSource
-
-    return click.get_current_context().get_parameter_source(param) == ParameterSource.COMMANDLINE
-
-
 def colour() -> bool:
     return isatty(sys.stdout) and not os.environ.get("NO_COLOR") and not dumb_terminal()
 

@@ -15,7 +15,6 @@ from reconciler.cli.common import (
     colour,
     dumb_terminal,
     files_option,
-    given,
     isatty,
     make_settings,
     sim_option,
@@ -228,7 +227,7 @@ def apply(
 
         settings = saved_plan_settings(
             Path(planfile),
-            sim=sim if given("sim") else None,
+            sim=sim or None,  # a plain flag: given only when True
             state=state_path,
             files=files,
             lock_timeout=lock_timeout,

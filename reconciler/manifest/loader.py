@@ -501,8 +501,7 @@ def _lora_file_not_ours(draft: _Draft, index: int, ref: Any, models: dict[str, _
     for suffix in LORA_FILE_SUFFIXES:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
-    if stem.startswith("LoraModel/"):
-        stem = stem.removeprefix("LoraModel/")
+    stem = stem.removeprefix("LoraModel/")
     if stem in models:
         path = ("spec", "loras", index, "model_name")
         out.replace(
