@@ -1,9 +1,9 @@
-"""Bench 6: team state and outputs remote on the converged 1x project (10,000 images, 1,400 resources).
+"""Bench 6: team state and outputs remote on the converged 1x project of synth.py (9,800 images, 1,400 resources).
 
 - no-op `reconciler plan` with the state in PostgreSQL next to the same plan with the state file
   (target: PostgreSQL <= 1.1x the file backend);
 - the median per-step commit of the applier (one entry changed, prepare + write, as apply does after every
-  upload, submit, finish and download) at 10,000 images: PostgreSQL next to the file backend (target <= 20 ms);
+  upload, submit, finish and download) at 1x (9,800 images): PostgreSQL next to the file backend (target <= 20 ms);
 - a no-op plan's requests to an outputs remote (moto's S3 server) holding the 1,000 generations (target: a
   handful of listings, not one request per image).
 

@@ -122,7 +122,9 @@ def test_a_reader_that_goes_away_does_not_stop_the_apply(project: Project) -> No
 
 @pytest.mark.parametrize("command", ["plan --json", "plan", "schema", "validate"])
 def test_plan_into_head_ends_quietly(project: Project, command: str) -> None:
-    result = shell(project, f"rc {command} | head -c 20 >/dev/null; echo status=${{PIPESTATUS[0]}}")
+    """The reader is gone before the first byte is written (outputs this small fit in a pipe's buffer, so a
+    `head -c 20` would read them after they were all written): the write meets a broken pipe."""
+    result = shell(project, f"rc {command} | {{ exec 0<&-; sleep 1; }}; echo status=${{PIPESTATUS[0]}}")
     assert re.search(r"status=[01]$", result.stdout.strip()), result.stdout
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
 

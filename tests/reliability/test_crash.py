@@ -148,8 +148,8 @@ def _check_cut(project: Project, cut: list[str]) -> None:
     counts = created(project.sim.requests())
     state = read_state(project)["resources"]
     for addr in cut:
-        line = f"-/+ {addr} "
-        assert line in plan.stdout and "submitting again (may be paid twice)" in plan.stdout, plan.stdout
+        said = [line for line in plan.stdout.splitlines() if line.lstrip().startswith(f"-/+ {addr} ")]
+        assert said and "submitting again (may be paid twice)" in said[0], plan.stdout
         assert counts["generations"][PROMPTS[addr]] <= 1 + state[addr].get("resubmits", 0)
 
 
