@@ -106,6 +106,9 @@ GITIGNORE = """\
 state/*.lock
 state/.*.hashcache.json
 state/*.backup
+state/*.d/*/*.lock
+state/*.d/*/.*.hashcache.json
+state/*.d/*/*.backup
 state/sim.json
 state/.sim/
 """

@@ -392,6 +392,21 @@ def test_init_writes_the_schema_editors_use_and_settings_that_load(empty: Path) 
     assert {"state/*.lock", "state/.*.hashcache.json", "state/.sim/"} <= set(ignored)
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_init_gitignore_covers_every_workspace_but_keeps_the_states(empty: Path) -> None:
+    assert run("init")[0] == 0
+    subprocess.run(["git", "init", "-q"], cwd=empty, check=True)
+    runtime = ["state/state.json.lock", "state/.state.hashcache.json", "state/state.json.backup", "state/sim.json"]
+    runtime += [f"state/state.json.d/staging/{name}" for name in ("state.json.lock", ".state.hashcache.json")]
+    runtime += ["state/state.json.d/staging/state.json.backup"]
+    kept = ["state/state.json", "state/state.json.d/staging/state.json", "reconciler.yaml"]
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=empty).returncode == 0
+
+    assert [p for p in runtime if not ignored(p)] == [] and [p for p in kept if ignored(p)] == []
+
+
 def test_init_never_overwrites_and_never_adds_examples_to_existing_manifests(example: Path) -> None:
     (example / "reconciler.yaml").write_text("apply:\n  parallelism: 4\n")
     before = {p: p.read_bytes() for p in example.rglob("*") if p.is_file()}
