@@ -23,7 +23,7 @@ from common import PAGED, WORK, cli_env, converged_project, figure, reconciler, 
 HASHER = """
 import sys, time
 from pathlib import Path
-from reconciler.hashing import HashCache
+from reconciler.desired.hashing import HashCache
 paths = [Path(p) for p in Path(sys.argv[1]).read_text().split("\\n") if p]
 t0 = time.perf_counter()
 HashCache(None).hash_many(paths)
@@ -87,7 +87,7 @@ def measure(scale: float) -> ColdResult:
         t0 = time.perf_counter()
         subprocess.run(f"xargs -a {list_file} -d '\\n' sha256sum > /dev/null", shell=True, check=True, cwd=proj.root)
         theirs.append(time.perf_counter() - t0)
-    baseline = timed([sys.executable, "-c", "import reconciler.hashing"], proj.root).max_rss_mb
+    baseline = timed([sys.executable, "-c", "import reconciler.desired.hashing"], proj.root).max_rss_mb
     _, rss_small = _hash_in_subprocess(list_file, proj.root)
     big_list = WORK / "paths-big.txt"
     big_list.write_text("\n".join(map(str, big_files())))

@@ -102,11 +102,11 @@ def build_project(members: int) -> tuple[Path, float]:
     seeds, steps, scales = _axes(members)
     (root / "manifests/sweep.yaml").write_text(MANIFEST.format(seeds=seeds, steps=steps, scales=scales))
 
-    from reconciler.desired import build_desired
+    from reconciler.desired.hashing import HashCache, sha256_file
+    from reconciler.desired.resources import build_desired
     from reconciler.files import display_path
-    from reconciler.hashing import HashCache, sha256_file
-    from reconciler.manifest import load_manifests
-    from reconciler.outputs import image_path
+    from reconciler.load import load_manifests
+    from reconciler.outputs.folders import image_path
     from reconciler.state import FileRecord, GenerationEntry, StateStore
     from reconciler.status import Status
 

@@ -23,17 +23,17 @@ import httpx
 
 from reconciler.apply import Applier, ApplyOptions, ApplyResult
 from reconciler.apply.polling import PollPolicy
-from reconciler.desired import Desired
-from reconciler.hashing import HashCache
+from reconciler.commands.workflow import make_plan
+from reconciler.commands.workspace import Endpoint, Settings, load_desired
+from reconciler.desired.hashing import HashCache
+from reconciler.desired.resources import Desired
 from reconciler.novita import NovitaClient, RetryInfo
-from reconciler.outputs import observe
-from reconciler.plan import Plan
-from reconciler.remote import OutputFacts
+from reconciler.observe.facts import OutputFacts
+from reconciler.outputs.folders import observe
+from reconciler.plan.planner import Plan
 from reconciler.sim.config import SimConfig
 from reconciler.sim.server import RunningSimulator, running_simulator
 from reconciler.state import State, StateStore, read_state
-from reconciler.workflow import make_plan
-from reconciler.workspace import Endpoint, Settings, load_desired
 from tests.manifest_helpers import image_bytes, write
 
 KEY = "sk-apply-inprocess-0c1d2e3f"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reconciler.desired import Desired, DesiredDataset, DesiredGeneration, DesiredImage, DesiredModel
-from reconciler.remote import OutputFacts, Remote, RemoteTraining
+from reconciler.desired.resources import Desired, DesiredDataset, DesiredGeneration, DesiredImage, DesiredModel
+from reconciler.observe.facts import Account, AccountTraining, OutputFacts
 from reconciler.state import DatasetEntry, FileRecord, GenerationEntry, ImageRecord, ModelEntry, ResourceEntry, State
 from reconciler.status import Status
 
@@ -113,8 +113,8 @@ def remote_task(
     model_status: str | None = "SERVING",
     created_at: int = 1700000000,
     name: str | None = None,
-) -> RemoteTraining:
-    return RemoteTraining(
+) -> AccountTraining:
+    return AccountTraining(
         task_id=task_id,
         task_name=name or m.task_name,
         task_type=m.task_type,
@@ -125,9 +125,9 @@ def remote_task(
     )
 
 
-def remote(*tasks: RemoteTraining, foreign: int = 0, generations: dict[str, Any] | None = None) -> Remote:
+def remote(*tasks: AccountTraining, foreign: int = 0, generations: dict[str, Any] | None = None) -> Account:
     others = tuple(
-        RemoteTraining(
+        AccountTraining(
             task_id=f"f-{i}",
             task_name=f"other-team-{i}",
             task_type="style",
@@ -137,7 +137,7 @@ def remote(*tasks: RemoteTraining, foreign: int = 0, generations: dict[str, Any]
         )
         for i in range(foreign)
     )
-    return Remote(trainings=tasks + others, generations=generations or {}, pages=1 + (len(tasks) + foreign) // 100)
+    return Account(trainings=tasks + others, generations=generations or {}, pages=1 + (len(tasks) + foreign) // 100)
 
 
 INTACT = OutputFacts(files_intact=True)

@@ -16,16 +16,16 @@ import httpx
 import pytest
 
 from reconciler.apply import Applier, ApplyOptions
+from reconciler.commands.workflow import apply_command
+from reconciler.commands.workspace import load_desired
 from reconciler.novita import RetryInfo
-from reconciler.plan import Plan, plan
-from reconciler.planfile import save_plan
-from reconciler.policy import SubmitPolicy
-from reconciler.progress import Reporter
+from reconciler.plan.planfile import save_plan
+from reconciler.plan.planner import Plan, plan
+from reconciler.plan.policy import SubmitPolicy
+from reconciler.present.progress import Reporter
 from reconciler.state import ImageRecord, ModelEntry, State
 from reconciler.status import Status
 from reconciler.text import plural
-from reconciler.workflow import apply_command
-from reconciler.workspace import load_desired
 from tests.apply_world import FAST_POLL, KEY, Event, Recorder, World, sha256, sidecar, worlds
 from tests.reliability.hostile_proxy import hostile_proxy
 

@@ -15,7 +15,7 @@ import pytest
 from reconciler.apply import ApplyOptions, Interrupted, IpmLimiter, Stalled
 from reconciler.apply.context import Run
 from reconciler.apply.polling import Look, PollPolicy
-from reconciler.desired import Desired
+from reconciler.desired.resources import Desired
 from reconciler.novita import NovitaClient
 from reconciler.state import StateStore
 from reconciler.text import parse_duration

@@ -90,7 +90,7 @@ def test_a_sidecar_write_clears_the_temporary_file_a_kill_left(tmp_path: Path) -
     apply, which writes the sidecar again, removes it (seen by the crash suite)."""
     from dataclasses import replace
 
-    from reconciler.outputs import sidecar_path, write_sidecar
+    from reconciler.outputs.folders import sidecar_path, write_sidecar
 
     from .planner_fixtures import generation
 

@@ -10,26 +10,26 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 
 PURE = [
-    "plan.py",
-    "policy.py",
-    "render.py",
-    "graph.py",
-    "readout.py",
+    "plan/planner.py",
+    "plan/policy.py",
+    "present/render.py",
+    "present/graph.py",
+    "present/readout.py",
     "errors.py",
     "status.py",
-    "remote.py",
+    "observe/facts.py",
     "text.py",
-    "imagetype.py",
+    "load/imagetype.py",
     "urls.py",
     "apply/outcome.py",
     "apply/polling.py",
-    "manifest/words.py",
-    "manifest/schema.py",
-    "manifest/loaded.py",
-    "manifest/messages.py",
-    "matrix.py",
-    "gallery/model.py",
-    "gallery/html.py",
+    "load/words.py",
+    "load/schema.py",
+    "load/loaded.py",
+    "load/messages.py",
+    "load/matrix.py",
+    "present/gallery/model.py",
+    "present/gallery/html.py",
 ]
 IO_LIBRARIES = {"httpx", "click", "starlette", "uvicorn", "rich", "filelock", "socket", "subprocess", "shutil"}
 
@@ -82,7 +82,7 @@ def test_only_the_edges_start_the_simulator() -> None:
         for p in modules(PACKAGE)
         if p.relative_to(PACKAGE).parts[0] != "sim" and any(m.startswith("reconciler.sim") for m in imports(p))
     }
-    assert users <= {"cli/__init__.py", "workspace.py"}, users
+    assert users <= {"cli/__init__.py", "commands/workspace.py"}, users
 
 
 def test_only_the_command_line_modules_use_click() -> None:
@@ -108,11 +108,11 @@ def test_only_the_state_package_writes_state() -> None:
     }
     # the workflow opens the store of each command and saves its one-step edits (state rm, import, refresh);
     # the applier saves through its committer, which the state package's store writes
-    assert writers <= {"state/file.py", "workflow.py"}, writers
+    assert writers <= {"state/file.py", "commands/workflow.py"}, writers
 
 
 def test_only_the_backends_speak_to_their_servers() -> None:
-    for library, allowed in (("psycopg", {"state/postgres.py"}), ("fsspec", {"outputs_remote.py"})):
+    for library, allowed in (("psycopg", {"state/postgres.py"}), ("fsspec", {"outputs/store.py"})):
         users = {
             p.relative_to(PACKAGE).as_posix()
             for p in modules(PACKAGE)

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import cli
-from reconciler.manifest.schema import BASE_MODELS, SAMPLERS
+from reconciler.load.schema import BASE_MODELS, SAMPLERS
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_SIM = {
@@ -384,7 +384,7 @@ def test_init_writes_the_schema_editors_use_and_settings_that_load(empty: Path) 
     manifest = (empty / "manifests/example.yaml").read_text()
     assert manifest.startswith("# yaml-language-server: $schema=../reconciler.schema.json\n")
     assert (empty / "reconciler.schema.json").read_text() == run("schema")[1]
-    from reconciler.config import ProjectConfig, load_config
+    from reconciler.load.config import ProjectConfig, load_config
 
     loaded = load_config(empty)
     assert loaded.file == empty / "reconciler.yaml" and loaded.config == ProjectConfig()

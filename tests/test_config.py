@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import ProjectConfig, load_config
+from reconciler.commands.workspace import Settings
 from reconciler.errors import ConfigError
-from reconciler.workspace import Settings
+from reconciler.load.config import ProjectConfig, load_config
 
 
 def write(root: Path, text: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.errors import NovitaError
 from reconciler.novita import NovitaClient
-from reconciler.refresh import EarlyListing
+from reconciler.observe.refresh import EarlyListing
 from reconciler.sim.config import SimConfig
 from reconciler.sim.server import running_simulator
 

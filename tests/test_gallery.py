@@ -9,10 +9,10 @@ from typing import Any
 
 from PIL import Image
 
-from reconciler.gallery import build_gallery
-from reconciler.gallery.html import render
-from reconciler.gallery.model import build, page_of
-from reconciler.hashing import HashCache, sha256_file
+from reconciler.desired.hashing import HashCache, sha256_file
+from reconciler.present.gallery import build_gallery
+from reconciler.present.gallery.html import render
+from reconciler.present.gallery.model import build, page_of
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, State
 from reconciler.status import Status
 

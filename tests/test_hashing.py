@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.desired.hashing import HashCache
 from reconciler.errors import ManifestError
-from reconciler.hashing import HashCache
-from reconciler.manifest import load_manifests
+from reconciler.load import load_manifests
 
 from .manifest_helpers import DATASET, image_bytes, project
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import ManifestError
-from reconciler.manifest import load_manifests
+from reconciler.load import load_manifests
 
 from .manifest_helpers import DATASET, GENERATION, MODEL, image_bytes, write
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ManifestError
-from reconciler.manifest import load_manifests
+from reconciler.load import load_manifests
 
 from .manifest_helpers import DATASET, GENERATION, MODEL, image_bytes, project
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.imagefiles import any_case_extension
-from reconciler.manifest import (
+from reconciler.load import (
     DatasetSpec,
     GenerationSpec,
     LoraModelSpec,
@@ -16,7 +15,8 @@ from reconciler.manifest import (
     document_schema,
     load_manifests,
 )
-from reconciler.manifest.schema import lora_file_problem
+from reconciler.load.imagefiles import any_case_extension
+from reconciler.load.schema import lora_file_problem
 
 from .manifest_helpers import DATASET, GENERATION, MODEL, image_bytes, project, write
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.desired import build_desired
+from reconciler.desired.hashing import HashCache
+from reconciler.desired.resources import build_desired
 from reconciler.errors import ManifestError
-from reconciler.hashing import HashCache
-from reconciler.manifest import load_manifests
-from reconciler.matrix import (
+from reconciler.load import load_manifests
+from reconciler.load.matrix import (
     format_value,
     labels,
     member_folder,

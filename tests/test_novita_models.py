@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.imagetype import sniff as sniff_image_format
+from reconciler.load.imagetype import sniff as sniff_image_format
 from reconciler.novita import TaskResult, TrainingStatus, TrainingTask, redact_url
 from reconciler.novita.wire import normalize_extension, parse_error_body
 from tests.novita_fixtures import JPEG, PNG, WEBP

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ConfigError, RemoteError
-from reconciler.outputs_remote import OutputsRemote
+from reconciler.outputs.store import OutputsRemote
 from reconciler.state import FileRecord, GenerationEntry
 from tests.servers import S3_KEY_ID, S3_SECRET, S3Server
 
@@ -52,7 +52,7 @@ def test_a_file_remote_keeps_images_by_hash_and_sidecars_by_generation(tmp_path:
 
 
 def test_a_member_swept_over_a_string_with_a_slash_is_one_key_part(tmp_path: Path) -> None:
-    from reconciler.outputs_remote import key_part, name_of_key_part
+    from reconciler.outputs.store import key_part, name_of_key_part
 
     (tmp_path / "team").mkdir()
     remote = OutputsRemote(f"file://{tmp_path}/team")

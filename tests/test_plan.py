@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.plan import Plan, plan
-from reconciler.policy import SubmitPolicy
-from reconciler.remote import OutputFacts, RemoteGeneration, RemoteSidecar
+from reconciler.observe.facts import AccountGeneration, OutputFacts, RemoteSidecar
+from reconciler.plan.planner import Plan, plan
+from reconciler.plan.policy import SubmitPolicy
 from reconciler.state import State
 from tests.planner_fixtures import (
     INTACT,
@@ -279,7 +279,7 @@ ROWS = [
         state(DS_DONE, model_entry(M), generation_entry(G, NAMES, status="running"), uploaded=ALL_UPLOADED),
         remote(
             remote_task(M),
-            generations={"g-1": RemoteGeneration("g-1", "TASK_STATUS_PROCESSING", progress=40)},
+            generations={"g-1": AccountGeneration("g-1", "TASK_STATUS_PROCESSING", progress=40)},
         ),
         [("Generation/portraits", "resume", "wait for generation task g-1, in flight (PROCESSING 40%)")],
     ),
@@ -287,7 +287,7 @@ ROWS = [
         "generation failed remotely: run again",
         [DS, M, G],
         state(DS_DONE, model_entry(M), generation_entry(G, NAMES, status="running"), uploaded=ALL_UPLOADED),
-        remote(remote_task(M), generations={"g-1": RemoteGeneration("g-1", "TASK_STATUS_FAILED", "nsfw")}),
+        remote(remote_task(M), generations={"g-1": AccountGeneration("g-1", "TASK_STATUS_FAILED", "nsfw")}),
         [("Generation/portraits", "replace", "failed (nsfw): run it again")],
     ),
     Row(
@@ -384,7 +384,7 @@ def test_planner_table(row: Row) -> None:
     for (_, _, reason), (_, _, fragment) in zip(got, row.expected, strict=True):
         assert fragment in reason
     if row.summary is not None:
-        from reconciler.render import summary_line
+        from reconciler.present.render import summary_line
 
         assert summary_line(result) == row.summary
     assert (result.fetches, result.stores) == (row.fetches, row.stores)
@@ -422,7 +422,7 @@ def test_uploads_counted_per_hash_not_per_dataset() -> None:
 
 
 def test_plan_is_deterministic() -> None:
-    from reconciler.render import render_json, render_text
+    from reconciler.present.render import render_json, render_text
 
     inputs = (desired(DS, M, G, generation("b", loras=())), state(), remote(foreign=10))
     first: Plan = plan(*inputs)
@@ -500,7 +500,7 @@ def test_replace_forces_a_retrain_and_cascades() -> None:
 
 
 def test_outputs_lines_say_what_is_free() -> None:
-    from reconciler.render import render_text
+    from reconciler.present.render import render_text
 
     facts = OutputFacts(files_intact=False, missing=2, remote=True, in_remote=True)
     result = plan(
@@ -515,7 +515,7 @@ def test_outputs_lines_say_what_is_free() -> None:
 
 
 def test_a_resume_line_reads_as_a_wait_and_the_legend_names_only_the_symbols_used() -> None:
-    from reconciler.render import render_text
+    from reconciler.present.render import render_text
 
     ds_done = dataset_entry(DS)
     waiting = plan(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from reconciler.plan import plan
-from reconciler.remote import OrphanFacts, OutputFacts, PruneFile
-from reconciler.render import plan_json, render_text
+from reconciler.observe.facts import OrphanFacts, OutputFacts, PruneFile
+from reconciler.plan.planner import plan
+from reconciler.present.render import plan_json, render_text
 from reconciler.state import FileRecord, HistoryRecord
 from tests.planner_fixtures import (
     INTACT,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.progress import Progress
+from reconciler.present.progress import Progress
 
 PLAN = ["Dataset/photos", "LoraModel/a", "LoraModel/b", "Generation/g", "Generation/old"]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.refresh import record_remote
-from reconciler.remote import RemoteGeneration
+from reconciler.observe.facts import AccountGeneration
+from reconciler.observe.refresh import record_remote
 from tests.planner_fixtures import generation, generation_entry, model, model_entry, remote, remote_task, state
 
 M = model()
@@ -33,7 +33,7 @@ def test_submitted_but_unrecorded_training_is_found_by_name() -> None:
 
 def test_failures_are_recorded() -> None:
     s = state(model_entry(M, status="training"), generation_entry(G, {}, status="running"))
-    failed = {"g-1": RemoteGeneration("g-1", "TASK_STATUS_FAILED", "nsfw detected")}
+    failed = {"g-1": AccountGeneration("g-1", "TASK_STATUS_FAILED", "nsfw detected")}
     lines = record_remote(s, remote(remote_task(M, status="CANCELED"), generations=failed), "now")
     assert lines == ["Generation/portraits: failed (nsfw detected)", "LoraModel/alice: failed (CANCELED)"]
     assert s.resources["LoraModel/alice"].reason == "ended CANCELED"
@@ -41,7 +41,7 @@ def test_failures_are_recorded() -> None:
 
 def test_a_converged_project_needs_no_status_call_after_the_list() -> None:
     from reconciler.novita import TrainingList, TrainingTask
-    from reconciler.refresh import settled
+    from reconciler.observe.refresh import settled
 
     listed = TrainingList([TrainingTask(task_id="t-1", task_name="alice", task_status="SUCCESS")], pages=3)
     done = settled(state(model_entry(M), generation_entry(G, {})), listed)

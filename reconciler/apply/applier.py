@@ -13,14 +13,14 @@ from reconciler.apply.generations import Generator
 from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, ResourceFailed, Skipped, Stalled
 from reconciler.apply.trainings import Trainer
 from reconciler.apply.uploads import Uploader
-from reconciler.desired import Desired
+from reconciler.desired.resources import Desired
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.novita import NovitaClient, error_detail
-from reconciler.outputs import forget_outputs, prune
-from reconciler.outputs_remote import OutputsRemote
-from reconciler.plan import Plan, ResourceChange
-from reconciler.progress import Reporter
-from reconciler.remote import OutputFacts
+from reconciler.observe.facts import OutputFacts
+from reconciler.outputs.folders import forget_outputs, prune
+from reconciler.outputs.store import OutputsRemote
+from reconciler.plan.planner import Plan, ResourceChange
+from reconciler.present.progress import Reporter
 from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry, State, now_iso
 from reconciler.state.backend import Store
 from reconciler.status import RUNNING_REMOTELY, SUBMIT_UNRESOLVED

@@ -23,13 +23,13 @@ from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled
 from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
 from reconciler.apply.slots import Slots
 from reconciler.apply.throttle import IpmLimiter
-from reconciler.desired import Desired
+from reconciler.desired.resources import Desired
 from reconciler.errors import NovitaError, NovitaTransportError
 from reconciler.novita import NovitaClient, error_detail
-from reconciler.outputs_remote import OutputsRemote
-from reconciler.policy import SubmitPolicy
-from reconciler.progress import Reporter
-from reconciler.remote import OutputFacts
+from reconciler.observe.facts import OutputFacts
+from reconciler.outputs.store import OutputsRemote
+from reconciler.plan.policy import SubmitPolicy
+from reconciler.present.progress import Reporter
 from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.state.backend import Store
 from reconciler.status import Status

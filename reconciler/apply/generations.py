@@ -6,7 +6,7 @@ records the identity, so a generation is adopted from disk after a state loss.
 
 A submit that gets no answer (any 5xx, a dropped connection, a timeout) cannot be resolved: Novita cannot list
 generation tasks. It is recorded `unanswered` (with a count in the state) and the generation's
-`on_unanswered_submit` policy decides (`reconciler.policy`): `resubmit` submits it again after a short pause
+`on_unanswered_submit` policy decides (`reconciler.plan.policy`): `resubmit` submits it again after a short pause
 (at most a few times in one apply; counted in the summary and the events as possibly paid twice), `hold` leaves
 it for a person (`apply --replace`).
 """
@@ -23,12 +23,12 @@ from reconciler.apply.outcome import ResourceFailed
 from reconciler.apply.polling import Look
 from reconciler.apply.throttle import Grant
 from reconciler.apply.trainings import Trainer
-from reconciler.desired import DesiredGeneration
+from reconciler.desired.hashing import HashCache
+from reconciler.desired.resources import DesiredGeneration
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.files import display_path, remove_partials
-from reconciler.hashing import HashCache
 from reconciler.novita import TaskResult, unanswered_cause
-from reconciler.outputs import (
+from reconciler.outputs.folders import (
     OldOutputs,
     add_png_parameters,
     image_path,
@@ -36,8 +36,8 @@ from reconciler.outputs import (
     recorded_history,
     write_sidecar,
 )
-from reconciler.plan import ResourceChange
-from reconciler.policy import Choice
+from reconciler.plan.planner import ResourceChange
+from reconciler.plan.policy import Choice
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
 from reconciler.status import SUBMIT_UNRESOLVED, Status
 from reconciler.text import plural

@@ -18,11 +18,11 @@ from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
 from reconciler.apply.outcome import Deferred, Interrupted, ResourceFailed, Skipped, Stalled
 from reconciler.apply.polling import Look
 from reconciler.apply.uploads import Uploader
-from reconciler.desired import DesiredModel
+from reconciler.desired.resources import DesiredModel
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.novita import TrainingStatus, unanswered_cause
-from reconciler.plan import ResourceChange
-from reconciler.remote import Remote, RemoteTraining
+from reconciler.observe.facts import Account, AccountTraining
+from reconciler.plan.planner import ResourceChange
 from reconciler.state import ModelEntry, now_iso
 from reconciler.status import SUBMIT_UNRESOLVED, Status
 from reconciler.text import duration
@@ -94,7 +94,7 @@ class Trainer:
         self.run.state.put(entry)
         return entry
 
-    async def _look_up(self, model: DesiredModel, prior: list[str]) -> RemoteTraining | None:
+    async def _look_up(self, model: DesiredModel, prior: list[str]) -> AccountTraining | None:
         """The training a create of this model made, if the account lists it (every page): at once, then again
         after each of `unanswered_delays` (a listing may lag a create). Tasks in `prior` were there before."""
         run = self.run
@@ -102,7 +102,7 @@ class Trainer:
             if delay:
                 await run.pause(delay)
             tasks = await run.client.list_trainings()
-            found = Remote(tuple(RemoteTraining.listed(t) for t in tasks)).answer_to(model.task_name, prior)
+            found = Account(tuple(AccountTraining.listed(t) for t in tasks)).answer_to(model.task_name, prior)
             if found is not None:
                 return found
         return None
@@ -127,7 +127,7 @@ class Trainer:
             return None
         return await self._take(model, entry, found)
 
-    async def _take(self, model: DesiredModel, entry: ModelEntry, task: RemoteTraining) -> ModelEntry:
+    async def _take(self, model: DesiredModel, entry: ModelEntry, task: AccountTraining) -> ModelEntry:
         """The unanswered create did make `task`: record it as this model's training, never submit again."""
         run = self.run
         entry.task_id, entry.updated_at = task.task_id, now_iso()

@@ -15,7 +15,7 @@ import asyncio
 
 from reconciler.apply.context import Run
 from reconciler.apply.outcome import Interrupted, ResourceFailed
-from reconciler.desired import DesiredImage, DesiredModel
+from reconciler.desired.resources import DesiredImage, DesiredModel
 from reconciler.errors import NovitaError
 from reconciler.state import ImageRecord, now_iso
 

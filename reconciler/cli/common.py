@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reconciler.policy import CHOICES
+from reconciler.plan.policy import CHOICES
 
 if TYPE_CHECKING:
-    from reconciler.workspace import Settings
+    from reconciler.commands.workspace import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERRUPTED = 130
@@ -140,7 +140,7 @@ def make_settings(
     workspace: str | None = None,
     on_unanswered_submit: str | None = None,
 ) -> Settings:
-    from reconciler.workspace import Settings
+    from reconciler.commands.workspace import Settings
 
     return Settings.make(
         files,
@@ -160,10 +160,10 @@ def colour() -> bool:
 
 def empty_state_note(settings: Settings) -> None:
     """An empty listing says which state was read, and points at the other one when that one is not empty."""
+    from reconciler.commands.workspace import DEFAULT_STATE, SIM_STATE
     from reconciler.state import read_state
     from reconciler.text import plural
     from reconciler.urls import redact_url_password
-    from reconciler.workspace import DEFAULT_STATE, SIM_STATE
 
     where = settings.state_path
     if settings.state_url is not None:

@@ -28,8 +28,8 @@ from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
-    from reconciler.plan import Plan
-    from reconciler.progress import Reporter
+    from reconciler.plan.planner import Plan
+    from reconciler.present.progress import Reporter
 
 
 @cli.command(short_help="Show what apply would change.")
@@ -84,9 +84,9 @@ def plan(
     Refreshes the account's training list and the tasks in flight, then diffs the manifests against the
     state and the account. Changes nothing.
     """
-    from reconciler.planfile import save_plan
-    from reconciler.render import render_json, render_markdown, render_text
-    from reconciler.workflow import plan_command, plan_origin
+    from reconciler.commands.workflow import plan_command, plan_origin
+    from reconciler.plan.planfile import save_plan
+    from reconciler.present.render import render_json, render_markdown, render_text
 
     settings = make_settings(
         files,
@@ -211,8 +211,8 @@ def apply(
     """
     from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions
     from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
-    from reconciler.workflow import apply_command
-    from reconciler.workspace import sim_poll_policies
+    from reconciler.commands.workflow import apply_command
+    from reconciler.commands.workspace import sim_poll_policies
 
     if planfile and (targets or replace or prune):
         raise click.UsageError(
@@ -223,7 +223,7 @@ def apply(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
     if planfile:
-        from reconciler.workflow import saved_plan_settings
+        from reconciler.commands.workflow import saved_plan_settings
 
         settings = saved_plan_settings(
             Path(planfile),
@@ -291,7 +291,7 @@ class _ApplyConsole:
         click.echo(text, err=True)
 
     def show_plan(self, plan: Plan) -> None:
-        from reconciler.render import render_text
+        from reconciler.present.render import render_text
 
         self.addresses = [c.address for c in plan.changes]  # the live progress line counts them
         if not self.as_json:
@@ -304,7 +304,7 @@ class _ApplyConsole:
         return click.confirm("Apply these changes?", default=False)
 
     def reporter(self) -> Reporter:
-        from reconciler.progress import JsonReporter, LineReporter, LiveReporter
+        from reconciler.present.progress import JsonReporter, LineReporter, LiveReporter
 
         if self.as_json:
             return JsonReporter()

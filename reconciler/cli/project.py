@@ -16,7 +16,7 @@ def init() -> None:
     placeholder photos, the JSON Schema editors complete manifests from, a reconciler.yaml with the defaults
     commented, and a .gitignore. Never overwrites a file: whatever is already there is skipped and named.
     `reconciler validate`, `plan --sim` and `apply --sim` work on the result with no edit."""
-    from reconciler.skeleton import EXAMPLE, init_project
+    from reconciler.commands.skeleton import EXAMPLE, init_project
 
     done = init_project(Path.cwd())
     if done.written:
@@ -42,7 +42,7 @@ def init() -> None:
 @files_option
 def validate(files: tuple[str, ...]) -> None:
     """Check the manifests offline: every error at once, as file:line:col."""
-    from reconciler.manifest import load_manifests
+    from reconciler.load import load_manifests
     from reconciler.text import plural
 
     manifests = load_manifests([Path(f) for f in files] or [Path("manifests")], Path.cwd())
@@ -59,7 +59,7 @@ def schema(kind: str | None) -> None:
     """Print the JSON Schema of a manifest document (for editors and the YAML language server)."""
     import json
 
-    from reconciler.manifest import document_schema
+    from reconciler.load import document_schema
 
     click.echo(json.dumps(document_schema(kind), indent=2))
 
@@ -71,7 +71,7 @@ def models(as_json: bool) -> None:
     accepts: the same tables the validation uses."""
     import json
 
-    from reconciler.manifest.schema import BASE_MODEL_FAMILY, FAMILIES, FAMILY_BASE, SAMPLERS, base_models_of
+    from reconciler.load.schema import BASE_MODEL_FAMILY, FAMILIES, FAMILY_BASE, SAMPLERS, base_models_of
 
     if as_json:
         data = {
@@ -105,8 +105,8 @@ def models(as_json: bool) -> None:
 def graph(files: tuple[str, ...], fmt: str) -> None:
     """Print how the manifests depend on each other: each Dataset → the LoraModels trained on it → the
     Generations that use them. Offline; reads the manifests only."""
-    from reconciler.graph import dependency_graph, render_dot, render_mermaid
-    from reconciler.manifest import load_manifests
+    from reconciler.load import load_manifests
+    from reconciler.present.graph import dependency_graph, render_dot, render_mermaid
 
     manifests = load_manifests([Path(f) for f in files] or [Path("manifests")], Path.cwd())
     found = dependency_graph(manifests)

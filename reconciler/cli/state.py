@@ -21,8 +21,8 @@ def refresh(
 
     Records trainings that finished or failed since the last apply. Downloads nothing and submits nothing.
     """
+    from reconciler.commands.workflow import refresh_command
     from reconciler.text import plural
-    from reconciler.workflow import refresh_command
 
     refreshed = refresh_command(make_settings(files, state_path, sim, lock_timeout, workspace=workspace))
     remote = refreshed.remote
@@ -44,7 +44,7 @@ def state() -> None:
 def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the resources in the state, with their status."""
     from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry
-    from reconciler.state_ops import pull_state
+    from reconciler.state.ops import pull_state
     from reconciler.text import plural
 
     settings = make_settings((), state_path, sim, workspace=workspace)
@@ -73,7 +73,7 @@ def state_show(address: str, state_path: str | None, workspace: str | None, sim:
     """Show everything the state holds for ADDRESS (e.g. LoraModel/alice-v1)."""
     import json
 
-    from reconciler.state_ops import pull_state
+    from reconciler.state.ops import pull_state
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     entry = pull_state(settings).entry(address)
@@ -90,7 +90,7 @@ def state_rm(
     addresses: tuple[str, ...], state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool
 ) -> None:
     """Forget ADDRESSES in the state without touching Novita or any file (the next plan may adopt them)."""
-    from reconciler.workflow import remove_from_state
+    from reconciler.commands.workflow import remove_from_state
 
     remove_from_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), addresses)
     for addr in addresses:
@@ -103,7 +103,7 @@ def state_rm(
 @click.option("--serial", type=click.IntRange(1), metavar="N", help="A kept earlier version (see `state history`).")
 def state_pull(state_path: str | None, workspace: str | None, sim: bool, serial: int | None) -> None:
     """Print the state as JSON (the current version, or --serial N), e.g. to keep a copy or to inspect it."""
-    from reconciler.state_ops import pull_state
+    from reconciler.state.ops import pull_state
 
     data = pull_state(make_settings((), state_path, sim, workspace=workspace), serial)
     click.echo(data.model_dump_json(indent=1))
@@ -122,7 +122,7 @@ def state_push(
     Refused when FILE is another state (lineage) or older (a lower serial, or the same serial with other
     content) than the one it would replace, unless --force.
     """
-    from reconciler.state_ops import push_state
+    from reconciler.state.ops import push_state
 
     pushed = push_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), source, force=force)
     if pushed.unchanged:
@@ -151,7 +151,7 @@ def state_migrate(
     Both states are locked while copying; the copy is read back and compared with the source. The source
     is left as it was: point state.url (reconciler.yaml) or RECONCILER_STATE_URL at the new place afterwards.
     """
-    from reconciler.state_ops import describe_migration, migrate_state
+    from reconciler.state.ops import describe_migration, migrate_state
 
     settings = make_settings((), state_path, sim, lock_timeout, workspace=workspace)
     migrated = migrate_state(settings, to, to_workspace, force=force)
@@ -163,7 +163,7 @@ def state_migrate(
 @sim_option
 def state_history(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the kept versions of the state, newest first (read one with `state pull --serial N`)."""
-    from reconciler.state_ops import state_history as history
+    from reconciler.state.ops import state_history as history
 
     where, versions = history(make_settings((), state_path, sim, workspace=workspace))
     if not versions:
@@ -181,8 +181,8 @@ def pull(state_path: str | None, workspace: str | None) -> None:
     Free: nothing is generated and the state is not changed. Images already here and intact are kept. Needs
     outputs.remote in reconciler.yaml (or RECONCILER_OUTPUTS_REMOTE). Exits 1 when the remote lacks some.
     """
+    from reconciler.commands.workflow import pull_command
     from reconciler.text import plural
-    from reconciler.workflow import pull_command
 
     pulled = pull_command(make_settings((), state_path, False, workspace=workspace))
     for address, n in sorted(pulled.fetched.items()):
@@ -220,7 +220,7 @@ def import_(
     The training is recorded as the model's current definition: the next plan will not retrain it unless
     the manifest changes.
     """
-    from reconciler.workflow import import_training
+    from reconciler.commands.workflow import import_training
 
     imported = import_training(
         make_settings(files, state_path, sim, lock_timeout, workspace=workspace), address, task_id
@@ -240,7 +240,7 @@ def force_unlock(state_path: str | None, workspace: str | None, sim: bool, yes: 
     the holder can be left; a lock held by a live connection is refused with what to do instead.
     """
     from reconciler.state import describe_holder
-    from reconciler.state_ops import force_unlock_state, lock_holder
+    from reconciler.state.ops import force_unlock_state, lock_holder
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     info = lock_holder(settings)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from reconciler import __version__
 from reconciler.errors import AmbiguousSubmitError, ConfigError, NovitaError, NovitaTransportError
 from reconciler.files import atomic_writer
-from reconciler.imagetype import sniff
+from reconciler.load.imagetype import sniff
 from reconciler.novita.models import (
     Created,
     DownloadedImage,

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import httpx
 
 from reconciler.errors import NovitaError
-from reconciler.imagetype import FORMATS
+from reconciler.load.imagetype import FORMATS
 
 CHUNK = 256 * 1024
 # Query parameters of presigned URLs (S3, GCS, Azure, OSS, generic) that must never be logged or shown.

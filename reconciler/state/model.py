@@ -21,7 +21,7 @@ from reconciler.errors import StateError
 from reconciler.status import RUNNING_REMOTELY, TRAINING_IN_FLIGHT, Status
 
 if TYPE_CHECKING:
-    from reconciler.desired import DesiredDataset, DesiredGeneration, DesiredModel
+    from reconciler.desired.resources import DesiredDataset, DesiredGeneration, DesiredModel
 
 STATE_VERSION = 1
 

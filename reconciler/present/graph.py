@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from reconciler.manifest.loaded import ManifestSet
+from reconciler.load.loaded import ManifestSet
 
 _DOT_SHAPES = {"Dataset": "cylinder", "LoraModel": "box", "Generation": "ellipse"}
 _MERMAID_SHAPES = {"Dataset": ("[(", ")]"), "LoraModel": ("[", "]"), "Generation": ("([", "])")}

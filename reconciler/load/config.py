@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.errors import ConfigError, Problem
-from reconciler.manifest.messages import translate
-from reconciler.manifest.schema import NAME_PATTERN
-from reconciler.manifest.words import dotted
-from reconciler.policy import Choice
+from reconciler.load.messages import translate
+from reconciler.load.schema import NAME_PATTERN
+from reconciler.load.words import dotted
+from reconciler.load.yamlsource import parse_documents
+from reconciler.plan.policy import Choice
 from reconciler.text import plural
-from reconciler.yamlsource import parse_documents
 
 CONFIG_FILE = "reconciler.yaml"
 

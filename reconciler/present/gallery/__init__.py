@@ -8,6 +8,6 @@
 Imports go one way: model ← html ← build.
 """
 
-from reconciler.gallery.build import GalleryResult, build_gallery, serve_gallery
+from reconciler.present.gallery.build import GalleryResult, build_gallery, serve_gallery
 
 __all__ = ["GalleryResult", "build_gallery", "serve_gallery"]

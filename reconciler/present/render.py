@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from reconciler import __version__
-from reconciler.desired import matrix_address
-from reconciler.plan import Action, AttrChange, Plan, ResourceChange
+from reconciler.desired.resources import matrix_address
+from reconciler.plan.planner import Action, AttrChange, Plan, ResourceChange
 from reconciler.text import size
 
 JSON_FORMAT_VERSION = "1.0"

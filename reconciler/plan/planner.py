@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from reconciler.desired import (
+from reconciler.desired.resources import (
     Desired,
     DesiredGeneration,
     DesiredModel,
@@ -18,9 +18,9 @@ from reconciler.desired import (
     matrix_address,
     sort_key,
 )
-from reconciler.matrix import normalise_address
-from reconciler.policy import SubmitPolicy
-from reconciler.remote import OrphanFacts, OutputFacts, PruneFile, Remote, RemoteGeneration, RemoteTraining
+from reconciler.load.matrix import normalise_address
+from reconciler.observe.facts import Account, AccountGeneration, AccountTraining, OrphanFacts, OutputFacts, PruneFile
+from reconciler.plan.policy import SubmitPolicy
 from reconciler.state import ForgottenEntry, GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost
 from reconciler.text import plural
@@ -214,7 +214,7 @@ def _some(files: list[str], limit: int = 3) -> str:
 class _Ctx:
     desired: Desired
     state: State
-    remote: Remote | None
+    remote: Account | None
     outputs: Mapping[str, OutputFacts]
     replace: frozenset[str] = frozenset()
     policy: SubmitPolicy = field(default_factory=SubmitPolicy)
@@ -238,7 +238,7 @@ class _Ctx:
 def plan(
     desired: Desired,
     state: State,
-    remote: Remote | None,
+    remote: Account | None,
     outputs: Mapping[str, OutputFacts] | None = None,
     targets: Iterable[str] = (),
     replace: Iterable[str] = (),
@@ -253,7 +253,7 @@ def plan(
     `replace` forces those resources to be trained or generated again even though nothing changed.
     `orphans` are the recorded history and forgotten outputs found on disk; with `prune` removing them is
     part of the plan, else the plan only counts them. `policy` says what to do with a generation whose
-    submit got no answer (see `reconciler.policy`).
+    submit got no answer (see `reconciler.plan.policy`).
     """
     ctx = _Ctx(
         desired, state, remote, outputs or {}, frozenset(desired.expand(list(replace))), policy or SubmitPolicy()
@@ -466,7 +466,7 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
 
 
 def _adopt(
-    ctx: _Ctx, model: DesiredModel, task: RemoteTraining, before: dict[str, Any] | None, after: dict[str, Any]
+    ctx: _Ctx, model: DesiredModel, task: AccountTraining, before: dict[str, Any] | None, after: dict[str, Any]
 ) -> ResourceChange:
     ctx.model_names[model.name] = task.model_name if task.succeeded else None
     wait = "" if task.succeeded else " and wait for it"
@@ -549,7 +549,7 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
             return change("replace", f"generation task {entry.task_id} {why}: run it again")
         if entry.status in SUBMIT_UNRESOLVED:
             # Novita cannot list generation tasks, so nobody can tell whether the unanswered submit ran: the
-            # policy decides (reconciler.policy), never a guess.
+            # policy decides (reconciler.plan.policy), never a guess.
             if ctx.policy.for_generation(gen) == "resubmit":
                 return change("replace", "the previous submit got no answer: submitting again (may be paid twice)")
             ctx.warnings.append(
@@ -587,7 +587,7 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
     return change("replace", f"definition changed: {shape}", diff=True)
 
 
-def _gen_status(seen: RemoteGeneration) -> str:
+def _gen_status(seen: AccountGeneration) -> str:
     status = seen.status.removeprefix("TASK_STATUS_")
     if seen.progress:
         status += f" {seen.progress:.0f}%"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
-from reconciler.gallery.model import Earlier, Gallery, GenerationView, Grid, MatrixView, ModelView, Picture
+from reconciler.present.gallery.model import Earlier, Gallery, GenerationView, Grid, MatrixView, ModelView, Picture
 from reconciler.text import plural
 
 STYLE = "style.css"

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from reconciler.matrix import format_value, matrix_of
+from reconciler.load.matrix import format_value, matrix_of
 from reconciler.state import DatasetEntry, FileRecord, GenerationEntry, ModelEntry, State
 from reconciler.status import Status
 

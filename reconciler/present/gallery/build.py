@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.desired.hashing import HashCache
 from reconciler.files import atomic_write, display_path
-from reconciler.gallery.html import THUMBS, render
-from reconciler.gallery.model import THUMB_SUFFIX, build, image_paths, thumb_name
-from reconciler.hashing import HashCache
+from reconciler.present.gallery.html import THUMBS, render
+from reconciler.present.gallery.model import THUMB_SUFFIX, build, image_paths, thumb_name
 from reconciler.state import State
 from reconciler.text import plural
 

@@ -18,19 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from reconciler.desired import Desired
-from reconciler.errors import ConfigError, ReconcilerError, UsageError
-from reconciler.files import display_path
-from reconciler.hashing import HashCache
-from reconciler.plan import Plan
-from reconciler.planfile import SIMULATOR, Origin, check_endpoint, check_fresh, load_plan, settle
-from reconciler.progress import Reporter
-from reconciler.remote import OutputFacts, Remote
-from reconciler.state import GenerationEntry, ModelEntry, State, describe_holder, now_iso
-from reconciler.status import Status
-from reconciler.text import plural
-from reconciler.urls import redact_url_password
-from reconciler.workspace import (
+from reconciler.commands.workspace import (
     DEFAULT_MANIFESTS,
     Endpoint,
     Settings,
@@ -39,11 +27,23 @@ from reconciler.workspace import (
     make_client,
     novita_endpoint,
 )
+from reconciler.desired.hashing import HashCache
+from reconciler.desired.resources import Desired
+from reconciler.errors import ConfigError, ReconcilerError, UsageError
+from reconciler.files import display_path
+from reconciler.observe.facts import Account, OutputFacts
+from reconciler.plan.planfile import SIMULATOR, Origin, check_endpoint, check_fresh, load_plan, settle
+from reconciler.plan.planner import Plan
+from reconciler.present.progress import Reporter
+from reconciler.state import GenerationEntry, ModelEntry, State, describe_holder, now_iso
+from reconciler.status import Status
+from reconciler.text import plural
+from reconciler.urls import redact_url_password
 
 if TYPE_CHECKING:
     from reconciler.apply import Applier, ApplyOptions, ApplyResult
-    from reconciler.gallery import GalleryResult
-    from reconciler.refresh import EarlyListing
+    from reconciler.observe.refresh import EarlyListing
+    from reconciler.present.gallery import GalleryResult
 
 GALLERY_FOLDER = "gallery"
 
@@ -55,8 +55,8 @@ def check_targets(desired: Desired, state: State, targets: Iterable[str], option
     kinds share, or an address that names nothing, is a usage error that says what was meant. A matrix's address
     (`Generation/alice-grid`) stands for all its members; a member's axes may be given in any order.
     """
-    from reconciler.desired import matrix_address
-    from reconciler.matrix import normalise_address
+    from reconciler.desired.resources import matrix_address
+    from reconciler.load.matrix import normalise_address
 
     names = set(desired.addresses()) | set(state.resources) | set(desired.matrices())
     names |= {m for m in map(matrix_address, state.resources) if m is not None}
@@ -96,18 +96,18 @@ def make_plan(
 ) -> tuple[Plan, dict[str, OutputFacts]]:
     """Refresh (unless offline; with the training list `listed` early, if any), observe the outputs, and plan;
     the outputs seen go on to apply (`prune`: the plan removes the history and forgotten outputs it lists)."""
-    from reconciler.outputs import observe, observe_orphans
-    from reconciler.plan import plan
+    from reconciler.outputs.folders import observe, observe_orphans
+    from reconciler.plan.planner import plan
 
     outputs = observe(desired, state, cache, settings.root, settings.outputs())  # first: a bad remote asks nobody
     remote = None
     if endpoint is not None:
-        from reconciler.refresh import refresh, settled
+        from reconciler.observe.refresh import refresh, settled
 
         tasks = listed.tasks() if listed is not None else None
         remote = settled(state, tasks) if tasks is not None else None
 
-        async def go() -> Remote:
+        async def go() -> Account:
             async with make_client(endpoint) as client:
                 return await refresh(client, state, tasks)
 
@@ -152,7 +152,7 @@ def plan_command(settings: Settings, *, refresh: bool = True, prune: bool = Fals
             unusable = exc
         listed = None
         if endpoint is not None:
-            from reconciler.refresh import EarlyListing
+            from reconciler.observe.refresh import EarlyListing
 
             listed = EarlyListing(functools.partial(make_client, endpoint))
             stack.callback(listed.cancel)  # the manifests were invalid: the pages are not waited for
@@ -238,7 +238,7 @@ def gallery_folder(settings: Settings) -> Path:
 
 def gallery_command(settings: Settings, out: Path | None = None) -> GalleryResult:
     """`reconciler gallery`: write the static gallery of the outputs the state records. Changes no state."""
-    from reconciler.gallery import build_gallery
+    from reconciler.present.gallery import build_gallery
 
     with settings.backend() as backend:
         state = backend.read()
@@ -259,7 +259,7 @@ def apply_command(
 ) -> ApplyOutcome:
     """`reconciler apply`: plan (or load a saved plan and check it is fresh), confirm, apply."""
     from reconciler.apply import Applier
-    from reconciler.outputs import observe
+    from reconciler.outputs.folders import observe
 
     desired, cache = load_desired(settings)
     with settings.locked("apply") as (backend, lock):
@@ -357,7 +357,7 @@ class Pulled:
 def pull_command(settings: Settings) -> Pulled:
     """`reconciler pull`: write every image the state records and the outputs remote holds into its output
     folder, hash-checked; the state is read, not locked, and never changed."""
-    from reconciler.hashing import HashCache
+    from reconciler.desired.hashing import HashCache
 
     remote = settings.outputs()
     if remote is None:
@@ -390,7 +390,7 @@ def _gallery_refresher(settings: Settings, cache: HashCache) -> Callable[[ApplyR
     """What apply runs last: refresh the gallery when it wrote, moved, adopted, forgot or removed images."""
 
     def refresh(result: ApplyResult, state: State) -> str | None:
-        from reconciler.gallery import build_gallery
+        from reconciler.present.gallery import build_gallery
 
         if not (result.images or result.adopted or result.pruned or result.moved_to_history or result.forgotten):
             return None
@@ -439,19 +439,19 @@ def _run(applier: Applier, ui: ApplyUI) -> ApplyResult:
 
 @dataclass(frozen=True)
 class Refreshed:
-    remote: Remote
+    remote: Account
     changed: list[str]  # one line per state entry the refresh changed
 
 
 def refresh_command(settings: Settings) -> Refreshed:
     """`reconciler refresh`: record in the state what finished or failed remotely; submit nothing."""
-    from reconciler.refresh import record_remote, refresh
+    from reconciler.observe.refresh import record_remote, refresh
 
     with settings.locked("refresh") as (backend, _):
         store = backend.open()
         with novita_endpoint(settings) as endpoint:
 
-            async def go() -> Remote:
+            async def go() -> Account:
                 async with make_client(endpoint) as client:
                     return await refresh(client, store.state)
 

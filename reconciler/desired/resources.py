@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler.desired.hashing import HashCache
 from reconciler.files import display_path
-from reconciler.hashing import HashCache
-from reconciler.matrix import matrix_of, normalise_address
-from reconciler.policy import Choice
+from reconciler.load.matrix import matrix_of, normalise_address
+from reconciler.plan.policy import Choice
 
 if TYPE_CHECKING:
-    from reconciler.manifest import Generation, ImageFile, LoraModel, ManifestSet
+    from reconciler.load import Generation, ImageFile, LoraModel, ManifestSet
 
 KIND_ORDER = {"Dataset": 0, "LoraModel": 1, "Generation": 2}
 KNOWN_AFTER_APPLY = "(known after apply)"

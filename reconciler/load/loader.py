@@ -14,20 +14,9 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.errors import ConfigError, ManifestError, Problem
 from reconciler.files import display_path
-from reconciler.imagefiles import Found, ImageFinder, KnownFormats
-from reconciler.manifest.loaded import Dataset, Generation, ImageFile, LoraModel, ManifestSet, Source
-from reconciler.manifest.messages import translate
-from reconciler.manifest.schema import (
-    DOCUMENTS,
-    KINDS,
-    LORA_FILE_SUFFIXES,
-    MAX_TRAINING_IMAGES,
-    DatasetSpec,
-    GenerationSpec,
-    LoraModelSpec,
-)
-from reconciler.manifest.words import describe, dotted, reference_hint, suggest
-from reconciler.matrix import (
+from reconciler.load.imagefiles import Found, ImageFinder, KnownFormats
+from reconciler.load.loaded import Dataset, Generation, ImageFile, LoraModel, ManifestSet, Source
+from reconciler.load.matrix import (
     LIMITS,
     SWEEPABLE,
     Axes,
@@ -44,7 +33,18 @@ from reconciler.matrix import (
     value_at,
     with_value,
 )
-from reconciler.yamlsource import Document, Pos, parse_documents
+from reconciler.load.messages import translate
+from reconciler.load.schema import (
+    DOCUMENTS,
+    KINDS,
+    LORA_FILE_SUFFIXES,
+    MAX_TRAINING_IMAGES,
+    DatasetSpec,
+    GenerationSpec,
+    LoraModelSpec,
+)
+from reconciler.load.words import describe, dotted, reference_hint, suggest
+from reconciler.load.yamlsource import Document, Pos, parse_documents
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 from reconciler.errors import ReconcilerError, StateError
 from reconciler.state import Backend, State, Version, open_backend, parse_state
 from reconciler.text import plural
-from reconciler.workspace import Settings
+from reconciler.commands.workspace import Settings
 
 
 def pull_state(settings: Settings, serial: int | None = None) -> State:

@@ -1,7 +1,7 @@
 """Read the world: the whole training list, and the status of the tasks the state holds in flight (and of the
 trainings it holds that the listing does not show: a listing may lag a create).
 
-I/O through the Novita client only; returns the planner's plain `Remote` value. `record_remote` (for
+I/O through the Novita client only; returns the planner's plain `Account` value. `record_remote` (for
 `reconciler refresh`) is pure: it writes what the refresh saw into a State.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from reconciler.errors import NovitaError
 from reconciler.novita import NovitaClient, TrainingList, TrainingTask
-from reconciler.remote import Remote, RemoteGeneration, RemoteTraining
+from reconciler.observe.facts import Account, AccountGeneration, AccountTraining
 from reconciler.state import GenerationEntry, ModelEntry, State
 from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost
 
@@ -92,26 +92,26 @@ Progress = dict[str, tuple[float | None, float | None]]  # task id -> (progress_
 def _remote(
     tasks: TrainingList,
     progress: Progress,
-    generations: dict[str, RemoteGeneration],
-    unlisted: list[RemoteTraining] | None = None,
-) -> Remote:
-    trainings = tuple(RemoteTraining.listed(t, *progress.get(t.task_id, (None, None))) for t in tasks)
-    return Remote((*trainings, *(unlisted or ())), generations, pages=tasks.pages)
+    generations: dict[str, AccountGeneration],
+    unlisted: list[AccountTraining] | None = None,
+) -> Account:
+    trainings = tuple(AccountTraining.listed(t, *progress.get(t.task_id, (None, None))) for t in tasks)
+    return Account((*trainings, *(unlisted or ())), generations, pages=tasks.pages)
 
 
-def settled(state: State, tasks: TrainingList) -> Remote | None:
+def settled(state: State, tasks: TrainingList) -> Account | None:
     """What a refresh would return from the training list `tasks` alone, when nothing is in flight (a converged
     project: no status call, so no connection is needed); None when some task needs a status call."""
     trainings, unlisted, generations = _in_flight(state, tasks)
     return None if trainings or unlisted or generations else _remote(tasks, {}, {})
 
 
-async def refresh(client: NovitaClient, state: State, listing: TrainingList | None = None) -> Remote:
+async def refresh(client: NovitaClient, state: State, listing: TrainingList | None = None) -> Account:
     """Every page of `GET /v3/training` (unless `listing` already holds them: see EarlyListing), then one status
     call per training or generation in flight."""
     tasks = listing if listing is not None else await client.list_trainings()
     progress: Progress = {}
-    generations: dict[str, RemoteGeneration] = {}
+    generations: dict[str, AccountGeneration] = {}
 
     async def training_progress(task_id: str, task_type: str) -> None:
         status = await client.get_training(task_id, task_type)
@@ -122,12 +122,12 @@ async def refresh(client: NovitaClient, state: State, listing: TrainingList | No
             result = await client.task_result(task_id)
         except NovitaError as exc:
             if exc.status == 404:
-                generations[task_id] = RemoteGeneration(task_id, NOT_FOUND, exc.reason)
+                generations[task_id] = AccountGeneration(task_id, NOT_FOUND, exc.reason)
                 return
             raise
-        generations[task_id] = RemoteGeneration(task_id, result.status, result.reason, result.progress_percent)
+        generations[task_id] = AccountGeneration(task_id, result.status, result.reason, result.progress_percent)
 
-    unlisted: list[RemoteTraining] = []
+    unlisted: list[AccountTraining] = []
 
     async def not_listed(entry: ModelEntry, task_id: str) -> None:
         """A training the state holds that the listing does not show: vanished (404), or not listed yet (a
@@ -139,7 +139,7 @@ async def refresh(client: NovitaClient, state: State, listing: TrainingList | No
                 return
             raise
         unlisted.append(
-            RemoteTraining(
+            AccountTraining(
                 task_id=task_id,
                 task_name=entry.task_name or "",
                 task_type=entry.task_type or "subject",
@@ -160,7 +160,7 @@ async def refresh(client: NovitaClient, state: State, listing: TrainingList | No
     return _remote(tasks, progress, generations, unlisted)
 
 
-def record_remote(state: State, remote: Remote, now: str) -> list[str]:
+def record_remote(state: State, remote: Account, now: str) -> list[str]:
     """`reconciler refresh`: write into the state what finished or failed remotely. Pure; returns one line
     per entry that changed (an unchanged entry in flight is not a change)."""
     changed: list[str] = []

@@ -28,8 +28,8 @@ from typing import Any
 
 from reconciler.errors import ConfigError, RemoteError
 from reconciler.files import atomic_write
-from reconciler.hashing import HashCache, sha256_file
-from reconciler.outputs import SIDECAR_SUFFIX
+from reconciler.desired.hashing import HashCache, sha256_file
+from reconciler.outputs.folders import SIDECAR_SUFFIX
 from reconciler.state import GenerationEntry
 from reconciler.urls import redact_url_password
 

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.commands.workspace import DEFAULT_STATE, SIM_STATE, default_endpoint_url
 from reconciler.errors import PlanFileError
 from reconciler.files import atomic_write
-from reconciler.plan import AttrChange, Plan, RefreshSummary, ResourceChange
-from reconciler.remote import PruneFile
-from reconciler.render import plan_json
-from reconciler.workspace import DEFAULT_STATE, SIM_STATE, default_endpoint_url
+from reconciler.observe.facts import PruneFile
+from reconciler.plan.planner import AttrChange, Plan, RefreshSummary, ResourceChange
+from reconciler.present.render import plan_json
 
 PLANFILE_VERSION = 2  # 2 records the origin; a version 1 file (no origin) is still applied as before
 SIMULATOR = "simulator"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from reconciler.manifest.schema import DatasetSpec, GenerationSpec, LoraModelSpec
+from reconciler.load.schema import DatasetSpec, GenerationSpec, LoraModelSpec
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class ListedTraining(Protocol):
 
 
 @dataclass(frozen=True)
-class RemoteTraining:
+class AccountTraining:
     """One task of `GET /v3/training`, plus progress when its status was fetched."""
 
     task_id: str
@@ -47,7 +47,7 @@ class RemoteTraining:
     eta: float | None = None
 
     @classmethod
-    def listed(cls, task: ListedTraining, progress: float | None = None, eta: float | None = None) -> RemoteTraining:
+    def listed(cls, task: ListedTraining, progress: float | None = None, eta: float | None = None) -> AccountTraining:
         return cls(
             task_id=task.task_id,
             task_name=task.task_name,
@@ -78,7 +78,7 @@ class RemoteTraining:
 
 
 @dataclass(frozen=True)
-class RemoteGeneration:
+class AccountGeneration:
     task_id: str
     status: str  # TASK_STATUS_* or status.NOT_FOUND
     reason: str = ""
@@ -86,44 +86,44 @@ class RemoteGeneration:
 
 
 @dataclass(frozen=True)
-class Remote:
+class Account:
     """What a refresh saw: the whole training list, and the generations the state holds in flight."""
 
-    trainings: tuple[RemoteTraining, ...]
-    generations: Mapping[str, RemoteGeneration] = field(default_factory=dict)
+    trainings: tuple[AccountTraining, ...]
+    generations: Mapping[str, AccountGeneration] = field(default_factory=dict)
     pages: int = 0
     # indexes over `trainings`, built once (a plan looks up every model: scanning would be quadratic)
-    _by_name: dict[str, list[RemoteTraining]] = field(init=False, repr=False, compare=False)
-    _by_id: dict[str, RemoteTraining] = field(init=False, repr=False, compare=False)
+    _by_name: dict[str, list[AccountTraining]] = field(init=False, repr=False, compare=False)
+    _by_id: dict[str, AccountTraining] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        by_name: dict[str, list[RemoteTraining]] = {}
-        by_id: dict[str, RemoteTraining] = {}
+        by_name: dict[str, list[AccountTraining]] = {}
+        by_id: dict[str, AccountTraining] = {}
         for t in self.trainings:
             by_name.setdefault(t.task_name, []).append(t)
             by_id.setdefault(t.task_id, t)  # the first of a repeated id, as a scan would find
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_by_id", by_id)
 
-    def named(self, task_name: str) -> list[RemoteTraining]:
+    def named(self, task_name: str) -> list[AccountTraining]:
         """Tasks with this name, the most useful first: succeeded, then in flight, then failed; newest first."""
         return best_first(self._by_name.get(task_name, []))
 
-    def live(self, task_name: str) -> RemoteTraining | None:
+    def live(self, task_name: str) -> AccountTraining | None:
         """The most useful task with this name that did not fail, if any."""
         return next((t for t in self.named(task_name) if not t.failed), None)
 
-    def by_id(self, task_id: str) -> RemoteTraining | None:
+    def by_id(self, task_id: str) -> AccountTraining | None:
         return self._by_id.get(task_id)
 
-    def answer_to(self, task_name: str, prior: Iterable[str]) -> RemoteTraining | None:
+    def answer_to(self, task_name: str, prior: Iterable[str]) -> AccountTraining | None:
         """The task a create named `task_name` made, if the account lists one: the most useful task of that name
         that is not one of `prior` (those were there before the create). It may have FAILED already."""
         before = set(prior)
         return next((t for t in self.named(task_name) if t.task_id not in before), None)
 
 
-def best_first(tasks: Iterable[RemoteTraining]) -> list[RemoteTraining]:
+def best_first(tasks: Iterable[AccountTraining]) -> list[AccountTraining]:
     """Succeeded, then in flight, then failed; newest first within each."""
     return sorted(tasks, key=lambda t: (0 if t.succeeded else 2 if t.failed else 1, -t.created_at))
 

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.config import CONFIG_FILE
 from reconciler.files import atomic_write
-from reconciler.manifest import document_schema
+from reconciler.load import document_schema
+from reconciler.load.config import CONFIG_FILE
 
 SCHEMA_FILE = "reconciler.schema.json"
 EXAMPLE = "manifests/example.yaml"

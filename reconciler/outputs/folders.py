@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconciler.desired import Desired, DesiredGeneration
+from reconciler.desired.resources import Desired, DesiredGeneration
 from reconciler.files import atomic_write, display_path, fsync_dir, remove_partials
-from reconciler.hashing import HashCache, sha256_file
-from reconciler.imagetype import file_extension
-from reconciler.remote import OrphanFacts, OutputFacts, PruneFile, RemoteSidecar
+from reconciler.desired.hashing import HashCache, sha256_file
+from reconciler.load.imagetype import file_extension
+from reconciler.observe.facts import OrphanFacts, OutputFacts, PruneFile, RemoteSidecar
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, State, now_iso
 
 if TYPE_CHECKING:
-    from reconciler.outputs_remote import OutputsRemote, RemoteIndex
+    from reconciler.outputs.store import OutputsRemote, RemoteIndex
 
 SIDECAR_SUFFIX = ".reconciler.json"
 HISTORY = "history"

@@ -17,9 +17,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from reconciler.manifest.words import describe, dotted, suggest
-from reconciler.matrix import SWEEPABLE
-from reconciler.policy import Choice
+from reconciler.load.matrix import SWEEPABLE
+from reconciler.load.words import describe, dotted, suggest
+from reconciler.plan.policy import Choice
 
 KINDS = ("Dataset", "LoraModel", "Generation")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"

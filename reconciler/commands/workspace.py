@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.config import CONFIG_FILE, LoadedConfig, ProjectConfig, load_config, resolve
-from reconciler.desired import Desired, build_desired
+from reconciler.desired.hashing import HashCache
+from reconciler.desired.resources import Desired, build_desired
 from reconciler.errors import ConfigError
-from reconciler.hashing import HashCache
-from reconciler.manifest.schema import NAME_PATTERN
-from reconciler.policy import Choice, SubmitPolicy
+from reconciler.load.config import CONFIG_FILE, LoadedConfig, ProjectConfig, load_config, resolve
+from reconciler.load.schema import NAME_PATTERN
+from reconciler.plan.policy import Choice, SubmitPolicy
 from reconciler.state.backend import Backend, Lock, is_url, open_backend, workspace_file
 from reconciler.state.file import FileBackend
 from reconciler.urls import redact_url_password
@@ -27,7 +27,7 @@ from reconciler.urls import redact_url_password
 if TYPE_CHECKING:
     from reconciler.apply.polling import PollPolicy
     from reconciler.novita import NovitaClient
-    from reconciler.outputs_remote import OutputsRemote
+    from reconciler.outputs.store import OutputsRemote
 
 DEFAULT_MANIFESTS = Path("manifests")
 DEFAULT_STATE = Path("state/state.json")
@@ -135,7 +135,7 @@ class Settings:
     @property
     def policy(self) -> SubmitPolicy:
         """What to do with a generation submit that got no answer: the flag > the Generation's spec >
-        apply.on_unanswered_submit in reconciler.yaml > resubmit (see reconciler.policy)."""
+        apply.on_unanswered_submit in reconciler.yaml > resubmit (see reconciler.plan.policy)."""
         return SubmitPolicy(self.on_unanswered_submit, self.config.apply.on_unanswered_submit)
 
     @property
@@ -146,7 +146,7 @@ class Settings:
         """The outputs remote, if one is configured (its backend is imported only then)."""
         if not self.outputs_remote:
             return None
-        from reconciler.outputs_remote import OutputsRemote
+        from reconciler.outputs.store import OutputsRemote
 
         return OutputsRemote(self.outputs_remote, self.outputs_setting)
 
@@ -165,7 +165,7 @@ class Settings:
 
 def load_desired(settings: Settings) -> tuple[Desired, HashCache]:
     """Validate the manifests and hash their images (through the stat cache). No network."""
-    from reconciler.manifest import load_manifests
+    from reconciler.load import load_manifests
 
     cache = HashCache(settings.cache_file)
     manifests = load_manifests(settings.files, settings.root, cache)

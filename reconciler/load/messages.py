@@ -10,8 +10,8 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
-from reconciler.manifest.schema import BASE_MODELS, FAMILIES, RULES, SD15, SDXL, LoraModelSpec, base_models_of
-from reconciler.manifest.words import describe, suggest
+from reconciler.load.schema import BASE_MODELS, FAMILIES, RULES, SD15, SDXL, LoraModelSpec, base_models_of
+from reconciler.load.words import describe, suggest
 
 _TAGS = ("_str", "_item")  # the tags of schema.ImageEntry's union, which pydantic puts in error locations
 

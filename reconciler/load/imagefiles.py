@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.files import display_path
-from reconciler.imagetype import FORMATS, HEAD_BYTES, ImageFormat, sniff
+from reconciler.load.imagetype import FORMATS, HEAD_BYTES, ImageFormat, sniff
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 MAX_CAPTION = 1024

@@ -15,9 +15,9 @@ Imports go one way: words ← schema ← messages ← loader, and loaded ← loa
 
 from __future__ import annotations
 
-from reconciler.manifest.loaded import Dataset, Generation, ImageFile, LoraModel, ManifestSet, Source
-from reconciler.manifest.loader import load_manifests
-from reconciler.manifest.schema import (
+from reconciler.load.loaded import Dataset, Generation, ImageFile, LoraModel, ManifestSet, Source
+from reconciler.load.loader import load_manifests
+from reconciler.load.schema import (
     KINDS,
     MAX_TRAINING_IMAGES,
     NAME_PATTERN,
@@ -44,7 +44,7 @@ from reconciler.manifest.schema import (
     Upscaler,
     document_schema,
 )
-from reconciler.manifest.words import describe
+from reconciler.load.words import describe
 
 __all__ = [
     "KINDS",
