@@ -32,6 +32,7 @@ from reconciler.plan.policy import SubmitPolicy
 from reconciler.present.progress import Reporter
 from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.state.backend import Store
+from reconciler.state.reconnect import StateLost
 from reconciler.status import Status
 from reconciler.text import duration
 
@@ -111,8 +112,15 @@ class Run:
         return self.store.state
 
     async def commit(self) -> None:
-        """Save the state now (grouped with concurrent commits); returns once it is on disk."""
-        await self.committer.commit()
+        """Save the state now (grouped with concurrent commits); returns once it is on disk. When the state is
+        lost for good (its database gone for longer than the reconnect window, or taken over), the apply stops
+        submitting and waiting at once, and the error (naming the journal) ends it."""
+        try:
+            await self.committer.commit()
+        except StateLost:
+            if self.stopped is None:
+                self.stop("interrupt")
+            raise
 
     # ---------------------------------------------------------------------------------------- stopping
 
