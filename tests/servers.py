@@ -53,6 +53,7 @@ class Cluster:
     as_postgres: bool
     counter: int = 0
     proc_env: dict[str, str] = field(default_factory=dict)
+    options: str = ""  # what `pg_ctl start -o` was given
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         prefix = ["runuser", "-u", "postgres", "--"] if self.as_postgres else []
@@ -83,6 +84,15 @@ class Cluster:
             f"DO $$ BEGIN CREATE ROLE {name} LOGIN PASSWORD '{password}'; EXCEPTION WHEN duplicate_object "
             f"THEN NULL; END $$"
         )
+
+    def halt(self) -> None:
+        """Shut the server down as a failover or a maintenance restart does (`-m fast`: every session ended)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start it again after `halt`, on the same port with the same options."""
+        data, log = str(self.folder / "data"), str(self.folder / "log")
+        self._run(str(self.bindir / "pg_ctl"), "-D", data, "-o", self.options, "-l", log, "-w", "start")
 
     def stop(self) -> None:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop", check=False)
@@ -125,6 +135,7 @@ def start_postgres(*, fsync: bool = False) -> Cluster:
     options = f"-p {cluster.port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
     if not fsync:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    cluster.options = options
     started = cluster._run(
         str(bindir / "pg_ctl"),
         "-D",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from reconciler.state.backend import Store
 from reconciler.state.reconnect import StateLost
@@ -20,19 +21,32 @@ class Committer:
     downloading go on meanwhile. Once the state is lost for good (`StateLost`), every commit raises it at once.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, notify: Callable[..., None] | None = None) -> None:
         self.store = store
         self.lock = asyncio.Lock()
         self.requested = 0
         self.saved = 0
         self.lost: StateLost | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._notify = notify
+        self._journal = getattr(store, "journal", None)  # a journaled store (reconciler.state.journal)
+        listen = getattr(store, "listen", None)  # a database store says when it rides out a lost connection
+        if notify is not None and listen is not None:
+            listen(self._from_writer)
+
+    def _from_writer(self, event: str, **data: object) -> None:
+        """Called on the writing thread: hand the event to the event loop's thread."""
+        if self._loop is not None and self._notify is not None:
+            self._loop.call_soon_threadsafe(lambda: self._notify and self._notify(event, **data))
 
     async def commit(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self._journal is not None:
+            self._journal()  # a paid task id reaches the local journal before this commit waits for its turn
         self.requested += 1
         mine = self.requested
         async with self.lock:
             if self.lost is not None:
-                self.store.prepare()  # journals a task id a create on the wire returned; nothing is written
                 raise self.lost
             if self.saved >= mine:
                 return

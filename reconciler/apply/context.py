@@ -98,7 +98,7 @@ class Run:
         self.outputs_remote = outputs_remote  # where every generated image is stored before it counts as done
         self.clock = clock
         self.result = ApplyResult()
-        self.committer = Committer(store)
+        self.committer = Committer(store, self._state_connection)
         self.slots = Slots(options.parallelism)  # uploads queue by their training's turn; the rest go first
         self.limiters = {kind: IpmLimiter(n) for kind, n in options.ipm.items()}
         self.stopped: StopReason | None = None
@@ -121,6 +121,17 @@ class Run:
             if self.stopped is None:
                 self.stop("interrupt")
             raise
+
+    def _state_connection(self, event: str, **data: Any) -> None:
+        """The state's database went away and came back (a commit rode it out); nothing new is submitted meanwhile."""
+        if event == "state_reconnecting":
+            text = (
+                f"lost the connection to the state's database ({data['reason']}): reconnecting for up to "
+                f"{data['window']:g}s; nothing new is submitted meanwhile, polls and downloads go on"
+            )
+        else:
+            text = f"reconnected to the state's database after {duration(data['after'])}; the apply goes on"
+        self.emit(event, None, text, **data)
 
     # ---------------------------------------------------------------------------------------- stopping
 

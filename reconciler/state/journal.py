@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,8 +216,12 @@ class JournaledStore:
     def state(self, value: State) -> None:
         self.inner.state = value
 
-    def prepare(self) -> Any:
+    def journal(self) -> None:
+        """Journal the paid task ids the state holds now, at once (before a commit waits for its turn)."""
         self.unsaved |= self.writer.note(self.inner.state, self._saved)
+
+    def prepare(self) -> Any:
+        self.journal()
         return self.inner.prepare()
 
     def write(self, change: Any) -> None:
@@ -236,6 +241,11 @@ class JournaledStore:
 
     def save(self) -> None:
         self.write(self.prepare())
+
+    def listen(self, notify: Callable[..., None]) -> None:
+        listen = getattr(self.inner, "listen", None)
+        if listen is not None:
+            listen(notify)
 
 
 class JournaledBackend:

@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,7 @@ class PostgresBackend:
     ) -> None:
         self.url = url
         self.reconnect_window = reconnect_window  # how long a commit whose connection is gone keeps reconnecting
+        self.notify: Callable[..., None] = lambda event, **data: None  # told when a commit rides out a lost connection
         self.workspace = workspace
         self.setting = setting
         self.shown = redact_url_password(url)
@@ -520,6 +522,10 @@ class PostgresStore:
 
     def save(self) -> None:
         self.write(self.prepare())
+
+    def listen(self, notify: Callable[..., None]) -> None:
+        """`notify(event, **data)` (from the writing thread) when a commit rides out a lost connection."""
+        self.backend.notify = notify
 
 
 class PostgresLock:

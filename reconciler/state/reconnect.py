@@ -48,11 +48,15 @@ def ride_out(
     window = backend.reconnect_window
     tries = 0
     last = str(lost).rsplit(": ", 1)[-1]
+    if clock() - since < 0.001:
+        backend.notify("state_reconnecting", window=window, reason=last)
     while True:
         backend.close()
         try:
             if _take_lock(backend):
-                return _landed(backend, change, expect)
+                landed = _landed(backend, change, expect)
+                backend.notify("state_reconnected", after=round(clock() - since, 3))
+                return landed
             holder = backend.holder() or {}
             from reconciler.state.file import describe_holder
 
