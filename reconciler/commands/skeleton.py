@@ -3,8 +3,8 @@
 A commented example of each kind (with placeholder photos drawn here, so `validate`, `plan --sim` and
 `apply --sim` work with no edit), the JSON Schema the YAML language server completes them from, a
 `reconciler.yaml` with every default commented, and a `.gitignore` for what is not project data (the lock,
-the hash cache, the simulator's account and state, the local journal). An existing file is never overwritten, and no example
-manifest is added to a manifests folder that already holds manifests (its resources would be applied).
+the hash cache, the simulator's account and state, the local journal). An existing file is never overwritten, and
+no example manifest is added to a manifests folder that already holds manifests (its resources would be applied).
 """
 
 from __future__ import annotations
