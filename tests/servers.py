@@ -197,6 +197,23 @@ class S3Server:
             region_name="us-east-1",
         ).create_bucket(Bucket=name)
 
+    def keys(self, bucket: str) -> list[str]:
+        """Every object key in `bucket`."""
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=S3_KEY_ID,
+            aws_secret_access_key=S3_SECRET,
+            region_name="us-east-1",
+        )
+        return [
+            o["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for o in page.get("Contents", [])
+        ]
+
     def requests(self) -> list[str]:
         """The access log: one line per request the server answered (method, path, status)."""
         return [line for line in self.log.read_text(errors="replace").splitlines() if '" ' in line and "HTTP/" in line]
@@ -211,12 +228,13 @@ class S3Server:
                 self.proc.wait()
 
 
-def start_s3(folder: Path) -> S3Server:
-    """moto's standalone server on a free loopback port; its access log goes to `folder/moto.log`."""
+def start_s3(folder: Path, port: int | None = None) -> S3Server:
+    """moto's standalone server on a free loopback port (or `port`: started again where a stopped one was); its
+    access log goes to `folder/moto.log`."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = folder / "moto.log"
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=out,

@@ -19,10 +19,10 @@ import pytest
 
 from reconciler.errors import ReconcilerError
 from reconciler.state.postgres import PostgresBackend
-from tests.e2e.harness import Project, SimProcess, start_sim
+from tests.e2e.harness import Project, SimProcess, make_project, start_sim
 from tests.reliability.projectgen import MODELS, make_generated_project
-from tests.reliability.runner import Running, created, start_apply
-from tests.servers import SUPERUSER_PASSWORD, Cluster, start_postgres
+from tests.reliability.runner import Running, created, read_state, start_apply
+from tests.servers import SUPERUSER_PASSWORD, Cluster, start_postgres, start_s3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -153,3 +153,46 @@ def test_longer_than_the_window_exits_naming_the_journal_and_the_next_apply_repl
     recorded = {e["task_id"] for e in state["resources"].values() if e["kind"] == "Generation"}
     assert journaled <= recorded  # the journal's task ids were recorded, not submitted again
     assert_paid_once(project)
+
+
+def test_an_outputs_remote_stopped_mid_apply_leaves_the_images_on_disk_and_the_next_apply_stores_them(
+    tmp_path: Path, slow_sim: SimProcess
+) -> None:
+    s3 = start_s3(tmp_path / "moto")
+    try:
+        s3.make_bucket("outputs")
+        project = make_project(tmp_path, slow_sim)
+        project.env.update(s3.env(), RECONCILER_OUTPUTS_REMOTE="s3://outputs/loras")
+        run = start_apply(project, "store")
+        wait_while_running(run, lambda: "training" in json.dumps(read_state(project).get("resources")))
+        s3.stop()  # the store goes away while the training runs: the generations' stores fail
+        assert run.proc.wait(timeout=180) == 1, run.text()
+        out = run.text()
+        for name, images in (
+            ("alice-portraits", "alice-portraits-1.png, alice-portraits-2.png"),
+            ("alice-restyle", "alice-restyle-1.jpg"),
+        ):
+            assert (
+                f"Generation/{name} failed: RECONCILER_OUTPUTS_REMOTE s3://outputs/loras: cannot list it: Could not "
+                "connect to the endpoint URL"
+            ) in out, out
+            assert (
+                f"not stored yet: {images} (kept on disk; the next apply stores them, nothing is generated again)"
+                in out
+            )
+            assert len(list((project.root / "outputs" / name).glob(f"{name}-*"))) == images.count(",") + 1
+
+        s3 = start_s3(tmp_path / "moto", int(s3.endpoint.rsplit(":", 1)[1]))  # back where it was, empty
+        s3.make_bucket("outputs")
+        done = project.apply()
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Generation/alice-portraits stored 2 images in the outputs remote" in done.stdout, done.stdout
+        assert "Generation/alice-restyle stored 1 image in the outputs remote" in done.stdout, done.stdout
+        counts = created(slow_sim.requests())
+        assert set(counts["trainings"].values()) == {1} and sorted(counts["generations"].values()) == [1, 1], counts
+        keys = [k for k in s3.keys("outputs") if "/files/sha256/" in k]
+        assert len(keys) == 3, keys
+        plan = project.run("plan", "--detailed-exitcode")
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+    finally:
+        s3.stop()
