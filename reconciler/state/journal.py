@@ -143,8 +143,8 @@ class JournalWriter:
         """What the state already holds needs no line."""
         self._noted = {e.address: (e.task_id, e.status) for e in _paid(state)}
 
-    def note(self, state: State, saved: tuple[str, int]) -> bool:
-        """Append (and fsync) every paid task id or outcome the state holds that is not journaled yet; True if any."""
+    def note(self, state: State, saved: tuple[str, int]) -> int:
+        """Append (and fsync) every paid task id or outcome the state holds that is not journaled yet; how many."""
         lines = []
         for entry in _paid(state):
             mark = (entry.task_id, str(entry.status))
@@ -153,7 +153,7 @@ class JournalWriter:
                 self._noted[entry.address] = mark
         if lines:
             self._append(b"".join(lines))
-        return bool(lines)
+        return len(lines)
 
     def _append(self, data: bytes) -> None:
         if self._fd is None:
@@ -205,7 +205,8 @@ class JournaledStore:
         self.inner = inner
         self.writer = writer
         self.failed = False  # a write failed: the journal may hold what the state does not
-        self.unsaved = False  # lines were journaled and the commit that records them is not written yet
+        self.journaled = 0  # lines this store appended
+        self.recorded = 0  # of them, those a written commit holds
         self._saved = (inner.state.lineage, inner.state.serial)
 
     @property
@@ -218,26 +219,34 @@ class JournaledStore:
 
     def journal(self) -> None:
         """Journal the paid task ids the state holds now, at once (before a commit waits for its turn)."""
-        self.unsaved |= self.writer.note(self.inner.state, self._saved)
+        self.journaled += self.writer.note(self.inner.state, self._saved)
 
-    def prepare(self) -> Any:
+    def prepare(self) -> tuple[int, Any]:
         self.journal()
-        return self.inner.prepare()
+        return self.journaled, self.inner.prepare()  # every line so far is in the version prepared
 
-    def write(self, change: Any) -> None:
+    def write(self, change: tuple[int, Any]) -> None:
+        covered, inner = change
         try:
-            self.inner.write(change)
+            self.inner.write(inner)
         except StateLost as exc:
             self.failed = True
-            kept = f"its paid task ids are kept in the journal {self.writer.path}" if self.writer.written else (
-                "it paid for nothing the state does not hold"
+            kept = (
+                f"its paid task ids are kept in the journal {self.writer.path}"
+                if self.writer.written
+                else ("it paid for nothing the state does not hold")
             )
             raise StateLost(f"{exc}; {kept}; the next command replays it into the state") from exc
         except BaseException:
             self.failed = True
             raise
         self._saved = (self.inner.state.lineage, self.inner.state.serial)
-        self.unsaved = False
+        self.recorded = max(self.recorded, covered)
+
+    @property
+    def unsaved(self) -> bool:
+        """Lines were journaled that no written commit holds yet."""
+        return self.journaled > self.recorded
 
     def save(self) -> None:
         self.write(self.prepare())

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.commands.workspace import Settings
 from reconciler.errors import ReconcilerError, StateError
 from reconciler.state import Backend, State, Version, open_backend, parse_state
 from reconciler.state.journal import SUFFIX as JOURNAL_SUFFIX
 from reconciler.state.journal import read_journal, replay
 from reconciler.text import plural
-from reconciler.commands.workspace import Settings
 
 
 def pull_state(settings: Settings, serial: int | None = None) -> State:

@@ -91,9 +91,7 @@ def _driver() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise ConfigError(
-            "the PostgreSQL state backend needs psycopg: pip install 'reconciler[postgres]'"
-        ) from None
+        raise ConfigError("the PostgreSQL state backend needs psycopg: pip install 'reconciler[postgres]'") from None
     return psycopg
 
 
@@ -278,7 +276,9 @@ class PostgresBackend:
                 "SELECT 1 FROM reconciler_versions WHERE workspace = %s AND serial = %s", (self.workspace, at)
             ).fetchone()
             if kept is None:
-                raise StateError(f"{self.display}: no version with serial {at} is kept ({kept_versions(self._history_locked())})")
+                raise StateError(
+                    f"{self.display}: no version with serial {at} is kept ({kept_versions(self._history_locked())})"
+                )
         row = self.conn.execute(
             """SELECT
                  coalesce(json_object_agg(key, data ORDER BY key) FILTER (WHERE section = 'images'), '{}')::text,
