@@ -58,6 +58,7 @@ def ride_out(
                 backend.notify("state_reconnected", after=round(clock() - since, 3))
                 return landed
             holder = backend.holder() or {}
+            backend.close()  # nothing of the other runner's is touched when this command ends (its lock row stays)
             from reconciler.state.file import describe_holder
 
             raise StateLost(
