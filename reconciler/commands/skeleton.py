@@ -92,6 +92,7 @@ PROJECT_SETTINGS = """\
 # state:
 #   url: state/state.json            # where the state lives (RECONCILER_STATE_URL, --state)
 #   workspace: default               # one of several named states (RECONCILER_WORKSPACE)
+#   reconnect_window: 60             # seconds an apply rides out a lost database (RECONCILER_RECONNECT_WINDOW)
 # outputs:
 #   remote: s3://bucket/prefix       # also keep every image there (RECONCILER_OUTPUTS_REMOTE)
 #   gallery: true                    # refresh the static gallery after an apply that wrote images
