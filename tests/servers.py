@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -186,33 +187,25 @@ class S3Server:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
 
-    def make_bucket(self, name: str) -> None:
+    def client(self) -> Any:
+        """The real S3 client (boto3), pointed at this server."""
         import boto3
 
-        boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=S3_KEY_ID,
-            aws_secret_access_key=S3_SECRET,
-            region_name="us-east-1",
-        ).create_bucket(Bucket=name)
-
-    def keys(self, bucket: str) -> list[str]:
-        """Every object key in `bucket`."""
-        import boto3
-
-        client = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=S3_KEY_ID,
             aws_secret_access_key=S3_SECRET,
             region_name="us-east-1",
         )
-        return [
-            o["Key"]
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for o in page.get("Contents", [])
-        ]
+
+    def make_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def keys(self, bucket: str) -> list[str]:
+        """Every object key in `bucket`."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def requests(self) -> list[str]:
         """The access log: one line per request the server answered (method, path, status)."""
