@@ -150,12 +150,18 @@ def state_push(
     """Replace the state with FILE (a state JSON document; - reads standard input).
 
     Refused when FILE is another state (lineage) or older (a lower serial, or the same serial with other
-    content) than the one it would replace, unless --force.
+    content) than the one it would replace, unless --force. A journal (FILE ending in .jsonl, from
+    state/journal/ on another machine) is replayed into the state instead: its paid tasks are recorded.
     """
     from reconciler.state.ops import push_state
 
     pushed = push_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), source, force=force)
-    if pushed.unchanged:
+    if pushed.recorded is not None:
+        from reconciler.text import plural
+
+        done = f"recorded {plural(len(pushed.recorded), 'paid task')}" if pushed.recorded else "it held nothing new"
+        click.echo(f"Replayed the journal {source} into {pushed.target} (serial {pushed.serial}): {done}.")
+    elif pushed.unchanged:
         click.echo(f"{pushed.target} already holds exactly this state (serial {pushed.serial}); nothing pushed.")
     else:
         click.echo(f"Pushed {source} to {pushed.target} as serial {pushed.serial}.")
