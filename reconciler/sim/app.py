@@ -459,6 +459,11 @@ async def download(request: Request, call: Call) -> Response:
     return Response(data, 200, media_type=CONTENT_TYPES[ext])
 
 
+@endpoint("balance")
+async def balance(request: Request, call: Call) -> Response:
+    return _ok(_account(request).balance_view())
+
+
 # ---- fallbacks and admin ------------------------------------------------------------------------------------
 
 
@@ -516,6 +521,16 @@ async def admin_seed(request: Request) -> Response:
     return _ok({"trainings": total})
 
 
+async def admin_balance(request: Request) -> Response:
+    """Top the balance up (`{"top_up": N}`) or set it (`{"set": N}`), in 1/10,000 USD."""
+    body = await _admin_json(request)
+    top_up, set_to = body.get("top_up"), body.get("set")
+    for value in (top_up, set_to):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ApiError(400, "INVALID_REQUEST_BODY", "top_up and set: integers in 1/10,000 USD")
+    return _ok({"balance": _account(request).top_up(top_up, set_to)})
+
+
 async def admin_clock(request: Request) -> Response:
     account = _account(request)
     if not account.config.clock_control:
@@ -540,6 +555,7 @@ def routes() -> list[Route]:
         Route("/v3/async/txt2img", endpoint("txt2img")(_generation_create("txt2img")), methods=["POST"]),
         Route("/v3/async/img2img", endpoint("img2img")(_generation_create("img2img")), methods=["POST"]),
         Route("/v3/async/task-result", task_result, methods=["GET"]),
+        Route("/openapi/v1/billing/balance/detail", balance, methods=["GET"]),
         Route(storage.UPLOAD_PREFIX + "{name}", upload, methods=["PUT"]),
         Route(storage.OUTPUT_PREFIX + "{task_id}/{name}", download, methods=["GET"]),
         Route("/_sim/state", _admin(admin_state), methods=["GET"]),
@@ -547,6 +563,7 @@ def routes() -> list[Route]:
         Route("/_sim/faults", _admin(admin_faults), methods=["POST"]),
         Route("/_sim/seed", _admin(admin_seed), methods=["POST"]),
         Route("/_sim/clock", _admin(admin_clock), methods=["POST"]),
+        Route("/_sim/balance", _admin(admin_balance), methods=["POST"]),
         Route("/{path:path}", not_found, methods=ALL_METHODS),
     ]
 

@@ -168,6 +168,10 @@ def _check_pattern(value: object, name: str) -> str | None:
     return str(value)
 
 
+DEFAULT_BALANCE = 10_000_000  # $1,000.00
+DEFAULT_PRICES = {"subject": 15_000, "style": 15_000, "txt2img": 20, "img2img": 20}  # $1.50 a training, $0.002 an image
+
+
 @dataclass
 class SimConfig:
     """Everything that shapes one simulator run. Durations in seconds of the (possibly fake) clock."""
@@ -189,6 +193,10 @@ class SimConfig:
     random_seed: int | None = None  # None: a random seed (ids, faults and outputs of seed -1 vary per run)
     clock_control: bool = False  # allow POST /_sim/clock to move the simulator's time forward
     faults: FaultConfig = field(default_factory=FaultConfig)
+    # The account's balance in 1/10,000 USD when it starts (None: what its data folder holds, else DEFAULT_BALANCE)
+    balance: int | None = None
+    # What a submit costs, in 1/10,000 USD: per training of a type, per image of a type (the simulator's own table)
+    prices: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     def with_training_total(self, seconds: float) -> None:
         """Spread a total training duration 1:3:1 over queue, training and deployment."""
