@@ -176,7 +176,7 @@ def empty_state_note(settings: Settings) -> None:
     click.echo(f"The {'simulator' if settings.sim else 'account'}'s state {said}.", err=True)
     other, flag = (DEFAULT_STATE, "") if settings.sim else (SIM_STATE, " --sim")
     if other.exists() and where in (DEFAULT_STATE, SIM_STATE):
-        count = len(read_state(other).resources)
+        count = len(read_state(other).listed)
         if count:
             whose = "account" if settings.sim else "simulator"
             click.echo(

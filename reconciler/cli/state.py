@@ -43,16 +43,15 @@ def state() -> None:
 @sim_option
 def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the resources in the state, with their status."""
-    from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry
-    from reconciler.state.model import LedgerEntry
+    from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry
     from reconciler.state.ops import pull_state
     from reconciler.text import plural
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     data = pull_state(settings)
-    if not data.resources:
+    if not data.listed:
         empty_state_note(settings)
-    for addr, entry in sorted(data.resources.items()):
+    for addr, entry in sorted(data.listed.items()):
         if isinstance(entry, GenerationEntry):
             detail = f"{plural(len(entry.files), 'image')} in {entry.output}"
             if entry.history:
@@ -61,9 +60,8 @@ def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None
             detail = plural(len(entry.images), "image")
         elif isinstance(entry, ForgottenEntry):
             detail = f"{plural(len(entry.files), 'file')} on disk until `apply --prune`"
-        elif isinstance(entry, LedgerEntry):
-            detail = f"{plural(len(entry.applies), 'apply', 'applies')} recorded (`state history`)"
         else:
+            assert isinstance(entry, ModelEntry)  # `listed` holds no ledger
             detail = entry.model_name or entry.task_name or ""
         click.echo(f"{addr}\t{entry.status}\t{detail}".rstrip())
 

@@ -13,7 +13,7 @@ import datetime as dt
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.desired.resources import Desired
 from reconciler.load.config import BudgetConfig, PricesConfig
@@ -119,6 +119,25 @@ class Estimate:
     def exceeds_balance(self) -> bool:
         cost = self.cost
         return self.balance is not None and cost is not None and cost > self.balance.available
+
+
+def estimate_of(raw: Mapping[str, Any] | None) -> Estimate | None:
+    """An estimate back from its `dataclasses.asdict` (a saved plan); None for a plan saved without one."""
+    if not raw:
+        return None
+    balance = raw.get("balance")
+    return Estimate(
+        paid=tuple(Paid(**p) for p in raw["paid"]),
+        free=int(raw["free"]),
+        training_seconds=float(raw["training_seconds"]),
+        learnt_from=int(raw["learnt_from"]),
+        seconds=float(raw["seconds"]),
+        priced=bool(raw["priced"]),
+        missing=tuple(raw.get("missing") or ()),
+        balance=Balance(**balance) if balance else None,
+        balance_error=raw.get("balance_error"),
+        overruns=tuple(Overrun(**o) for o in raw.get("overruns") or ()),
+    )
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def budget_lines(plan: Plan) -> list[str]:
 def estimate_lines(plan: Plan) -> list[str]:
     """At the end of every plan: what apply pays for, how long it takes, what it costs, the balance."""
     found = plan.estimate
-    if found is None:
+    if found is None or plan.empty:  # "No changes" says it: nothing to pay for
         return []
     if not found.paid:
         free = f" ({plural(found.free, 'free action')})" if found.free else ""

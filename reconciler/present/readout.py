@@ -15,7 +15,6 @@ from reconciler.state.model import (
     DatasetEntry,
     ForgottenEntry,
     GenerationEntry,
-    LedgerEntry,
     ModelEntry,
     ResourceEntry,
     State,
@@ -111,10 +110,10 @@ def _not_yet(value: dict[str, Any]) -> str:
 def state_text(state: State, where: str) -> str:
     """Every resource in the state with what it owns, for a person (`reconciler show`)."""
     lines = [
-        f"State {where}: serial {state.serial}, {plural(len(state.resources), 'resource')}, "
+        f"State {where}: serial {state.serial}, {plural(len(state.listed), 'resource')}, "
         f"{plural(len(state.images), 'image')} uploaded."
     ]
-    for addr, entry in sorted(state.resources.items()):
+    for addr, entry in sorted(state.listed.items()):
         lines += ["", f"{addr}  ({entry.status})", *(f"  {line}" for line in _details(entry))]
     return "\n".join(lines) + "\n"
 
@@ -132,8 +131,6 @@ def _details(entry: ResourceEntry) -> list[str]:
         return [f"{key}: {value}" for key, value in found if value]
     if isinstance(entry, ForgottenEntry):  # the files a forgotten generation left, until `apply --prune`
         return [f"left on disk: {f.path}  sha256:{f.sha256}" for f in entry.files]
-    if isinstance(entry, LedgerEntry):  # what each apply spent (`state history` lists them)
-        return [f"applies recorded: {len(entry.applies)}"]
     assert isinstance(entry, GenerationEntry)
     lines = [f"output: {entry.output}"] if entry.output else []
     if entry.models:

@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from reconciler.sim import storage
 from reconciler.sim.account import SAVE_INTERVAL, Account, Clock, key_hint
-from reconciler.sim.config import GHOST_ANSWERS, ConfigError, SimConfig
+from reconciler.sim.config import GHOST_ANSWERS, OWN_FAULTS_ONLY, ConfigError, SimConfig
 from reconciler.sim.images import CONTENT_TYPES
 from reconciler.sim.store import Store
 from reconciler.sim.validation import BadRequest, parse_asset_request, parse_generation, parse_training
@@ -169,7 +169,8 @@ def endpoint(name: str, is_storage: bool = False) -> Callable[[Handler], Callabl
             call = Call(name)
             fault: str | None = None
             faults = account.faults
-            delay = faults.latency + (account.uniform(0, faults.latency_jitter) if faults.latency_jitter else 0.0)
+            jitter = faults.latency_jitter if name not in OWN_FAULTS_ONLY else 0.0
+            delay = faults.latency + (account.uniform(0, jitter) if jitter else 0.0)
             if delay > 0:
                 await asyncio.sleep(delay)
             response: Response

@@ -20,7 +20,11 @@ ENDPOINTS = (
     "img2img",  # POST /v3/async/img2img
     "task-result",  # GET /v3/async/task-result
     "download",  # GET of a presigned output image URL
+    "balance",  # GET /openapi/v1/billing/balance/detail (only its own faults: balance:5xx=1)
 )
+# Endpoints only their own faults reach (`balance:5xx=1`), not those set for every endpoint: a balance read
+# before and after each apply leaves a seeded run's faults where they fell before.
+OWN_FAULTS_ONLY = frozenset({"balance"})
 RATE_KINDS = ("5xx", "429", "drop", "drop-after", "ghost")
 # What a "ghost" answers after it handled the request (the task exists): picked at random, seeded.
 GHOST_ANSWERS = ("500", "CREATE_TASK_FAILED", "503", "drop")
@@ -70,8 +74,8 @@ class FaultConfig:
     def rate(self, endpoint: str, kind: str) -> float:
         """The rate of `kind` on `endpoint`: the endpoint's own setting, else the "*" one, else 0."""
         own = self.rates.get(endpoint, {})
-        if kind in own:
-            return own[kind]
+        if kind in own or endpoint in OWN_FAULTS_ONLY:
+            return own.get(kind, 0.0)
         return self.rates.get("*", {}).get(kind, 0.0)
 
     def to_json(self) -> dict[str, Any]:

@@ -312,6 +312,11 @@ class State(_Lenient):
     def forgotten(self) -> list[ForgottenEntry]:
         return [e for e in self.resources.values() if isinstance(e, ForgottenEntry)]
 
+    @property
+    def listed(self) -> dict[str, ResourceEntry]:
+        """The resources as listings show them: every entry but the ledger of applies (`state history` shows it)."""
+        return {a: e for a, e in self.resources.items() if not isinstance(e, LedgerEntry)}
+
     def ledger(self) -> LedgerEntry | None:
         entry = self.resources.get(LEDGER)
         return entry if isinstance(entry, LedgerEntry) else None
