@@ -70,6 +70,7 @@ class Applier:
         pruning = f" and pruning {plural(len(plan.prunable), 'file')}" if plan.prune and plan.prunable else ""
         text = f"Applying {plural(len(plan.changes), 'change')}{pruning}."
         run.emit("apply_start", None, text, changes=len(plan.changes))
+        await run.billing.start(run)
         for change in plan.changes:
             if change.kind == "Dataset":
                 run.state.put(DatasetEntry.of(run.desired.datasets[change.name]))
@@ -106,6 +107,7 @@ class Applier:
             f"{e.address} ({(e.task_name if isinstance(e, ModelEntry) else None) or e.task_id})"
             for e in run.state.running_remotely()
         )
+        await run.billing.finish(run, plan.estimate.cost if plan.estimate is not None else None)
         result.elapsed = time.monotonic() - began
         run.emit("apply_complete", None, result.summary(), **result.counts())
         return result

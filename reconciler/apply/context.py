@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
+from reconciler.apply.billing import Billing, is_unfunded, unfunded
 from reconciler.apply.commit import Committer
 from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled
 from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
@@ -101,6 +102,7 @@ class Run:
         self.committer = Committer(store, self._state_connection)
         self.slots = Slots(options.parallelism)  # uploads queue by their training's turn; the rest go first
         self.limiters = {kind: IpmLimiter(n) for kind, n in options.ipm.items()}
+        self.billing = Billing(client)  # paid creates one at a time; stopped when the balance runs out
         self.stopped: StopReason | None = None
         self.abandoned = False  # a second stop: creates on the wire are not waited for either
         self.finished: set[str] = set()  # addresses whose work is done (recorded), whatever a stop cuts after
@@ -191,6 +193,8 @@ class Run:
         """A create Novita refused (no task was made). When a stop halted its retries before anything was made (rate
         limited, or never sent), the state goes back to what it held before and the stop is met; otherwise the entry
         is recorded FAILED with Novita's reason and the error raised."""
+        if is_unfunded(error):  # for want of balance: left for the next apply, after a top-up
+            await unfunded(self, entry, previous, error)
         if self.stopped is not None and halted_before_sent(error):
             self.state.resources.pop(entry.address, None)
             if previous is not None:

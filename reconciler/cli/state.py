@@ -43,15 +43,15 @@ def state() -> None:
 @sim_option
 def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the resources in the state, with their status."""
-    from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry
+    from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry
     from reconciler.state.ops import pull_state
     from reconciler.text import plural
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     data = pull_state(settings)
-    if not data.resources:
+    if not data.listed:
         empty_state_note(settings)
-    for addr, entry in sorted(data.resources.items()):
+    for addr, entry in sorted(data.listed.items()):
         if isinstance(entry, GenerationEntry):
             detail = f"{plural(len(entry.files), 'image')} in {entry.output}"
             if entry.history:
@@ -61,6 +61,7 @@ def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None
         elif isinstance(entry, ForgottenEntry):
             detail = f"{plural(len(entry.files), 'file')} on disk until `apply --prune`"
         else:
+            assert isinstance(entry, ModelEntry)  # `listed` holds no ledger
             detail = entry.model_name or entry.task_name or ""
         click.echo(f"{addr}\t{entry.status}\t{detail}".rstrip())
 
@@ -198,15 +199,22 @@ def state_migrate(
 @state_option
 @sim_option
 def state_history(state_path: str | None, workspace: str | None, sim: bool) -> None:
-    """List the kept versions of the state, newest first (read one with `state pull --serial N`)."""
+    """List the kept versions of the state, newest first (read one with `state pull --serial N`), then what each
+    apply spent: the account's balance before and after it."""
+    from reconciler.present.estimate import spend_lines
+    from reconciler.state.ops import pull_state
     from reconciler.state.ops import state_history as history
 
-    where, versions = history(make_settings((), state_path, sim, workspace=workspace))
+    settings = make_settings((), state_path, sim, workspace=workspace)
+    where, versions = history(settings)
     if not versions:
         click.echo(f"No versions of the state in {where}.")
         return
     for v in versions:
         click.echo(f"{v.serial}\t{v.saved_at}\t{v.command}".rstrip())
+    ledger = pull_state(settings).ledger()
+    for line in spend_lines(ledger.applies if ledger is not None else []):
+        click.echo(line)
 
 
 @cli.command("pull", short_help="Write the generated images from the outputs remote into outputs/.")

@@ -114,6 +114,11 @@ state/sim.json
 state/.sim/
 state/journal/
 state/*.d/*/journal/
+# the gallery is derived: `reconciler gallery` (and every apply) rebuilds it from the state and the outputs
+gallery/
+# outputs/ holds the generated images, kept one of two ways: commit them with the state (small projects), or
+# keep them in an outputs remote (outputs.remote in reconciler.yaml), add `outputs/` here, and let
+# `reconciler pull` write them back on another machine
 """
 
 

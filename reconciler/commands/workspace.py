@@ -74,6 +74,7 @@ class Settings:
     outputs_setting: str = RECONCILER_OUTPUTS_REMOTE
     state_location: str = ""  # the state's location as given (a path before its workspace, or a URL)
     on_unanswered_submit: Choice | None = None  # --on-unanswered-submit: this run's explicit choice
+    budget_flags: tuple[int | None, int | None, float | None] = (None, None, None)  # --max-trainings/-images/-cost
 
     @classmethod
     def make(

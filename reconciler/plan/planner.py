@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.desired.resources import (
     Desired,
@@ -24,7 +24,11 @@ from reconciler.plan import reasons as r
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.plan.reasons import Note, PlanWarning, Reason
 from reconciler.state import ForgottenEntry, GenerationEntry, ModelEntry, ResourceEntry, State
+from reconciler.state.model import LedgerEntry
 from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost
+
+if TYPE_CHECKING:
+    from reconciler.plan.estimate import Estimate
 
 Action = Literal["create", "replace", "resume", "adopt", "forget"]
 UNSET = "(unset)"
@@ -95,6 +99,7 @@ class Plan:
     prune: bool = False  # --prune: `prunable` is part of the plan
     prunable: tuple[PruneFile, ...] = ()  # history and forgotten outputs `apply --prune` removes
     prune_kept: tuple[str, ...] = ()  # such files changed since they were written: never removed
+    estimate: Estimate | None = None  # what applying it pays for and takes (set by the workflow, not the planner)
 
     def get(self, addr: str) -> ResourceChange | None:
         for change in self.changes:
@@ -293,7 +298,7 @@ def plan(
         _forget(addr, entry, prune)
         for addr, entry in sorted(state.resources.items(), key=lambda kv: sort_key(kv[0]))
         if not _desired_has(desired, addr)
-        and not isinstance(entry, ForgottenEntry)
+        and not isinstance(entry, ForgottenEntry | LedgerEntry)
         and (scope is None or targeted(addr))
     ]
     ordered = sorted([*dataset_changes, *changes], key=lambda c: sort_key(c.address)) + forgets
