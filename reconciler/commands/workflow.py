@@ -14,7 +14,7 @@ import difflib
 import functools
 import signal
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -96,7 +96,7 @@ def make_plan(
 ) -> tuple[Plan, dict[str, OutputFacts]]:
     """Refresh (unless offline; with the training list `listed` early, if any), observe the outputs, and plan;
     the outputs seen go on to apply (`prune`: the plan removes the history and forgotten outputs it lists)."""
-    from reconciler.outputs.folders import observe, observe_orphans
+    from reconciler.outputs.folders import observe, observe_orphans, untrusted
     from reconciler.plan.planner import plan
 
     outputs = observe(desired, state, cache, settings.root, settings.outputs())  # first: a bad remote asks nobody
@@ -118,7 +118,7 @@ def make_plan(
         desired, state, remote, outputs, settings.targets, settings.replace, orphans, prune, policy=settings.policy
     )
     cache.save()
-    return result, outputs
+    return replace(result, warnings=(*untrusted(state, outputs), *result.warnings)), outputs
 
 
 def _plan_inputs(settings: Settings) -> tuple[Desired, HashCache, State]:

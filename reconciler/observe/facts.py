@@ -152,6 +152,7 @@ class OutputFacts:
     remote: bool = False  # an outputs remote is configured
     in_remote: bool = False  # it holds the sidecar of the state's run and every image the state records
     remote_sidecars: tuple[RemoteSidecar, ...] = ()  # after a state loss: runs the remote holds, to adopt
+    warnings: tuple[str, ...] = ()  # sidecars that failed a check (here or in the remote): skipped, and why
 
 
 @dataclass(frozen=True)
