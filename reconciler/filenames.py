@@ -30,7 +30,11 @@ def name_problem(name: object, *, sidecar: bool = False) -> str | None:
     `sidecar`, a `.reconciler.json`): no separator, no `..`, not hidden, not reserved, not absolute."""
     if not isinstance(name, str) or not name:
         return f"{short(name)} is not a file name"
-    if "/" in name or "\\" in name or name.startswith("~"):
+    if name.startswith(("/", "\\", "~")) or re.match(r"[A-Za-z]:", name):
+        return f"{short(name)} is an absolute path, not a plain file name"
+    if ".." in re.split(r"[/\\]", name):
+        return f"{short(name)} climbs out of its folder (`..`), not a plain file name"
+    if "/" in name or "\\" in name:
         return f"{short(name)} is a path, not a plain file name"
     if name in (".", "..") or name.startswith("."):
         return f"{short(name)} is a hidden or relative name"

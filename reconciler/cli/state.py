@@ -185,6 +185,8 @@ def pull(state_path: str | None, workspace: str | None) -> None:
     from reconciler.text import plural
 
     pulled = pull_command(make_settings((), state_path, False, workspace=workspace))
+    for warning in pulled.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     for address, n in sorted(pulled.fetched.items()):
         click.echo(f"{address}: fetched {plural(n, 'image')}")
     total = sum(pulled.fetched.values())

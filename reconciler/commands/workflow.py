@@ -118,7 +118,8 @@ def make_plan(
         desired, state, remote, outputs, settings.targets, settings.replace, orphans, prune, policy=settings.policy
     )
     cache.save()
-    return replace(result, warnings=(*untrusted(state, outputs), *result.warnings)), outputs
+    skipped = untrusted(state, outputs)
+    return replace(result, warnings=(*skipped, *result.warnings), untrusted=len(skipped)), outputs
 
 
 def _plan_inputs(settings: Settings) -> tuple[Desired, HashCache, State]:
@@ -352,12 +353,14 @@ class Pulled:
     fetched: dict[str, int]  # address -> images written
     present: int  # images that were already here, intact
     missing: list[str]  # addresses whose images the remote does not hold
+    warnings: list[str]  # the state's entries that failed a check: not pulled
 
 
 def pull_command(settings: Settings) -> Pulled:
     """`reconciler pull`: write every image the state records and the outputs remote holds into its output
     folder, hash-checked; the state is read, not locked, and never changed."""
     from reconciler.desired.hashing import HashCache
+    from reconciler.outputs.folders import untrusted
 
     remote = settings.outputs()
     if remote is None:
@@ -383,7 +386,7 @@ def pull_command(settings: Settings) -> Pulled:
         if wrote:
             fetched[entry.address] = wrote
     cache.save()
-    return Pulled(remote.shown, fetched, present, missing)
+    return Pulled(remote.shown, fetched, present, missing, untrusted(state, {}))
 
 
 def _gallery_refresher(settings: Settings, cache: HashCache) -> Callable[[ApplyResult, State], str | None]:

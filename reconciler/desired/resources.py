@@ -32,9 +32,7 @@ def canonical_hash(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def generation_identity(
-    task_type: str, request: dict[str, Any], extra: dict[str, Any], init_image: str | None
-) -> str:
+def generation_identity(task_type: str, request: dict[str, Any], extra: dict[str, Any], init_image: str | None) -> str:
     """A generation's identity: its type, its request with LoRAs resolved to trained model names, its `extra`, and
     its init image's hash (recomputed from a sidecar to check the identity it claims)."""
     return canonical_hash({"type": task_type, "request": request, "extra": extra, "init_image": init_image})

@@ -46,7 +46,7 @@ def image_path(gen: DesiredGeneration, index: int, ext: str) -> Path:
 
 def skipped(where: str, problem: str, address: str) -> str:
     """The plan's warning for a record that failed a check: where it came from, what is wrong, what follows."""
-    return f"{where}: {problem}; it was skipped, and {address} is planned as if it were not there"
+    return f"{where}: {problem}; skipped: {address} is treated as if it were not there"
 
 
 def untrusted(state: State, outputs: Mapping[str, OutputFacts]) -> list[str]:

@@ -169,6 +169,7 @@ def _plan(raw: dict[str, Any]) -> Plan:
         refresh=refresh,
         targets=tuple(raw.get("targets") or ()),
         warnings=tuple(raw.get("warnings") or ()),
+        untrusted=int(raw.get("untrusted") or 0),
         fetches=tuple((str(a), int(n)) for a, n in raw.get("fetches") or ()),
         stores=tuple((str(a), int(n)) for a, n in raw.get("stores") or ()),
         prune=bool(raw.get("prune")),

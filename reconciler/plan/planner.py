@@ -83,12 +83,18 @@ class Plan:
     refresh: RefreshSummary | None = None
     targets: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    untrusted: int = 0  # the first `untrusted` warnings: records read that failed a check (skipped, not held)
     # with an outputs remote: (address, images) of unchanged generations whose images only need copying, free
     fetches: tuple[tuple[str, int], ...] = ()  # in the remote, missing here: written into the output folder
     stores: tuple[tuple[str, int], ...] = ()  # here, missing in the remote: stored in it
     prune: bool = False  # --prune: `prunable` is part of the plan
     prunable: tuple[PruneFile, ...] = ()  # history and forgotten outputs `apply --prune` removes
     prune_kept: tuple[str, ...] = ()  # such files changed since they were written: never removed
+
+    @property
+    def held(self) -> tuple[str, ...]:
+        """The warnings about resources held for a person's decision."""
+        return self.warnings[self.untrusted :]
 
     def get(self, addr: str) -> ResourceChange | None:
         for change in self.changes:
