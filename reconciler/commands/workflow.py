@@ -29,7 +29,7 @@ from reconciler.commands.workspace import (
 )
 from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import Desired
-from reconciler.errors import ConfigError, ReconcilerError, UsageError
+from reconciler.errors import ConfigError, ReconcilerError, StateError, UsageError
 from reconciler.files import display_path
 from reconciler.observe.facts import Account, OutputFacts
 from reconciler.plan.planfile import SIMULATOR, Origin, check_endpoint, check_fresh, load_plan, settle
@@ -332,6 +332,8 @@ class Synced:
 
 def sync_outputs(settings: Settings, plan: Plan, state: State) -> Synced | None:
     """The plan's free copies: images the remote holds that are missing here, and the other way round."""
+    from reconciler.outputs.guard import UnsafePath
+
     remote = settings.outputs()
     if remote is None or not (plan.fetches or plan.stores):
         return None
@@ -339,7 +341,10 @@ def sync_outputs(settings: Settings, plan: Plan, state: State) -> Synced | None:
     for address, _ in plan.fetches:
         entry = state.entry(address)
         if isinstance(entry, GenerationEntry) and entry.status == Status.SUCCEEDED:
-            fetched += remote.pull_run(entry, settings.root)
+            try:
+                fetched += remote.pull_run(entry, settings.root)
+            except UnsafePath as exc:  # the state names a folder no image may be written in
+                raise StateError(f"the state's entry {address} (output): {exc.problem}; nothing was written") from None
     for address, _ in plan.stores:
         entry = state.entry(address)
         if isinstance(entry, GenerationEntry) and entry.status == Status.SUCCEEDED:
@@ -360,7 +365,8 @@ def pull_command(settings: Settings) -> Pulled:
     """`reconciler pull`: write every image the state records and the outputs remote holds into its output
     folder, hash-checked; the state is read, not locked, and never changed."""
     from reconciler.desired.hashing import HashCache
-    from reconciler.outputs.folders import untrusted
+    from reconciler.outputs.folders import skipped, untrusted
+    from reconciler.outputs.guard import UnsafePath
 
     remote = settings.outputs()
     if remote is None:
@@ -375,18 +381,23 @@ def pull_command(settings: Settings) -> Pulled:
     fetched: dict[str, int] = {}
     present = 0
     missing: list[str] = []
+    warnings = untrusted(state, {})
     for entry in sorted(state.generations(), key=lambda e: e.name):
         if entry.status != Status.SUCCEEDED or not entry.files:
             continue
         if (entry.name, entry.identity) not in index.sidecars or any(f.sha256 not in index.hashes for f in entry.files):
             missing.append(entry.address)
             continue
-        wrote = remote.pull_run(entry, settings.root, cache)
+        try:
+            wrote = remote.pull_run(entry, settings.root, cache)
+        except UnsafePath as exc:  # the state names a folder no image may be written in
+            warnings.append(skipped(f"the state's entry {entry.address} (output)", exc.problem, entry.address))
+            continue
         present += len(entry.files) - wrote
         if wrote:
             fetched[entry.address] = wrote
     cache.save()
-    return Pulled(remote.shown, fetched, present, missing, untrusted(state, {}))
+    return Pulled(remote.shown, fetched, present, missing, warnings)
 
 
 def _gallery_refresher(settings: Settings, cache: HashCache) -> Callable[[ApplyResult, State], str | None]:

@@ -275,6 +275,29 @@ def test_a_state_file_entry_that_fails_a_check_is_skipped(case: str, tmp_path: P
     assert f"Warning: the state's entry Generation/{GEN} ({field}): " in out, out
 
 
+def test_a_state_entry_whose_output_folder_holds_the_manifests_writes_nothing(tmp_path: Path, seeded: Seeded) -> None:
+    """Plain relative paths, so the entry passes the state's checks: the write guard refuses the folder."""
+    clone = _clone(tmp_path, seeded, with_state=True)
+    data = json.loads(seeded.state.read_text())
+    entry = data["resources"][f"Generation/{GEN}"]
+    entry["output"] = "manifests"
+    entry["files"] = [{**f, "path": f"manifests/{f['path'].rpartition('/')[2]}"} for f in entry["files"]]
+    (clone.root / "state/state.json").write_text(json.dumps(data))
+    code, out, err = _untouched(clone, lambda: clone.run("pull"))
+    assert code == 0, out + err
+    assert (
+        f"Warning: the state's entry Generation/{GEN} (output): the folder holds alice.yaml (manifests and settings "
+        f"are never written over); skipped: Generation/{GEN} is treated as if it were not there\n"
+    ) in err, err
+    assert not list((clone.root / "manifests").glob("*.png"))
+    code, out, err = _untouched(clone, lambda: clone.run("apply", "--auto-approve"))
+    assert code == 1, out + err
+    assert err == (
+        f"Error: the state's entry Generation/{GEN} (output): the folder holds alice.yaml (manifests and settings are "
+        "never written over); nothing was written\n"
+    )
+
+
 def test_a_forgotten_entry_naming_a_manifest_is_never_pruned(tmp_path: Path, seeded: Seeded) -> None:
     clone = _clone(tmp_path, seeded, with_state=True)
     data = json.loads(seeded.state.read_text())
