@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 
 from reconciler.desired.hashing import HashCache, sha256_file
 from reconciler.desired.resources import Desired, DesiredGeneration
+from reconciler.filenames import HISTORY
 from reconciler.files import atomic_write, display_path, fsync_dir, remove_partials
 from reconciler.load.imagetype import file_extension
 from reconciler.observe.facts import OrphanFacts, OutputFacts, PruneFile, RemoteSidecar
-from reconciler.filenames import HISTORY
 from reconciler.outputs.guard import UnsafePath, inside_output
 from reconciler.outputs.sidecar import BadSidecar, Sidecar, read_local, sidecar_name
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, State, now_iso
@@ -75,6 +75,7 @@ def observe(
         recorded = [(project_root / f.path, f.sha256) for f in entry.files] if entry else []
         intact, missing = _check(recorded, cache)
         warnings: list[str] = []
+        stored: tuple[RemoteSidecar, ...] = ()
         sidecar = _local_sidecar(gen, project_root, warnings)
         side_files: tuple[tuple[str, str], ...] = ()
         if sidecar is not None:
@@ -83,7 +84,9 @@ def observe(
                 side_files = tuple((display_path(p, project_root), h) for p, h in files)
             else:
                 sidecar = None
-        in_remote, stored = _remote_facts(gen, entry, remote, index, project_root, warnings) if index else (False, ())
+        in_remote = False
+        if remote is not None and index is not None:
+            in_remote, stored = _remote_facts(gen, entry, remote, index, project_root, warnings)
         facts[gen.address] = OutputFacts(
             files_intact=bool(recorded) and intact,
             missing=missing,
@@ -116,7 +119,7 @@ def _local_sidecar(gen: DesiredGeneration, root: Path, warnings: list[str]) -> S
 def _remote_facts(
     gen: DesiredGeneration,
     entry: GenerationEntry | None,
-    remote: OutputsRemote | None,
+    remote: OutputsRemote,
     index: RemoteIndex,
     project_root: Path,
     warnings: list[str],
@@ -124,7 +127,6 @@ def _remote_facts(
     """The remote's side of one generation: does it hold the state's run; if not, the runs it holds whose images
     are all there (candidates for adoption: the planner compares their identity with the desired one). A sidecar
     that fails a check is left out, with a warning naming its object."""
-    assert remote is not None
     held = entry is not None and bool(entry.files) and (gen.name, entry.identity) in index.sidecars
     if held and entry is not None and all(f.sha256 in index.hashes for f in entry.files):
         return True, ()
