@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,37 @@ def replace_file(entry: dict[str, object], **fields: str) -> dict[str, object]:
     files = entry["files"]
     assert isinstance(files, list)
     return {**entry, "files": [{**files[0], **fields}]}
+
+
+def test_a_sidecar_in_the_output_folder_adopts_only_when_it_passes(tmp_path: Path) -> None:
+    """After a state loss the output folder's sidecar adopts its images; one that fails a check is a warning
+    naming the file, and the generation is seen as having no sidecar."""
+    from reconciler.desired.hashing import HashCache
+    from reconciler.outputs.folders import observe
+    from reconciler.state import State
+    from tests.planner_fixtures import desired
+
+    gen = replace(generation(loras=()), output_dir=tmp_path / "out/portraits")
+    gen.output_dir.mkdir(parents=True)
+    image = gen.output_dir / "portraits-1.png"
+    image.write_bytes(b"an image")
+    digest = hashlib.sha256(b"an image").hexdigest()
+    request = {"extra": gen.extra, "request": gen.resolved_request({})}
+    good = sidecar(gen.name, [(image, digest)], request)
+    assert good.identity == gen.identity({})
+    (gen.output_dir / "portraits.reconciler.json").write_text(good.to_json())
+    seen = observe(desired(gen), State(), HashCache(None), tmp_path)[gen.address]
+    assert (seen.sidecar_identity, seen.sidecar_files, seen.warnings) == (
+        good.identity,
+        (("out/portraits/portraits-1.png", digest),),
+        (),
+    )
+    bad = json.loads(good.to_json())
+    bad["images"][0]["file"] = "../../reconciler.yaml"
+    (gen.output_dir / "portraits.reconciler.json").write_text(json.dumps(bad))
+    seen = observe(desired(gen), State(), HashCache(None), tmp_path)[gen.address]
+    assert (seen.sidecar_identity, seen.sidecar_files) == (None, ())
+    assert seen.warnings == (
+        "the sidecar out/portraits/portraits.reconciler.json: image 1: '../../reconciler.yaml' climbs out of its "
+        "folder (`..`), not a plain file name; skipped: Generation/portraits is treated as if it were not there",
+    )
