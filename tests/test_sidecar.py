@@ -70,7 +70,7 @@ def test_truncated_huge_and_non_object_sidecars_are_refused() -> None:
     for bad, problem in [
         (raw[:40], "it is not valid JSON (truncated or corrupt"),
         (b"[1, 2]", "it is not a JSON object"),
-        (b" " * (1 << 20) + raw, "it is 1,049,"),
+        (b" " * (1 << 20) + raw, "it is over 1,048,576 bytes, too large for a sidecar"),
     ]:
         with pytest.raises(BadSidecar, match=rf"^{problem}".replace("(", r"\(")):
             parse(bad)
