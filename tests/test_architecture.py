@@ -21,6 +21,7 @@ PURE = [
     "text.py",
     "load/imagetype.py",
     "urls.py",
+    "filenames.py",
     "apply/outcome.py",
     "apply/polling.py",
     "load/words.py",

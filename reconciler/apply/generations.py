@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from pathlib import Path
 from typing import Any
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
@@ -25,7 +24,7 @@ from reconciler.apply.throttle import Grant
 from reconciler.apply.trainings import Trainer
 from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import DesiredGeneration
-from reconciler.errors import AmbiguousSubmitError, NovitaError
+from reconciler.errors import AmbiguousSubmitError, NovitaError, RemoteError
 from reconciler.files import display_path, remove_partials
 from reconciler.novita import TaskResult, unanswered_cause
 from reconciler.outputs.folders import (
@@ -36,6 +35,8 @@ from reconciler.outputs.folders import (
     recorded_history,
     write_sidecar,
 )
+from reconciler.outputs.guard import UnsafePath
+from reconciler.outputs.sidecar import BadSidecar, Sidecar
 from reconciler.plan.planner import ResourceChange
 from reconciler.plan.policy import Choice
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
@@ -49,6 +50,12 @@ class Generator:
         self.trainer = trainer
 
     async def apply(self, change: ResourceChange) -> None:
+        try:
+            await self._apply(change)
+        except (UnsafePath, BadSidecar, RemoteError) as exc:  # a record read from the remote or a shared state
+            raise ResourceFailed(str(exc)) from exc
+
+    async def _apply(self, change: ResourceChange) -> None:
         run = self.run
         gen = run.desired.generations[change.name]
         names: dict[str, str | None] = {}
@@ -276,18 +283,7 @@ class Generator:
             run.emit("image_written", gen.address, f"wrote {rel}", path=rel, sha256=digest)
         entry.files = files
         entry.seed = result.seed
-        sidecar: dict[str, Any] = {
-            "generation": gen.name,
-            "matrix": gen.matrix,
-            "axes": dict(gen.axes),
-            "identity": entry.identity,
-            "task_id": entry.task_id,
-            "task_type": gen.task_type,
-            "request": entry.request,
-            "seed": result.seed,
-            "images": [{"file": Path(f.path).name, "sha256": f.sha256} for f in files],
-            "written_at": now_iso(),
-        }
+        sidecar = Sidecar.of_run(gen, entry, result.seed)
         write_sidecar(gen, sidecar)
         if run.outputs_remote is not None:
             # before it counts as done: a kill in between stores again on the next apply, never generates again
@@ -322,12 +318,13 @@ class Generator:
             seed=seed,
             history=list(previous.history) if previous is not None else await self._found_history(gen),
         )
-        run.state.put(entry)
-        await run.commit()
         if stored is not None and facts is not None and facts.sidecar_identity != identity:
             assert run.outputs_remote is not None
+            # fetched (every byte checked) before it is recorded: a bad object fails it with nothing on record
             async with run.slots:
                 await asyncio.to_thread(run.outputs_remote.pull_run, entry, run.root)
+        run.state.put(entry)
+        await run.commit()
         run.finished.add(gen.address)
         run.result.adopted += 1
         run.emit("adopted", gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")

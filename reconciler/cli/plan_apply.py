@@ -332,10 +332,10 @@ class _ApplyConsole:
 
 def _refuse_held(the_plan: Plan) -> None:
     """Held resources need a person's decision: the run does not count as converged (exit 1)."""
-    if the_plan.warnings:
+    if the_plan.held:
         from reconciler.text import noun, plural
 
-        n = len(the_plan.warnings)
+        n = len(the_plan.held)
         raise ReconcilerError(
             f"{plural(n, 'resource')} held for a decision (see the {noun(n, 'warning')} "
             "above); Novita does not match the manifests until then."

@@ -226,9 +226,12 @@ def pull(state_path: str | None, workspace: str | None) -> None:
     outputs.remote in reconciler.yaml (or RECONCILER_OUTPUTS_REMOTE). Exits 1 when the remote lacks some.
     """
     from reconciler.commands.workflow import pull_command
+    from reconciler.present.wording import warning_text
     from reconciler.text import plural
 
     pulled = pull_command(make_settings((), state_path, False, workspace=workspace))
+    for warning in pulled.warnings:
+        click.echo(f"Warning: {warning_text(warning)}", err=True)
     for address, n in sorted(pulled.fetched.items()):
         click.echo(f"{address}: fetched {plural(n, 'image')}")
     total = sum(pulled.fetched.values())

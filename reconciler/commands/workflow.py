@@ -14,7 +14,7 @@ import difflib
 import functools
 import signal
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,9 +30,9 @@ from reconciler.commands.workspace import (
 )
 from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import Desired
-from reconciler.errors import ConfigError, ReconcilerError, UsageError
+from reconciler.errors import ConfigError, ReconcilerError, StateError, UsageError
 from reconciler.files import display_path
-from reconciler.observe.facts import Account, OutputFacts
+from reconciler.observe.facts import Account, OutputFacts, SkippedRecord
 from reconciler.plan.planfile import SIMULATOR, Origin, check_endpoint, check_fresh, load_plan, settle
 from reconciler.plan.planner import Plan
 from reconciler.present.progress import Reporter
@@ -98,7 +98,7 @@ def make_plan(
 ) -> tuple[Plan, dict[str, OutputFacts]]:
     """Refresh (unless offline; with the training list `listed` early, if any), observe the outputs, and plan;
     the outputs seen go on to apply (`prune`: the plan removes the history and forgotten outputs it lists)."""
-    from reconciler.outputs.folders import observe, observe_orphans
+    from reconciler.outputs.folders import observe, observe_orphans, untrusted
     from reconciler.plan.planner import plan
 
     outputs = observe(desired, state, cache, settings.root, settings.outputs())  # first: a bad remote asks nobody
@@ -121,7 +121,8 @@ def make_plan(
     )
     result = estimated(settings, result, desired, state, endpoint, ipm)
     cache.save()
-    return result, outputs
+    skipped = untrusted(state, outputs)
+    return replace(result, warnings=(*skipped, *result.warnings)), outputs
 
 
 def _plan_inputs(settings: Settings) -> tuple[Desired, HashCache, State]:
@@ -338,6 +339,8 @@ class Synced:
 
 def sync_outputs(settings: Settings, plan: Plan, state: State) -> Synced | None:
     """The plan's free copies: images the remote holds that are missing here, and the other way round."""
+    from reconciler.outputs.guard import UnsafePath
+
     remote = settings.outputs()
     if remote is None or not (plan.fetches or plan.stores):
         return None
@@ -345,7 +348,10 @@ def sync_outputs(settings: Settings, plan: Plan, state: State) -> Synced | None:
     for address, _ in plan.fetches:
         entry = state.entry(address)
         if isinstance(entry, GenerationEntry) and entry.status == Status.SUCCEEDED:
-            fetched += remote.pull_run(entry, settings.root)
+            try:
+                fetched += remote.pull_run(entry, settings.root)
+            except UnsafePath as exc:  # the state names a folder no image may be written in
+                raise StateError(f"the state's entry {address} (output): {exc.problem}; nothing was written") from None
     for address, _ in plan.stores:
         entry = state.entry(address)
         if isinstance(entry, GenerationEntry) and entry.status == Status.SUCCEEDED:
@@ -359,12 +365,15 @@ class Pulled:
     fetched: dict[str, int]  # address -> images written
     present: int  # images that were already here, intact
     missing: list[str]  # addresses whose images the remote does not hold
+    warnings: list[SkippedRecord]  # the state's entries that failed a check: not pulled
 
 
 def pull_command(settings: Settings) -> Pulled:
     """`reconciler pull`: write every image the state records and the outputs remote holds into its output
     folder, hash-checked; the state is read, not locked, and never changed."""
     from reconciler.desired.hashing import HashCache
+    from reconciler.outputs.folders import untrusted
+    from reconciler.outputs.guard import UnsafePath
 
     remote = settings.outputs()
     if remote is None:
@@ -379,18 +388,23 @@ def pull_command(settings: Settings) -> Pulled:
     fetched: dict[str, int] = {}
     present = 0
     missing: list[str] = []
+    warnings = untrusted(state, {})
     for entry in sorted(state.generations(), key=lambda e: e.name):
         if entry.status != Status.SUCCEEDED or not entry.files:
             continue
         if (entry.name, entry.identity) not in index.sidecars or any(f.sha256 not in index.hashes for f in entry.files):
             missing.append(entry.address)
             continue
-        wrote = remote.pull_run(entry, settings.root, cache)
+        try:
+            wrote = remote.pull_run(entry, settings.root, cache)
+        except UnsafePath as exc:  # the state names a folder no image may be written in
+            warnings.append(SkippedRecord(f"the state's entry {entry.address} (output)", exc.problem, entry.address))
+            continue
         present += len(entry.files) - wrote
         if wrote:
             fetched[entry.address] = wrote
     cache.save()
-    return Pulled(remote.shown, fetched, present, missing)
+    return Pulled(remote.shown, fetched, present, missing, warnings)
 
 
 def _gallery_refresher(settings: Settings, cache: HashCache) -> Callable[[ApplyResult, State], str | None]:
