@@ -405,7 +405,11 @@ def test_init_gitignore_covers_every_workspace_but_keeps_the_states(empty: Path)
     subprocess.run(["git", "init", "-q"], cwd=empty, check=True)
     runtime = ["state/state.json.lock", "state/.state.hashcache.json", "state/state.json.backup", "state/sim.json"]
     runtime += [f"state/state.json.d/staging/{name}" for name in ("state.json.lock", ".state.hashcache.json")]
-    runtime += ["state/state.json.d/staging/state.json.backup"]
+    runtime += [
+        "state/state.json.d/staging/state.json.backup",
+        "state/journal/state-default.20261204T101500Z-812.jsonl",
+    ]
+    runtime += ["state/state.json.d/staging/journal/state-staging.20261204T101500Z-812.jsonl"]
     kept = ["state/state.json", "state/state.json.d/staging/state.json", "reconciler.yaml"]
 
     def ignored(path: str) -> bool:

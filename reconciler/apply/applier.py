@@ -14,7 +14,7 @@ from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, Resourc
 from reconciler.apply.trainings import Trainer
 from reconciler.apply.uploads import Uploader
 from reconciler.desired.resources import Desired
-from reconciler.errors import AmbiguousSubmitError, NovitaError
+from reconciler.errors import AmbiguousSubmitError, NovitaError, RemoteError
 from reconciler.novita import NovitaClient, error_detail
 from reconciler.observe.facts import OutputFacts
 from reconciler.outputs.folders import forget_outputs, prune
@@ -142,7 +142,7 @@ class Applier:
                 where = "before it was submitted"
             run.result.stopped[change.address] = f"{why} {where}"
             raise Interrupted() from None
-        except (ResourceFailed, NovitaError) as exc:
+        except (ResourceFailed, NovitaError, RemoteError) as exc:  # RemoteError: the outputs remote failed
             message = str(exc)
             if isinstance(exc, NovitaError) and exc.status and not isinstance(exc, AmbiguousSubmitError):
                 message = f"Novita rejected {change.address}: {error_detail(exc)}"

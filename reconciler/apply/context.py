@@ -33,6 +33,7 @@ from reconciler.plan.policy import SubmitPolicy
 from reconciler.present.progress import Reporter
 from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.state.backend import Store
+from reconciler.state.reconnect import StateLost
 from reconciler.status import Status
 from reconciler.text import duration
 
@@ -98,7 +99,7 @@ class Run:
         self.outputs_remote = outputs_remote  # where every generated image is stored before it counts as done
         self.clock = clock
         self.result = ApplyResult()
-        self.committer = Committer(store)
+        self.committer = Committer(store, self._state_connection)
         self.slots = Slots(options.parallelism)  # uploads queue by their training's turn; the rest go first
         self.limiters = {kind: IpmLimiter(n) for kind, n in options.ipm.items()}
         self.billing = Billing(client)  # paid creates one at a time; stopped when the balance runs out
@@ -113,8 +114,26 @@ class Run:
         return self.store.state
 
     async def commit(self) -> None:
-        """Save the state now (grouped with concurrent commits); returns once it is on disk."""
-        await self.committer.commit()
+        """Save the state now (grouped with concurrent commits); returns once it is on disk. When the state is
+        lost for good (its database gone for longer than the reconnect window, or taken over), the apply stops
+        submitting and waiting at once, and the error (naming the journal) ends it."""
+        try:
+            await self.committer.commit()
+        except StateLost:
+            if self.stopped is None:
+                self.stop("interrupt")
+            raise
+
+    def _state_connection(self, event: str, **data: Any) -> None:
+        """The state's database went away and came back (a commit rode it out); nothing new is submitted meanwhile."""
+        if event == "state_reconnecting":
+            text = (
+                f"lost the connection to the state's database ({data['reason']}): reconnecting for up to "
+                f"{data['window']:g}s; nothing new is submitted meanwhile, polls and downloads go on"
+            )
+        else:
+            text = f"reconnected to the state's database after {duration(data['after'])}; the apply goes on"
+        self.emit(event, None, text, **data)
 
     # ---------------------------------------------------------------------------------------- stopping
 

@@ -98,6 +98,36 @@ def state_rm(
         click.echo(f"Removed {addr} from the state.")
 
 
+@state.command("mv", short_help="Move a resource to another address in the state (a rename).")
+@click.argument("source", metavar="FROM")
+@click.argument("target", metavar="TO")
+@state_options
+@sim_option
+@click.option("--dry-run", is_flag=True, help="Check the move and say what it would do; change nothing.")
+def state_mv(
+    source: str,
+    target: str,
+    state_path: str | None,
+    workspace: str | None,
+    lock_timeout: float,
+    sim: bool,
+    dry_run: bool,
+) -> None:
+    """Move the state entry at FROM to TO (e.g. Generation/old-name Generation/new-name), as Terraform's state mv.
+
+    What the entry records (identity, Novita task, trained model, images and their history) stays; only its
+    address changes. Renames whose request is unchanged need no mv: the plan finds them by identity. Use it
+    when a rename comes with a changed request, so the change is planned as a replace of the renamed resource
+    (its images kept in history) instead of a create and a forget.
+    """
+    from reconciler.commands.state_mv import move_in_state
+
+    settings = make_settings((), state_path, sim, lock_timeout, workspace=workspace)
+    move = move_in_state(settings, source, target, dry_run=dry_run)
+    verb = "Would move" if dry_run else "Moved"
+    click.echo(f"{verb} {move.source} to {move.target} in the state.")
+
+
 @state.command("pull", short_help="Print the state as JSON (now, or an earlier --serial).")
 @state_option
 @sim_option
@@ -121,12 +151,18 @@ def state_push(
     """Replace the state with FILE (a state JSON document; - reads standard input).
 
     Refused when FILE is another state (lineage) or older (a lower serial, or the same serial with other
-    content) than the one it would replace, unless --force.
+    content) than the one it would replace, unless --force. A journal (FILE ending in .jsonl, from
+    state/journal/ on another machine) is replayed into the state instead: its paid tasks are recorded.
     """
     from reconciler.state.ops import push_state
 
     pushed = push_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), source, force=force)
-    if pushed.unchanged:
+    if pushed.recorded is not None:
+        from reconciler.text import plural
+
+        done = f"recorded {plural(len(pushed.recorded), 'paid task')}" if pushed.recorded else "it held nothing new"
+        click.echo(f"Replayed the journal {source} into {pushed.target} (serial {pushed.serial}): {done}.")
+    elif pushed.unchanged:
         click.echo(f"{pushed.target} already holds exactly this state (serial {pushed.serial}); nothing pushed.")
     else:
         click.echo(f"Pushed {source} to {pushed.target} as serial {pushed.serial}.")

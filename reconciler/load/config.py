@@ -26,6 +26,7 @@ from reconciler.plan.policy import Choice
 from reconciler.text import plural
 
 CONFIG_FILE = "reconciler.yaml"
+RECONNECT_WINDOW_ENV = "RECONCILER_RECONNECT_WINDOW"
 
 T = TypeVar("T")
 
@@ -43,6 +44,12 @@ class StateConfig(_Strict):
         default="default",
         pattern=NAME_PATTERN,
         description="One of several named states in the same backend",
+    )
+    reconnect_window: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="Seconds a commit keeps reconnecting to a PostgreSQL state that went away (a failover)",
     )
 
 
@@ -215,3 +222,20 @@ def resolve(flag: T | None, env: str | None, file_value: T) -> T | str:
     if env is not None and env.strip():
         return env.strip()
     return file_value
+
+
+def reconnect_window(config: ProjectConfig, env: str | None) -> float:
+    """state.reconnect_window, or RECONCILER_RECONNECT_WINDOW when set (seconds, 0 to 86400)."""
+    value = resolve(None, env, config.state.reconnect_window)
+    if isinstance(value, float):
+        return value
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise ConfigError(
+            f"{RECONNECT_WINDOW_ENV} {value!r}: a number of seconds from 0 to 86400 (how long a commit keeps "
+            "reconnecting to a PostgreSQL state that went away)"
+        )
+    return seconds
