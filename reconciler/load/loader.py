@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -17,6 +18,7 @@ from reconciler.load.crosscheck import cross_checks
 from reconciler.load.drafts import Collector, Draft
 from reconciler.load.imagefiles import Found, ImageFinder, KnownFormats
 from reconciler.load.loaded import Dataset, Generation, ImageFile, LoraModel, ManifestSet, Source
+from reconciler.load.manifestcache import ManifestCache
 from reconciler.load.matrix import member_folder, member_name
 from reconciler.load.matrixcheck import check_matrix, check_swept_models
 from reconciler.load.messages import translate
@@ -198,9 +200,44 @@ def _generation_files(draft: Draft, finder: ImageFinder, out: Collector) -> None
             draft.init_image = ImageFile(found.path, found.display, None, found.format)
 
 
-def load_manifests(paths: Sequence[Path], project_root: Path, known: KnownFormats | None = None) -> ManifestSet:
+def _documents(raw: bytes, display: str, parsed: ManifestCache | None, out: Collector) -> list[Document]:
+    """The documents of one file's bytes: from the manifest cache when the same bytes parsed cleanly before
+    (positions parsed again only if a problem needs one), else parsed, every YAML problem collected."""
+    key = hashlib.sha256(raw).hexdigest() if parsed is not None else ""
+    cached = parsed.get(key) if parsed is not None else None
+    if cached is not None:
+        text = raw.decode("utf-8-sig")  # these bytes decoded before
+        return [
+            Document(data, start, locate=functools.partial(_nth_document, text, index))
+            for index, (start, data) in enumerate(cached)
+        ]
+    decoded = _decode(raw, display, out)
+    if decoded is None:
+        return []
+    documents, yaml_problems = parse_documents(decoded)
+    for problem in yaml_problems:
+        out.incomplete |= problem.fatal
+        where = _yaml_where(problem.document.data if problem.document else None, problem.path)
+        out.at(display, Pos(problem.line, problem.col), where, problem.message)
+    if parsed is not None and not yaml_problems:
+        parsed.put(key, documents)
+    return documents
+
+
+def _nth_document(text: str, index: int) -> Document:
+    return parse_documents(text)[0][index]
+
+
+def load_manifests(
+    paths: Sequence[Path],
+    project_root: Path,
+    known: KnownFormats | None = None,
+    parsed: ManifestCache | None = None,
+) -> ManifestSet:
     """Load and validate every manifest under `paths` (files or folders, relative to `project_root`).
     `known`: image formats sniffed by an earlier run (the stat cache), so unchanged images are not opened.
+    `parsed`: documents parsed by an earlier run (the manifest cache), so unchanged files are not parsed again;
+    the files of this load are put in it (the caller saves it).
 
     Raises ManifestError listing every problem in the set, located as file:line:col.
     """
@@ -219,15 +256,7 @@ def load_manifests(paths: Sequence[Path], project_root: Path, known: KnownFormat
             continue
         digest.update(f"{display}\0{len(raw)}\0".encode())
         digest.update(raw)
-        text = _decode(raw, display, out)
-        if text is None:
-            continue
-        documents, yaml_problems = parse_documents(text)
-        for problem in yaml_problems:
-            out.incomplete |= problem.fatal
-            where = _yaml_where(problem.document.data if problem.document else None, problem.path)
-            out.at(display, Pos(problem.line, problem.col), where, problem.message)
-        for doc in documents:
+        for doc in _documents(raw, display, parsed, out):
             draft = _draft(doc, display, path.parent, out)
             if draft is None:
                 continue
