@@ -6,7 +6,8 @@ Shapes (synth.Shape.named):
   Generations in files of 100, 1,500 generated images; 700 trainings on the account, pages of 50);
 - `issue23`: issue #23's project: the same with one manifest file per Generation and a caption sidecar on every
   third photo;
-- `photos50k`: issue23 with 250 photos per dataset (50,000 small photos, ~4 KB each).
+- `photos50k`: issue23 with 1,000 datasets of 50 small photos (~4 KB): 50,000 photos, 1,000 LoraModels, the
+  same 1,000 Generations, and 1,500 trainings on the account (30 pages).
 
 Each shape is built and applied once (bench/.work/shape-<name>/, see common.converged) and made a DVC
 repository (peers.dvc_tracked). Then, in one run, `reconciler plan --detailed-exitcode` and `dvc status -q`

@@ -59,15 +59,15 @@ class Shape:
     def named(cls, name: str) -> Shape:
         """The shapes of bench_shapes.py: `world` (Shape.at(1)), `issue23` (issue #23's project: the world with
         one manifest file per Generation and a caption sidecar on every third photo) and `photos50k` (the same
-        with 250 photos per dataset: 50,000 small photos)."""
+        with 1,000 datasets of 50 small photos: 50,000 photos, 1,000 LoraModels, 1,500 trainings listed)."""
         world = cls.at(1.0)
         if name == "world":
             return world
         issue = replace(world, generations_per_file=1, caption_every=3)
         if name == "issue23":
             return issue
-        if name == "photos50k":
-            return replace(issue, images_per_dataset=250, pngs_per_dataset=125, image_kb=4)
+        if name == "photos50k":  # Novita trains on at most 50 images: 1,000 datasets of 50
+            return replace(issue, datasets=1000, images_per_dataset=50, pngs_per_dataset=25, image_kb=4)
         raise ValueError(f"unknown shape {name!r}: world, issue23, photos50k")
 
     @property
