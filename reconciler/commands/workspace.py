@@ -169,10 +169,9 @@ def load_desired(settings: Settings) -> tuple[Desired, HashCache]:
     from reconciler.load import load_manifests
     from reconciler.load.manifestcache import ManifestCache
 
-    cache = HashCache(settings.cache_file)
     parsed = ManifestCache(settings.cache_file.with_name(f".{settings.state_path.stem}.manifests.hashcache.json"))
+    cache = HashCache(settings.cache_file, parsed)  # saves both once the plan is made
     manifests = load_manifests(settings.files, settings.root, cache, parsed)
-    parsed.save()
     desired = build_desired(manifests, cache, settings.root)
     return desired, cache
 
