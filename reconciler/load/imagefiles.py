@@ -52,6 +52,9 @@ class _Entry:
     is_symlink: bool
 
 
+_ENTRIES = {(f, s): _Entry(f, s) for f in (False, True) for s in (False, True)}  # one of each, shared
+
+
 class KnownFormats(Protocol):
     """Image formats sniffed by an earlier run, trusted while the file is unchanged (the stat cache)."""
 
@@ -101,7 +104,7 @@ class ImageFinder:
             try:
                 with os.scandir(folder) as entries:
                     self._listings[key] = {
-                        e.name: _Entry(e.is_file(), e.is_symlink()) for e in entries if not e.is_dir()
+                        e.name: _ENTRIES[e.is_file(), e.is_symlink()] for e in entries if not e.is_dir()
                     }
             except OSError:
                 self._listings[key] = None
@@ -253,7 +256,8 @@ class ImageFinder:
             if not folder_inside:
                 outside.append(os.path.join(head, name))
                 continue
-            image = self._found(folder, name, entry, os.path.join(head, name), problems)
+            given_as = os.path.join(head, name) if entry.is_symlink else ""  # only a symlink's message says it
+            image = self._found(folder, name, entry, given_as, problems)
             if image is not None:
                 found.append(image)
         if outside:

@@ -129,8 +129,8 @@ def _dataset_files(draft: Draft, finder: ImageFinder, out: Collector) -> None:
     entries = draft.raw_spec.get("images")
     if not isinstance(entries, list):
         return
-    by_path: dict[Path, int] = {}  # resolved path → index in draft.images
-    explicit: dict[Path, tuple[str, int]] = {}  # resolved path → (explicit caption, entry index)
+    by_path: dict[str, int] = {}  # resolved path → index in draft.images
+    explicit: dict[str, tuple[str, int]] = {}  # resolved path → (explicit caption, entry index)
     for index, entry in enumerate(entries):
         caption: str | None = None
         where: tuple[str | int, ...]
@@ -155,21 +155,22 @@ def _add_image(
     image: Found,
     caption: str | None,
     index: int,
-    by_path: dict[Path, int],
-    explicit: dict[Path, tuple[str, int]],
+    by_path: dict[str, int],
+    explicit: dict[str, tuple[str, int]],
     out: Collector,
 ) -> None:
-    at = by_path.get(image.path)
+    key = str(image.path)
+    at = by_path.get(key)
     if at is None:
-        by_path[image.path] = len(draft.images)
+        by_path[key] = len(draft.images)
         draft.images.append((ImageFile(image.path, image.display, caption or image.sidecar, image.format), index))
         if caption is not None:
-            explicit[image.path] = (caption, index)
+            explicit[key] = (caption, index)
         return
     if caption is None:
         return  # a repeat without its own caption: the first position and caption stay
-    if image.path in explicit:
-        first, first_index = explicit[image.path]
+    if key in explicit:
+        first, first_index = explicit[key]
         if first != caption:
             out.draft(
                 draft,
@@ -179,7 +180,7 @@ def _add_image(
             )
             draft.files_ok = False
         return
-    explicit[image.path] = (caption, index)
+    explicit[key] = (caption, index)
     old, old_index = draft.images[at]
     draft.images[at] = (ImageFile(old.path, old.display, caption, old.format), old_index)
 
