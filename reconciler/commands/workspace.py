@@ -178,11 +178,14 @@ class Settings:
 
 
 def load_desired(settings: Settings) -> tuple[Desired, HashCache]:
-    """Validate the manifests and hash their images (through the stat cache). No network."""
+    """Validate the manifests (unchanged files through the manifest cache) and hash their images (through the
+    stat cache). No network."""
     from reconciler.load import load_manifests
+    from reconciler.load.manifestcache import ManifestCache
 
-    cache = HashCache(settings.cache_file)
-    manifests = load_manifests(settings.files, settings.root, cache)
+    parsed = ManifestCache(settings.cache_file.with_name(f".{settings.state_path.stem}.manifests.hashcache.json"))
+    cache = HashCache(settings.cache_file, parsed)  # saves both once the plan is made
+    manifests = load_manifests(settings.files, settings.root, cache, parsed)
     desired = build_desired(manifests, cache, settings.root)
     return desired, cache
 
