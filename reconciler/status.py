@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Literal
 
 
 class Status(StrEnum):
@@ -30,6 +31,11 @@ SUBMIT_UNRESOLVED = frozenset({Status.SUBMITTING, Status.UNANSWERED})
 TRAINING_IN_FLIGHT = frozenset({*SUBMIT_UNRESOLVED, Status.TRAINING})
 # A task of either kind that Novita accepted and that has not finished: it keeps running remotely.
 RUNNING_REMOTELY = frozenset({Status.TRAINING, Status.RUNNING})
+
+# What to do with a generation whose submit got no answer (`on_unanswered_submit`; reconciler.plan.policy decides
+# which applies): submit it again, or hold it for a person. A word of the manifests, reconciler.yaml and the flag.
+OnUnanswered = Literal["resubmit", "hold"]
+ON_UNANSWERED: tuple[OnUnanswered, ...] = ("resubmit", "hold")
 
 
 # -- Novita's training statuses (GET /v3/training, GET /v3/training/{subject,style}) -------------------

@@ -33,7 +33,8 @@ from reconciler.outputs.folders import observe
 from reconciler.plan.planner import Plan
 from reconciler.sim.config import SimConfig
 from reconciler.sim.server import RunningSimulator, running_simulator
-from reconciler.state import State, StateStore, read_state
+from reconciler.state import State
+from reconciler.state.file import StateStore, read_state
 from tests.manifest_helpers import image_bytes, write
 
 KEY = "sk-apply-inprocess-0c1d2e3f"

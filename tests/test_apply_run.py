@@ -17,7 +17,7 @@ from reconciler.apply.context import Run
 from reconciler.apply.polling import Look, PollPolicy
 from reconciler.desired.resources import Desired
 from reconciler.novita import NovitaClient
-from reconciler.state import StateStore
+from reconciler.state.file import StateStore
 from reconciler.text import parse_duration
 
 

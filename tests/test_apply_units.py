@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from reconciler.apply import ApplyResult, Committer, IpmLimiter
-from reconciler.state import StateStore
+from reconciler.state.file import StateStore
 
 
 def test_ipm_limiter_never_exceeds_the_limit_in_any_window() -> None:

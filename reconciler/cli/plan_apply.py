@@ -86,7 +86,7 @@ def plan(
     """
     from reconciler.commands.workflow import plan_command, plan_origin
     from reconciler.plan.planfile import save_plan
-    from reconciler.present.render import render_json, render_markdown, render_text
+    from reconciler.present.render import plan_json, render_json, render_markdown, render_text
 
     settings = make_settings(
         files,
@@ -107,7 +107,7 @@ def plan(
         click.echo(render_text(result, colour=colour(), legend=isatty(sys.stdout)), nl=False)
     if out:
         origin = plan_origin(settings)
-        save_plan(result, Path(out), origin)
+        save_plan(result, Path(out), origin, plan_json(result))
         if fmt == "text":
             click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: {origin.apply_command(out)}")
     if detailed_exitcode and (not result.empty or result.warnings):

@@ -43,8 +43,8 @@ def state() -> None:
 @sim_option
 def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the resources in the state, with their status."""
+    from reconciler.commands.state_cmds import pull_state
     from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry
-    from reconciler.state.ops import pull_state
     from reconciler.text import plural
 
     settings = make_settings((), state_path, sim, workspace=workspace)
@@ -73,7 +73,7 @@ def state_show(address: str, state_path: str | None, workspace: str | None, sim:
     """Show everything the state holds for ADDRESS (e.g. LoraModel/alice-v1)."""
     import json
 
-    from reconciler.state.ops import pull_state
+    from reconciler.commands.state_cmds import pull_state
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     entry = pull_state(settings).entry(address)
@@ -103,7 +103,7 @@ def state_rm(
 @click.option("--serial", type=click.IntRange(1), metavar="N", help="A kept earlier version (see `state history`).")
 def state_pull(state_path: str | None, workspace: str | None, sim: bool, serial: int | None) -> None:
     """Print the state as JSON (the current version, or --serial N), e.g. to keep a copy or to inspect it."""
-    from reconciler.state.ops import pull_state
+    from reconciler.commands.state_cmds import pull_state
 
     data = pull_state(make_settings((), state_path, sim, workspace=workspace), serial)
     click.echo(data.model_dump_json(indent=1))
@@ -122,7 +122,7 @@ def state_push(
     Refused when FILE is another state (lineage) or older (a lower serial, or the same serial with other
     content) than the one it would replace, unless --force.
     """
-    from reconciler.state.ops import push_state
+    from reconciler.commands.state_cmds import push_state
 
     pushed = push_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), source, force=force)
     if pushed.unchanged:
@@ -151,7 +151,7 @@ def state_migrate(
     Both states are locked while copying; the copy is read back and compared with the source. The source
     is left as it was: point state.url (reconciler.yaml) or RECONCILER_STATE_URL at the new place afterwards.
     """
-    from reconciler.state.ops import describe_migration, migrate_state
+    from reconciler.commands.state_cmds import describe_migration, migrate_state
 
     settings = make_settings((), state_path, sim, lock_timeout, workspace=workspace)
     migrated = migrate_state(settings, to, to_workspace, force=force)
@@ -163,7 +163,7 @@ def state_migrate(
 @sim_option
 def state_history(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the kept versions of the state, newest first (read one with `state pull --serial N`)."""
-    from reconciler.state.ops import state_history as history
+    from reconciler.commands.state_cmds import state_history as history
 
     where, versions = history(make_settings((), state_path, sim, workspace=workspace))
     if not versions:
@@ -239,8 +239,8 @@ def force_unlock(state_path: str | None, workspace: str | None, sim: bool, yes: 
     On PostgreSQL the lock is the server's and goes with its holder's connection, so only a stale record of
     the holder can be left; a lock held by a live connection is refused with what to do instead.
     """
-    from reconciler.state import describe_holder
-    from reconciler.state.ops import force_unlock_state, lock_holder
+    from reconciler.commands.state_cmds import force_unlock_state, lock_holder
+    from reconciler.state.file import describe_holder
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     info = lock_holder(settings)

@@ -38,8 +38,8 @@ def show(planfile: str | None, state_path: str | None, workspace: str | None, si
         if saved.origin is not None and not saved.plan.empty:
             click.echo(f"\nApply exactly this plan with: {saved.origin.apply_command(planfile)}")
         return
+    from reconciler.commands.state_cmds import pull_state
     from reconciler.present.readout import state_text
-    from reconciler.state.ops import pull_state
     from reconciler.urls import redact_url_password
 
     settings = make_settings((), state_path, sim, workspace=workspace)
@@ -63,8 +63,8 @@ def output(name: str | None, state_path: str | None, workspace: str | None, sim:
     """Print what apply produced, for scripts: each LoraModel's trained model file name (to use in other
     tools) and each Generation's image paths with their sha256. NAME (alice-v1 or LoraModel/alice-v1)
     prints only that one: the model file name alone, or the image paths one per line. Reads the state only."""
+    from reconciler.commands.state_cmds import pull_state
     from reconciler.present.readout import find_output, one_output_text, output_json, output_text, output_values
-    from reconciler.state.ops import pull_state
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     values = output_values(pull_state(settings))

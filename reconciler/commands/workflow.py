@@ -22,6 +22,7 @@ from reconciler.commands.workspace import (
     DEFAULT_MANIFESTS,
     Endpoint,
     Settings,
+    default_endpoint_url,
     endpoint_url,
     load_desired,
     make_client,
@@ -35,7 +36,8 @@ from reconciler.observe.facts import Account, OutputFacts
 from reconciler.plan.planfile import SIMULATOR, Origin, check_endpoint, check_fresh, load_plan, settle
 from reconciler.plan.planner import Plan
 from reconciler.present.progress import Reporter
-from reconciler.state import GenerationEntry, ModelEntry, State, describe_holder, now_iso
+from reconciler.state import GenerationEntry, ModelEntry, State, now_iso
+from reconciler.state.file import describe_holder
 from reconciler.status import Status
 from reconciler.text import plural
 from reconciler.urls import redact_url_password
@@ -200,7 +202,7 @@ def saved_plan_settings(
     sim_, state_, files_ = settle(origin, planfile, sim=sim, state=state, files=typed)
     chosen = workspace if workspace is not None else origin.workspace
     settings = Settings.make(files_, state_, sim_, lock_timeout, workspace=chosen)
-    check_endpoint(origin, planfile, SIMULATOR if sim_ else endpoint_url(), settings.workspace)
+    check_endpoint(origin, planfile, SIMULATOR if sim_ else endpoint_url(), settings.workspace, default_endpoint_url())
     return settings
 
 

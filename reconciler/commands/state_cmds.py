@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import ReconcilerError, StateError
-from reconciler.state import Backend, State, Version, open_backend, parse_state
-from reconciler.text import plural
 from reconciler.commands.workspace import Settings
+from reconciler.errors import ReconcilerError, StateError
+from reconciler.state import State, parse_state
+from reconciler.state.backend import Backend, Version, open_backend
+from reconciler.text import plural
 
 
 def pull_state(settings: Settings, serial: int | None = None) -> State:
