@@ -54,6 +54,16 @@ def training_failed(task_status: str) -> bool:
     return task_status.upper() in TRAINING_FAILED
 
 
+def training_status(task_status: str, model_statuses: Iterable[str]) -> Status:
+    """The one mapping from a training as Novita reports it to our Status: SUCCEEDED once its model serves,
+    FAILED when it ended so, else TRAINING (still on its way, or a status Novita does not document)."""
+    if training_succeeded(task_status, model_statuses):
+        return Status.SUCCEEDED
+    if training_failed(task_status):
+        return Status.FAILED
+    return Status.TRAINING
+
+
 def training_pending(task_status: str) -> bool:
     """A documented status of a training not finished yet. Anything else ends a wait (never a hang)."""
     return task_status.upper() in TRAINING_PENDING

@@ -23,7 +23,8 @@ import httpx
 
 from reconciler.apply import Applier, ApplyOptions, ApplyResult
 from reconciler.apply.polling import PollPolicy
-from reconciler.commands.workflow import make_plan
+from reconciler.commands.plan_apply import make_plan
+from reconciler.commands.targets import Scope
 from reconciler.commands.workspace import Endpoint, Settings, load_desired
 from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import Desired
@@ -296,7 +297,8 @@ class World:
         settings = self.settings(targets, replace)
         desired, cache = load_desired(settings)
         endpoint = None if offline else self.endpoint
-        plan, outputs = make_plan(settings, desired, cache, self.state(), endpoint, prune=prune)
+        scope = Scope(tuple(targets), tuple(replace))
+        plan, outputs = make_plan(settings, desired, cache, self.state(), endpoint, scope=scope, prune=prune)
         return Planned(plan, desired, outputs)
 
     def apply(

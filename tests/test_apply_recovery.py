@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from reconciler.apply import Applier, ApplyOptions
-from reconciler.commands.workflow import apply_command
+from reconciler.commands.plan_apply import apply_command
 from reconciler.commands.workspace import load_desired
 from reconciler.novita import RetryInfo
 from reconciler.plan.planfile import save_plan

@@ -84,7 +84,7 @@ def plan(
     Refreshes the account's training list and the tasks in flight, then diffs the manifests against the
     state and the account. Changes nothing.
     """
-    from reconciler.commands.workflow import plan_command, plan_origin
+    from reconciler.commands.plan_apply import plan_command, plan_origin
     from reconciler.plan.planfile import save_plan
     from reconciler.present.render import plan_json, render_json, render_markdown, render_text
 
@@ -97,7 +97,8 @@ def plan(
         workspace=workspace,
         on_unanswered_submit=on_unanswered_submit,
     )
-    result = plan_command(settings, refresh=refresh, prune=prune)
+    planned = plan_command(settings, refresh=refresh, prune=prune)
+    result = planned.plan
     fmt = "json" if as_json else fmt
     if fmt == "json":
         click.echo(render_json(result), nl=False)
@@ -106,7 +107,7 @@ def plan(
     else:
         click.echo(render_text(result, colour=colour(), legend=isatty(sys.stdout)), nl=False)
     if out:
-        origin = plan_origin(settings)
+        origin = plan_origin(settings, planned.scope)
         save_plan(result, Path(out), origin, plan_json(result))
         if fmt == "text":
             click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: {origin.apply_command(out)}")
@@ -211,7 +212,7 @@ def apply(
     """
     from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions
     from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
-    from reconciler.commands.workflow import apply_command
+    from reconciler.commands.plan_apply import apply_command
     from reconciler.commands.workspace import sim_poll_policies
 
     if planfile and (targets or replace or prune):
@@ -223,7 +224,7 @@ def apply(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
     if planfile:
-        from reconciler.commands.workflow import saved_plan_settings
+        from reconciler.commands.plan_apply import saved_plan_settings
 
         settings = saved_plan_settings(
             Path(planfile),

@@ -21,7 +21,7 @@ def refresh(
 
     Records trainings that finished or failed since the last apply. Downloads nothing and submits nothing.
     """
-    from reconciler.commands.workflow import refresh_command
+    from reconciler.commands.state_cmds import refresh_command
     from reconciler.text import plural
 
     refreshed = refresh_command(make_settings(files, state_path, sim, lock_timeout, workspace=workspace))
@@ -90,7 +90,7 @@ def state_rm(
     addresses: tuple[str, ...], state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool
 ) -> None:
     """Forget ADDRESSES in the state without touching Novita or any file (the next plan may adopt them)."""
-    from reconciler.commands.workflow import remove_from_state
+    from reconciler.commands.state_cmds import remove_from_state
 
     remove_from_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), addresses)
     for addr in addresses:
@@ -181,7 +181,7 @@ def pull(state_path: str | None, workspace: str | None) -> None:
     Free: nothing is generated and the state is not changed. Images already here and intact are kept. Needs
     outputs.remote in reconciler.yaml (or RECONCILER_OUTPUTS_REMOTE). Exits 1 when the remote lacks some.
     """
-    from reconciler.commands.workflow import pull_command
+    from reconciler.commands.outputs_sync import pull_command
     from reconciler.text import plural
 
     pulled = pull_command(make_settings((), state_path, False, workspace=workspace))
@@ -220,7 +220,7 @@ def import_(
     The training is recorded as the model's current definition: the next plan will not retrain it unless
     the manifest changes.
     """
-    from reconciler.commands.workflow import import_training
+    from reconciler.commands.state_cmds import import_training
 
     imported = import_training(
         make_settings(files, state_path, sim, lock_timeout, workspace=workspace), address, task_id

@@ -104,7 +104,7 @@ def gallery(state_path: str | None, workspace: str | None, sim: bool, out: str |
     kept by content hash. `apply` refreshes it after writing images (unless --no-gallery, or
     `outputs.gallery: false` in reconciler.yaml).
     """
-    from reconciler.commands.workflow import gallery_command, gallery_folder
+    from reconciler.commands.gallery import gallery_command, gallery_folder
     from reconciler.present.gallery import serve_gallery
 
     settings = make_settings((), state_path, sim, workspace=workspace)
