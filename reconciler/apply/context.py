@@ -16,10 +16,10 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from reconciler.apply.commit import Committer
-from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled
+from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled, StopReason, Stuck, Task
 from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
 from reconciler.apply.slots import Slots
 from reconciler.apply.throttle import IpmLimiter
@@ -33,7 +33,6 @@ from reconciler.present.progress import Reporter
 from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.state.backend import Store
 from reconciler.status import Status
-from reconciler.text import duration
 
 DEFAULT_IPM = {"txt2img": 20, "img2img": 10}
 # A task whose status has not moved for this long is reported and no longer waited on (`--stall-timeout`).
@@ -48,7 +47,6 @@ SUBMIT_ATTEMPTS = 4
 S = TypeVar("S")
 R = TypeVar("R")
 T = TypeVar("T")
-StopReason = Literal["interrupt", "timeout"]
 
 
 @dataclass
@@ -193,7 +191,7 @@ class Run:
         *,
         progress: Callable[[S], str] | None = None,
         stall_after: float | None = None,
-        what: str = "the task",
+        what: Task | None = None,
     ) -> R:
         """Poll a task: `look` fetches its status, `settle` returns the result once it finished (or raises
         when it failed) and None while it runs; between looks, wait as long as `policy` says from what `pace`
@@ -211,15 +209,12 @@ class Run:
             done = await settle(seen)
             if done is not None:
                 return done
-            if progress is not None and stall_after is not None:
+            if progress is not None and stall_after is not None and what is not None:
                 now, where = self.clock(), progress(seen)
                 if where != seen_progress:
                     seen_progress, since = where, now
                 elif now - since >= stall_after:
-                    raise Stalled(
-                        f"{what}: no progress for {duration(now - since)} (still {where}); stopped waiting: it stays "
-                        "recorded as in flight and the next apply checks it again"
-                    )
+                    raise Stalled(Stuck(what, now - since, where))
             said = dataclasses.replace(pace(seen), elapsed=self.clock() - began)
             interval = policy.next(said, misses, random.random())
             misses = 0 if policy.estimate(said) is not None else misses + 1

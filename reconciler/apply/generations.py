@@ -19,7 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
-from reconciler.apply.outcome import ResourceFailed
+from reconciler.apply.outcome import (
+    Adopted,
+    Held,
+    NoImages,
+    OutputsChanged,
+    ResourceFailed,
+    Submitted,
+    Succeeded,
+    Task,
+    TaskEnded,
+    Unanswered,
+    UnknownStatus,
+)
 from reconciler.apply.polling import Look
 from reconciler.apply.throttle import Grant
 from reconciler.apply.trainings import Trainer
@@ -69,7 +81,7 @@ class Generator:
             entry = found
             run.result.resumed += 1
         if not run.options.wait:
-            run.result.submitted_not_waited.append(gen.address)
+            run.result.outcomes[gen.address] = Submitted()
             return
         await self._collect(gen, entry)
 
@@ -192,16 +204,9 @@ class Generator:
         entry.unanswered_submits += 1
         await run.commit()
         if policy == "hold":
-            raise ResourceFailed(
-                f"no answer from Novita to the {gen.task_type} submit ({cause}); it may or may not have been "
-                "accepted, and Novita cannot list generation tasks, so it is held (on_unanswered_submit: hold), "
-                f"not submitted again on its own: run `reconciler apply --replace {gen.address}` to submit it again."
-            ) from exc
+            raise ResourceFailed(Held(gen.task_type, cause)) from exc
         if attempts >= SUBMIT_ATTEMPTS:
-            raise ResourceFailed(
-                f"no answer from Novita to {attempts} {gen.task_type} submits (last: {cause}); each may have been "
-                "accepted. The next apply submits it again (on_unanswered_submit: resubmit)."
-            ) from exc
+            raise ResourceFailed(Unanswered(Task(gen.task_type, ""), attempts, cause)) from exc
         message = f"no answer to the {gen.task_type} submit ({cause}): it may or may not have run"
         run.emit("unanswered", gen.address, message, reason=exc.reason)
 
@@ -209,6 +214,7 @@ class Generator:
         run = self.run
         task_id = entry.task_id
         assert task_id is not None
+        task = Task(gen.task_type, task_id)
 
         async def look() -> TaskResult:
             return await run.client.task_result(task_id)
@@ -217,20 +223,14 @@ class Generator:
             if result.is_done:
                 return result
             if result.is_failed:
-                entry.status, entry.reason, entry.updated_at = (
-                    Status.FAILED,
-                    result.reason or "no reason given",
-                    now_iso(),
-                )
+                reason = result.reason or "no reason given"
+                entry.status, entry.reason, entry.updated_at = Status.FAILED, reason, now_iso()
                 await run.commit()
-                raise ResourceFailed(f"{gen.task_type} task {task_id} failed on Novita: {entry.reason}")
+                raise ResourceFailed(TaskEnded(task, reason))
             if not result.is_pending:
                 # Not a status Novita documents: stop waiting (no hang) but keep the task as running, so the next
                 # apply checks it again instead of paying for a new one.
-                raise ResourceFailed(
-                    f"{gen.task_type} task {task_id}: Novita reports an unknown status {result.status!r}; "
-                    "it stays recorded as running and the next apply checks it again"
-                )
+                raise ResourceFailed(UnknownStatus(task, result.status))
             text = f"{gen.task_type} {result.status.removeprefix('TASK_STATUS_')}"
             if result.progress_percent:
                 text += f" {result.progress_percent:.0f}%"
@@ -251,10 +251,10 @@ class Generator:
             pace,
             progress=progress,
             stall_after=run.options.generation_stall,
-            what=f"{gen.task_type} task {task_id}",
+            what=task,
         )
         if not result.images:
-            raise ResourceFailed(f"{gen.task_type} task {task_id} succeeded without images")
+            raise ResourceFailed(NoImages(task))
         params = parameters_text(gen, entry, result.seed)
         done = {f.path: f for f in entry.files}
         files: list[FileRecord] = []
@@ -298,6 +298,7 @@ class Generator:
         entry.status, entry.updated_at = Status.SUCCEEDED, now_iso()
         run.finished.add(gen.address)  # done, even if a stop cuts the commit below (the final save has it)
         run.result.generated += 1
+        run.result.outcomes[gen.address] = Succeeded()
         run.emit("task_done", gen.address, f"{plural(len(files), 'image')} in {gen.output_display}")
         await run.commit()
 
@@ -310,7 +311,7 @@ class Generator:
         elif stored is not None and run.outputs_remote is not None:
             files, task_id, seed, where = stored.files, stored.task_id, stored.seed, "from the outputs remote into"
         else:
-            raise ResourceFailed(f"its images in {gen.output_display} changed since the plan; plan again")
+            raise ResourceFailed(OutputsChanged(gen.output_display))
         previous = run.state.generation(gen.name)
         entry = GenerationEntry.of(
             gen,
@@ -330,6 +331,7 @@ class Generator:
                 await asyncio.to_thread(run.outputs_remote.pull_run, entry, run.root)
         run.finished.add(gen.address)
         run.result.adopted += 1
+        run.result.outcomes[gen.address] = Adopted()
         run.emit("adopted", gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")
 
     async def _found_history(self, gen: DesiredGeneration) -> list[HistoryRecord]:

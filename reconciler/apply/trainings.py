@@ -15,7 +15,25 @@ import time
 from typing import Any
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
-from reconciler.apply.outcome import Deferred, Interrupted, ResourceFailed, Skipped, Stalled
+from reconciler.apply.outcome import (
+    Adopted,
+    Blocked,
+    Deferred,
+    Failed,
+    Interrupted,
+    NoModelName,
+    NotInAccount,
+    Postponed,
+    ResourceFailed,
+    Skipped,
+    Stalled,
+    Submitted,
+    Succeeded,
+    Task,
+    TaskEnded,
+    Unanswered,
+    UnknownStatus,
+)
 from reconciler.apply.polling import Look
 from reconciler.apply.uploads import Uploader
 from reconciler.desired.resources import DesiredModel
@@ -61,7 +79,7 @@ class Trainer:
             if task_id is None:
                 found = await self._look_up(model, entry.prior_tasks)
                 if found is None:
-                    raise ResourceFailed(f"training {model.task_name} is not in the account any more; plan again")
+                    raise ResourceFailed(NotInAccount(Task.training(model.task_name)))
                 task_id = found.task_id
             entry.task_id = task_id
             entry.status = Status.TRAINING
@@ -71,6 +89,7 @@ class Trainer:
             await run.commit()
             if change.action == "adopt":
                 run.result.adopted += 1
+                run.result.outcomes[addr] = Adopted()
                 run.emit("adopted", addr, f"adopted training {model.task_name} ({task_id})", task_id=task_id)
             else:
                 run.result.resumed += 1
@@ -83,11 +102,12 @@ class Trainer:
                 )
                 return change.model_name
         if not run.options.wait:
-            run.result.submitted_not_waited.append(addr)
+            run.result.outcomes[addr] = Submitted()
             return None
         name = await self._wait(model, entry)
         if submitted:
             run.result.trained += 1
+        run.result.outcomes.setdefault(addr, Succeeded())  # adopted in flight, then waited for: stays adopted
         return name
 
     def _record(self, entry: ModelEntry) -> ModelEntry:
@@ -134,7 +154,7 @@ class Trainer:
         if task.failed:
             entry.status, entry.reason = Status.FAILED, f"ended {task.status}"
             await run.commit()
-            raise ResourceFailed(f"training {task.task_name} ended {task.status} on Novita")
+            raise ResourceFailed(TaskEnded(Task.training(task.task_name), task.status))
         entry.status, entry.reason = Status.TRAINING, None
         await run.commit()
         run.emit(
@@ -200,8 +220,7 @@ class Trainer:
                     return await self._take(model, entry, found)
                 if attempts >= SUBMIT_ATTEMPTS:
                     raise ResourceFailed(
-                        f"no answer to {attempts} submits of {model.task_name}, and the account does not list it; "
-                        "it stays recorded as unanswered: the next apply looks it up again before submitting"
+                        Unanswered(Task.training(model.task_name), attempts, unanswered_cause(exc))
                     ) from exc
                 run.emit(
                     "lookup",
@@ -264,17 +283,11 @@ class Trainer:
             if status.is_failed:
                 entry.status, entry.reason, entry.updated_at = Status.FAILED, f"ended {status.task_status}", now_iso()
                 await run.commit()
-                raise ResourceFailed(f"training {model.task_name} ended {status.task_status} on Novita")
+                raise ResourceFailed(TaskEnded(Task.training(model.task_name), status.task_status))
             if not status.is_pending:
-                raise ResourceFailed(
-                    f"training {model.task_name}: Novita reports an unknown status {status.task_status!r}; "
-                    "it stays recorded as training and the next apply checks it again"
-                )
+                raise ResourceFailed(UnknownStatus(Task.training(model.task_name), status.task_status))
             if status.is_done:  # SUCCESS and SERVING, yet no model name to generate with
-                raise ResourceFailed(
-                    f"training {model.task_name}: Novita reports it SERVING but names no model; "
-                    "it stays recorded as training and the next apply checks it again"
-                )
+                raise ResourceFailed(NoModelName(Task.training(model.task_name)))
             text = f"training {model.task_name} {status.task_status}"
             if status.task_status == "TRAINING" and status.progress_percent is not None:
                 text += f" {status.progress_percent:.0f}%"
@@ -309,29 +322,30 @@ class Trainer:
             pace,
             progress=progress,
             stall_after=run.options.training_stall,
-            what=f"training {model.task_name}",
+            what=Task.training(model.task_name),
         )
 
     async def trained_name(self, name: str) -> str:
         """The trained model name a generation uses: wait for this apply's training, or take it from state."""
+        needs = f"LoraModel/{name}"
         task = self.tasks.get(name)
         if task is not None:
             try:
                 model_name = await asyncio.shield(task)
-            except (ResourceFailed, NovitaError) as exc:
-                raise Skipped(f"LoraModel/{name} failed: {exc}") from None
+            except ResourceFailed as exc:  # the model's own failure (its _guard turned any error into this)
+                raise Skipped(Blocked(needs, Failed(exc.cause))) from None
             except Stalled:
-                raise Deferred(f"LoraModel/{name} is still training (no progress lately, see above)") from None
+                raise Deferred(Postponed(needs, stalled=True)) from None
             except Interrupted:  # stopped while waiting for the model: this generation was stopped too, not skipped
                 raise Interrupted() from None
             except Skipped as exc:
-                raise Skipped(f"LoraModel/{name} was skipped ({exc})") from None
+                raise Skipped(Blocked(needs, exc.outcome)) from None
             if model_name is None:
-                raise Deferred(f"LoraModel/{name} is still training (--no-wait); apply again to generate")
+                raise Deferred(Postponed(needs))
             return model_name
         entry = self.run.state.model(name)
         if entry is None or entry.status != Status.SUCCEEDED or not entry.model_name:
             if entry is not None and entry.in_flight and not self.run.options.wait:
-                raise Deferred(f"LoraModel/{name} is still training (--no-wait); apply again to generate")
-            raise Skipped(f"LoraModel/{name} has no trained model yet")
+                raise Deferred(Postponed(needs))
+            raise Skipped(Blocked(needs))
         return entry.model_name

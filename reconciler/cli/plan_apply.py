@@ -330,19 +330,20 @@ def _refuse_held(the_plan: Plan) -> None:
 
 
 def _finish_apply(result: ApplyResult) -> None:
+    from reconciler.present import outcome as words
     from reconciler.text import duration, plural
 
     err = sys.stderr
     if result.failed or result.skipped or result.stalled:
         click.echo("", file=err)
-        for addr, message in sorted(result.failed.items()):
-            click.echo(f"Error: {addr}: {message}", file=err)
-        for addr, message in sorted(result.skipped.items()):
-            click.echo(f"Skipped: {addr}: {message}", file=err)
-        for addr, message in sorted(result.stalled.items()):
-            click.echo(f"Stalled: {addr}: {message}", file=err)
-    for addr, message in sorted(result.deferred.items()):
-        click.echo(f"Left for the next apply: {addr}: {message}", file=err)
+        for addr, failed in sorted(result.failed.items()):
+            click.echo(f"Error: {addr}: {words.cause(failed.cause, addr)}", file=err)
+        for addr, blocked in sorted(result.skipped.items()):
+            click.echo(f"Skipped: {addr}: {words.blocked(blocked)}", file=err)
+        for addr, stuck in sorted(result.stalled.items()):
+            click.echo(f"Stalled: {addr}: {words.stuck(stuck)}", file=err)
+    for addr, postponed in sorted(result.deferred.items()):
+        click.echo(f"Left for the next apply: {addr}: {words.postponed(postponed)}", file=err)
     if result.timed_out:
         click.echo(
             f"Stopped at the --timeout deadline ({duration(result.elapsed)}): the state is saved; "
@@ -351,11 +352,10 @@ def _finish_apply(result: ApplyResult) -> None:
         )
     if result.still_running:
         click.echo("Still running on Novita (the next apply collects them, nothing is resubmitted):", file=err)
-        for line in result.still_running:
-            click.echo(f"  {line}", file=err)
-    # each line is "<address> (<task>)", and a matrix member's address may itself hold " ("
-    running = {line.rsplit(" (", 1)[0] for line in result.still_running}
-    not_done = sorted(a for a in result.stopped if a not in running)
+        for running in result.still_running:
+            click.echo(f"  {running.address} ({running.task})", file=err)
+    running_now = {r.address for r in result.still_running}
+    not_done = sorted(a for a in result.stopped if a not in running_now)
     if not_done:
         shown = ", ".join(not_done[:5]) + (f", … and {len(not_done) - 5} more" if len(not_done) > 5 else "")
         click.echo(f"Not done yet, {plural(len(not_done), 'resource')} (the next apply does them): {shown}", file=err)
