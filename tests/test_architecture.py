@@ -8,6 +8,7 @@ store for a one-step edit) save state.
 
 from __future__ import annotations
 
+import ast
 import tomllib
 from pathlib import Path
 
@@ -53,3 +54,16 @@ def test_only_the_state_backends_and_the_commands_save_state() -> None:
     # the commands open the store of each command and save its one-step edits (state rm, import, refresh);
     # the applier saves through its committer, which the state package's store writes
     assert all(w == "state/file.py" or w.startswith("commands/") for w in writers), writers
+
+
+def test_no_function_in_the_applier_runs_over_60_lines() -> None:
+    """The applier reads as named steps (docs/ARCHITECTURE.md): a longer function is split, not grown."""
+    long = [
+        f"{path.relative_to(PACKAGE).as_posix()}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in sorted((PACKAGE / "apply").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > 60
+    ]
+    assert not long, long

@@ -24,13 +24,13 @@ from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
 from reconciler.apply.slots import Slots
 from reconciler.apply.throttle import IpmLimiter
 from reconciler.desired.resources import Desired
-from reconciler.errors import NovitaError, NovitaTransportError
-from reconciler.novita import NovitaClient, error_detail
+from reconciler.errors import AmbiguousSubmitError, NovitaError, NovitaTransportError
+from reconciler.novita import NovitaClient, error_detail, unanswered_cause
 from reconciler.observe.facts import OutputFacts
 from reconciler.outputs.store import OutputsRemote
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.present.progress import Reporter
-from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State
+from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State, now_iso
 from reconciler.state.backend import Store
 from reconciler.status import Status
 
@@ -163,6 +163,28 @@ class Run:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()  # this stop is met at the caller's next check_stop, once it recorded the id
+
+    async def create(self, post: Callable[[], Awaitable[T]], *, then: Callable[[], None] | None = None) -> T:
+        """A paid create call: the state (the resource recorded `submitting`) is committed first, so a kill during
+        the POST is resolved on the next apply; `then` runs between the commit and the POST (a throttle's minute
+        starts there). The call runs to its answer even if a stop comes meanwhile (`submitting`)."""
+
+        async def commit_then_post() -> T:
+            await self.commit()
+            if then is not None:
+                then()
+            return await post()
+
+        return await self.submitting(commit_then_post)
+
+    async def unanswered(self, entry: ModelEntry | GenerationEntry, error: AmbiguousSubmitError) -> str:
+        """A create got no answer: record it `unanswered` (counted) and commit before anything else happens, so a
+        kill from here on resolves it the same way. Returns the cause, as the messages name it."""
+        cause = unanswered_cause(error)
+        entry.status, entry.reason, entry.updated_at = Status.UNANSWERED, f"no answer: {cause}", now_iso()
+        entry.unanswered_submits += 1
+        await self.commit()
+        return cause
 
     async def refused(
         self, entry: ModelEntry | GenerationEntry, previous: ResourceEntry | None, error: NovitaError

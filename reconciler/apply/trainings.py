@@ -11,8 +11,8 @@ again. Tasks of the same name that existed before the submit (`prior_tasks`) are
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from typing import Any
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
 from reconciler.apply.outcome import (
@@ -38,7 +38,7 @@ from reconciler.apply.polling import Look
 from reconciler.apply.uploads import Uploader
 from reconciler.desired.resources import DesiredModel
 from reconciler.errors import AmbiguousSubmitError, NovitaError
-from reconciler.novita import TrainingStatus, unanswered_cause
+from reconciler.novita import TrainingStatus
 from reconciler.observe.facts import Account, AccountTraining
 from reconciler.plan.planner import ResourceChange
 from reconciler.state import ModelEntry, now_iso
@@ -182,6 +182,8 @@ class Trainer:
         return sorted(prior)
 
     async def _submit(self, model: DesiredModel, assets: dict[str, str], change: ResourceChange) -> ModelEntry:
+        """Create the training (recorded `submitting` first); an unanswered create is looked up by name before it
+        is sent again, an asset Novita does not know is uploaded again."""
         run = self.run
         previous = run.state.model(model.name)
         unanswered = previous.unanswered_submits if previous and previous.identity == model.identity else 0
@@ -193,64 +195,19 @@ class Trainer:
         while task_id is None:
             attempts += 1
             body = model.training_body(assets)
-
-            async def create(body: dict[str, Any] = body) -> str:
-                await run.commit()  # recorded `submitting` before the POST: a kill after it is resolved by name
-                return await run.client.create_training(model.task_type, body)  # type: ignore[arg-type]
-
+            post = functools.partial(run.client.create_training, model.task_type, body)  # type: ignore[arg-type]
             try:
-                task_id = await run.submitting(create)
+                task_id = await run.create(post)
             except AmbiguousSubmitError as exc:
-                # The create may or may not have landed (a gateway may make the task, then answer 5xx or drop):
-                # the deterministic name tells. Recorded first, so a kill during the look-up resolves the same way.
-                entry.status, entry.reason = Status.UNANSWERED, f"no answer: {unanswered_cause(exc)}"
-                entry.unanswered_submits += 1
-                entry.updated_at = now_iso()
-                await run.commit()
-                run.check_stop()
-                run.emit(
-                    "unanswered",
-                    model.address,
-                    f"no answer to the submit of {model.task_name} ({unanswered_cause(exc)}): looking it up by name "
-                    "before anything is sent again",
-                    reason=exc.reason,
-                )
-                found = await self._look_up(model, entry.prior_tasks)
+                found = await self._after_no_answer(model, entry, exc, attempts)
                 if found is not None:
-                    return await self._take(model, entry, found)
-                if attempts >= SUBMIT_ATTEMPTS:
-                    raise ResourceFailed(
-                        Unanswered(Task.training(model.task_name), attempts, unanswered_cause(exc))
-                    ) from exc
-                run.emit(
-                    "lookup",
-                    model.address,
-                    f"{model.task_name} is not in the account after the look-ups: submitting it again",
-                )
-                entry.status = Status.SUBMITTING
-                continue
+                    return found
             except NovitaError as exc:
-                if exc.status == 400 and "assets_id" in str(exc) and asset_rounds <= len(assets):
-                    # Novita does not know an asset: an upload a kill interrupted (recorded as pending), or one
-                    # it no longer keeps (retention is undocumented). Upload again only what it names; if it
-                    # names none, the unconfirmed ones, then all. A refused create costs nothing.
-                    asset_rounds += 1
-                    attempts -= 1
-                    named = {h for h, a in assets.items() if a and a in str(exc)}
-                    pending = {
-                        h for h in assets if (rec := run.state.images.get(h)) is None or rec.status != "uploaded"
-                    }
-                    again = named or (pending if asset_rounds == 1 and pending else set(assets))
-                    for h in again:
-                        self.uploader.forget(h, assets[h])
-                    run.emit(
-                        "reupload",
-                        model.address,
-                        f"Novita does not know {len(again)} uploaded image(s): uploading them again",
-                    )
-                    assets = await self.uploader.upload_all(model)
-                    continue
-                await run.refused(entry, previous, exc)
+                if not (exc.status == 400 and "assets_id" in str(exc) and asset_rounds <= len(assets)):
+                    await run.refused(entry, previous, exc)
+                asset_rounds += 1
+                attempts -= 1  # a refused create costs nothing
+                assets = await self._upload_again(model, assets, exc, first_round=asset_rounds == 1)
         entry.task_id = task_id
         entry.status = Status.TRAINING
         entry.reason = None
@@ -258,6 +215,50 @@ class Trainer:
         await run.commit()
         run.emit("task_submitted", model.address, f"training {model.task_name} submitted ({task_id})", task_id=task_id)
         return entry
+
+    async def _after_no_answer(
+        self, model: DesiredModel, entry: ModelEntry, exc: AmbiguousSubmitError, attempts: int
+    ) -> ModelEntry | None:
+        """The create may or may not have landed (a gateway may make the task, then answer 5xx or drop): the
+        deterministic name tells. Recorded first, so a kill during the look-up resolves the same way. The entry of
+        the task it made, or None to submit again (raises once this apply is out of tries)."""
+        run = self.run
+        cause = await run.unanswered(entry, exc)
+        run.check_stop()
+        run.emit(
+            "unanswered",
+            model.address,
+            f"no answer to the submit of {model.task_name} ({cause}): looking it up by name "
+            "before anything is sent again",
+            reason=exc.reason,
+        )
+        found = await self._look_up(model, entry.prior_tasks)
+        if found is not None:
+            return await self._take(model, entry, found)
+        if attempts >= SUBMIT_ATTEMPTS:
+            raise ResourceFailed(Unanswered(Task.training(model.task_name), attempts, cause)) from exc
+        run.emit(
+            "lookup", model.address, f"{model.task_name} is not in the account after the look-ups: submitting it again"
+        )
+        entry.status = Status.SUBMITTING
+        return None
+
+    async def _upload_again(
+        self, model: DesiredModel, assets: dict[str, str], exc: NovitaError, *, first_round: bool
+    ) -> dict[str, str]:
+        """Novita does not know an asset: an upload a kill interrupted (recorded as pending), or one it no longer
+        keeps (retention is undocumented). Upload again only what it names; if it names none, the unconfirmed ones
+        (on the first round), then all."""
+        run = self.run
+        named = {h for h, a in assets.items() if a and a in str(exc)}
+        pending = {h for h in assets if (rec := run.state.images.get(h)) is None or rec.status != "uploaded"}
+        again = named or (pending if first_round and pending else set(assets))
+        for h in again:
+            self.uploader.forget(h, assets[h])
+        run.emit(
+            "reupload", model.address, f"Novita does not know {len(again)} uploaded image(s): uploading them again"
+        )
+        return await self.uploader.upload_all(model)
 
     async def _wait(self, model: DesiredModel, entry: ModelEntry) -> str:
         run = self.run
@@ -269,61 +270,50 @@ class Trainer:
             return await run.client.get_training(task_id, model.task_type)
 
         async def settle(status: TrainingStatus) -> str | None:
-            if status.is_done and status.model_name:
-                entry.status, entry.model_name, entry.updated_at = Status.SUCCEEDED, status.model_name, now_iso()
-                run.finished.add(model.address)  # done, even if a stop cuts the commit below (the final save has it)
-                await run.commit()
-                run.emit(
-                    "task_done",
-                    model.address,
-                    f"training {model.task_name} done in {duration(time.monotonic() - began)}: {status.model_name}",
-                    model_name=status.model_name,
-                )
-                return status.model_name
-            if status.is_failed:
-                entry.status, entry.reason, entry.updated_at = Status.FAILED, f"ended {status.task_status}", now_iso()
-                await run.commit()
-                raise ResourceFailed(TaskEnded(Task.training(model.task_name), status.task_status))
-            if not status.is_pending:
-                raise ResourceFailed(UnknownStatus(Task.training(model.task_name), status.task_status))
-            if status.is_done:  # SUCCESS and SERVING, yet no model name to generate with
-                raise ResourceFailed(NoModelName(Task.training(model.task_name)))
-            text = f"training {model.task_name} {status.task_status}"
-            if status.task_status == "TRAINING" and status.progress_percent is not None:
-                text += f" {status.progress_percent:.0f}%"
-            if status.task_status == "SUCCESS":
-                text += " (model deploying)"
-            if status.eta_relative:
-                text += f" (eta {duration(status.eta_relative)})"
-            run.emit(
-                "task_progress",
-                model.address,
-                text,
-                status=status.task_status,
-                progress=status.progress_percent,
-                eta=status.eta_relative,
-            )
-            return None
-
-        def pace(status: TrainingStatus) -> Look:
-            return Look(status.eta_relative, status.progress_percent)
-
-        def progress(status: TrainingStatus) -> str:
-            where = status.task_status
-            if status.task_status == "TRAINING" and status.progress_percent is not None:
-                where += f" {status.progress_percent:.0f}%"
-            deploying = status.model_status_of(status.model_name)
-            return where + (f", model {deploying}" if deploying else "")
+            return await self._settle(model, entry, status, began)
 
         return await run.wait_for(
             look,
             settle,
             run.options.training_poll,
-            pace,
-            progress=progress,
+            lambda status: Look(status.eta_relative, status.progress_percent),
+            progress=_how_far,
             stall_after=run.options.training_stall,
             what=Task.training(model.task_name),
         )
+
+    async def _settle(self, model: DesiredModel, entry: ModelEntry, status: TrainingStatus, began: float) -> str | None:
+        """One look at the training: its model name once it serves, None while it runs; raises when it failed."""
+        run = self.run
+        task = Task.training(model.task_name)
+        if status.is_done and status.model_name:
+            entry.status, entry.model_name, entry.updated_at = Status.SUCCEEDED, status.model_name, now_iso()
+            run.finished.add(model.address)  # done, even if a stop cuts the commit below (the final save has it)
+            await run.commit()
+            run.emit(
+                "task_done",
+                model.address,
+                f"training {model.task_name} done in {duration(time.monotonic() - began)}: {status.model_name}",
+                model_name=status.model_name,
+            )
+            return status.model_name
+        if status.is_failed:
+            entry.status, entry.reason, entry.updated_at = Status.FAILED, f"ended {status.task_status}", now_iso()
+            await run.commit()
+            raise ResourceFailed(TaskEnded(task, status.task_status))
+        if not status.is_pending:
+            raise ResourceFailed(UnknownStatus(task, status.task_status))
+        if status.is_done:  # SUCCESS and SERVING, yet no model name to generate with
+            raise ResourceFailed(NoModelName(task))
+        run.emit(
+            "task_progress",
+            model.address,
+            _progress_line(model, status),
+            status=status.task_status,
+            progress=status.progress_percent,
+            eta=status.eta_relative,
+        )
+        return None
 
     async def trained_name(self, name: str) -> str:
         """The trained model name a generation uses: wait for this apply's training, or take it from state."""
@@ -349,3 +339,24 @@ class Trainer:
                 raise Deferred(Postponed(needs))
             raise Skipped(Blocked(needs))
         return entry.model_name
+
+
+def _progress_line(model: DesiredModel, status: TrainingStatus) -> str:
+    """`training alice-v1-0123abcd TRAINING 45% (eta 3m10s)`, the line of a progress event."""
+    text = f"training {model.task_name} {status.task_status}"
+    if status.task_status == "TRAINING" and status.progress_percent is not None:
+        text += f" {status.progress_percent:.0f}%"
+    if status.task_status == "SUCCESS":
+        text += " (model deploying)"
+    if status.eta_relative:
+        text += f" (eta {duration(status.eta_relative)})"
+    return text
+
+
+def _how_far(status: TrainingStatus) -> str:
+    """How far a training got, for the no-progress ceiling: `TRAINING 45%`, `SUCCESS, model DEPLOYING`."""
+    where = status.task_status
+    if status.task_status == "TRAINING" and status.progress_percent is not None:
+        where += f" {status.progress_percent:.0f}%"
+    deploying = status.model_status_of(status.model_name)
+    return where + (f", model {deploying}" if deploying else "")
