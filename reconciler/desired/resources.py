@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.desired.hashing import HashCache
 from reconciler.files import display_path
 from reconciler.load.matrix import matrix_of, normalise_address
-from reconciler.plan.policy import Choice
+from reconciler.status import OnUnanswered as Choice
 
 if TYPE_CHECKING:
     from reconciler.load import Generation, ImageFile, LoraModel, ManifestSet

@@ -247,7 +247,7 @@ class SpendRecord(_Lenient):
     estimate: float | None = None  # the plan's priced estimate, when the project has prices
     trainings: int = 0  # submitted by this apply
     images: int = 0
-    outcome: str = ""  # the apply's closing head: "Apply complete", "Apply failed", ...
+    outcome: str = ""  # how the apply ended: complete, failed, interrupted, timed out
 
     @property
     def spent(self) -> float | None:
