@@ -234,8 +234,8 @@ def _check_round(project: Project, r: int, stats: Stats) -> None:
     assert sum(counts["uploads"].values()) == distinct_images(), sum(counts["uploads"].values())
     # the final state: valid, complete, and it describes the files on disk
     assert len(final.images) == distinct_images()
-    assert len(final.resources) == 2 * MODELS + GENERATIONS
-    assert {e.status for e in final.resources.values()} == {"succeeded"}
+    assert len(final.listed) == 2 * MODELS + GENERATIONS  # the ledger of applies is not a resource
+    assert {e.status for e in final.listed.values()} == {"succeeded"}
     for entry in final.generations():
         for f in entry.files:
             assert hashlib.sha256((project.root / f.path).read_bytes()).hexdigest() == f.sha256, f.path
