@@ -11,7 +11,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "reconciler"
 
 PURE = [
     "plan/planner.py",
+    "plan/changes.py",
+    "plan/reasons.py",
+    "plan/inputs.py",
+    "plan/diff.py",
+    "plan/lora_models.py",
+    "plan/generations.py",
+    "plan/datasets.py",
+    "plan/forget.py",
     "plan/policy.py",
+    "present/wording.py",
     "present/render.py",
     "present/graph.py",
     "present/readout.py",

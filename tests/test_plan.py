@@ -10,7 +10,8 @@ import pytest
 
 from reconciler.observe.facts import AccountGeneration, OutputFacts, RemoteSidecar
 from reconciler.plan import reasons as r
-from reconciler.plan.planner import Plan, plan
+from reconciler.plan.changes import Plan
+from reconciler.plan.planner import plan
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.state import State
 from tests.planner_fixtures import (

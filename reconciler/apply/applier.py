@@ -19,7 +19,7 @@ from reconciler.novita import NovitaClient, error_detail
 from reconciler.observe.facts import OutputFacts
 from reconciler.outputs.folders import forget_outputs, prune
 from reconciler.outputs.store import OutputsRemote
-from reconciler.plan.planner import Plan, ResourceChange
+from reconciler.plan.changes import Plan, ResourceChange
 from reconciler.present.progress import Reporter
 from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry, State, now_iso
 from reconciler.state.backend import Store

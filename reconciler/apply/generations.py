@@ -36,7 +36,7 @@ from reconciler.outputs.folders import (
     recorded_history,
     write_sidecar,
 )
-from reconciler.plan.planner import ResourceChange
+from reconciler.plan.changes import ResourceChange
 from reconciler.plan.policy import Choice
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
 from reconciler.status import SUBMIT_UNRESOLVED, Status

@@ -32,8 +32,8 @@ from reconciler.desired.resources import Desired
 from reconciler.errors import ConfigError, ReconcilerError, UsageError
 from reconciler.files import display_path
 from reconciler.observe.facts import Account, OutputFacts
+from reconciler.plan.changes import Plan
 from reconciler.plan.planfile import SIMULATOR, Origin, check_endpoint, check_fresh, load_plan, settle
-from reconciler.plan.planner import Plan
 from reconciler.present.progress import Reporter
 from reconciler.state import GenerationEntry, ModelEntry, State, describe_holder, now_iso
 from reconciler.status import Status

@@ -19,7 +19,7 @@ from reconciler.commands.workspace import DEFAULT_STATE, SIM_STATE, default_endp
 from reconciler.errors import PlanFileError
 from reconciler.files import atomic_write
 from reconciler.observe.facts import PruneFile
-from reconciler.plan.planner import AttrChange, Plan, RefreshSummary, ResourceChange
+from reconciler.plan.changes import AttrChange, Plan, RefreshSummary, ResourceChange
 from reconciler.plan.reasons import Note, PlanWarning, Reason, from_record, record
 from reconciler.present.render import plan_json
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.desired.resources import matrix_address
-from reconciler.plan.planner import Action, AttrChange, Plan, ResourceChange
+from reconciler.plan.changes import Action, AttrChange, Plan, ResourceChange
 from reconciler.plan.reasons import fields_of
 from reconciler.present.wording import note_text, reason_text, warning_text
 from reconciler.text import size
