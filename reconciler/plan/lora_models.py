@@ -6,6 +6,7 @@ A model's decision is its change (None: nothing to do) and the trained model its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,11 +130,7 @@ def _unanswered(m: _Model, entry: ModelEntry) -> ModelDecision:
     made = m.account.answer_to(task_name, entry.prior_tasks)
     if made is None:
         return m.decide("create", r.UnansweredNotListed(task_name))
-    if made.failed:
-        return m.decide("replace", r.TrainingEnded(made.task_name, made.status))
-    if made.succeeded:
-        return _finished(m, made)
-    return m.decide("resume", r.UnansweredInFlight(made.task_name, r.TaskStatus.of(made)), task_id=made.task_id)
+    return _listed(m, made, r.UnansweredInFlight)
 
 
 def _in_flight(m: _Model, entry: ModelEntry) -> ModelDecision:
@@ -143,17 +140,19 @@ def _in_flight(m: _Model, entry: ModelEntry) -> ModelDecision:
     task = (m.account.by_id(entry.task_id) if entry.task_id else None) or m.live
     if task is None:
         return m.decide("replace", r.TrainingMissing(m.model.task_name, trained=False))
+    return _listed(m, task, r.TrainingInFlight)
+
+
+def _listed(m: _Model, task: AccountTraining, running: Callable[[str, r.TaskStatus], Reason]) -> ModelDecision:
+    """The training the state waits for, as the account lists it: ended without a model (train again), finished
+    while nobody watched (record its model, which its generations can use now) or running (wait, `running`)."""
+    seen = r.TaskStatus.of(task)
     if task.failed:
         return m.decide("replace", r.TrainingEnded(task.task_name, task.status))
     if task.succeeded:
-        return _finished(m, task)
-    return m.decide("resume", r.TrainingInFlight(task.task_name, r.TaskStatus.of(task)), task_id=task.task_id)
-
-
-def _finished(m: _Model, task: AccountTraining) -> ModelDecision:
-    """It finished while nobody watched: record its model, which its generations can use now."""
-    reason = r.TrainingFinished(task.task_name, r.TaskStatus.of(task))
-    return m.decide("resume", reason, usable=task.model_name, task_id=task.task_id, model_name=task.model_name)
+        reason = r.TrainingFinished(task.task_name, seen)
+        return m.decide("resume", reason, usable=task.model_name, task_id=task.task_id, model_name=task.model_name)
+    return m.decide("resume", running(task.task_name, seen), task_id=task.task_id)
 
 
 def _failed(m: _Model, entry: ModelEntry) -> ModelDecision:
