@@ -69,8 +69,8 @@ def test_after_a_lost_state_trainings_are_adopted_by_name_and_generations_from_t
     result = applied.result
 
     assert result.ok and (result.adopted, result.uploaded, result.trained, result.generated) == (5, 0, 0, 0)
-    # nothing was paid for again: the only requests were the refresh's
-    assert {r["endpoint"] for r in world.requests()[log:]} == {"training-list"}
+    # nothing was paid for again: the only requests were the refresh's (and the balance before and after)
+    assert {r["endpoint"] for r in world.requests()[log:]} == {"training-list", "balance"}
     state = world.state()
     for name in ("alice", "bob"):
         old, new = before.model(name), state.model(name)
@@ -148,7 +148,7 @@ def test_adopting_images_that_changed_since_the_saved_plan_is_refused(
     }
     assert result.adopted == 4  # the other generations and the two trainings
     assert world.state().entry("Generation/alice-portraits") is None
-    assert {r["endpoint"] for r in world.requests()[log:]} <= {"training-list"}  # nothing submitted
+    assert {r["endpoint"] for r in world.requests()[log:]} <= {"training-list", "balance"}  # nothing submitted
     assert ui.shown == [saved]  # the saved plan is shown before it is applied, and nothing else
     assert (world.root / "outputs/alice-portraits/alice-portraits-2.png").read_bytes() == b"edited"
 

@@ -101,7 +101,7 @@ REASONS: list[tuple[r.Reason, str]] = [
     (r.ForgetModel(T, None, in_flight=False), "no longer in the manifests: forget (nothing was trained)"),
     (
         r.ForgetGeneration(1, prune=False),
-        "no longer in the manifests: forget (its 1 image stay on disk; --prune removes them)",
+        "no longer in the manifests: forget (its 1 image stays on disk; --prune removes it)",
     ),
     (
         r.ForgetGeneration(2, prune=True),

@@ -14,7 +14,7 @@ from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, Resourc
 from reconciler.apply.trainings import Trainer
 from reconciler.apply.uploads import Uploader
 from reconciler.desired.resources import Desired
-from reconciler.errors import AmbiguousSubmitError, NovitaError
+from reconciler.errors import AmbiguousSubmitError, NovitaError, RemoteError
 from reconciler.novita import NovitaClient, error_detail
 from reconciler.observe.facts import OutputFacts
 from reconciler.outputs.folders import forget_outputs, prune
@@ -70,6 +70,7 @@ class Applier:
         pruning = f" and pruning {plural(len(plan.prunable), 'file')}" if plan.prune and plan.prunable else ""
         text = f"Applying {plural(len(plan.changes), 'change')}{pruning}."
         run.emit("apply_start", None, text, changes=len(plan.changes))
+        await run.billing.start(run)
         for change in plan.changes:
             if change.kind == "Dataset":
                 run.state.put(DatasetEntry.of(run.desired.datasets[change.name]))
@@ -106,6 +107,7 @@ class Applier:
             f"{e.address} ({(e.task_name if isinstance(e, ModelEntry) else None) or e.task_id})"
             for e in run.state.running_remotely()
         )
+        await run.billing.finish(run, plan.estimate.cost if plan.estimate is not None else None)
         result.elapsed = time.monotonic() - began
         run.emit("apply_complete", None, result.summary(), **result.counts())
         return result
@@ -140,7 +142,7 @@ class Applier:
                 where = "before it was submitted"
             run.result.stopped[change.address] = f"{why} {where}"
             raise Interrupted() from None
-        except (ResourceFailed, NovitaError) as exc:
+        except (ResourceFailed, NovitaError, RemoteError) as exc:  # RemoteError: the outputs remote failed
             message = str(exc)
             if isinstance(exc, NovitaError) and exc.status and not isinstance(exc, AmbiguousSubmitError):
                 message = f"Novita rejected {change.address}: {error_detail(exc)}"

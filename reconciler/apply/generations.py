@@ -158,7 +158,7 @@ class Generator:
                     await run.commit()  # recorded `submitting` before the POST
                     if limiter is not None:
                         limiter.sent(grant)  # its minute starts now, after the state was saved
-                    return await run.client.create_generation(gen.task_type, body)  # type: ignore[arg-type]
+                    return await run.billing.paying(lambda: run.client.create_generation(gen.task_type, body))  # type: ignore[arg-type]
 
                 try:
                     task_id = await run.submitting(create)

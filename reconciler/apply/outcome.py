@@ -49,6 +49,7 @@ class ApplyResult:
     stalled: dict[str, str] = field(default_factory=dict)
     stopped: dict[str, str] = field(default_factory=dict)  # cut short by Ctrl-C or the deadline
     still_running: list[str] = field(default_factory=list)
+    unfunded: str | None = None  # Novita refused a submit for want of balance: why nothing more was submitted
     interrupted: bool = False
     timed_out: bool = False
     elapsed: float = 0.0

@@ -176,7 +176,7 @@ class Trainer:
 
             async def create(body: dict[str, Any] = body) -> str:
                 await run.commit()  # recorded `submitting` before the POST: a kill after it is resolved by name
-                return await run.client.create_training(model.task_type, body)  # type: ignore[arg-type]
+                return await run.billing.paying(lambda: run.client.create_training(model.task_type, body))  # type: ignore[arg-type]
 
             try:
                 task_id = await run.submitting(create)
@@ -252,6 +252,7 @@ class Trainer:
         async def settle(status: TrainingStatus) -> str | None:
             if status.is_done and status.model_name:
                 entry.status, entry.model_name, entry.updated_at = Status.SUCCEEDED, status.model_name, now_iso()
+                entry.finished_at = entry.updated_at  # how long it took teaches the plan's estimate
                 run.finished.add(model.address)  # done, even if a stop cuts the commit below (the final save has it)
                 await run.commit()
                 run.emit(

@@ -10,8 +10,10 @@ import click
 
 from reconciler.cli.common import (
     EXIT_INTERRUPTED,
+    EXIT_OVER_BUDGET,
     EXIT_TIMED_OUT,
     Duration,
+    budget_options,
     colour,
     dumb_terminal,
     files_option,
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     help="Also list each history and forgotten-generation file that `apply --prune` would delete.",
 )
 @unanswered_option
+@budget_options
 def plan(
     files: tuple[str, ...],
     state_path: str | None,
@@ -78,6 +81,9 @@ def plan(
     refresh: bool,
     prune: bool,
     on_unanswered_submit: str | None,
+    max_trainings: int | None,
+    max_images: int | None,
+    max_cost: float | None,
 ) -> None:
     """Show what apply would upload, train, generate, adopt and forget.
 
@@ -97,6 +103,7 @@ def plan(
         workspace=workspace,
         on_unanswered_submit=on_unanswered_submit,
     )
+    settings.budget_flags = (max_trainings, max_images, max_cost)
     result = plan_command(settings, refresh=refresh, prune=prune)
     fmt = "json" if as_json else fmt
     if fmt == "json":
@@ -110,6 +117,8 @@ def plan(
         save_plan(result, Path(out), origin)
         if fmt == "text":
             click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: {origin.apply_command(out)}")
+    if result.estimate is not None and result.estimate.overruns:
+        sys.exit(EXIT_OVER_BUDGET)
     if detailed_exitcode and (not result.empty or result.warnings):
         sys.exit(2)
 
@@ -179,6 +188,7 @@ def plan(
     "recorded; the next apply checks it again). Default: 1h for trainings, 10m for generations.",
 )
 @unanswered_option
+@budget_options
 def apply(
     planfile: str | None,
     files: tuple[str, ...],
@@ -200,14 +210,17 @@ def apply(
     timeout: float | None,
     stall_timeout: float | None,
     on_unanswered_submit: str | None,
+    max_trainings: int | None,
+    max_images: int | None,
+    max_cost: float | None,
 ) -> None:
     """Upload, train and generate only what is missing; or apply a saved PLANFILE exactly.
 
     Without PLANFILE it plans, shows the plan and asks for approval. The state is saved after every step,
     so an apply killed at any moment resumes where it stopped without paying twice. Ctrl-C stops
     submitting and waiting at once, saves the state and says what is still running (exit 130).
-    Exit 0 when everything that could be done was (with --no-wait: submitted), 1 when anything failed,
-    124 when --timeout passed or a task stopped making progress.
+    Exit 0 when everything that could be done was (with --no-wait: submitted), 1 when anything failed (or the
+    balance ran out), 3 when the plan is over budget, 124 when --timeout passed or a task stopped making progress.
     """
     from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions
     from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
@@ -238,6 +251,7 @@ def apply(
         settings = make_settings(
             files, state_path, sim, lock_timeout, targets, replace, workspace, on_unanswered_submit
         )
+    settings.budget_flags = (max_trainings, max_images, max_cost)
     train_poll, gen_poll = sim_poll_policies() if settings.sim else (TRAINING, GENERATION)
     if poll_interval is not None:
         train_poll = gen_poll = PollPolicy.every(poll_interval)
@@ -358,6 +372,8 @@ def _finish_apply(result: ApplyResult) -> None:
     if not_done:
         shown = ", ".join(not_done[:5]) + (f", … and {len(not_done) - 5} more" if len(not_done) > 5 else "")
         click.echo(f"Not done yet, {plural(len(not_done), 'resource')} (the next apply does them): {shown}", file=err)
+    if result.unfunded:
+        click.echo(f"Stopped: {result.unfunded}", file=err)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if result.failed or result.skipped:

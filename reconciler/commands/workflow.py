@@ -13,11 +13,12 @@ import contextlib
 import difflib
 import functools
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from reconciler.commands.costs import estimated, refuse_unaffordable
 from reconciler.commands.workspace import (
     DEFAULT_MANIFESTS,
     Endpoint,
@@ -93,6 +94,7 @@ def make_plan(
     listed: EarlyListing | None = None,
     *,
     prune: bool = False,
+    ipm: Mapping[str, int] | None = None,
 ) -> tuple[Plan, dict[str, OutputFacts]]:
     """Refresh (unless offline; with the training list `listed` early, if any), observe the outputs, and plan;
     the outputs seen go on to apply (`prune`: the plan removes the history and forgotten outputs it lists)."""
@@ -117,6 +119,7 @@ def make_plan(
     result = plan(
         desired, state, remote, outputs, settings.targets, settings.replace, orphans, prune, policy=settings.policy
     )
+    result = estimated(settings, result, desired, state, endpoint, ipm)
     cache.save()
     return result, outputs
 
@@ -278,14 +281,18 @@ def apply_command(
             )
         with novita_endpoint(settings) as endpoint:
             if saved is not None:
-                the_plan = saved.plan
+                the_plan = estimated(settings, saved.plan, desired, store.state, endpoint, options.ipm)
                 ui.show_plan(the_plan)
+                refuse_unaffordable(the_plan)
                 outputs = observe(desired, store.state, cache, settings.root, settings.outputs())
             else:
-                the_plan, outputs = make_plan(settings, desired, cache, store.state, endpoint, prune=options.prune)
+                the_plan, outputs = make_plan(
+                    settings, desired, cache, store.state, endpoint, prune=options.prune, ipm=options.ipm
+                )
                 ui.show_plan(the_plan)
                 if the_plan.empty:
                     return ApplyOutcome(the_plan, synced=sync_outputs(settings, the_plan, store.state))
+                refuse_unaffordable(the_plan)
                 if not ui.confirm(the_plan):
                     return ApplyOutcome(the_plan, cancelled=True)
             if the_plan.empty:

@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.incomplete = False  # some document could not be read: references to it cannot be judged
+        self.notes: list[str] = []  # worth a word, not an error (files a folder entry skipped)
 
     def at(self, file: str, pos: Pos, where: str, message: str) -> None:
         self.problems.append(Problem(file, pos.line, pos.col, where, message))
@@ -213,6 +214,10 @@ def _dataset_files(draft: _Draft, finder: ImageFinder, out: _Collector) -> None:
         for problem in problems:
             out.draft(draft, where, problem)
             draft.files_ok = False
+        for note in finder.notes:
+            pos = draft.doc.value_pos(where)
+            out.notes.append(str(Problem(draft.file, pos.line, pos.col, draft.address, note)))
+        finder.notes.clear()
         for image in found:
             _add_image(draft, image, caption, index, by_path, explicit, out)
 
@@ -590,7 +595,8 @@ def load_manifests(paths: Sequence[Path], project_root: Path, known: KnownFormat
     _swept_models(drafts, out)
     if out.problems:
         raise ManifestError(sorted(set(out.problems)))
-    return _assemble(drafts, tuple(path for path, _ in files), digest.hexdigest())
+    loaded = _assemble(drafts, tuple(path for path, _ in files), digest.hexdigest())
+    return replace(loaded, notes=tuple(sorted(set(out.notes))))
 
 
 def _assemble(drafts: list[_Draft], files: tuple[Path, ...], digest: str) -> ManifestSet:

@@ -151,7 +151,7 @@ class OutputsRemote:
             return [str(p) for p in self.fs.find(path)]
         except FileNotFoundError as exc:
             raise self._error("cannot list it (does the bucket or folder exist?)", exc) from None
-        except (OSError, PermissionError) as exc:
+        except Exception as exc:  # OSError, or the store library's own (botocore's EndpointConnectionError)
             raise self._error("cannot list it", exc) from None
 
     def read_sidecar(self, name: str, identity: str) -> dict[str, Any] | None:
@@ -197,7 +197,7 @@ class OutputsRemote:
                 atomic_write(Path(key), data)
             else:
                 self.fs.pipe_file(key, data)
-        except OSError as exc:
+        except Exception as exc:  # OSError, or the store library's own (a network, credentials, a full bucket)
             raise self._error("cannot store in it", exc) from None
 
     # ------------------------------------------------------------------------------------------ a generation
@@ -205,9 +205,19 @@ class OutputsRemote:
     def store_run(self, name: str, identity: str, files: list[tuple[Path, str]], record: dict[str, Any]) -> int:
         """Store a finished run: its images by hash (those the remote lacks), then its sidecar. Returns how many
         images were sent. The sidecar goes last, so a sidecar in the remote always has its images there."""
-        known = self.known_hashes()
-        sent = sum(self.store(path, sha256, known) for path, sha256 in files)
-        self.store_sidecar(name, identity, record)
+        sent = 0
+        try:
+            known = self.known_hashes()
+            for path, sha256 in files:
+                sent += self.store(path, sha256, known)
+            self.store_sidecar(name, identity, record)
+        except RemoteError as exc:
+            stored = set(self._known or ())
+            waiting = [path.name for path, sha256 in files if sha256 not in stored] or ["its sidecar"]
+            raise RemoteError(
+                f"{exc}; not stored yet: {', '.join(waiting)} (kept on disk; the next apply stores them, "
+                "nothing is generated again)"
+            ) from None
         return sent
 
     def known_hashes(self) -> frozenset[str]:

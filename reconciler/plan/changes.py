@@ -7,10 +7,13 @@ action: add it to `Action` here and give it a row in `reconciler.present.render.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.observe.facts import PruneFile
 from reconciler.plan.reasons import Note, PlanWarning, Reason
+
+if TYPE_CHECKING:
+    from reconciler.plan.estimate import Estimate
 
 Action = Literal["create", "replace", "resume", "adopt", "forget"]
 
@@ -81,6 +84,7 @@ class Plan:
     prune: bool = False  # --prune: `prunable` is part of the plan
     prunable: tuple[PruneFile, ...] = ()  # history and forgotten outputs `apply --prune` removes
     prune_kept: tuple[str, ...] = ()  # such files changed since they were written: never removed
+    estimate: Estimate | None = None  # what applying it pays for and takes (set by the workflow, not the planner)
 
     def get(self, addr: str) -> ResourceChange | None:
         for change in self.changes:

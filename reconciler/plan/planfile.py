@@ -20,6 +20,7 @@ from reconciler.errors import PlanFileError
 from reconciler.files import atomic_write
 from reconciler.observe.facts import PruneFile
 from reconciler.plan.changes import AttrChange, Plan, RefreshSummary, ResourceChange
+from reconciler.plan.estimate import estimate_of
 from reconciler.plan.reasons import Note, PlanWarning, Reason, from_record, record
 from reconciler.present.render import plan_json
 
@@ -191,6 +192,7 @@ def _plan(raw: dict[str, Any]) -> Plan:
         prune=bool(raw.get("prune")),
         prunable=tuple(PruneFile(**f) for f in raw.get("prunable") or ()),
         prune_kept=tuple(raw.get("prune_kept") or ()),
+        estimate=estimate_of(raw.get("estimate")),
     )
 
 

@@ -22,6 +22,7 @@ from reconciler.plan.inputs import Inputs
 from reconciler.plan.lora_models import decide_model
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.state import ForgottenEntry, State
+from reconciler.state.model import LedgerEntry
 
 
 def plan(
@@ -107,7 +108,9 @@ def _forgets(inputs: Inputs, scope: _Scope, prune: bool) -> list[ResourceChange]
     return [
         forget(addr, entry, prune)
         for addr, entry in sorted(inputs.state.resources.items(), key=lambda kv: sort_key(kv[0]))
-        if not _desired_has(inputs.desired, addr) and not isinstance(entry, ForgottenEntry) and scope.targeted(addr)
+        if not _desired_has(inputs.desired, addr)
+        and not isinstance(entry, ForgottenEntry | LedgerEntry)
+        and scope.targeted(addr)
     ]
 
 

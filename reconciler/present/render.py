@@ -10,6 +10,7 @@ from reconciler import __version__
 from reconciler.desired.resources import matrix_address
 from reconciler.plan.changes import Action, AttrChange, Plan, ResourceChange
 from reconciler.plan.reasons import fields_of
+from reconciler.present.estimate import budget_lines, budget_markdown, estimate_json, estimate_lines, estimate_markdown
 from reconciler.present.wording import note_text, reason_text, warning_text
 from reconciler.text import plural, size
 
@@ -104,13 +105,13 @@ def render_text(plan: Plan, *, colour: bool = False, legend: bool = False) -> st
     def style(text: str, action: Action) -> str:
         return f"\x1b[1;{ANSI[ACTIONS[action].colour]}m{text}\x1b[0m" if colour else text
 
-    lines = [refresh_line(plan), ""]
+    lines = [*budget_lines(plan), refresh_line(plan), ""]
     if plan.targets:
         lines.insert(1, "Targeted: " + ", ".join(plan.targets) + " (and what they depend on).")
     if plan.empty:
         lines.append(NO_CHANGES if not plan.warnings else "No changes will be made on their own; see the warnings.")
         lines += _outputs_lines(plan) + _prune_lines(plan) + _warning_lines(plan) + _targeted_lines(plan)
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + estimate_lines(plan)) + "\n"
     groups = _matrix_groups(plan.changes)
     indents = ["    " if matrix_address(c.address) in groups else "  " for c in plan.changes]
     heads = [f"{indent}{SYMBOLS[c.action]} {c.address}" for indent, c in zip(indents, plan.changes, strict=True)]
@@ -130,7 +131,7 @@ def render_text(plan: Plan, *, colour: bool = False, legend: bool = False) -> st
     if legend:
         lines.append(legend_line(plan))
     lines += _outputs_lines(plan) + _prune_lines(plan) + _warning_lines(plan) + _targeted_lines(plan)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + estimate_lines(plan)) + "\n"
 
 
 def outputs_lines(plan: Plan) -> list[str]:
@@ -271,6 +272,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             ],
             "kept_changed": list(plan.prune_kept),
         },
+        "estimate": estimate_json(plan),
     }
 
 
@@ -280,13 +282,21 @@ def render_json(plan: Plan) -> str:
 
 def render_markdown(plan: Plan) -> str:
     """A pull-request comment: summary, a table of changes, the full text plan folded."""
-    out = ["### reconciler plan", "", f"**{summary_line(plan)}**", "", f"_{refresh_line(plan)}_", ""]
+    out = [
+        "### reconciler plan",
+        "",
+        *budget_markdown(plan),
+        f"**{summary_line(plan)}**",
+        "",
+        f"_{refresh_line(plan)}_",
+        "",
+    ]
     out += [f"> **Warning:** {warning_text(w)}\n" for w in plan.warnings]
     out += [f"_{line}_\n" for line in outputs_lines(plan)]
     if plan.targets:
         out.append("> **" + _targeted(plan).replace(":", ":**", 1) + "\n")
     if plan.empty:
-        return "\n".join(out)
+        return "\n".join(out + estimate_markdown(plan))
     out += ["| | Resource | Why |", "|---|---|---|"]
     for change in plan.changes:
         reason = reason_text(change.reason).replace("|", "\\|")
@@ -302,4 +312,4 @@ def render_markdown(plan: Plan) -> str:
         "</details>",
         "",
     ]
-    return "\n".join(out)
+    return "\n".join(out + estimate_markdown(plan))

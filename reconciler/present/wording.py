@@ -98,7 +98,8 @@ def reason_text(reason: r.Reason) -> str:
         case r.ForgetGeneration(images, prune):
             if prune:
                 return f"{FORGET}, and --prune removes its {plural(images, 'image')} and history"
-            return f"{FORGET} (its {plural(images, 'image')} stay on disk; --prune removes them)"
+            stays, them = ("stays", "it") if images == 1 else ("stay", "them")
+            return f"{FORGET} (its {plural(images, 'image')} {stays} on disk; --prune removes {them})"
         case r.ForgetDataset():
             return f"{FORGET} (uploaded images stay in Novita's storage)"
         case _:

@@ -126,6 +126,7 @@ class ModelEntry(_Entry):
     model_name: str | None = None  # the trained model, once SERVING
     reason: str | None = None  # why it failed, or what the last unanswered create got instead of an answer
     submitted_at: str | None = None
+    finished_at: str | None = None  # when apply saw it serve: with submitted_at, how long trainings take
     matrix: str | None = None  # a matrix member: the matrix's name
     axes: list[tuple[str, Any]] = Field(default_factory=list)  # a member's (label, value), sorted by label
     # Tasks with this task name that were in the account before this submit: never taken for its answer.
@@ -234,7 +235,40 @@ class ForgottenEntry(_Entry):
         return self.name
 
 
-ResourceEntry = Annotated[DatasetEntry | ModelEntry | GenerationEntry | ForgottenEntry, Field(discriminator="kind")]
+class SpendRecord(_Lenient):
+    """One apply's spend, read from the account's balance before and after it (USD; None: not read)."""
+
+    started_at: str
+    finished_at: str = ""
+    balance_before: float | None = None
+    balance_after: float | None = None
+    estimate: float | None = None  # the plan's priced estimate, when the project has prices
+    trainings: int = 0  # submitted by this apply
+    images: int = 0
+    outcome: str = ""  # the apply's closing head: "Apply complete", "Apply failed", ...
+
+    @property
+    def spent(self) -> float | None:
+        if self.balance_before is None or self.balance_after is None:
+            return None
+        return round(self.balance_before - self.balance_after, 6)
+
+
+LEDGER = "Ledger/applies"
+LEDGER_KEEP = 500  # the most recent applies kept
+
+
+class LedgerEntry(_Entry):
+    """What each apply spent, newest last, at `Ledger/applies`: an entry, so every state backend keeps it; no
+    manifest resource, the planner never forgets it."""
+
+    kind: Literal["Ledger"] = "Ledger"
+    applies: list[SpendRecord] = Field(default_factory=list)
+
+
+ResourceEntry = Annotated[
+    DatasetEntry | ModelEntry | GenerationEntry | ForgottenEntry | LedgerEntry, Field(discriminator="kind")
+]
 _ENTRY = TypeAdapter(ResourceEntry)
 
 
@@ -277,6 +311,15 @@ class State(_Lenient):
 
     def forgotten(self) -> list[ForgottenEntry]:
         return [e for e in self.resources.values() if isinstance(e, ForgottenEntry)]
+
+    @property
+    def listed(self) -> dict[str, ResourceEntry]:
+        """The resources as listings show them: every entry but the ledger of applies (`state history` shows it)."""
+        return {a: e for a, e in self.resources.items() if not isinstance(e, LedgerEntry)}
+
+    def ledger(self) -> LedgerEntry | None:
+        entry = self.resources.get(LEDGER)
+        return entry if isinstance(entry, LedgerEntry) else None
 
     def running_remotely(self) -> list[ModelEntry | GenerationEntry]:
         """Tasks Novita accepted that have not finished, and trainings whose submit may have landed."""
