@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from reconciler.apply import Applier, ApplyOptions
-from reconciler.commands.workflow import apply_command
+from reconciler.apply.outcome import Failed, Held, NotInAccount, OutputsChanged, Task, Unanswered
+from reconciler.commands.plan_apply import apply_command
 from reconciler.commands.workspace import load_desired
 from reconciler.novita import RetryInfo
 from reconciler.plan import reasons as r
@@ -24,6 +25,7 @@ from reconciler.plan.changes import Plan
 from reconciler.plan.planfile import save_plan
 from reconciler.plan.planner import plan
 from reconciler.plan.policy import SubmitPolicy
+from reconciler.present import outcome as words
 from reconciler.present.progress import Reporter
 from reconciler.state import ImageRecord, ModelEntry, State
 from reconciler.status import Status
@@ -143,9 +145,7 @@ def test_adopting_images_that_changed_since_the_saved_plan_is_refused(
 
     result = outcome.result
     assert result is not None and not result.ok
-    assert result.failed == {
-        "Generation/alice-portraits": "its images in outputs/alice-portraits changed since the plan; plan again"
-    }
+    assert result.failed == {"Generation/alice-portraits": Failed(OutputsChanged("outputs/alice-portraits"))}
     assert result.adopted == 4  # the other generations and the two trainings
     assert world.state().entry("Generation/alice-portraits") is None
     assert {r["endpoint"] for r in world.requests()[log:]} <= {"training-list", "balance"}  # nothing submitted
@@ -224,9 +224,7 @@ def test_resume_of_a_training_that_never_reached_novita_fails_and_asks_to_plan_a
     planned = world.plan(targets=("LoraModel/alice",), offline=True)
     result = world.apply(planned).result
 
-    assert result.failed == {
-        "LoraModel/alice": f"training {model.task_name} is not in the account any more; plan again"
-    }
+    assert result.failed == {"LoraModel/alice": Failed(NotInAccount(Task.training(model.task_name)))}
     assert world.requests("training-create")[1:] == []  # the applier does not submit on its own
     # planned with a refresh, the same state is a create, looked up again before anything is sent
     change = world.plan(targets=("LoraModel/alice",)).plan.get("LoraModel/alice")
@@ -317,12 +315,7 @@ def test_a_held_generation_submit_without_an_answer_is_never_resubmitted_on_its_
     world.faults(rates={"txt2img": {"drop": 1.0}})
     result = world.apply(planned, policy=SubmitPolicy(project="hold")).result
 
-    message = result.failed["Generation/landscape"]
-    assert message == (
-        "no answer from Novita to the txt2img submit (RemoteProtocolError); it may or may not have been accepted, "
-        "and Novita cannot list generation tasks, so it is held (on_unanswered_submit: hold), not submitted again "
-        "on its own: run `reconciler apply --replace Generation/landscape` to submit it again."
-    )
+    assert result.failed["Generation/landscape"] == Failed(Held("txt2img", "RemoteProtocolError"))
     assert len(world.requests("txt2img")) == 1 and not result.resubmitted
     entry = world.state().generation("landscape")
     assert entry is not None and entry.status == Status.UNANSWERED and entry.task_id is None
@@ -343,13 +336,10 @@ def test_a_generation_submit_without_an_answer_is_submitted_again_and_counted(ma
     applied = world.apply(planned)
     result = applied.result
 
-    assert result.failed["Generation/landscape"] == (
-        "no answer from Novita to 4 txt2img submits (last: RemoteProtocolError); each may have been accepted. "
-        "The next apply submits it again (on_unanswered_submit: resubmit)."
-    )
+    assert result.failed["Generation/landscape"] == Failed(Unanswered(Task("txt2img", ""), 4, "RemoteProtocolError"))
     assert len(world.requests("txt2img")) == 4
     assert result.resubmitted == ["Generation/landscape"] * 3
-    assert ", 3 resubmitted after no answer (may be paid twice) in " in result.summary()
+    assert ", 3 resubmitted after no answer (may be paid twice) in " in words.summary(result)
     assert (
         applied.events.messages("resubmitted", "Generation/landscape")
         == ["the previous submit got no answer: submitting again (may be paid twice)"] * 3

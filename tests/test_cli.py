@@ -282,13 +282,14 @@ def test_the_top_level_help_lists_every_summary_whole() -> None:
 def test_an_interrupted_member_still_running_is_not_also_listed_as_not_done(capsys: pytest.CaptureFixture[str]) -> None:
     """The summary after Ctrl-C: a matrix member swept over a prompt with " (" in it is running remotely, once."""
     from reconciler.apply import ApplyResult
+    from reconciler.apply.outcome import StillRunning, Stopped
     from reconciler.cli.plan_apply import _finish_apply
 
     member = 'Generation/grid[prompt="a photo (studio light)"]'
     result = ApplyResult(
         interrupted=True,
-        still_running=[f"{member} (task-1)"],
-        stopped={member: "interrupted while waiting (it keeps running on Novita)", "Generation/other": "interrupted"},
+        still_running=[StillRunning(member, "task-1")],
+        outcomes={member: Stopped("interrupt", "waiting"), "Generation/other": Stopped("interrupt", "before-submit")},
     )
     with pytest.raises(SystemExit) as stopped:
         _finish_apply(result)

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from reconciler.apply.outcome import Skipped
+from reconciler.apply.outcome import Skipped, Unfunded
 from reconciler.errors import NovitaError
 from reconciler.novita.models import AccountBalance
 from reconciler.novita.wire import error_detail
@@ -27,15 +27,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 NOT_ENOUGH = "BILLING_BALANCE_NOT_ENOUGH"
 BALANCE_TIMEOUT = 20.0  # seconds a balance read may take before the apply goes on without it
-UNFUNDED = (
-    "Novita refused a submit for want of balance (BILLING_BALANCE_NOT_ENOUGH): no more paid work was submitted; "
-    "what was already running was collected and the state is saved. Top up the account and apply again: it "
-    "submits only what is missing."
-)
-
-
-class Unfunded(Skipped):
-    """Not submitted: the account's balance ran out during this apply. The next apply submits it."""
 
 
 class NotSent(NovitaError):
@@ -99,11 +90,9 @@ class Billing:
             estimate=estimate,
             trainings=result.trained,
             images=result.images,
-            outcome=result.head,
+            outcome=result.ending,
         )
         ledger(run.state).applies = [*ledger(run.state).applies, record][-LEDGER_KEEP:]
-        if self.refused is not None:
-            result.unfunded = UNFUNDED
         await run.commit()
 
 
@@ -125,6 +114,6 @@ async def unfunded(
         run.state.put(previous)
     await run.commit()
     if isinstance(error, NotSent):
-        raise Unfunded("not submitted: the account's balance ran out earlier in this apply; top up and apply again")
+        raise Skipped(Unfunded())
     run.emit("balance_exhausted", entry.address, f"refused: {error_detail(error)}", reason=NOT_ENOUGH)
-    raise Unfunded(f"refused for want of balance ({error_detail(error)}); top up and apply again") from error
+    raise Skipped(Unfunded(error_detail(error))) from error

@@ -16,22 +16,22 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from reconciler.apply.billing import Billing, is_unfunded, unfunded
 from reconciler.apply.commit import Committer
-from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled
+from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled, StopReason, Stuck, Task
 from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
 from reconciler.apply.slots import Slots
 from reconciler.apply.throttle import IpmLimiter
 from reconciler.desired.resources import Desired
-from reconciler.errors import NovitaError, NovitaTransportError
-from reconciler.novita import NovitaClient, error_detail
+from reconciler.errors import AmbiguousSubmitError, NovitaError, NovitaTransportError
+from reconciler.novita import NovitaClient, error_detail, unanswered_cause
 from reconciler.observe.facts import OutputFacts
 from reconciler.outputs.store import OutputsRemote
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.present.progress import Reporter
-from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State
+from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State, now_iso
 from reconciler.state.backend import Store
 from reconciler.state.reconnect import StateLost
 from reconciler.status import Status
@@ -50,7 +50,6 @@ SUBMIT_ATTEMPTS = 4
 S = TypeVar("S")
 R = TypeVar("R")
 T = TypeVar("T")
-StopReason = Literal["interrupt", "timeout"]
 
 
 @dataclass
@@ -187,6 +186,28 @@ class Run:
                 if current is not None:
                     current.uncancel()  # this stop is met at the caller's next check_stop, once it recorded the id
 
+    async def create(self, post: Callable[[], Awaitable[T]], *, then: Callable[[], None] | None = None) -> T:
+        """A paid create call: the state (the resource recorded `submitting`) is committed first, so a kill during
+        the POST is resolved on the next apply; `then` runs between the commit and the POST (a throttle's minute
+        starts there). The call runs to its answer even if a stop comes meanwhile (`submitting`)."""
+
+        async def commit_then_post() -> T:
+            await self.commit()
+            if then is not None:
+                then()
+            return await self.billing.paying(post)  # refused at once when the balance ran out in this apply
+
+        return await self.submitting(commit_then_post)
+
+    async def unanswered(self, entry: ModelEntry | GenerationEntry, error: AmbiguousSubmitError) -> str:
+        """A create got no answer: record it `unanswered` (counted) and commit before anything else happens, so a
+        kill from here on resolves it the same way. Returns the cause, as the messages name it."""
+        cause = unanswered_cause(error)
+        entry.status, entry.reason, entry.updated_at = Status.UNANSWERED, f"no answer: {cause}", now_iso()
+        entry.unanswered_submits += 1
+        await self.commit()
+        return cause
+
     async def refused(
         self, entry: ModelEntry | GenerationEntry, previous: ResourceEntry | None, error: NovitaError
     ) -> NoReturn:
@@ -216,7 +237,7 @@ class Run:
         *,
         progress: Callable[[S], str] | None = None,
         stall_after: float | None = None,
-        what: str = "the task",
+        what: Task | None = None,
     ) -> R:
         """Poll a task: `look` fetches its status, `settle` returns the result once it finished (or raises
         when it failed) and None while it runs; between looks, wait as long as `policy` says from what `pace`
@@ -234,15 +255,12 @@ class Run:
             done = await settle(seen)
             if done is not None:
                 return done
-            if progress is not None and stall_after is not None:
+            if progress is not None and stall_after is not None and what is not None:
                 now, where = self.clock(), progress(seen)
                 if where != seen_progress:
                     seen_progress, since = where, now
                 elif now - since >= stall_after:
-                    raise Stalled(
-                        f"{what}: no progress for {duration(now - since)} (still {where}); stopped waiting: it stays "
-                        "recorded as in flight and the next apply checks it again"
-                    )
+                    raise Stalled(Stuck(what, now - since, where))
             said = dataclasses.replace(pace(seen), elapsed=self.clock() - began)
             interval = policy.next(said, misses, random.random())
             misses = 0 if policy.estimate(said) is not None else misses + 1

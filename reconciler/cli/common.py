@@ -161,8 +161,8 @@ def colour() -> bool:
 
 def empty_state_note(settings: Settings) -> None:
     """An empty listing says which state was read, and points at the other one when that one is not empty."""
-    from reconciler.commands.workspace import DEFAULT_STATE, SIM_STATE
-    from reconciler.state import read_state
+    from reconciler.state.backend import DEFAULT_STATE, SIM_STATE
+    from reconciler.state.file import read_state
     from reconciler.text import plural
     from reconciler.urls import redact_url_password
 

@@ -21,7 +21,7 @@ def refresh(
 
     Records trainings that finished or failed since the last apply. Downloads nothing and submits nothing.
     """
-    from reconciler.commands.workflow import refresh_command
+    from reconciler.commands.state_cmds import refresh_command
     from reconciler.text import plural
 
     refreshed = refresh_command(make_settings(files, state_path, sim, lock_timeout, workspace=workspace))
@@ -43,8 +43,8 @@ def state() -> None:
 @sim_option
 def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the resources in the state, with their status."""
+    from reconciler.commands.state_cmds import pull_state
     from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry
-    from reconciler.state.ops import pull_state
     from reconciler.text import plural
 
     settings = make_settings((), state_path, sim, workspace=workspace)
@@ -74,7 +74,7 @@ def state_show(address: str, state_path: str | None, workspace: str | None, sim:
     """Show everything the state holds for ADDRESS (e.g. LoraModel/alice-v1)."""
     import json
 
-    from reconciler.state.ops import pull_state
+    from reconciler.commands.state_cmds import pull_state
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     entry = pull_state(settings).entry(address)
@@ -91,7 +91,7 @@ def state_rm(
     addresses: tuple[str, ...], state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool
 ) -> None:
     """Forget ADDRESSES in the state without touching Novita or any file (the next plan may adopt them)."""
-    from reconciler.commands.workflow import remove_from_state
+    from reconciler.commands.state_cmds import remove_from_state
 
     remove_from_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), addresses)
     for addr in addresses:
@@ -134,7 +134,7 @@ def state_mv(
 @click.option("--serial", type=click.IntRange(1), metavar="N", help="A kept earlier version (see `state history`).")
 def state_pull(state_path: str | None, workspace: str | None, sim: bool, serial: int | None) -> None:
     """Print the state as JSON (the current version, or --serial N), e.g. to keep a copy or to inspect it."""
-    from reconciler.state.ops import pull_state
+    from reconciler.commands.state_cmds import pull_state
 
     data = pull_state(make_settings((), state_path, sim, workspace=workspace), serial)
     click.echo(data.model_dump_json(indent=1))
@@ -154,7 +154,7 @@ def state_push(
     content) than the one it would replace, unless --force. A journal (FILE ending in .jsonl, from
     state/journal/ on another machine) is replayed into the state instead: its paid tasks are recorded.
     """
-    from reconciler.state.ops import push_state
+    from reconciler.commands.state_cmds import push_state
 
     pushed = push_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), source, force=force)
     if pushed.recorded is not None:
@@ -188,7 +188,7 @@ def state_migrate(
     Both states are locked while copying; the copy is read back and compared with the source. The source
     is left as it was: point state.url (reconciler.yaml) or RECONCILER_STATE_URL at the new place afterwards.
     """
-    from reconciler.state.ops import describe_migration, migrate_state
+    from reconciler.commands.state_cmds import describe_migration, migrate_state
 
     settings = make_settings((), state_path, sim, lock_timeout, workspace=workspace)
     migrated = migrate_state(settings, to, to_workspace, force=force)
@@ -201,9 +201,9 @@ def state_migrate(
 def state_history(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the kept versions of the state, newest first (read one with `state pull --serial N`), then what each
     apply spent: the account's balance before and after it."""
+    from reconciler.commands.state_cmds import pull_state
+    from reconciler.commands.state_cmds import state_history as history
     from reconciler.present.estimate import spend_lines
-    from reconciler.state.ops import pull_state
-    from reconciler.state.ops import state_history as history
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     where, versions = history(settings)
@@ -225,10 +225,13 @@ def pull(state_path: str | None, workspace: str | None) -> None:
     Free: nothing is generated and the state is not changed. Images already here and intact are kept. Needs
     outputs.remote in reconciler.yaml (or RECONCILER_OUTPUTS_REMOTE). Exits 1 when the remote lacks some.
     """
-    from reconciler.commands.workflow import pull_command
+    from reconciler.commands.outputs_sync import pull_command
+    from reconciler.present.wording import warning_text
     from reconciler.text import plural
 
     pulled = pull_command(make_settings((), state_path, False, workspace=workspace))
+    for warning in pulled.warnings:
+        click.echo(f"Warning: {warning_text(warning)}", err=True)
     for address, n in sorted(pulled.fetched.items()):
         click.echo(f"{address}: fetched {plural(n, 'image')}")
     total = sum(pulled.fetched.values())
@@ -264,7 +267,7 @@ def import_(
     The training is recorded as the model's current definition: the next plan will not retrain it unless
     the manifest changes.
     """
-    from reconciler.commands.workflow import import_training
+    from reconciler.commands.state_cmds import import_training
 
     imported = import_training(
         make_settings(files, state_path, sim, lock_timeout, workspace=workspace), address, task_id
@@ -283,8 +286,8 @@ def force_unlock(state_path: str | None, workspace: str | None, sim: bool, yes: 
     On PostgreSQL the lock is the server's and goes with its holder's connection, so only a stale record of
     the holder can be left; a lock held by a live connection is refused with what to do instead.
     """
-    from reconciler.state import describe_holder
-    from reconciler.state.ops import force_unlock_state, lock_holder
+    from reconciler.commands.state_cmds import force_unlock_state, lock_holder
+    from reconciler.state.file import describe_holder
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     info = lock_holder(settings)

@@ -38,8 +38,8 @@ def show(planfile: str | None, state_path: str | None, workspace: str | None, si
         if saved.origin is not None and not saved.plan.empty:
             click.echo(f"\nApply exactly this plan with: {saved.origin.apply_command(planfile)}")
         return
+    from reconciler.commands.state_cmds import pull_state
     from reconciler.present.readout import state_text
-    from reconciler.state.ops import pull_state
     from reconciler.urls import redact_url_password
 
     settings = make_settings((), state_path, sim, workspace=workspace)
@@ -64,6 +64,7 @@ def output(name: str | None, state_path: str | None, workspace: str | None, sim:
     tools) and each Generation's image paths with their sha256. NAME (alice-v1 or LoraModel/alice-v1)
     prints only that one: the model file name alone, or the image paths one per line; a matrix's name prints
     each member's. In JSON a matrix member also has `matrix` and `axes` (its swept values). Reads the state only."""
+    from reconciler.commands.state_cmds import pull_state
     from reconciler.present.readout import (
         find_output,
         matrix_outputs,
@@ -72,7 +73,6 @@ def output(name: str | None, state_path: str | None, workspace: str | None, sim:
         output_text,
         output_values,
     )
-    from reconciler.state.ops import pull_state
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     values = output_values(pull_state(settings))
@@ -116,7 +116,7 @@ def gallery(state_path: str | None, workspace: str | None, sim: bool, out: str |
     kept by content hash. `apply` refreshes it after writing images (unless --no-gallery, or
     `outputs.gallery: false` in reconciler.yaml).
     """
-    from reconciler.commands.workflow import gallery_command, gallery_folder
+    from reconciler.commands.gallery import gallery_command, gallery_folder
     from reconciler.present.gallery import serve_gallery
 
     settings = make_settings((), state_path, sim, workspace=workspace)

@@ -27,9 +27,10 @@ from reconciler.load.config import (
     resolve,
 )
 from reconciler.load.schema import NAME_PATTERN
-from reconciler.plan.policy import Choice, SubmitPolicy
-from reconciler.state.backend import Backend, Lock, is_url, open_backend, workspace_file
+from reconciler.plan.policy import SubmitPolicy
+from reconciler.state.backend import DEFAULT_STATE, SIM_STATE, Backend, Lock, is_url, open_backend, workspace_file
 from reconciler.state.file import FileBackend
+from reconciler.status import OnUnanswered as Choice
 from reconciler.urls import redact_url_password
 
 if TYPE_CHECKING:
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     from reconciler.outputs.store import OutputsRemote
 
 DEFAULT_MANIFESTS = Path("manifests")
-DEFAULT_STATE = Path("state/state.json")
-SIM_STATE = Path("state/sim.json")
 SIM_DATA = Path("state/.sim")
 SIM_KEY = "sim-local-key"  # the in-process simulator accepts any key; this one is not a secret
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -178,11 +177,14 @@ class Settings:
 
 
 def load_desired(settings: Settings) -> tuple[Desired, HashCache]:
-    """Validate the manifests and hash their images (through the stat cache). No network."""
+    """Validate the manifests (unchanged files through the manifest cache) and hash their images (through the
+    stat cache). No network."""
     from reconciler.load import load_manifests
+    from reconciler.load.manifestcache import ManifestCache
 
-    cache = HashCache(settings.cache_file)
-    manifests = load_manifests(settings.files, settings.root, cache)
+    parsed = ManifestCache(settings.cache_file.with_name(f".{settings.state_path.stem}.manifests.hashcache.json"))
+    cache = HashCache(settings.cache_file, parsed)  # saves both once the plan is made
+    manifests = load_manifests(settings.files, settings.root, cache, parsed)
     desired = build_desired(manifests, cache, settings.root)
     return desired, cache
 

@@ -22,7 +22,7 @@ from reconciler.load.messages import translate
 from reconciler.load.schema import NAME_PATTERN
 from reconciler.load.words import dotted
 from reconciler.load.yamlsource import parse_documents
-from reconciler.plan.policy import Choice
+from reconciler.status import OnUnanswered as Choice
 from reconciler.text import plural
 
 CONFIG_FILE = "reconciler.yaml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,15 +68,25 @@ class Mark(Protocol):
 
 @dataclass
 class Document:
-    """One YAML document: its data, where it starts, and where each path's key and value are."""
+    """One YAML document: its data, where it starts, and where each path's key and value are.
+
+    `locate`, when given, parses the document again for its positions, the first time one is asked for: a
+    document read from the manifest cache has its data and start only (positions are needed for problems)."""
 
     data: Any
     start: Pos
     keys: dict[Path_, Mark] = field(default_factory=dict)  # where the key (or list item) of a path is
     values: dict[Path_, Mark] = field(default_factory=dict)  # where the value of a path starts
+    locate: Callable[[], Document] | None = field(default=None, repr=False, compare=False)
+
+    def _located(self) -> None:
+        if self.locate is not None:
+            parsed, self.locate = self.locate(), None
+            self.keys, self.values = parsed.keys, parsed.values
 
     def key_pos(self, path: Path_) -> Pos:
         """Where the key of `path` is; else the nearest ancestor's."""
+        self._located()
         while path:
             if path in self.keys:
                 return _at(self.keys[path])
@@ -85,6 +95,7 @@ class Document:
 
     def value_pos(self, path: Path_) -> Pos:
         """Where the value of `path` is; else the key of the nearest ancestor that exists."""
+        self._located()
         if path in self.values:
             return _at(self.values[path])
         return self.key_pos(path[:-1]) if path else self.start

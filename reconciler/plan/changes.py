@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.observe.facts import PruneFile
-from reconciler.plan.reasons import Note, PlanWarning, Reason
+from reconciler.plan.reasons import HeldUnanswered, Note, PlanWarning, Reason
 
 if TYPE_CHECKING:
     from reconciler.plan.estimate import Estimate
@@ -77,7 +77,7 @@ class Plan:
     desired_digest: str
     refresh: RefreshSummary | None = None
     targets: tuple[str, ...] = ()
-    warnings: tuple[PlanWarning, ...] = ()  # what needs a person's decision
+    warnings: tuple[PlanWarning, ...] = ()  # resources held for a person's decision; records skipped as untrusted
     # with an outputs remote: (address, images) of unchanged generations whose images only need copying, free
     fetches: tuple[tuple[str, int], ...] = ()  # in the remote, missing here: written into the output folder
     stores: tuple[tuple[str, int], ...] = ()  # here, missing in the remote: stored in it
@@ -85,6 +85,16 @@ class Plan:
     prunable: tuple[PruneFile, ...] = ()  # history and forgotten outputs `apply --prune` removes
     prune_kept: tuple[str, ...] = ()  # such files changed since they were written: never removed
     estimate: Estimate | None = None  # what applying it pays for and takes (set by the workflow, not the planner)
+
+    @property
+    def held(self) -> tuple[HeldUnanswered, ...]:
+        """The warnings about resources held for a person's decision."""
+        return tuple(w for w in self.warnings if isinstance(w, HeldUnanswered))
+
+    @property
+    def untrusted(self) -> int:
+        """How many records read (state entries, sidecars) failed a check: skipped, not held."""
+        return sum(1 for w in self.warnings if not isinstance(w, HeldUnanswered))
 
     def get(self, addr: str) -> ResourceChange | None:
         for change in self.changes:

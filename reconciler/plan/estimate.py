@@ -1,8 +1,8 @@
 """Pure: what an apply of a Plan will pay for, how long it will take, what it costs, and whether that fits a budget.
 
-The paid units are the trainings a plan creates or replaces (by type) and the images of the generations it
-creates or replaces (by type, size and steps); everything else (wait, adopt, forget, copies to and from the
-outputs remote) is free. The duration paces images at the images-per-minute limits and takes a training's time
+The paid units are the trainings and the images (by type, size and steps) of the changes whose reason is paid
+(`reason.paid`: a create or a replace that submits); everything else (wait, look up, adopt, forget, copies to and
+from the outputs remote) is free. The duration paces images at the images-per-minute limits and takes a training's time
 from the trainings this state has seen finish (their `submitted_at` → `finished_at`), or `DEFAULT_TRAINING_SECONDS`
 until then. The cost needs the project's prices (`prices:` in reconciler.yaml); none are ever assumed.
 """
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 DEFAULT_TRAINING_SECONDS = 15 * 60.0  # until this state saw a training finish
 UNTHROTTLED_IMAGE_SECONDS = 1.0  # an image type with no images-per-minute limit (ipm 0)
-PAID = ("create", "replace")
 Limit = Literal["trainings", "images", "cost"]
 
 
@@ -182,7 +181,7 @@ def estimate(
     paid: list[Paid] = []
     free = 0
     for change in plan.changes:
-        item = _paid(change, desired, prices, ipm, training_seconds) if change.action in PAID else None
+        item = _paid(change, desired, prices, ipm, training_seconds) if change.reason.paid else None
         if item is None:
             free += change.kind != "Dataset"
         else:

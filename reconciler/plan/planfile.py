@@ -15,14 +15,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.commands.workspace import DEFAULT_STATE, SIM_STATE, default_endpoint_url
 from reconciler.errors import PlanFileError
 from reconciler.files import atomic_write
 from reconciler.observe.facts import PruneFile
 from reconciler.plan.changes import AttrChange, Plan, RefreshSummary, ResourceChange
 from reconciler.plan.estimate import estimate_of
 from reconciler.plan.reasons import Note, PlanWarning, Reason, from_record, record
-from reconciler.present.render import plan_json
+from reconciler.state.backend import DEFAULT_STATE, SIM_STATE
 
 PLANFILE_VERSION = 3  # 2 recorded the origin; 3 records each reason, note and warning as a kind and its fields
 SIMULATOR = "simulator"
@@ -73,13 +72,14 @@ class SavedPlan:
     origin: Origin | None  # None: unknown (saved without one)
 
 
-def save_plan(plan: Plan, path: Path, origin: Origin | None = None) -> None:
-    """Write `plan` to `path`, with where it was made (None: unknown, `apply FILE` then uses its command line)."""
+def save_plan(plan: Plan, path: Path, origin: Origin | None = None, readable: dict[str, Any] | None = None) -> None:
+    """Write `plan` to `path`, with where it was made (None: unknown, `apply FILE` then uses its command line) and
+    its readable form (`plan --json`'s document, rendered by the caller; None: none)."""
     data = {
         "planfile_version": PLANFILE_VERSION,
         "origin": asdict(origin) if origin is not None else None,
         "plan": _plan_record(plan),
-        "readable": plan_json(plan),
+        "readable": readable,
     }
     atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
@@ -134,13 +134,14 @@ def settle(
     return chosen
 
 
-def check_endpoint(origin: Origin, path: Path, endpoint: str, workspace: str) -> None:
-    """Refuse to apply a plan at another Novita endpoint or in another workspace than where it was made."""
+def check_endpoint(origin: Origin, path: Path, endpoint: str, workspace: str, default_endpoint: str) -> None:
+    """Refuse to apply a plan at another Novita endpoint or in another workspace than where it was made
+    (`default_endpoint`: Novita's base URL when NOVITA_API_BASE is unset)."""
     if origin.sim or (endpoint == origin.endpoint and workspace == origin.workspace):
         return
     here = Origin(False, endpoint, origin.state, workspace, origin.files)
     unset, assign = "", ""
-    if endpoint != origin.endpoint and origin.endpoint == default_endpoint_url():
+    if endpoint != origin.endpoint and origin.endpoint == default_endpoint:
         unset = "unset NOVITA_API_BASE; "
     elif endpoint != origin.endpoint:
         assign += f"NOVITA_API_BASE={shlex.quote(origin.endpoint)} "

@@ -15,7 +15,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias, Union, get_args, get_origin, get_type_hints
 
-from reconciler.observe.facts import AccountTraining
+from reconciler.observe.facts import AccountTraining, SkippedRecord
 
 
 @dataclass(frozen=True)
@@ -474,22 +474,22 @@ class HeldUnanswered(_Value):
     address: str
 
 
-PlanWarning: TypeAlias = HeldUnanswered
+PlanWarning: TypeAlias = HeldUnanswered | SkippedRecord  # SkippedRecord: a record read that failed a check
 
 
 # --- records: saved plans and --json -------------------------------------------------------------------------
 
 _KINDS: dict[str, type[_Value]] = {cls.kind: cls for union in (Reason, Note) for cls in get_args(union)} | {
-    HeldUnanswered.kind: HeldUnanswered
+    cls.kind: cls for cls in get_args(PlanWarning)
 }
 
 
-def fields_of(value: _Value) -> dict[str, Any]:
+def fields_of(value: _Value | SkippedRecord) -> dict[str, Any]:
     """The value's own fields, as JSON-ready data."""
     return dataclasses.asdict(value)
 
 
-def record(value: _Value) -> dict[str, Any]:
+def record(value: _Value | SkippedRecord) -> dict[str, Any]:
     """`{"kind": ..., **fields}`: how a saved plan stores a reason, note or warning."""
     return {"kind": value.kind, **fields_of(value)}
 

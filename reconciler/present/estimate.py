@@ -165,5 +165,6 @@ def spend_lines(applies: list[SpendRecord]) -> list[str]:
         )
         estimate = f", estimated {money(a.estimate)}" if a.estimate is not None else ""
         work = f"{plural(a.trainings, 'training')}, {plural(a.images, 'image')}"
-        lines.append(f"{a.started_at}\tspent {spent}{balance}{estimate}\t{work}\t{a.outcome}")
+        ending = f"\tApply {a.outcome}" if a.outcome else ""
+        lines.append(f"{a.started_at}\tspent {spent}{balance}{estimate}\t{work}{ending}")
     return lines

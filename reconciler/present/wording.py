@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
+from reconciler.observe.facts import SkippedRecord
 from reconciler.plan import reasons as r
 from reconciler.text import plural
 
@@ -124,7 +125,9 @@ def note_text(note: r.Note) -> str:
 
 
 def warning_text(warning: r.PlanWarning) -> str:
-    """A paragraph after the plan: what needs a person's decision."""
+    """A paragraph after the plan: what needs a person's decision, or a record that was skipped."""
+    if isinstance(warning, SkippedRecord):
+        return f"{warning.where}: {warning.problem}; skipped: {warning.address} is treated as if it were not there"
     address = warning.address
     return (
         f"{address}: a previous apply stopped while submitting it (killed, or Novita gave no "

@@ -23,6 +23,10 @@ from typing import Any, Protocol
 
 from reconciler.state.model import State
 
+# Where a project keeps its state by default (a file path beside the manifests): Novita's, and the simulator's.
+DEFAULT_STATE = Path("state/state.json")
+SIM_STATE = Path("state/sim.json")
+
 
 @dataclass(frozen=True)
 class Version:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from reconciler.errors import StateError
+from reconciler.filenames import HISTORY, folder_problem, hash_problem, path_problem
 from reconciler.status import RUNNING_REMOTELY, TRAINING_IN_FLIGHT, Status
 
 if TYPE_CHECKING:
@@ -245,7 +247,7 @@ class SpendRecord(_Lenient):
     estimate: float | None = None  # the plan's priced estimate, when the project has prices
     trainings: int = 0  # submitted by this apply
     images: int = 0
-    outcome: str = ""  # the apply's closing head: "Apply complete", "Apply failed", ...
+    outcome: str = ""  # how the apply ended: complete, failed, interrupted, timed out
 
     @property
     def spent(self) -> float | None:
@@ -277,12 +279,75 @@ def parse_entry(data: dict[str, Any]) -> ResourceEntry:
     return _ENTRY.validate_python(data)
 
 
+@dataclass(frozen=True)
+class SkippedEntry:
+    """A state entry that failed a check when it was read: left out, as if it were not recorded."""
+
+    address: str
+    field: str  # which of its fields, e.g. `files[0].path`
+    problem: str
+
+
+def entry_problem(entry: ResourceEntry) -> tuple[str, str] | None:
+    """(field, what is wrong) for an entry whose files a write could not trust (paths and hashes, see
+    `reconciler.filenames`), or None. Every backend's entries pass here when read: the state may be shared."""
+    checks: list[tuple[str, str | None]] = []
+    if isinstance(entry, GenerationEntry):
+        checks.append(("identity", hash_problem(entry.identity)))
+        output = entry.output
+        if output is not None:
+            checks.append(("output", folder_problem(output)))
+        elif entry.files or entry.history:
+            checks.append(("output", "it records files but no output folder"))
+        checks += _files_problems("files", entry.files, output)
+        for n, record in enumerate(entry.history):
+            where = f"history[{n}]"
+            folder_ok = record.folder.rpartition("/")[0] == f"{output}/{HISTORY}"
+            checks.append((f"{where}.identity", hash_problem(record.identity)))
+            checks.append(
+                (f"{where}.folder", folder_problem(record.folder) or (None if folder_ok else "not in history/"))
+            )
+            checks += _files_problems(f"{where}.files", record.files, record.folder)
+            if record.sidecar is not None:
+                checks += _files_problems(f"{where}.sidecar", [record.sidecar], record.folder, plain=False)
+    elif isinstance(entry, ForgottenEntry):
+        checks += _files_problems("files", entry.files, None, plain=False)
+    return next(((name, problem) for name, problem in checks if problem is not None), None)
+
+
+def _files_problems(
+    where: str, files: list[FileRecord], folder: str | None, *, plain: bool = True
+) -> list[tuple[str, str | None]]:
+    """Each file: a path in `folder` (any project path when None) with a plain name (an image's when `plain`)."""
+    found: list[tuple[str, str | None]] = []
+    for n, f in enumerate(files):
+        at = f"{where}[{n}]" if where.endswith("files") else where
+        found.append((f"{at}.path", path_problem(f.path, folder=folder, sidecar=not plain)))
+        found.append((f"{at}.sha256", hash_problem(f.sha256)))
+    return found
+
+
 class State(_Lenient):
     version: int = STATE_VERSION
     serial: int = 0
     lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
     images: dict[str, ImageRecord] = Field(default_factory=dict)
     resources: dict[str, ResourceEntry] = Field(default_factory=dict)
+    _skipped: list[SkippedEntry] = PrivateAttr(default_factory=list)
+
+    @property
+    def skipped(self) -> list[SkippedEntry]:
+        """The entries left out when it was read, because they failed a check (`entry_problem`)."""
+        return self._skipped
+
+    def screen(self) -> State:
+        """Leave out (into `skipped`) every entry that fails `entry_problem`; returns the state itself."""
+        for address, entry in list(self.resources.items()):
+            problem = entry_problem(entry)
+            if problem is not None:
+                del self.resources[address]
+                self._skipped.append(SkippedEntry(address, *problem))
+        return self
 
     def entry(self, address: str) -> ResourceEntry | None:
         return self.resources.get(address)
@@ -357,7 +422,7 @@ def parse_state(raw: bytes, name: str) -> State:
             f"(version {STATE_VERSION}). Upgrade reconciler; the file was not modified."
         )
     try:
-        return State.model_validate(data)
+        return State.model_validate(data).screen()
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

@@ -1,24 +1,112 @@
-"""The state commands as library functions: pull a version, push a file, migrate between backends, unlock.
+"""The state commands as library functions: refresh, import, state rm; pull a version, push a file, migrate
+between backends, history, unlock.
 
 Each goes through the backend seam only (`Settings.backend()`, `open_backend`), so it works the same on a state
-file and on PostgreSQL. A push or a migration that could lose work (another lineage, a lower serial, a
-destination that already holds a state) is refused unless forced, and a migration reads the copy back and
-compares it with the source before it reports success.
+file and on PostgreSQL. Refresh, import and rm are one-step edits: the lock held, the state read, changed, saved.
+A push or a migration that could lose work (another lineage, a lower serial, a destination that already holds a
+state) is refused unless forced, and a migration reads the copy back and compares it with the source before it
+reports success.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.commands.workspace import Settings
-from reconciler.errors import ReconcilerError, StateError
-from reconciler.state import Backend, State, Version, open_backend, parse_state
+from reconciler.commands.workspace import Settings, load_desired, make_client, novita_endpoint
+from reconciler.errors import ReconcilerError, StateError, UsageError
+from reconciler.observe.facts import Account
+from reconciler.state import ModelEntry, State, now_iso, parse_state
+from reconciler.state.backend import Backend, Version, open_backend
 from reconciler.state.journal import SUFFIX as JOURNAL_SUFFIX
 from reconciler.state.journal import read_journal, replay
+from reconciler.status import Status, training_status
 from reconciler.text import plural
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    remote: Account
+    changed: list[str]  # one line per state entry the refresh changed
+
+
+def refresh_command(settings: Settings) -> Refreshed:
+    """`reconciler refresh`: record in the state what finished or failed remotely; submit nothing."""
+    from reconciler.observe.refresh import record_remote, refresh
+
+    with settings.locked("refresh") as (backend, _):
+        store = backend.open()
+        with novita_endpoint(settings) as endpoint:
+
+            async def go() -> Account:
+                async with make_client(endpoint) as client:
+                    return await refresh(client, store.state)
+
+            remote = asyncio.run(go())
+        changed = record_remote(store.state, remote, now_iso())
+        if changed:
+            store.save()
+    return Refreshed(remote, changed)
+
+
+def remove_from_state(settings: Settings, addresses: Iterable[str]) -> None:
+    """`reconciler state rm`: forget entries in the state only (Novita and files untouched)."""
+    with settings.locked("state rm") as (backend, _):
+        store = backend.open()
+        missing = [a for a in addresses if a not in store.state.resources]
+        if missing:
+            raise ReconcilerError(f"not in the state: {', '.join(missing)}; nothing was removed")
+        for addr in addresses:
+            del store.state.resources[addr]
+        store.save()
+
+
+@dataclass(frozen=True)
+class Imported:
+    entry: ModelEntry
+    task_status: str  # as Novita listed it
+
+
+def import_training(settings: Settings, address: str, task_id: str) -> Imported:
+    """`reconciler import LoraModel/NAME TASK_ID`: record an existing training as the model's current definition."""
+    kind, _, name = address.partition("/")
+    if kind != "LoraModel":
+        raise UsageError(
+            "Invalid value for 'ADDRESS': only LoraModel/NAME can be imported (Novita lists trainings only)"
+        )
+    desired, _ = load_desired(settings)
+    model = desired.models.get(name)
+    if model is None:
+        raise ReconcilerError(f"{address} is not in the manifests; add it first, then import")
+    with settings.locked("import") as (backend, _):
+        store = backend.open()
+        with novita_endpoint(settings) as endpoint:
+
+            async def go() -> Imported:
+                async with make_client(endpoint) as client:
+                    tasks = await client.list_trainings()
+                listed = next((t for t in tasks if t.task_id == task_id), None)
+                if listed is None:
+                    raise ReconcilerError(f"no training {task_id} in the account")
+                status = training_status(listed.task_status, (m.model_status for m in listed.models))
+                entry = ModelEntry.of(
+                    model,
+                    status,
+                    task_id=listed.task_id,
+                    task_name=listed.task_name,
+                    task_type=listed.task_type,
+                    model_name=listed.model_name if status == Status.SUCCEEDED else None,
+                )
+                return Imported(entry, listed.task_status)
+
+            imported = asyncio.run(go())
+        store.state.put(imported.entry)
+        store.save()
+    return imported
 
 
 def pull_state(settings: Settings, serial: int | None = None) -> State:
