@@ -30,7 +30,7 @@ from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
-    from reconciler.plan.planner import Plan
+    from reconciler.plan.changes import Plan
     from reconciler.present.progress import Reporter
 
 

@@ -12,7 +12,7 @@ from reconciler.desired.hashing import HashCache
 from reconciler.errors import ConfigError, StateError
 from reconciler.observe.facts import SkippedRecord
 from reconciler.outputs.guard import UnsafePath
-from reconciler.plan.planner import Plan
+from reconciler.plan.changes import Plan
 from reconciler.state import GenerationEntry, State
 from reconciler.status import Status
 from reconciler.text import plural
