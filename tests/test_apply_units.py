@@ -117,12 +117,13 @@ def test_a_sidecar_write_clears_the_temporary_file_a_kill_left(tmp_path: Path) -
     from reconciler.outputs.folders import sidecar_path, write_sidecar
 
     from .planner_fixtures import generation
+    from .sidecars import sidecar
 
     gen = replace(generation(), output_dir=tmp_path / "out")
     gen.output_dir.mkdir()
     left = gen.output_dir / f".{sidecar_path(gen).name}.x1y2z3.part"
     left.write_text("{")
-    write_sidecar(gen, {"generation": gen.name})
+    write_sidecar(gen, sidecar(gen.name, [("portraits-1.png", "0" * 64)]))
     assert sorted(p.name for p in gen.output_dir.iterdir()) == ["portraits.reconciler.json"]
 
 

@@ -17,6 +17,7 @@ from reconciler.apply.outcome import (
     Deferred,
     Failed,
     Interrupted,
+    OutputsStoreFailed,
     Rejected,
     ResourceFailed,
     Skipped,
@@ -28,7 +29,7 @@ from reconciler.apply.outcome import (
 from reconciler.apply.trainings import Trainer
 from reconciler.apply.uploads import Uploader
 from reconciler.desired.resources import Desired
-from reconciler.errors import AmbiguousSubmitError, NovitaError
+from reconciler.errors import AmbiguousSubmitError, NovitaError, RemoteError
 from reconciler.novita import NovitaClient, error_detail
 from reconciler.observe.facts import OutputFacts
 from reconciler.outputs.folders import forget_outputs, prune
@@ -44,10 +45,13 @@ from reconciler.text import plural
 T = TypeVar("T")
 
 
-def failure_cause(error: ResourceFailed | NovitaError) -> Cause:
-    """Why a resource failed: its own cause, Novita's refusal (an answer with a status), or the client's error."""
+def failure_cause(error: ResourceFailed | NovitaError | RemoteError) -> Cause:
+    """Why a resource failed: its own cause, the outputs remote's failure, Novita's refusal (an answer with a
+    status), or the client's error."""
     if isinstance(error, ResourceFailed):
         return error.cause
+    if isinstance(error, RemoteError):
+        return OutputsStoreFailed(str(error))
     if error.status and not isinstance(error, AmbiguousSubmitError):
         return Rejected(error_detail(error))
     return ClientError(str(error))
@@ -94,6 +98,7 @@ class Applier:
         pruning = f" and pruning {plural(len(plan.prunable), 'file')}" if plan.prune and plan.prunable else ""
         text = f"Applying {plural(len(plan.changes), 'change')}{pruning}."
         run.emit("apply_start", None, text, changes=len(plan.changes))
+        await run.billing.start(run)
         for change in plan.changes:
             if change.kind == "Dataset":
                 run.state.put(DatasetEntry.of(run.desired.datasets[change.name]))
@@ -131,6 +136,7 @@ class Applier:
             for e in run.state.running_remotely()
         )
         result.still_running = sorted(running, key=lambda r: f"{r.address} ({r.task})")
+        await run.billing.finish(run, plan.estimate.cost if plan.estimate is not None else None)
         result.elapsed = time.monotonic() - began
         run.emit("apply_complete", None, words.summary(result), **result.counts())
         return result
@@ -146,7 +152,7 @@ class Applier:
             raise
         except Skipped as exc:
             run.result.outcomes[address] = exc.outcome
-            run.emit("skipped", address, f"skipped: {words.blocked(exc.outcome)}")
+            run.emit("skipped", address, f"skipped: {words.skipped(exc.outcome)}")
             raise
         except Stalled as exc:
             run.result.outcomes[address] = exc.outcome
@@ -157,7 +163,7 @@ class Applier:
                 raise Interrupted() from None
             run.result.outcomes[address] = Stopped(run.stopped or "interrupt", self._stopped_at(address))
             raise Interrupted() from None
-        except (ResourceFailed, NovitaError) as exc:
+        except (ResourceFailed, NovitaError, RemoteError) as exc:  # RemoteError: the outputs remote failed
             cause = failure_cause(exc)
             run.result.outcomes[address] = Failed(cause)
             reason = exc.reason if isinstance(exc, NovitaError) else ""

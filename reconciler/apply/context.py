@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+from reconciler.apply.billing import Billing, is_unfunded, unfunded
 from reconciler.apply.commit import Committer
 from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled, StopReason, Stuck, Task
 from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
@@ -32,7 +33,9 @@ from reconciler.plan.policy import SubmitPolicy
 from reconciler.present.progress import Reporter
 from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State, now_iso
 from reconciler.state.backend import Store
+from reconciler.state.reconnect import StateLost
 from reconciler.status import Status
+from reconciler.text import duration
 
 DEFAULT_IPM = {"txt2img": 20, "img2img": 10}
 # A task whose status has not moved for this long is reported and no longer waited on (`--stall-timeout`).
@@ -95,9 +98,10 @@ class Run:
         self.outputs_remote = outputs_remote  # where every generated image is stored before it counts as done
         self.clock = clock
         self.result = ApplyResult()
-        self.committer = Committer(store)
+        self.committer = Committer(store, self._state_connection)
         self.slots = Slots(options.parallelism)  # uploads queue by their training's turn; the rest go first
         self.limiters = {kind: IpmLimiter(n) for kind, n in options.ipm.items()}
+        self.billing = Billing(client)  # paid creates one at a time; stopped when the balance runs out
         self.stopped: StopReason | None = None
         self.abandoned = False  # a second stop: creates on the wire are not waited for either
         self.finished: set[str] = set()  # addresses whose work is done (recorded), whatever a stop cuts after
@@ -109,8 +113,26 @@ class Run:
         return self.store.state
 
     async def commit(self) -> None:
-        """Save the state now (grouped with concurrent commits); returns once it is on disk."""
-        await self.committer.commit()
+        """Save the state now (grouped with concurrent commits); returns once it is on disk. When the state is
+        lost for good (its database gone for longer than the reconnect window, or taken over), the apply stops
+        submitting and waiting at once, and the error (naming the journal) ends it."""
+        try:
+            await self.committer.commit()
+        except StateLost:
+            if self.stopped is None:
+                self.stop("interrupt")
+            raise
+
+    def _state_connection(self, event: str, **data: Any) -> None:
+        """The state's database went away and came back (a commit rode it out); nothing new is submitted meanwhile."""
+        if event == "state_reconnecting":
+            text = (
+                f"lost the connection to the state's database ({data['reason']}): reconnecting for up to "
+                f"{data['window']:g}s; nothing new is submitted meanwhile, polls and downloads go on"
+            )
+        else:
+            text = f"reconnected to the state's database after {duration(data['after'])}; the apply goes on"
+        self.emit(event, None, text, **data)
 
     # ---------------------------------------------------------------------------------------- stopping
 
@@ -173,7 +195,7 @@ class Run:
             await self.commit()
             if then is not None:
                 then()
-            return await post()
+            return await self.billing.paying(post)  # refused at once when the balance ran out in this apply
 
         return await self.submitting(commit_then_post)
 
@@ -192,6 +214,8 @@ class Run:
         """A create Novita refused (no task was made). When a stop halted its retries before anything was made (rate
         limited, or never sent), the state goes back to what it held before and the stop is met; otherwise the entry
         is recorded FAILED with Novita's reason and the error raised."""
+        if is_unfunded(error):  # for want of balance: left for the next apply, after a top-up
+            await unfunded(self, entry, previous, error)
         if self.stopped is not None and halted_before_sent(error):
             self.state.resources.pop(entry.address, None)
             if previous is not None:

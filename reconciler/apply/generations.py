@@ -16,15 +16,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
-from pathlib import Path
-from typing import Any
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
 from reconciler.apply.outcome import (
     Adopted,
+    BadRecord,
     Held,
     NoImages,
     OutputsChanged,
+    OutputsStoreFailed,
     ResourceFailed,
     Submitted,
     Succeeded,
@@ -37,7 +37,7 @@ from reconciler.apply.polling import Look
 from reconciler.apply.trainings import Trainer
 from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import DesiredGeneration
-from reconciler.errors import AmbiguousSubmitError, NovitaError
+from reconciler.errors import AmbiguousSubmitError, NovitaError, RemoteError
 from reconciler.files import display_path, remove_partials
 from reconciler.novita import TaskResult
 from reconciler.outputs.folders import (
@@ -48,6 +48,8 @@ from reconciler.outputs.folders import (
     recorded_history,
     write_sidecar,
 )
+from reconciler.outputs.guard import UnsafePath
+from reconciler.outputs.sidecar import BadSidecar, Sidecar
 from reconciler.plan.planner import ResourceChange
 from reconciler.plan.policy import Choice
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
@@ -61,6 +63,14 @@ class Generator:
         self.trainer = trainer
 
     async def apply(self, change: ResourceChange) -> None:
+        try:
+            await self._apply(change)
+        except (UnsafePath, BadSidecar) as exc:  # a record read from the remote or a shared state failed a check
+            raise ResourceFailed(BadRecord(str(exc))) from exc
+        except RemoteError as exc:  # the outputs remote failed: the images stay on disk, the next apply stores them
+            raise ResourceFailed(OutputsStoreFailed(str(exc))) from exc
+
+    async def _apply(self, change: ResourceChange) -> None:
         run = self.run
         gen = run.desired.generations[change.name]
         names: dict[str, str | None] = {}
@@ -228,7 +238,7 @@ class Generator:
         files = await self._download(gen, entry, result)
         entry.files = files
         entry.seed = result.seed
-        sidecar = sidecar_record(gen, entry, files, result.seed)
+        sidecar = Sidecar.of_run(gen, entry, result.seed)
         write_sidecar(gen, sidecar)
         if run.outputs_remote is not None:
             # before it counts as done: a kill in between stores again on the next apply, never generates again
@@ -334,12 +344,13 @@ class Generator:
             seed=seed,
             history=list(previous.history) if previous is not None else await self._found_history(gen),
         )
-        run.state.put(entry)
-        await run.commit()
         if stored is not None and facts is not None and facts.sidecar_identity != identity:
             assert run.outputs_remote is not None
+            # fetched (every byte checked) before it is recorded: a bad object fails it with nothing on record
             async with run.slots:
                 await asyncio.to_thread(run.outputs_remote.pull_run, entry, run.root)
+        run.state.put(entry)
+        await run.commit()
         run.finished.add(gen.address)
         run.result.adopted += 1
         run.result.outcomes[gen.address] = Adopted()
@@ -356,24 +367,6 @@ def _counts(entry: GenerationEntry | None) -> dict[str, int]:
     return {
         "unanswered_submits": entry.unanswered_submits if entry else 0,
         "resubmits": entry.resubmits if entry else 0,
-    }
-
-
-def sidecar_record(
-    gen: DesiredGeneration, entry: GenerationEntry, files: list[FileRecord], seed: str | None
-) -> dict[str, Any]:
-    """What the sidecar beside the images records: enough to adopt them after a state loss."""
-    return {
-        "generation": gen.name,
-        "matrix": gen.matrix,
-        "axes": dict(gen.axes),
-        "identity": entry.identity,
-        "task_id": entry.task_id,
-        "task_type": gen.task_type,
-        "request": entry.request,
-        "seed": seed,
-        "images": [{"file": Path(f.path).name, "sha256": f.sha256} for f in files],
-        "written_at": now_iso(),
     }
 
 

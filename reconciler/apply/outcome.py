@@ -107,6 +107,20 @@ class OutputsChanged:
     output: str  # the output folder as shown
 
 
+@dataclass(frozen=True)
+class BadRecord:
+    """A record read from the outputs remote or a shared state failed a check (a sidecar, a path, a hash)."""
+
+    detail: str  # where it came from and what is wrong, as the check said it
+
+
+@dataclass(frozen=True)
+class OutputsStoreFailed:
+    """The outputs remote failed (network, credentials, a full bucket, bytes that do not hash to their name)."""
+
+    detail: str
+
+
 Cause = (
     Rejected
     | ClientError
@@ -119,6 +133,8 @@ Cause = (
     | Unanswered
     | Held
     | OutputsChanged
+    | BadRecord
+    | OutputsStoreFailed
 )
 
 
@@ -151,7 +167,15 @@ class Blocked:
     (`because` None)."""
 
     needs: str
-    because: Failed | Blocked | None = None
+    because: Failed | Blocked | Unfunded | None = None
+
+
+@dataclass(frozen=True)
+class Unfunded:
+    """Not submitted for want of balance: Novita refused this submit (`refused`: its answer), or one before it in
+    this apply (None). Nothing was made; the next apply, after a top-up, submits it."""
+
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +204,8 @@ class Stopped:
     at: StopPoint
 
 
-Outcome = Succeeded | Adopted | Submitted | Failed | Blocked | Postponed | Stuck | Stopped
+Ending = Literal["complete", "failed", "interrupted", "timed out"]
+Outcome = Succeeded | Adopted | Submitted | Failed | Blocked | Unfunded | Postponed | Stuck | Stopped
 
 
 @dataclass(frozen=True)
@@ -203,9 +228,9 @@ class ResourceFailed(Exception):
 
 
 class Skipped(Exception):
-    """Not attempted because a LoRA it needs failed or has no trained model."""
+    """Not attempted because a LoRA it needs failed or has no trained model, or for want of balance."""
 
-    def __init__(self, outcome: Blocked) -> None:
+    def __init__(self, outcome: Blocked | Unfunded) -> None:
         super().__init__(outcome)
         self.outcome = outcome
 
@@ -255,8 +280,25 @@ class ApplyResult:
         return {a: o for a, o in self.outcomes.items() if isinstance(o, Failed)}
 
     @property
-    def skipped(self) -> dict[str, Blocked]:
-        return {a: o for a, o in self.outcomes.items() if isinstance(o, Blocked)}
+    def skipped(self) -> dict[str, Blocked | Unfunded]:
+        """Not attempted: what it needs failed, or the balance ran out (`unfunded`)."""
+        return {a: o for a, o in self.outcomes.items() if isinstance(o, Blocked | Unfunded)}
+
+    @property
+    def ending(self) -> Ending:
+        """How the apply as a whole ended (the closing line's head; the spend ledger records it)."""
+        if self.interrupted:
+            return "interrupted"
+        if self.failed or self.skipped:
+            return "failed"
+        if self.timed_out or self.stalled:
+            return "timed out"
+        return "complete"
+
+    @property
+    def unfunded(self) -> bool:
+        """Novita refused a submit for want of balance: nothing more was submitted in this apply."""
+        return any(isinstance(o, Unfunded) for o in self.outcomes.values())
 
     @property
     def deferred(self) -> dict[str, Postponed]:

@@ -288,6 +288,7 @@ class Trainer:
         task = Task.training(model.task_name)
         if status.is_done and status.model_name:
             entry.status, entry.model_name, entry.updated_at = Status.SUCCEEDED, status.model_name, now_iso()
+            entry.finished_at = entry.updated_at  # how long it took teaches the plan's estimate
             run.finished.add(model.address)  # done, even if a stop cuts the commit below (the final save has it)
             await run.commit()
             run.emit(

@@ -10,8 +10,10 @@ import click
 
 from reconciler.cli.common import (
     EXIT_INTERRUPTED,
+    EXIT_OVER_BUDGET,
     EXIT_TIMED_OUT,
     Duration,
+    budget_options,
     colour,
     dumb_terminal,
     files_option,
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
     help="Also list each history and forgotten-generation file that `apply --prune` would delete.",
 )
 @unanswered_option
+@budget_options
 def plan(
     files: tuple[str, ...],
     state_path: str | None,
@@ -81,6 +84,9 @@ def plan(
     refresh: bool,
     prune: bool,
     on_unanswered_submit: str | None,
+    max_trainings: int | None,
+    max_images: int | None,
+    max_cost: float | None,
 ) -> None:
     """Show what apply would upload, train, generate, adopt and forget.
 
@@ -100,6 +106,7 @@ def plan(
         workspace=workspace,
         on_unanswered_submit=on_unanswered_submit,
     )
+    settings.budget_flags = (max_trainings, max_images, max_cost)
     planned = plan_command(settings, refresh=refresh, prune=prune)
     result = planned.plan
     fmt = "json" if as_json else fmt
@@ -114,6 +121,8 @@ def plan(
         save_plan(result, Path(out), origin, plan_json(result))
         if fmt == "text":
             click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: {origin.apply_command(out)}")
+    if result.estimate is not None and result.estimate.overruns:
+        sys.exit(EXIT_OVER_BUDGET)
     if detailed_exitcode and (not result.empty or result.warnings):
         sys.exit(2)
 
@@ -183,6 +192,7 @@ def plan(
     "recorded; the next apply checks it again). Default: 1h for trainings, 10m for generations.",
 )
 @unanswered_option
+@budget_options
 def apply(
     planfile: str | None,
     files: tuple[str, ...],
@@ -204,14 +214,17 @@ def apply(
     timeout: float | None,
     stall_timeout: float | None,
     on_unanswered_submit: str | None,
+    max_trainings: int | None,
+    max_images: int | None,
+    max_cost: float | None,
 ) -> None:
     """Upload, train and generate only what is missing; or apply a saved PLANFILE exactly.
 
     Without PLANFILE it plans, shows the plan and asks for approval. The state is saved after every step,
     so an apply killed at any moment resumes where it stopped without paying twice. Ctrl-C stops
     submitting and waiting at once, saves the state and says what is still running (exit 130).
-    Exit 0 when everything that could be done was (with --no-wait: submitted), 1 when anything failed,
-    124 when --timeout passed or a task stopped making progress.
+    Exit 0 when everything that could be done was (with --no-wait: submitted), 1 when anything failed (or the
+    balance ran out), 3 when the plan is over budget, 124 when --timeout passed or a task stopped making progress.
     """
     from reconciler.commands.plan_apply import apply_command
 
@@ -239,6 +252,7 @@ def apply(
         settings = make_settings(
             files, state_path, sim, lock_timeout, targets, replace, workspace, on_unanswered_submit
         )
+    settings.budget_flags = (max_trainings, max_images, max_cost)
     options = _apply_options(
         settings,
         parallelism=parallelism,
@@ -358,10 +372,10 @@ class _ApplyConsole:
 
 def _refuse_held(the_plan: Plan) -> None:
     """Held resources need a person's decision: the run does not count as converged (exit 1)."""
-    if the_plan.warnings:
+    if the_plan.held:
         from reconciler.text import noun, plural
 
-        n = len(the_plan.warnings)
+        n = len(the_plan.held)
         raise ReconcilerError(
             f"{plural(n, 'resource')} held for a decision (see the {noun(n, 'warning')} "
             "above); Novita does not match the manifests until then."
@@ -378,7 +392,7 @@ def _finish_apply(result: ApplyResult) -> None:
         for addr, failed in sorted(result.failed.items()):
             click.echo(f"Error: {addr}: {words.cause(failed.cause, addr)}", file=err)
         for addr, blocked in sorted(result.skipped.items()):
-            click.echo(f"Skipped: {addr}: {words.blocked(blocked)}", file=err)
+            click.echo(f"Skipped: {addr}: {words.skipped(blocked)}", file=err)
         for addr, stuck in sorted(result.stalled.items()):
             click.echo(f"Stalled: {addr}: {words.stuck(stuck)}", file=err)
     for addr, postponed in sorted(result.deferred.items()):
@@ -398,6 +412,8 @@ def _finish_apply(result: ApplyResult) -> None:
     if not_done:
         shown = ", ".join(not_done[:5]) + (f", … and {len(not_done) - 5} more" if len(not_done) > 5 else "")
         click.echo(f"Not done yet, {plural(len(not_done), 'resource')} (the next apply does them): {shown}", file=err)
+    if result.unfunded:
+        click.echo(f"Stopped: {words.UNFUNDED}", file=err)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if result.failed or result.skipped:

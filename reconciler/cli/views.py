@@ -62,12 +62,24 @@ def show(planfile: str | None, state_path: str | None, workspace: str | None, si
 def output(name: str | None, state_path: str | None, workspace: str | None, sim: bool, as_json: bool) -> None:
     """Print what apply produced, for scripts: each LoraModel's trained model file name (to use in other
     tools) and each Generation's image paths with their sha256. NAME (alice-v1 or LoraModel/alice-v1)
-    prints only that one: the model file name alone, or the image paths one per line. Reads the state only."""
+    prints only that one: the model file name alone, or the image paths one per line; a matrix's name prints
+    each member's. In JSON a matrix member also has `matrix` and `axes` (its swept values). Reads the state only."""
     from reconciler.commands.state_cmds import pull_state
-    from reconciler.present.readout import find_output, one_output_text, output_json, output_text, output_values
+    from reconciler.present.readout import (
+        find_output,
+        matrix_outputs,
+        one_output_text,
+        output_json,
+        output_text,
+        output_values,
+    )
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     values = output_values(pull_state(settings))
+    members = matrix_outputs(values, name) if name is not None and name not in values else {}
+    if members:  # a matrix: each member's outputs, its axis values under `axes` in JSON
+        click.echo(output_json(members) if as_json else output_text(members), nl=False)
+        return
     if name is not None:
         addr, value = find_output(values, name)
         click.echo(output_json(value) if as_json else one_output_text(addr, value), nl=False)

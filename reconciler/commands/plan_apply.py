@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from reconciler.commands.costs import estimated, refuse_unaffordable
 from reconciler.commands.gallery import gallery_refresher
 from reconciler.commands.outputs_sync import Synced, sync_outputs
 from reconciler.commands.run import StopNotices, run_applier
@@ -56,11 +58,12 @@ def make_plan(
     *,
     scope: Scope = EVERYTHING,
     prune: bool = False,
+    ipm: Mapping[str, int] | None = None,
 ) -> tuple[Plan, dict[str, OutputFacts]]:
     """Refresh (unless offline; with the training list `listed` early, if any), observe the outputs, and plan
     `scope`; the outputs seen go on to apply (`prune`: the plan removes the history and forgotten outputs it
     lists)."""
-    from reconciler.outputs.folders import observe, observe_orphans
+    from reconciler.outputs.folders import observe, observe_orphans, untrusted
     from reconciler.plan.planner import plan
 
     outputs = observe(desired, state, cache, settings.root, settings.outputs())  # first: a bad remote asks nobody
@@ -79,8 +82,10 @@ def make_plan(
             remote = asyncio.run(go())
     orphans = observe_orphans(desired, state, cache, settings.root)
     result = plan(desired, state, remote, outputs, scope.targets, scope.replace, orphans, prune, policy=settings.policy)
+    result = estimated(settings, result, desired, state, endpoint, ipm)
     cache.save()
-    return result, outputs
+    skipped = untrusted(state, outputs)
+    return replace(result, warnings=(*skipped, *result.warnings)), outputs
 
 
 @dataclass(frozen=True)
@@ -222,16 +227,18 @@ def apply_command(
             )
         with novita_endpoint(settings) as endpoint:
             if saved is not None:
-                the_plan = saved.plan
+                the_plan = estimated(settings, saved.plan, desired, store.state, endpoint, options.ipm)
                 ui.show_plan(the_plan)
+                refuse_unaffordable(the_plan)
                 outputs = observe(desired, store.state, cache, settings.root, settings.outputs())
             else:
                 the_plan, outputs = make_plan(
-                    settings, desired, cache, store.state, endpoint, scope=scope, prune=options.prune
+                    settings, desired, cache, store.state, endpoint, scope=scope, prune=options.prune, ipm=options.ipm
                 )
                 ui.show_plan(the_plan)
                 if the_plan.empty:
                     return ApplyOutcome(the_plan, synced=sync_outputs(settings, the_plan, store.state))
+                refuse_unaffordable(the_plan)
                 if not ui.confirm(the_plan):
                     return ApplyOutcome(the_plan, cancelled=True)
             if the_plan.empty:

@@ -22,6 +22,8 @@ from reconciler.errors import ReconcilerError, StateError, UsageError
 from reconciler.observe.facts import Account
 from reconciler.state import ModelEntry, State, now_iso, parse_state
 from reconciler.state.backend import Backend, Version, open_backend
+from reconciler.state.journal import SUFFIX as JOURNAL_SUFFIX
+from reconciler.state.journal import read_journal, replay
 from reconciler.status import Status, training_status
 from reconciler.text import plural
 
@@ -134,11 +136,15 @@ class Pushed:
     target: str
     serial: int
     unchanged: bool = False
+    recorded: list[str] | None = None  # a journal pushed: the addresses whose paid task it recorded
 
 
 def push_state(settings: Settings, source: str, *, force: bool = False) -> Pushed:
     """`reconciler state push FILE`: replace the state with FILE, like Terraform's: refused on another lineage
-    or a lower serial (or the same serial with other content) unless `force`."""
+    or a lower serial (or the same serial with other content) unless `force`. A journal (`*.jsonl`) is replayed
+    into the state instead (see reconciler.state.journal)."""
+    if source.endswith(JOURNAL_SUFFIX):
+        return push_journal(settings, Path(source), force=force)
     new = read_state_file(source)
     with settings.locked("state push") as (backend, _):
         current = backend.read()
@@ -163,6 +169,18 @@ def push_state(settings: Settings, source: str, *, force: bool = False) -> Pushe
         new.serial = max(new.serial, current.serial + 1) if current.serial else max(new.serial, 1)
         backend.replace(new)
         return Pushed(backend.display, new.serial)
+
+
+def push_journal(settings: Settings, source: Path, *, force: bool = False) -> Pushed:
+    """`reconciler state push JOURNAL`: record the paid tasks of a journal carried from another machine. Refused
+    when it was written for another lineage or a newer serial, unless `force`."""
+    records = read_journal(source)
+    with settings.locked("state push") as (backend, _):
+        store = backend.open()
+        recorded = replay(store.state, records, source, backend.display, force=force)
+        if recorded:
+            store.save()
+        return Pushed(backend.display, store.state.serial, unchanged=not recorded, recorded=recorded)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from reconciler.apply.outcome import (
     ApplyResult,
+    BadRecord,
     Blocked,
     Cause,
     ClientError,
@@ -13,6 +14,7 @@ from reconciler.apply.outcome import (
     NoModelName,
     NotInAccount,
     OutputsChanged,
+    OutputsStoreFailed,
     Postponed,
     Rejected,
     Stopped,
@@ -20,6 +22,7 @@ from reconciler.apply.outcome import (
     Task,
     TaskEnded,
     Unanswered,
+    Unfunded,
     UnknownStatus,
     UploadFailed,
 )
@@ -77,11 +80,33 @@ def cause(why: Cause, address: str) -> str:
             )
         case OutputsChanged(output):
             return f"its images in {output} changed since the plan; plan again"
+        case BadRecord(detail) | OutputsStoreFailed(detail):
+            return detail
     raise AssertionError(why)  # pragma: no cover - every cause is worded above
+
+
+def skipped(outcome: Blocked | Unfunded) -> str:
+    """Why a resource was not attempted."""
+    return unfunded(outcome) if isinstance(outcome, Unfunded) else blocked(outcome)
+
+
+def unfunded(outcome: Unfunded) -> str:
+    if outcome.refused is None:
+        return "not submitted: the account's balance ran out earlier in this apply; top up and apply again"
+    return f"refused for want of balance ({outcome.refused}); top up and apply again"
+
+
+UNFUNDED = (
+    "Novita refused a submit for want of balance (BILLING_BALANCE_NOT_ENOUGH): no more paid work was submitted; "
+    "what was already running was collected and the state is saved. Top up the account and apply again: it "
+    "submits only what is missing."
+)
 
 
 def blocked(outcome: Blocked) -> str:
     """Why a resource was skipped."""
+    if isinstance(outcome.because, Unfunded):
+        return f"{outcome.needs} was not submitted ({unfunded(outcome.because)})"
     if isinstance(outcome.because, Failed):
         return f"{outcome.needs} failed: {cause(outcome.because.cause, outcome.needs)}"
     if isinstance(outcome.because, Blocked):
@@ -114,13 +139,7 @@ def stopped(outcome: Stopped) -> str:
 
 
 def head(result: ApplyResult) -> str:
-    if result.interrupted:
-        return "Apply interrupted"
-    if result.failed or result.skipped:
-        return "Apply failed"
-    if result.timed_out or result.stalled:
-        return "Apply timed out"
-    return "Apply complete"
+    return f"Apply {result.ending}"
 
 
 def summary(result: ApplyResult) -> str:
