@@ -32,6 +32,7 @@ from reconciler.text import plural
 if TYPE_CHECKING:
     from reconciler.apply import ApplyOptions, ApplyResult
     from reconciler.commands.outputs_sync import Synced
+    from reconciler.commands.plan_apply import ApplyOutcome
     from reconciler.commands.workspace import Settings
     from reconciler.plan.planner import Plan
     from reconciler.present.progress import Reporter
@@ -236,22 +237,9 @@ def apply(
         raise click.UsageError(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
-    if planfile:
-        from reconciler.commands.plan_apply import saved_plan_settings
-
-        settings = saved_plan_settings(
-            Path(planfile),
-            sim=sim or None,  # a plain flag: given only when True
-            state=state_path,
-            files=files,
-            lock_timeout=lock_timeout,
-            workspace=workspace,
-        )
-        settings.on_unanswered_submit = on_unanswered_submit  # type: ignore[assignment]  # click.Choice checked it
-    else:
-        settings = make_settings(
-            files, state_path, sim, lock_timeout, targets, replace, workspace, on_unanswered_submit
-        )
+    settings = _apply_settings(
+        planfile, files, state_path, workspace, lock_timeout, sim, targets, replace, on_unanswered_submit
+    )
     settings.budget_flags = (max_trainings, max_images, max_cost)
     options = _apply_options(
         settings,
@@ -270,13 +258,46 @@ def apply(
         planfile=Path(planfile) if planfile else None,
         gallery=settings.config.outputs.gallery if gallery is None else gallery,
     )
+    _report(outcome, saved_plan=bool(planfile), as_json=as_json)
+
+
+def _apply_settings(
+    planfile: str | None,
+    files: tuple[str, ...],
+    state_path: str | None,
+    workspace: str | None,
+    lock_timeout: float,
+    sim: bool,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
+    on_unanswered_submit: str | None,
+) -> Settings:
+    """apply's settings: a saved plan's own (where it was made, unless the flags name the same), else the flags'."""
+    if not planfile:
+        return make_settings(files, state_path, sim, lock_timeout, targets, replace, workspace, on_unanswered_submit)
+    from reconciler.commands.plan_apply import saved_plan_settings
+
+    settings = saved_plan_settings(
+        Path(planfile),
+        sim=sim or None,  # a plain flag: given only when True
+        state=state_path,
+        files=files,
+        lock_timeout=lock_timeout,
+        workspace=workspace,
+    )
+    settings.on_unanswered_submit = on_unanswered_submit  # type: ignore[assignment]  # click.Choice checked it
+    return settings
+
+
+def _report(outcome: ApplyOutcome, *, saved_plan: bool, as_json: bool) -> None:
+    """What apply says once it is done (and its exit status)."""
     if outcome.cancelled:
         click.echo("Apply cancelled; nothing changed.")
         return
     if outcome.synced is not None:
         click.echo(synced_line(outcome.synced), file=sys.stderr if as_json else sys.stdout)
     if outcome.result is None:
-        if planfile and as_json:  # without --json the plan shown already said so
+        if saved_plan and as_json:  # without --json the plan shown already said so
             click.echo("No changes. Novita matches the manifests.", file=sys.stderr)
         _refuse_held(outcome.plan)
         return
