@@ -113,7 +113,7 @@ NOTES: list[tuple[r.Note, str]] = [
     (r.CurrentModelStays("m.safetensors"), "(the current model m.safetensors stays in the account)"),
     (r.OldModelStays("m.safetensors"), "(the old model m.safetensors stays in the account: Novita has no delete)"),
     (r.EarlierTrainingEnded(T, "FAILED"), f"(an earlier training {T} ended FAILED)"),
-    (r.CurrentImagesToHistory(1), "(its 1 current image move to history)"),
+    (r.CurrentImagesToHistory(1), "(its 1 current image moves to history)"),
     (r.FolderImagesToHistory(2, "out/p"), "(the 2 images already in out/p move to history)"),
 ]
 HELD = r.HeldUnanswered("Generation/p")

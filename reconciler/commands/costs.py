@@ -46,6 +46,7 @@ def read_balance(endpoint: Endpoint) -> tuple[Balance | None, str | None]:
 
     async def go() -> Balance:
         async with make_client(endpoint) as client:
+            client.max_retries = 1  # a plan does not wait long for a figure it can do without
             async with asyncio.timeout(BALANCE_TIMEOUT):
                 found = await client.balance()
         return Balance(

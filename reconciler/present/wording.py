@@ -117,7 +117,7 @@ def note_text(note: r.Note) -> str:
         case r.EarlierTrainingEnded(task_name, status):
             return f"(an earlier training {task_name} ended {status})"
         case r.CurrentImagesToHistory(images):
-            return f"(its {plural(images, 'current image')} move to history)"
+            return f"(its {plural(images, 'current image')} {'moves' if images == 1 else 'move'} to history)"
         case r.FolderImagesToHistory(images, folder):
             return f"(the {plural(images, 'image')} already in {folder} move to history)"
         case _:

@@ -144,3 +144,28 @@ def test_the_balance_runs_out_mid_apply_then_a_top_up_converges_paying_only_what
         assert "spent $0.01 (balance $0.01 → $0.00)" in spends[1] and "Apply failed" in spends[1]
     finally:
         project.sim.stop()
+
+
+def test_apply_refuses_an_estimate_over_the_balance_and_plan_goes_on_without_it(tmp_path: Path) -> None:
+    project = grid_project(tmp_path, 2, 2, "--balance", "0.005")
+    try:
+        (project.root / "reconciler.yaml").write_text(PRICES)
+        plan = project.run("plan")
+        assert plan.returncode == 0, plan.stderr
+        assert plan.stdout.endswith(
+            "Cost: $0.008 (prices from reconciler.yaml).\nBalance: $0.005 available on the account.\n"
+            "The estimate exceeds the balance: apply refuses this plan; top up the account first.\n"
+        )
+        applied = project.apply()
+        assert applied.returncode == 1, applied.stdout + applied.stderr
+        assert applied.stderr == (
+            "Error: the estimate ($0.008) exceeds the account's available balance ($0.005); nothing was submitted. "
+            "Top up the account, or apply less (--target).\n"
+        )
+        assert paid_requests(project) == []
+        project.sim.faults(specs=["balance:5xx=1"])
+        plan = project.run("plan")
+        assert plan.returncode == 0, plan.stderr
+        assert "\nBalance: not read (Novita GET /openapi/v1/billing/balance/detail: " in plan.stdout
+    finally:
+        project.sim.stop()
