@@ -6,8 +6,10 @@ Shapes (synth.Shape.named):
   Generations in files of 100, 1,500 generated images; 700 trainings on the account, pages of 50);
 - `issue23`: issue #23's project: the same with one manifest file per Generation and a caption sidecar on every
   third photo;
-- `photos50k`: issue23 with 1,000 datasets of 50 small photos (~4 KB): 50,000 photos, 1,000 LoraModels, the
-  same 1,000 Generations, and 1,500 trainings on the account (30 pages).
+- `photos50k`: issue23 with 1,000 datasets of 50 small photos (~4 KB): 50,000 photo files, 1,000 LoraModels,
+  the same 1,000 Generations, and 1,500 trainings on the account (30 pages). The files hold 10,000 distinct
+  contents (each in five datasets, uploaded once): applying 50,000 distinct photos took over an hour on this
+  shared machine, most of it in the state's commit after each upload.
 
 Each shape is built and applied once (bench/.work/shape-<name>/, see common.converged) and made a DVC
 repository (peers.dvc_tracked). Then, in one run, `reconciler plan --detailed-exitcode` and `dvc status -q`
