@@ -46,6 +46,8 @@ class ShapeResult:
     plan_rss: list[float]
     dvc_s: list[float]
     dvc_rss: list[float]
+    plan_cpu: list[float]
+    dvc_cpu: list[float]
 
     @property
     def ratio(self) -> float:
@@ -69,6 +71,8 @@ def measure(name: str, runs: int = 5) -> ShapeResult:
     files = sum(len(os.listdir(folder)) for folder in photos.iterdir() if folder.is_dir())  # photos, captions
     files += shape.generation_images
     plan_s: list[float] = []
+    plan_cpu: list[float] = []
+    dvc_cpu: list[float] = []
     plan_rss: list[float] = []
     dvc_s: list[float] = []
     dvc_rss: list[float] = []
@@ -82,12 +86,16 @@ def measure(name: str, runs: int = 5) -> ShapeResult:
             r = timed(plan, proj.root, env)
             assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
             plan_s.append(r.seconds)
+            plan_cpu.append(r.cpu_seconds)
             plan_rss.append(r.max_rss_mb)
             p = timed(status, proj.root)
             assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
             dvc_s.append(p.seconds)
+            dvc_cpu.append(p.cpu_seconds)
             dvc_rss.append(p.max_rss_mb)
-    return ShapeResult(name, shape.images, files, proj.setup_seconds, plan_s, plan_rss, dvc_s, dvc_rss)
+    return ShapeResult(
+        name, shape.images, files, proj.setup_seconds, plan_s, plan_rss, dvc_s, dvc_rss, plan_cpu, dvc_cpu
+    )
 
 
 def report(results: list[ShapeResult], floor: float) -> bool:
@@ -106,6 +114,8 @@ def report(results: list[ShapeResult], floor: float) -> bool:
         )
         runs = ", ".join(f"{s:.2f}" for s in r.plan_s), ", ".join(f"{s:.2f}" for s in r.dvc_s)
         print(f"    plan runs: {runs[0]} s; dvc runs: {runs[1]} s")
+        cpu = statistics.median(r.plan_cpu), statistics.median(r.dvc_cpu)
+        print(f"    CPU time (user + system), medians: plan {cpu[0]:.2f} s, dvc status {cpu[1]:.2f} s")
         ok &= ok_t and ok_m
     by_name = {r.name: r for r in results}
     small, big = by_name.get("issue23"), by_name.get("photos50k")
@@ -135,6 +145,7 @@ def main() -> None:
     names = [n.strip() for n in args.shapes.split(",") if n.strip()]
     head = subprocess.run(["git", "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout.strip()
     print(f"commit: {head[:100]}", flush=True)
+    print(f"load average at the start: {load()}", flush=True)
     results = [measure(n, args.runs) for n in names]
     sys.exit(0 if report(results, bare_rss()) else 1)
 
