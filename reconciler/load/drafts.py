@@ -46,6 +46,7 @@ class Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.incomplete = False  # some document could not be read: references to it cannot be judged
+        self.notes: list[str] = []  # worth a word, not an error (files a folder entry skipped)
 
     def at(self, file: str, pos: Pos, where: str, message: str) -> None:
         self.problems.append(Problem(file, pos.line, pos.col, where, message))

@@ -12,8 +12,10 @@ from typing import Protocol
 
 from reconciler.files import display_path
 from reconciler.load.imagetype import FORMATS, HEAD_BYTES, ImageFormat, sniff
+from reconciler.text import plural
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
+SKIPPED_SUFFIXES = frozenset({".heic", ".heif", ".avif"})  # photos a phone takes, that Novita does not accept
 MAX_CAPTION = 1024
 MAX_INIT_BYTES = 10 * 1024 * 1024
 MAX_INIT_PIXELS = 16 * 1024 * 1024
@@ -76,6 +78,7 @@ class ImageFinder:
         self._shown_dirs: dict[str, str] = {}  # a folder's display, with a trailing /
         self._sniffed: dict[str, tuple[ImageFormat | None, str]] = {}
         self._captions: dict[Path, tuple[str | None, str | None]] = {}
+        self.notes: list[str] = []  # what a folder entry skipped and why, taken by the loader after each entry
 
     # -- paths -------------------------------------------------------------------------------------
     def inside(self, resolved: Path) -> bool:
@@ -225,6 +228,13 @@ class ImageFinder:
             problems.append(f"cannot list folder `{given}`")
             return []
         found: list[Found] = []
+        skipped = [n for n in sorted(listing) if os.path.splitext(n)[1].lower() in SKIPPED_SUFFIXES]
+        if skipped:
+            more = f" and {len(skipped) - 2} more" if len(skipped) > 2 else ""
+            self.notes.append(
+                f"skipped {plural(len(skipped), 'file')} in folder `{given}` ({', '.join(skipped[:2])}{more}): "
+                "HEIC/HEIF/AVIF images are not accepted by Novita; convert them to JPEG or PNG to train on them"
+            )
         for name in sorted(listing):
             entry = listing[name]
             if entry.is_file and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:

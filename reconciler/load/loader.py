@@ -7,12 +7,13 @@ import hashlib
 import itertools
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from reconciler.errors import ConfigError, ManifestError
+from reconciler.errors import ConfigError, ManifestError, Problem
 from reconciler.files import display_path
 from reconciler.load.crosscheck import cross_checks
 from reconciler.load.drafts import Collector, Draft
@@ -146,6 +147,10 @@ def _dataset_files(draft: Draft, finder: ImageFinder, out: Collector) -> None:
         for problem in problems:
             out.draft(draft, where, problem)
             draft.files_ok = False
+        for note in finder.notes:
+            pos = draft.doc.value_pos(where)
+            out.notes.append(str(Problem(draft.file, pos.line, pos.col, draft.address, note)))
+        finder.notes.clear()
         for image in found:
             _add_image(draft, image, caption, index, by_path, explicit, out)
 
@@ -271,7 +276,8 @@ def load_manifests(
     check_swept_models(drafts, out)
     if out.problems:
         raise ManifestError(sorted(set(out.problems)))
-    return _assemble(drafts, tuple(path for path, _ in files), digest.hexdigest())
+    loaded = _assemble(drafts, tuple(path for path, _ in files), digest.hexdigest())
+    return replace(loaded, notes=tuple(sorted(set(out.notes))))
 
 
 def _assemble(drafts: list[Draft], files: tuple[Path, ...], digest: str) -> ManifestSet:

@@ -238,9 +238,26 @@ def _mark_problem(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
         message += f" (the {_opener(here, col)} opened here is never closed)"
     elif "\t" in here[:col]:
         message += " (a tab: YAML indents with spaces only)"
+    elif "mapping values are not allowed" in (exc.problem or "") and (deeper := _too_deep(lines, line)):
+        message += f"; {deeper}"
     elif hint := _syntax_hint(exc.problem or "", here, col):
         message += f"; {hint}"
     return YamlProblem(line, col, f"YAML syntax error: {message}", fatal=True)
+
+
+def _too_deep(lines: list[str], line: int) -> str:
+    """A `key: value` line indented deeper than the `key: value` above it (a value already given): the likely
+    mistake is the indentation, not a value to quote."""
+    here = lines[line - 1] if 0 < line <= len(lines) else ""
+    above = next((t for t in reversed(lines[: line - 1]) if t.strip() and not t.lstrip().startswith("#")), "")
+    key = re.match(r"(\s*)([\w.-]+):\s+\S", here)
+    parent = re.match(r"(\s*(?:- )?)([\w.-]+):\s+[^\s#]", above)
+    if not key or not parent or len(key.group(1)) <= len(parent.group(1)):
+        return ""
+    return (
+        f"`{key.group(2)}:` is indented deeper than `{parent.group(2)}:` above it, which already has a value; "
+        f"indent it like `{parent.group(2)}:` (the keys of one mapping start in the same column)"
+    )
 
 
 def _never_closed(exc: yaml.MarkedYAMLError) -> bool:
