@@ -3,14 +3,14 @@ the simulator's request log that nothing paid for was lost or paid for twice. Th
 generation whose submit a kill cut on the wire cannot be looked up (Novita cannot list generations), so the next
 apply submits it again (the default on_unanswered_submit policy) and counts it; it may be paid twice only then.
 
-The seed is printed with the figures; rerun one with RECONCILER_CRASH_SEED=<seed>.
+The moments drawn at random come from the run's seed (tests/seed.py), printed in the figure line: rerun one with
+RECONCILER_TEST_SEED=<seed>.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 from collections import Counter
@@ -24,6 +24,7 @@ from reconciler.state import parse_state
 from tests.e2e.harness import Project, start_sim
 from tests.reliability.projectgen import MODELS, distinct_images, generation_doc, make_generated_project
 from tests.reliability.runner import Running, created, kill, read_state, start_apply, wait_until
+from tests.seed import run_seed
 from tests.servers import SUPERUSER_PASSWORD, Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -254,8 +255,8 @@ def test_crash_suite_on_postgres(tmp_path: Path, figure: Any, postgres: Cluster)
 
 
 def _suite(tmp_path: Path, figure: Any, rounds: int, min_kills: int, postgres: Cluster | None) -> None:
-    seed = int(os.environ.get("RECONCILER_CRASH_SEED") or random.SystemRandom().randrange(1, 100_000))
-    print(f"crash suite seed {seed} (rerun with RECONCILER_CRASH_SEED={seed})")
+    seed = run_seed()
+    print(f"crash suite seed {seed} (rerun with RECONCILER_TEST_SEED={seed})")
     rng = random.Random(seed)
     stats = Stats()
     began = time.monotonic()
