@@ -10,8 +10,8 @@ pytest-xdist workers busy.
   header, the figures section and each such suite's figure line print it.
 - Figures: a test records one line with the `figure` fixture; the lines are printed at the end of the run
   ("reliability figures"), also from xdist workers (they travel in the test's report).
-- Order: the slow tests run first, so the fast ones fill both workers at the end; the tests of a module that
-  shares a module-scoped fixture stay on one worker (`--dist loadgroup`).
+- Order: the modules with slow tests run first, so the fast ones fill both workers at the end (under `-n`,
+  pyproject's `--dist loadscope --no-loadscope-reorder` keeps a module's tests on one worker, in this order).
 """
 
 from __future__ import annotations
@@ -111,16 +111,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # ------------------------------------------------------------------------------------------------ order
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if _shares_a_module_fixture(item):  # its module's tests share one fixture: keep them on one worker
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow ones first
+    # Under -n, pyproject's `--dist loadscope --no-loadscope-reorder` hands out whole modules in this order: the
+    # modules with slow tests first, so the fast ones fill both workers at the end.
+    slow = {_module(item) for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: _module(item) not in slow)  # stable: a module's tests stay together, in order
 
 
-def _shares_a_module_fixture(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    return any(defs and defs[-1].scope in ("module", "class", "package") for defs in info.name2fixturedefs.values())
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]

@@ -32,7 +32,7 @@ from tests.reliability.projectgen import MODELS, generation_prompt, make_generat
 from tests.reliability.runner import created
 from tests.seed import run_seed
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]  # minutes on a loaded machine
 
 GHOSTS = ["training-create:ghost=0.3", "txt2img:ghost=0.3", "img2img:ghost=0.3", "list-lag=1.5"]
 BACKGROUND = ["5xx=0.05", "drop=0.02", "latency=0.005"]
