@@ -107,7 +107,8 @@ def build_project(members: int) -> tuple[Path, float]:
     from reconciler.files import display_path
     from reconciler.load import load_manifests
     from reconciler.outputs.folders import image_path
-    from reconciler.state import FileRecord, GenerationEntry, StateStore
+    from reconciler.state import FileRecord, GenerationEntry
+    from reconciler.state.file import StateStore
     from reconciler.status import Status
 
     desired = build_desired(load_manifests([root / "manifests"], root), HashCache(None), root)

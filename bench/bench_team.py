@@ -93,7 +93,7 @@ def measure(scale: float = 1.0, runs: int = 5, steps: int = 200) -> TeamResult:
         pg_plan = _median_plan(proj.root, pg_env, runs)
 
         # per-step commits, on copies of the state (the converged project keeps its own)
-        from reconciler.state import StateStore
+        from reconciler.state.file import StateStore
         from reconciler.state.postgres import PostgresBackend
 
         shutil.copy(proj.root / "state/state.json", work / "state.json")

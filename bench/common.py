@@ -132,9 +132,12 @@ def converged_project(scale: float, *, log: bool = True) -> Converged:
     Built once and reused (bench/.work/converged-<scale>/). The setup applies the whole project for real
     against a fast simulator (trainings 0.05 s, generations 0.02 s, no images-per-minute limit).
     """
-    root = WORK / f"converged-{scale:g}"
+    return converged(WORK / f"converged-{scale:g}", Shape.at(scale), f"{scale:g}x", log=log)
+
+
+def converged(root: Path, shape: Shape, label: str, *, log: bool = True) -> Converged:
+    """The project of `shape` in `root`, generated and applied once (see converged_project)."""
     marker = root / "converged.json"
-    shape = Shape.at(scale)
     if marker.exists():
         info = json.loads(marker.read_text())
         return Converged(root, shape, info["setup_seconds"], info["apply_seconds"])
@@ -147,7 +150,7 @@ def converged_project(scale: float, *, log: bool = True) -> Converged:
         partial.write_text(json.dumps({"seconds": 0.0}))
     with start_sim(root / "simdata", "--seed-foreign", str(shape.foreign), *FAST_SIM, *PAGED) as sim:
         if log:
-            print(f"  setup: applying the {scale:g}x project against a fast simulator…", flush=True)
+            print(f"  setup: applying the {label} project against a fast simulator…", flush=True)
         ta = time.perf_counter()
         args = ("apply", "--auto-approve", "--poll-interval", "0.05", "--parallelism", "16")
         result = timed([*reconciler(*args), "--ipm-txt2img", "0", "--ipm-img2img", "0"], root, cli_env(sim))

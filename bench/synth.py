@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -39,6 +39,8 @@ class Shape:
     image_kb: int = 50
     pngs_per_dataset: int = 0  # of images_per_dataset; the rest are JPEGs (a second glob when both)
     double_generations: int = 0  # of the generations, how many make images_per_generation + 1 images
+    generations_per_file: int = 100  # Generation documents per manifest file (1: one file each)
+    caption_every: int = 0  # every Nth photo of a dataset has a caption sidecar (x.txt next to x.jpg); 0: none
 
     @classmethod
     def at(cls, scale: float) -> Shape:
@@ -52,6 +54,21 @@ class Shape:
             pngs_per_dataset=24,
             double_generations=generations // 2,
         )
+
+    @classmethod
+    def named(cls, name: str) -> Shape:
+        """The shapes of bench_shapes.py: `world` (Shape.at(1)), `issue23` (issue #23's project: the world with
+        one manifest file per Generation and a caption sidecar on every third photo) and `photos50k` (the same
+        with 1,000 datasets of 50 small photos: 50,000 photos, 1,000 LoraModels, 1,500 trainings listed)."""
+        world = cls.at(1.0)
+        if name == "world":
+            return world
+        issue = replace(world, generations_per_file=1, caption_every=3)
+        if name == "issue23":
+            return issue
+        if name == "photos50k":  # Novita trains on at most 50 images: 1,000 datasets of 50
+            return replace(issue, datasets=1000, images_per_dataset=50, pngs_per_dataset=25, image_kb=4)
+        raise ValueError(f"unknown shape {name!r}: world, issue23, photos50k")
 
     @property
     def images(self) -> int:
@@ -124,6 +141,8 @@ def generate(out: Path, shape: Shape, *, fresh: bool = True) -> dict[str, object
             data = distinct(bases[(d + i) % len(bases)], f"{name}/{i}")
             (folder / f"img-{i:03d}.{suffix}").write_bytes(data)
             total_bytes += len(data)
+            if shape.caption_every and i % shape.caption_every == 0:
+                (folder / f"img-{i:03d}.txt").write_text(f"a photo of ohwx{d} person, number {i}\n")
         globs = "".join(
             f"\n    - ../photos/{name}/*.{suffix}"
             for suffix, count in (("jpg", jpeg_count), ("png", shape.pngs_per_dataset))
@@ -156,7 +175,7 @@ spec:
     - {{name: resize, args: {{width: 512, height: 512}}}}
 """
         )
-    per_file = 100
+    per_file = shape.generations_per_file
     for start in range(0, shape.generations, per_file):
         docs = []
         for g in range(start, min(start + per_file, shape.generations)):
@@ -177,10 +196,12 @@ spec:
   steps: 20
   seed: {g}
   response_image_type: jpeg
-  output: ../outputs/gen-{g:05d}
+  output: {"../" if per_file == 1 else ""}../outputs/gen-{g:05d}
 """
             )
-        (manifests / f"generations-{start // per_file:03d}.yaml").write_text("---\n".join(docs))
+        stem = f"generations-{start // per_file:03d}" if per_file > 1 else f"generations/gen-{start:05d}"
+        (manifests / f"{stem}.yaml").parent.mkdir(exist_ok=True)
+        (manifests / f"{stem}.yaml").write_text("---\n".join(docs))
     summary = {**asdict(shape), "images": shape.images, "bytes": total_bytes, "seconds": time.perf_counter() - t0}
     (out / "synth.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -9,6 +9,7 @@
     │                            database or outputs remote that cannot be used (named with its setting)
     ├── RemoteError              the outputs remote failed while reading or storing images
     ├── UsageError               a command-line value that names nothing (exit status 2, like click's)
+    ├── OverBudget               apply refuses a plan over apply.budget or --max-* (exit status 3)
     └── NovitaError              the API refused or failed (status, reason, message)
         ├── NovitaTransportError a connection or timeout error after retries
         └── AmbiguousSubmitError a create call whose outcome is unknown (sent, no answer)
@@ -76,6 +77,12 @@ class UsageError(ReconcilerError):
     """A command-line value that cannot be used; exit status 2, as for any other usage error."""
 
     exit_code = 2
+
+
+class OverBudget(ReconcilerError):
+    """A plan over `apply.budget` or the --max-* flags: its own exit status, so CI can tell it from a failure."""
+
+    exit_code = 3
 
 
 class NovitaError(ReconcilerError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Literal
 
 
 class Status(StrEnum):
@@ -31,6 +32,11 @@ TRAINING_IN_FLIGHT = frozenset({*SUBMIT_UNRESOLVED, Status.TRAINING})
 # A task of either kind that Novita accepted and that has not finished: it keeps running remotely.
 RUNNING_REMOTELY = frozenset({Status.TRAINING, Status.RUNNING})
 
+# What to do with a generation whose submit got no answer (`on_unanswered_submit`; reconciler.plan.policy decides
+# which applies): submit it again, or hold it for a person. A word of the manifests, reconciler.yaml and the flag.
+OnUnanswered = Literal["resubmit", "hold"]
+ON_UNANSWERED: tuple[OnUnanswered, ...] = ("resubmit", "hold")
+
 
 # -- Novita's training statuses (GET /v3/training, GET /v3/training/{subject,style}) -------------------
 
@@ -46,6 +52,16 @@ def training_succeeded(task_status: str, model_statuses: Iterable[str]) -> bool:
 
 def training_failed(task_status: str) -> bool:
     return task_status.upper() in TRAINING_FAILED
+
+
+def training_status(task_status: str, model_statuses: Iterable[str]) -> Status:
+    """The one mapping from a training as Novita reports it to our Status: SUCCEEDED once its model serves,
+    FAILED when it ended so, else TRAINING (still on its way, or a status Novita does not document)."""
+    if training_succeeded(task_status, model_statuses):
+        return Status.SUCCEEDED
+    if training_failed(task_status):
+        return Status.FAILED
+    return Status.TRAINING
 
 
 def training_pending(task_status: str) -> bool:

@@ -23,7 +23,8 @@ import httpx
 
 from reconciler.apply import Applier, ApplyOptions, ApplyResult
 from reconciler.apply.polling import PollPolicy
-from reconciler.commands.workflow import make_plan
+from reconciler.commands.plan_apply import make_plan
+from reconciler.commands.targets import Scope
 from reconciler.commands.workspace import Endpoint, Settings, load_desired
 from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import Desired
@@ -33,7 +34,8 @@ from reconciler.outputs.folders import observe
 from reconciler.plan.planner import Plan
 from reconciler.sim.config import SimConfig
 from reconciler.sim.server import RunningSimulator, running_simulator
-from reconciler.state import State, StateStore, read_state
+from reconciler.state import State
+from reconciler.state.file import StateStore, read_state
 from tests.manifest_helpers import image_bytes, write
 
 KEY = "sk-apply-inprocess-0c1d2e3f"
@@ -295,7 +297,8 @@ class World:
         settings = self.settings(targets, replace)
         desired, cache = load_desired(settings)
         endpoint = None if offline else self.endpoint
-        plan, outputs = make_plan(settings, desired, cache, self.state(), endpoint, prune=prune)
+        scope = Scope(tuple(targets), tuple(replace))
+        plan, outputs = make_plan(settings, desired, cache, self.state(), endpoint, scope=scope, prune=prune)
         return Planned(plan, desired, outputs)
 
     def apply(

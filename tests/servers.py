@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -57,6 +58,7 @@ class Cluster:
     as_postgres: bool
     counter: int = 0
     proc_env: dict[str, str] = field(default_factory=dict)
+    options: str = ""  # what `pg_ctl start -o` was given
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         prefix = ["runuser", "-u", "postgres", "--"] if self.as_postgres else []
@@ -87,6 +89,15 @@ class Cluster:
             f"DO $$ BEGIN CREATE ROLE {name} LOGIN PASSWORD '{password}'; EXCEPTION WHEN duplicate_object "
             f"THEN NULL; END $$"
         )
+
+    def halt(self) -> None:
+        """Shut the server down as a failover or a maintenance restart does (`-m fast`: every session ended)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start it again after `halt`, on the same port with the same options."""
+        data, log = str(self.folder / "data"), str(self.folder / "log")
+        self._run(str(self.bindir / "pg_ctl"), "-D", data, "-o", self.options, "-l", log, "-w", "start")
 
     def stop(self) -> None:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "stop", check=False)
@@ -132,6 +143,7 @@ def start_postgres(*, fsync: bool = False) -> Cluster:
         options = f"-p {cluster.port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not fsync:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        cluster.options = options
         data, logfile = str(folder / "data"), str(folder / "log")
         started = cluster._run(
             str(bindir / "pg_ctl"), "-D", data, "-o", options, "-l", logfile, "-w", "start", check=False
@@ -176,16 +188,25 @@ class S3Server:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
 
-    def make_bucket(self, name: str) -> None:
+    def client(self) -> Any:
+        """The real S3 client (boto3), pointed at this server."""
         import boto3
 
-        boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=S3_KEY_ID,
             aws_secret_access_key=S3_SECRET,
             region_name="us-east-1",
-        ).create_bucket(Bucket=name)
+        )
+
+    def make_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def keys(self, bucket: str) -> list[str]:
+        """Every object key in `bucket`."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def requests(self) -> list[str]:
         """The access log: one line per request the server answered (method, path, status)."""
@@ -201,12 +222,13 @@ class S3Server:
                 self.proc.wait()
 
 
-def start_s3(folder: Path) -> S3Server:
-    """moto's standalone server on a free loopback port; its access log goes to `folder/moto.log`."""
+def start_s3(folder: Path, port: int | None = None) -> S3Server:
+    """moto's standalone server on a free loopback port (or `port`: started again where a stopped one was); its
+    access log goes to `folder/moto.log`."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "moto.log"
-    for _ in range(5):  # a free port can be taken by another process (an xdist worker's) before moto binds it
-        server = _try_s3(free_port(), log)
+    for _ in range(1 if port else 5):  # a free port can be taken by another process (an xdist worker's) first
+        server = _try_s3(port or free_port(), log)
         if server is not None:
             return server
     raise RuntimeError(f"moto server did not start: {log.read_text()}")
@@ -214,7 +236,7 @@ def start_s3(folder: Path) -> S3Server:
 
 def _try_s3(port: int, log: Path) -> S3Server | None:
     """moto on `port`, once it answers; None if it exited (its port was taken)."""
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=out,

@@ -15,6 +15,19 @@ from typing import Any
 
 import pytest
 
+from reconciler.apply.outcome import (
+    Blocked,
+    Failed,
+    NoImages,
+    NoModelName,
+    Rejected,
+    Task,
+    TaskEnded,
+    UnknownStatus,
+    UploadFailed,
+)
+from reconciler.plan import reasons as r
+from reconciler.present import outcome as words
 from reconciler.status import Status
 from tests.apply_world import World, sha256, worlds
 from tests.manifest_helpers import image_bytes
@@ -39,15 +52,14 @@ def test_a_failed_training_skips_its_generations_and_everything_else_finishes(ma
     landscape = state.generation("landscape")
     assert landscape is not None and landscape.status == Status.FAILED and landscape.task_id
     assert landscape.reason and landscape.reason.startswith("TASK_FAILED: ")  # Novita's reason, kept
+    alice_failed = Failed(TaskEnded(Task.training(alice), "FAILED"))
     assert result.failed == {
-        "LoraModel/alice": f"training {alice} ended FAILED on Novita",
-        "Generation/landscape": f"txt2img task {landscape.task_id} failed on Novita: {landscape.reason}",
+        "LoraModel/alice": alice_failed,
+        "Generation/landscape": Failed(TaskEnded(Task("txt2img", landscape.task_id), landscape.reason)),
     }
-    assert result.skipped == {
-        "Generation/alice-portraits": f"LoraModel/alice failed: training {alice} ended FAILED on Novita"
-    }
+    assert result.skipped == {"Generation/alice-portraits": Blocked("LoraModel/alice", alice_failed)}
     assert not result.ok and (result.trained, result.generated, result.images) == (1, 1, 1)
-    assert result.summary().startswith(
+    assert words.summary(result).startswith(
         "Apply failed: 5 uploaded, 1 trained, 0 adopted, 1 generated (1 image), 2 failed, 1 skipped"
     )
 
@@ -74,9 +86,9 @@ def test_a_failed_training_skips_its_generations_and_everything_else_finishes(ma
     # the next plan retrains and reruns only what failed, saying why
     reasons = {c.address: (c.action, c.reason) for c in world.plan().plan.changes}
     assert reasons == {
-        "LoraModel/alice": ("replace", f"the previous training {alice} failed (ended FAILED): retrain as {alice}"),
-        "Generation/alice-portraits": ("create", "3 images, txt2img 256×256; waits for LoraModel/alice"),
-        "Generation/landscape": ("replace", f"the previous run failed ({landscape.reason}): run it again"),
+        "LoraModel/alice": ("replace", r.PreviousTrainingFailed(alice, "ended FAILED", alice)),
+        "Generation/alice-portraits": ("create", r.WaitsForModels(r.Shape(3, "txt2img", 256, 256), ("alice",))),
+        "Generation/landscape": ("replace", r.PreviousRunFailed(landscape.reason)),
     }
 
 
@@ -108,7 +120,7 @@ spec:
     result = applied.result
 
     detail = "400 INVALID_IMAGE_FORMAT: request.image_base64: not a png, jpeg or webp image"
-    assert result.failed == {"Generation/restyle": f"Novita rejected Generation/restyle: {detail}"}
+    assert result.failed == {"Generation/restyle": Failed(Rejected(detail))}
     assert result.generated == 1 and not result.skipped  # landscape was written all the same
     assert [r["status"] for r in world.requests("img2img")] == [400]  # asked once: a 400 is not retried
     entry = world.state().generation("restyle")
@@ -119,10 +131,7 @@ spec:
     ]
     (world.root / "img/init.png").write_bytes(image_bytes("PNG", seed=9))
     change = world.plan().plan.get("Generation/restyle")
-    assert change is not None and (change.action, change.reason) == (
-        "replace",
-        f"the previous run failed ({detail}): run it again",
-    )
+    assert change is not None and (change.action, change.reason) == ("replace", r.PreviousRunFailed(detail))
 
 
 def test_a_training_novita_keeps_rejecting_fails_after_a_bounded_number_of_reuploads(
@@ -139,11 +148,8 @@ def test_a_training_novita_keeps_rejecting_fails_after_a_bounded_number_of_reupl
     creates = world.requests("training-create")
     assert [r["status"] for r in creates] == [400] * 5  # the first create and one per round of re-uploads
     forgotten = creates[-1]["body_summary"]["assets_ids"][0]
-    message = result.failed["LoraModel/alice"]
-    assert message == (
-        "Novita rejected LoraModel/alice: 400 INVALID_REQUEST_BODY: "
-        f'image_dataset_items[0].assets_id: unknown assets_id "{forgotten}"'
-    )
+    detail = f'400 INVALID_REQUEST_BODY: image_dataset_items[0].assets_id: unknown assets_id "{forgotten}"'
+    assert result.failed["LoraModel/alice"] == Failed(Rejected(detail))
     # each round sent a fresh upload of the image Novita named (the first) and reused the others
     firsts = [r["body_summary"]["assets_ids"][0] for r in creates]
     (others,) = {tuple(r["body_summary"]["assets_ids"][1:]) for r in creates}
@@ -155,7 +161,7 @@ def test_a_training_novita_keeps_rejecting_fails_after_a_bounded_number_of_reupl
     assert len(applied.events.of("reupload", "LoraModel/alice")) == 4
     entry = world.state().model("alice")
     assert entry is not None and entry.status == Status.FAILED
-    assert entry.reason == message.removeprefix("Novita rejected LoraModel/alice: ")
+    assert entry.reason == detail
     assert world.training_named(model.task_name) == []
 
 
@@ -173,10 +179,9 @@ def test_an_upload_that_keeps_failing_fails_its_training_and_the_next_apply_uplo
 
     assert set(result.failed) == {"LoraModel/alice"}
     # named with the image and the storage's answer, not as if Novita had rejected the training
-    assert re.fullmatch(
-        r"could not upload img/alice/\w+\.jpg: Novita PUT http://127\.0\.0\.1/s3/\S+: 50[023] \w+: .+",
-        result.failed["LoraModel/alice"],
-    ), result.failed["LoraModel/alice"]
+    failed = result.failed["LoraModel/alice"].cause
+    assert isinstance(failed, UploadFailed) and re.fullmatch(r"img/alice/\w+\.jpg", failed.image), failed
+    assert re.fullmatch(r"Novita PUT http://127\.0\.0\.1/s3/\S+: 50[023] \w+: .+", failed.detail), failed
     assert result.generated == 1 and result.uploaded == 0
     assert world.requests("training-create") == []
     state = world.state()
@@ -220,31 +225,29 @@ def _finished_task(mutate: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
     return rewrite
 
 
-STAYS_TRAINING = "it stays recorded as training and the next apply checks it again"
-STAYS_RUNNING = "it stays recorded as running and the next apply checks it again"
 ODD_ANSWERS = {
     "training-unknown-status": (
         _training_status(lambda d: {**d, "task_status": "EXPLODED"}),
         "LoraModel/alice",
-        "training {task_name}: Novita reports an unknown status 'EXPLODED'; " + STAYS_TRAINING,
+        lambda name, task_id: UnknownStatus(Task.training(name), "EXPLODED"),
         Status.TRAINING,
     ),
     "training-serving-without-a-name": (
         _training_status(lambda d: {**d, "task_status": "SUCCESS", "models": [{"model_status": "SERVING"}]}),
         "LoraModel/alice",
-        "training {task_name}: Novita reports it SERVING but names no model; " + STAYS_TRAINING,
+        lambda name, task_id: NoModelName(Task.training(name)),
         Status.TRAINING,
     ),
     "generation-unknown-status": (
         _finished_task(lambda d: {**d, "task": {**d["task"], "status": "TASK_STATUS_EXPLODED"}}),
         "Generation/landscape",
-        "txt2img task {task_id}: Novita reports an unknown status 'TASK_STATUS_EXPLODED'; " + STAYS_RUNNING,
+        lambda name, task_id: UnknownStatus(Task("txt2img", task_id), "TASK_STATUS_EXPLODED"),
         Status.RUNNING,
     ),
     "generation-without-images": (
         _finished_task(lambda d: {**d, "images": []}),
         "Generation/landscape",
-        "txt2img task {task_id} succeeded without images",
+        lambda name, task_id: NoImages(Task("txt2img", task_id)),
         Status.RUNNING,
     ),
 }
@@ -264,9 +267,9 @@ def test_an_answer_the_applier_does_not_understand_ends_the_wait(make: Callable[
     entry = world.state().entry(address)
     assert entry is not None and entry.status == status  # not failed: the task may still be fine on Novita
     task_id = getattr(entry, "task_id", None)
-    assert result.failed == {address: expected.format(task_name=desired.models["alice"].task_name, task_id=task_id)}
+    assert result.failed == {address: Failed(expected(desired.models["alice"].task_name, task_id))}
     if address == "LoraModel/alice":
-        assert result.skipped == {"Generation/alice-portraits": f"LoraModel/alice failed: {result.failed[address]}"}
+        assert result.skipped == {"Generation/alice-portraits": Blocked("LoraModel/alice", result.failed[address])}
     assert sum(world.created("training-create").values()) + sum(world.created("txt2img").values()) == 1
     assert not any(p.suffix == ".png" for p in world.root.glob("outputs/*/*"))
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import Applier
+from reconciler.apply.outcome import Postponed, StillRunning, Stopped
+from reconciler.present import outcome as words
 from reconciler.state import GenerationEntry, ModelEntry, State
 from reconciler.status import Status
 from tests.apply_world import PROJECT, Event, World, plain_generation, sha256, sidecar, worlds
@@ -90,7 +92,7 @@ def test_first_apply_uploads_each_image_once_trains_generates_and_records_everyt
     assert len(events.of("image_written")) == 5 and len(events.of("upload")) == 5
     assert events.messages("task_done", "Generation/alice-portraits") == ["3 images in outputs/alice-portraits"]
     (done,) = events.of("apply_complete")
-    assert done.message == result.summary()
+    assert done.message == words.summary(result)
     assert done.message.startswith("Apply complete: 5 uploaded, 2 trained, 0 adopted, 3 generated (5 images), 0 failed")
     assert done.data["images"] == 5 and done.data["failed"] == 0
 
@@ -144,11 +146,10 @@ def test_no_wait_submits_and_returns_then_the_next_apply_resumes_without_resubmi
 
     assert sorted(result.submitted_not_waited) == ["Generation/landscape", "LoraModel/alice", "LoraModel/bob"]
     assert result.deferred == {  # left for the next apply, as --no-wait asks: not a failure, not skipped
-        f"Generation/{m}-portraits": f"LoraModel/{m} is still training (--no-wait); apply again to generate"
-        for m in MODELS
+        f"Generation/{m}-portraits": Postponed(f"LoraModel/{m}") for m in MODELS
     }
     assert result.skipped == {} and result.ok
-    assert ", 2 left for the next apply (waiting for trainings in flight) in " in result.summary()
+    assert ", 2 left for the next apply (waiting for trainings in flight) in " in words.summary(result)
     assert (result.trained, result.generated, result.images) == (0, 0, 0) and not result.failed
     state = world.state()
     for m in MODELS:
@@ -158,8 +159,8 @@ def test_no_wait_submits_and_returns_then_the_next_apply_resumes_without_resubmi
     assert landscape is not None and landscape.status == Status.RUNNING and not landscape.files
     assert not (world.root / "outputs").exists()
     # what is still running on Novita is said, with the task to find it by
-    trainings = [f"LoraModel/{m} ({desired.models[m].task_name})" for m in MODELS]
-    assert result.still_running == sorted([f"Generation/landscape ({landscape.task_id})", *trainings])
+    trainings = [StillRunning(f"LoraModel/{m}", desired.models[m].task_name) for m in MODELS]
+    assert result.still_running == [StillRunning("Generation/landscape", landscape.task_id), *trainings]
 
     planned = world.plan()
     assert planned.actions() == {
@@ -197,20 +198,20 @@ def test_interrupt_stops_waiting_lists_what_runs_on_and_saves_the_state(make: Ca
     result = applied.result
 
     assert result.interrupted and not result.ok and not result.failed
-    assert result.summary().startswith("Apply interrupted: 5 uploaded, 0 trained, 0 adopted, 0 generated")
+    assert words.summary(result).startswith("Apply interrupted: 5 uploaded, 0 trained, 0 adopted, 0 generated")
     state = world.state()
     landscape = state.generation("landscape")
     assert landscape is not None and landscape.status == Status.RUNNING and landscape.task_id
-    trainings = [f"LoraModel/{m} ({desired.models[m].task_name})" for m in MODELS]
-    assert result.still_running == sorted([f"Generation/landscape ({landscape.task_id})", *trainings])
-    keeps_running = "interrupted while waiting (it keeps running on Novita)"
+    trainings = [StillRunning(f"LoraModel/{m}", desired.models[m].task_name) for m in MODELS]
+    assert result.still_running == [StillRunning("Generation/landscape", landscape.task_id), *trainings]
+    keeps_running = Stopped("interrupt", "waiting")  # it keeps running on Novita
     assert not result.skipped  # stopped by Ctrl-C is not a failure of anything
     assert result.stopped == {
         "LoraModel/alice": keeps_running,
         "LoraModel/bob": keeps_running,
         "Generation/landscape": keeps_running,
-        "Generation/alice-portraits": "interrupted before it was submitted",
-        "Generation/bob-portraits": "interrupted before it was submitted",
+        "Generation/alice-portraits": Stopped("interrupt", "before-submit"),
+        "Generation/bob-portraits": Stopped("interrupt", "before-submit"),
     }
     for m in MODELS:
         entry = state.model(m)
@@ -219,7 +220,7 @@ def test_interrupt_stops_waiting_lists_what_runs_on_and_saves_the_state(make: Ca
         assert entry.task_id == task["task_id"]
     assert world.created("txt2img") == {PROMPTS["landscape"]: 1}
     (done,) = applied.events.of("apply_complete")
-    assert done.message == result.summary() and (done.data["skipped"], done.data["stopped"]) == (0, 5)
+    assert done.message == words.summary(result) and (done.data["skipped"], done.data["stopped"]) == (0, 5)
 
     # the next apply waits for the same three tasks: nothing is submitted twice
     assert world.plan().actions() == {
@@ -250,8 +251,8 @@ def test_interrupt_while_waiting_for_the_images_per_minute_budget_stops_at_once(
     (first,) = applied.events.of("task_submitted")
     other = next(t for t in targets if t != first.address)
     assert first.address in targets
-    assert result.stopped[other] == "interrupted before it was submitted"
-    assert result.stopped[str(first.address)] == "interrupted while waiting (it keeps running on Novita)"
+    assert result.stopped[other] == Stopped("interrupt", "before-submit")
+    assert result.stopped[str(first.address)] == Stopped("interrupt", "waiting")
     assert sum(world.created("txt2img").values()) == 1
     assert world.state().entry(other) is None  # nothing recorded: it was never submitted
 
@@ -283,7 +284,7 @@ def test_prune_removes_only_the_files_a_forgotten_generation_wrote_unchanged(mak
     ]
     assert isinstance(state.entry("Generation/alice-portraits"), GenerationEntry)
     assert len(world.files("outputs/alice-portraits")) == 4  # the others' files are untouched
-    assert applied.result.summary().startswith("Apply complete: 0 uploaded, 0 trained, 0 adopted, 0 generated")
+    assert words.summary(applied.result).startswith("Apply complete: 0 uploaded, 0 trained, 0 adopted, 0 generated")
 
 
 def test_forget_without_prune_leaves_the_files(make: Callable[..., World]) -> None:

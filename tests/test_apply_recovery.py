@@ -16,12 +16,15 @@ import httpx
 import pytest
 
 from reconciler.apply import Applier, ApplyOptions
-from reconciler.commands.workflow import apply_command
+from reconciler.apply.outcome import Failed, Held, NotInAccount, OutputsChanged, Task, Unanswered
+from reconciler.commands.plan_apply import apply_command
 from reconciler.commands.workspace import load_desired
 from reconciler.novita import RetryInfo
+from reconciler.plan import reasons as r
 from reconciler.plan.planfile import save_plan
 from reconciler.plan.planner import Plan, plan
 from reconciler.plan.policy import SubmitPolicy
+from reconciler.present import outcome as words
 from reconciler.present.progress import Reporter
 from reconciler.state import ImageRecord, ModelEntry, State
 from reconciler.status import Status
@@ -67,8 +70,8 @@ def test_after_a_lost_state_trainings_are_adopted_by_name_and_generations_from_t
     result = applied.result
 
     assert result.ok and (result.adopted, result.uploaded, result.trained, result.generated) == (5, 0, 0, 0)
-    # nothing was paid for again: the only requests were the refresh's
-    assert {r["endpoint"] for r in world.requests()[log:]} == {"training-list"}
+    # nothing was paid for again: the only requests were the refresh's (and the balance before and after)
+    assert {r["endpoint"] for r in world.requests()[log:]} == {"training-list", "balance"}
     state = world.state()
     for name in ("alice", "bob"):
         old, new = before.model(name), state.model(name)
@@ -102,7 +105,7 @@ def test_a_training_found_in_flight_after_a_lost_state_is_adopted_and_waited_for
     planned = world.plan(targets=targets)
     change = planned.plan.get("LoraModel/alice")
     assert change is not None and change.action == "adopt" and change.model_name is None
-    assert change.reason.endswith(": adopt and wait for it")
+    assert isinstance(change.reason, r.FoundInAccount) and not change.reason.finished
     applied = world.apply(planned, on_event=world.jump_when_waiting(700))
 
     assert applied.result.ok and (applied.result.adopted, applied.result.trained, applied.result.generated) == (1, 0, 1)
@@ -141,12 +144,10 @@ def test_adopting_images_that_changed_since_the_saved_plan_is_refused(
 
     result = outcome.result
     assert result is not None and not result.ok
-    assert result.failed == {
-        "Generation/alice-portraits": "its images in outputs/alice-portraits changed since the plan; plan again"
-    }
+    assert result.failed == {"Generation/alice-portraits": Failed(OutputsChanged("outputs/alice-portraits"))}
     assert result.adopted == 4  # the other generations and the two trainings
     assert world.state().entry("Generation/alice-portraits") is None
-    assert {r["endpoint"] for r in world.requests()[log:]} <= {"training-list"}  # nothing submitted
+    assert {r["endpoint"] for r in world.requests()[log:]} <= {"training-list", "balance"}  # nothing submitted
     assert ui.shown == [saved]  # the saved plan is shown before it is applied, and nothing else
     assert (world.root / "outputs/alice-portraits/alice-portraits-2.png").read_bytes() == b"edited"
 
@@ -200,9 +201,7 @@ def test_resume_of_a_training_recorded_as_submitting_finds_it_by_name(make: Call
 
     planned = world.plan(targets=("LoraModel/alice",), offline=True)
     assert planned.actions() == {"LoraModel/alice": "resume"} and planned.plan.changes[0].task_id is None
-    assert planned.plan.changes[0].reason == (
-        f"a previous submit of {model.task_name} got no answer: look it up by name and wait for it, do not resubmit"
-    )
+    assert planned.plan.changes[0].reason == r.UnansweredLookup(model.task_name)
     result = world.apply(planned).result
 
     assert result.ok and (result.resumed, result.trained) == (1, 0)
@@ -224,17 +223,12 @@ def test_resume_of_a_training_that_never_reached_novita_fails_and_asks_to_plan_a
     planned = world.plan(targets=("LoraModel/alice",), offline=True)
     result = world.apply(planned).result
 
-    assert result.failed == {
-        "LoraModel/alice": f"training {model.task_name} is not in the account any more; plan again"
-    }
+    assert result.failed == {"LoraModel/alice": Failed(NotInAccount(Task.training(model.task_name)))}
     assert world.requests("training-create")[1:] == []  # the applier does not submit on its own
     # planned with a refresh, the same state is a create, looked up again before anything is sent
     change = world.plan(targets=("LoraModel/alice",)).plan.get("LoraModel/alice")
     assert change is not None and change.action == "create"
-    assert change.reason == (
-        f"a previous submit of {model.task_name} got no answer and the account does not list it: "
-        "look it up again, then train it only if it is still missing"
-    )
+    assert change.reason == r.UnansweredNotListed(model.task_name)
 
 
 # ---- a create that got no answer ---------------------------------------------------------------------------
@@ -320,12 +314,7 @@ def test_a_held_generation_submit_without_an_answer_is_never_resubmitted_on_its_
     world.faults(rates={"txt2img": {"drop": 1.0}})
     result = world.apply(planned, policy=SubmitPolicy(project="hold")).result
 
-    message = result.failed["Generation/landscape"]
-    assert message == (
-        "no answer from Novita to the txt2img submit (RemoteProtocolError); it may or may not have been accepted, "
-        "and Novita cannot list generation tasks, so it is held (on_unanswered_submit: hold), not submitted again "
-        "on its own: run `reconciler apply --replace Generation/landscape` to submit it again."
-    )
+    assert result.failed["Generation/landscape"] == Failed(Held("txt2img", "RemoteProtocolError"))
     assert len(world.requests("txt2img")) == 1 and not result.resubmitted
     entry = world.state().generation("landscape")
     assert entry is not None and entry.status == Status.UNANSWERED and entry.task_id is None
@@ -334,7 +323,7 @@ def test_a_held_generation_submit_without_an_answer_is_never_resubmitted_on_its_
     settings = world.settings(("Generation/landscape",))
     desired, _ = load_desired(settings)
     again = plan(desired, world.state(), None, {}, ("Generation/landscape",), policy=SubmitPolicy(project="hold"))
-    assert again.empty and len(again.warnings) == 1 and "--replace Generation/landscape" in again.warnings[0]
+    assert again.empty and again.warnings == (r.HeldUnanswered("Generation/landscape"),)
 
 
 def test_a_generation_submit_without_an_answer_is_submitted_again_and_counted(make: Callable[..., World]) -> None:
@@ -346,13 +335,10 @@ def test_a_generation_submit_without_an_answer_is_submitted_again_and_counted(ma
     applied = world.apply(planned)
     result = applied.result
 
-    assert result.failed["Generation/landscape"] == (
-        "no answer from Novita to 4 txt2img submits (last: RemoteProtocolError); each may have been accepted. "
-        "The next apply submits it again (on_unanswered_submit: resubmit)."
-    )
+    assert result.failed["Generation/landscape"] == Failed(Unanswered(Task("txt2img", ""), 4, "RemoteProtocolError"))
     assert len(world.requests("txt2img")) == 4
     assert result.resubmitted == ["Generation/landscape"] * 3
-    assert ", 3 resubmitted after no answer (may be paid twice) in " in result.summary()
+    assert ", 3 resubmitted after no answer (may be paid twice) in " in words.summary(result)
     assert (
         applied.events.messages("resubmitted", "Generation/landscape")
         == ["the previous submit got no answer: submitting again (may be paid twice)"] * 3
@@ -364,10 +350,7 @@ def test_a_generation_submit_without_an_answer_is_submitted_again_and_counted(ma
     world.faults(reset=True)
     again = world.plan(targets=("Generation/landscape",))
     (change,) = again.plan.changes
-    assert (change.action, change.reason) == (
-        "replace",
-        "the previous submit got no answer: submitting again (may be paid twice)",
-    )
+    assert (change.action, change.reason) == ("replace", r.UnansweredResubmit())
     done = world.apply(again).result
     assert done.ok and done.resubmitted == ["Generation/landscape"] and done.generated == 1
     entry = world.state().generation("landscape")

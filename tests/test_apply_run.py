@@ -14,10 +14,11 @@ import pytest
 
 from reconciler.apply import ApplyOptions, Interrupted, IpmLimiter, Stalled
 from reconciler.apply.context import Run
+from reconciler.apply.outcome import Stuck, Task
 from reconciler.apply.polling import Look, PollPolicy
 from reconciler.desired.resources import Desired
 from reconciler.novita import NovitaClient
-from reconciler.state import StateStore
+from reconciler.state.file import StateStore
 from reconciler.text import parse_duration
 
 
@@ -133,15 +134,12 @@ def test_wait_for_reports_a_task_that_stops_making_progress(tmp_path: Path) -> N
             lambda s: Look(),
             progress=lambda s: s,
             stall_after=3600,
-            what="training x-1",
+            what=Task.training("x-1"),
         )
 
     with pytest.raises(Stalled) as info:
         asyncio.run(main())
-    assert str(info.value) == (
-        "training x-1: no progress for 1h00m00s (still TRAINING 40%); stopped waiting: it stays recorded as in "
-        "flight and the next apply checks it again"
-    )
+    assert info.value.outcome == Stuck(Task.training("x-1"), 3600, "TRAINING 40%")
     assert looks[:5] == ["QUEUING", "QUEUING", "QUEUING", "TRAINING 10%", "TRAINING 40%"]
     assert len(looks) == 11  # progress at the 5th look; 6 more looks = one hour without any
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the expected plan is the exact text users see)
 """The CLI as a user sees it: exact text, exit codes, help on every command, state commands."""
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ Not refreshed (--no-refresh): planned from the state file alone.
   + Generation/alice-restyle         1 image, img2img 512×512; waits for LoraModel/alice-v1
 
 Plan: 13 images to upload, 1 model to train, 2 generations to run (3 images), 0 to forget.
+
+Estimate: 1 training, 3 images to pay for; about 15m06s (a training takes 15m00s by default, until this state has seen one finish).
+  subject training                1
+  img2img 512×512, 25 steps       1
+  txt2img 512×384, 20 steps       2
+Cost: no prices in reconciler.yaml (Novita publishes none for these APIs); add yours in USD to see it, e.g. `prices: {training: 1.50, image: 0.002}`.
 """
 
 
@@ -113,7 +120,7 @@ def test_json_plan_schema(example: Path) -> None:
     assert code == 0
     assert set(data) == {
         "format_version", "reconciler_version", "state", "desired_digest", "targets", "warnings", "refresh",
-        "summary", "outputs", "resource_changes", "prune",
+        "summary", "outputs", "resource_changes", "prune", "estimate",
     }  # fmt: skip
     assert data["outputs"] == {"fetch": [], "store": []}
     assert data["format_version"] == "1.0"
@@ -124,10 +131,15 @@ def test_json_plan_schema(example: Path) -> None:
     }  # fmt: skip
     first = data["resource_changes"][1]
     assert set(first) == {
-        "address", "kind", "name", "actions", "reason", "before", "after", "changes", "notes", "task_name",
-        "task_id", "uploads", "images", "matrix",
+        "address", "kind", "name", "actions", "reason", "reason_kind", "reason_fields", "paid", "before", "after",
+        "changes", "notes", "task_name", "task_id", "uploads", "images", "matrix",
     }  # fmt: skip
     assert (first["address"], first["actions"], first["before"]) == ("LoraModel/alice-v1", ["create"], None)
+    assert (first["reason_kind"], first["reason_fields"], first["paid"]) == (
+        "new_training",
+        {"task_name": first["task_name"], "images": 13},
+        True,
+    )
     assert first["after"]["expert_setting"] == {
         "instance_prompt": "a close photo of ohwx woman", "class_prompt": "person", "max_train_steps": 500,
         "learning_rate": 0.0001,
@@ -270,13 +282,14 @@ def test_the_top_level_help_lists_every_summary_whole() -> None:
 def test_an_interrupted_member_still_running_is_not_also_listed_as_not_done(capsys: pytest.CaptureFixture[str]) -> None:
     """The summary after Ctrl-C: a matrix member swept over a prompt with " (" in it is running remotely, once."""
     from reconciler.apply import ApplyResult
+    from reconciler.apply.outcome import StillRunning, Stopped
     from reconciler.cli.plan_apply import _finish_apply
 
     member = 'Generation/grid[prompt="a photo (studio light)"]'
     result = ApplyResult(
         interrupted=True,
-        still_running=[f"{member} (task-1)"],
-        stopped={member: "interrupted while waiting (it keeps running on Novita)", "Generation/other": "interrupted"},
+        still_running=[StillRunning(member, "task-1")],
+        outcomes={member: Stopped("interrupt", "waiting"), "Generation/other": Stopped("interrupt", "before-submit")},
     )
     with pytest.raises(SystemExit) as stopped:
         _finish_apply(result)

@@ -185,6 +185,10 @@ Targeted: LoraModel/alice-v1 (and what they depend on).
 Plan: 13 images to upload, 1 model to train, 0 generations to run, 0 to forget.
 
 Warning: resource targeting is in effect, so this plan may be incomplete: it covers only LoraModel/alice-v1 and what it depends on, not every change the manifests ask for. --target is for exceptional cases; plan without it to see everything.
+
+Estimate: 1 training to pay for; about 15m00s (a training takes 15m00s by default, until this state has seen one finish).
+  subject training       1
+Cost: no prices in reconciler.yaml (Novita publishes none for these APIs); add yours in USD to see it, e.g. `prices: {training: 1.50, image: 0.002}`.
 """
 
 
@@ -365,10 +369,13 @@ def test_init_then_validate_plan_and_apply_with_no_edit(empty: Path) -> None:
         "\nNext: reconciler validate, then reconciler plan --sim and reconciler apply --sim (a local simulator, no key).\n"
         "Put your own photos in manifests/photos/example/, export NOVITA_API_KEY, and plan and apply without --sim.\n"
     )
-    assert run("validate") == (0, "3 resources valid\n", "")
+    assert run("validate") == (0, "3 resources valid; reconciler.yaml valid\n", "")
     code, out, _ = run("plan", "--sim")
     assert code == 0
-    assert out.endswith("Plan: 6 images to upload, 1 model to train, 1 generation to run (2 images), 0 to forget.\n")
+    assert (
+        "\nPlan: 6 images to upload, 1 model to train, 1 generation to run (2 images), 0 to forget.\n\nEstimate: "
+        in out
+    )
     code, out, err = run("apply", "--sim", "--auto-approve", "--poll-interval", "0.02")
     assert code == 0, err
     assert "Apply complete: 6 uploaded, 1 trained, 0 adopted, 1 generated (2 images), 0 failed" in out
@@ -398,7 +405,11 @@ def test_init_gitignore_covers_every_workspace_but_keeps_the_states(empty: Path)
     subprocess.run(["git", "init", "-q"], cwd=empty, check=True)
     runtime = ["state/state.json.lock", "state/.state.hashcache.json", "state/state.json.backup", "state/sim.json"]
     runtime += [f"state/state.json.d/staging/{name}" for name in ("state.json.lock", ".state.hashcache.json")]
-    runtime += ["state/state.json.d/staging/state.json.backup"]
+    runtime += [
+        "state/state.json.d/staging/state.json.backup",
+        "state/journal/state-default.20261204T101500Z-812.jsonl",
+    ]
+    runtime += ["state/state.json.d/staging/journal/state-staging.20261204T101500Z-812.jsonl"]
     kept = ["state/state.json", "state/state.json.d/staging/state.json", "reconciler.yaml"]
 
     def ignored(path: str) -> bool:
@@ -421,7 +432,7 @@ def test_init_never_overwrites_and_never_adds_examples_to_existing_manifests(exa
         "\nNext: reconciler validate, then reconciler plan --sim and reconciler apply --sim (a local simulator, no key).\n"
     )
     assert {p: p.read_bytes() for p in before} == before
-    assert run("validate") == (0, "4 resources valid\n", "")
+    assert run("validate") == (0, "4 resources valid; reconciler.yaml valid\n", "")
 
 
 # -- manifest mistakes through the CLI: the message, exit 1, nothing changed --------------------------------

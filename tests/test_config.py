@@ -94,3 +94,23 @@ def test_precedence_flag_then_environment_then_file(tmp_path: Path, monkeypatch:
     assert Settings.make((), "from-flag.json", False, workspace="default").state_path == Path("from-flag.json")
     # --sim keeps its own state whatever the project's backend is, unless --state says otherwise
     assert Settings.make((), None, True).state_path == Path("state/sim.json")
+
+
+def test_the_reconnect_window_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    from reconciler.load.config import reconnect_window
+
+    assert reconnect_window(ProjectConfig(), None) == 60.0
+    write(tmp_path, "state:\n  reconnect_window: 120\n")
+    config = load_config(tmp_path).config
+    assert reconnect_window(config, None) == 120.0
+    assert reconnect_window(config, " 5 ") == 5.0  # the environment wins over the file
+    write(tmp_path, "state:\n  reconnect_window: -1\n")
+    with pytest.raises(ConfigError) as bad:
+        load_config(tmp_path)
+    assert str(bad.value).splitlines()[1].startswith("reconciler.yaml:2:21: state.reconnect_window: ")
+    with pytest.raises(ConfigError) as bad:
+        reconnect_window(ProjectConfig(), "a minute")
+    assert str(bad.value) == (
+        "RECONCILER_RECONNECT_WINDOW 'a minute': a number of seconds from 0 to 86400 (how long a commit keeps "
+        "reconnecting to a PostgreSQL state that went away)"
+    )

@@ -221,3 +221,30 @@ def test_dropped_create_is_ambiguous_and_resolved_by_name_over_a_socket(tmp_path
                 assert (await _wait_training(client, found[0].task_id)).is_done
 
         run(main())
+
+
+def test_the_balance_and_a_refusal_for_want_of_it(tmp_path: Path) -> None:
+    """`balance()` reads 1/10,000 USD strings; a submit the balance cannot cover is a plain (not ambiguous) 400,
+    never retried."""
+    with sim_server.running_simulator(sim_config.SimConfig.fast(balance=50), None) as sim:
+
+        async def main() -> None:
+            async with NovitaClient(API_KEY, sim.base_url, timeout=10) as client:
+                found = await client.balance()
+                assert (found.availableBalance, found.usd("availableBalance")) == (50, 0.005)
+                await client.create_generation("txt2img", _txt2img_body_plain())
+                with pytest.raises(NovitaError) as info:
+                    await client.create_generation("txt2img", _txt2img_body_plain())
+                assert (info.value.status, info.value.reason) == (400, "BILLING_BALANCE_NOT_ENOUGH")
+                assert not isinstance(info.value, AmbiguousSubmitError)
+                assert (await client.balance()).availableBalance == 10
+
+        run(main())
+        refused = [r for r in sim.account.request_log if r["endpoint"] == "txt2img" and r["status"] == 400]
+        assert len(refused) == 1
+
+
+def _txt2img_body_plain() -> dict[str, Any]:
+    body = _txt2img_body("unused")
+    body["request"].pop("loras", None)
+    return body

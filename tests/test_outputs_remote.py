@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ConfigError, RemoteError
+from reconciler.outputs.guard import UnsafePath
 from reconciler.outputs.store import OutputsRemote
 from reconciler.state import FileRecord, GenerationEntry
 from tests.servers import S3_KEY_ID, S3_SECRET, S3Server
+from tests.sidecars import identity_of, sidecar
+
+ID1 = identity_of()
 
 
 def _image(folder: Path, name: str, data: bytes) -> tuple[Path, str]:
@@ -23,7 +27,7 @@ def _image(folder: Path, name: str, data: bytes) -> tuple[Path, str]:
     return path, hashlib.sha256(data).hexdigest()
 
 
-def _entry(files: list[tuple[str, str]], identity: str = "id1") -> GenerationEntry:
+def _entry(files: list[tuple[str, str]], identity: str = ID1) -> GenerationEntry:
     return GenerationEntry(
         name="portraits",
         identity=identity,
@@ -41,13 +45,13 @@ def test_a_file_remote_keeps_images_by_hash_and_sidecars_by_generation(tmp_path:
     remote = OutputsRemote(f"file://{store}/team")
     (store / "team").mkdir()
     assert remote.index().hashes == frozenset()
-    sent = remote.store_run("portraits", "id1", [(a, ha), (b, hb)], {"identity": "id1", "images": []})
+    sent = remote.store_run("portraits", ID1, [(a, ha), (b, hb)], sidecar("portraits", [(a, ha), (b, hb)]))
     assert sent == 2
     assert (store / "team/files/sha256" / ha[:2] / ha[2:]).read_bytes() == b"first image"
-    assert json.loads((store / "team/generations/portraits/id1.json").read_text())["identity"] == "id1"
+    assert json.loads((store / f"team/generations/portraits/{ID1}.json").read_text())["identity"] == ID1
     index = remote.index()
-    assert index.hashes == {ha, hb} and index.sidecars == {("portraits", "id1")} and index.listings == 2
-    assert remote.store_run("portraits", "id1", [(a, ha)], {"identity": "id1", "images": []}) == 0  # known: not sent
+    assert index.hashes == {ha, hb} and index.sidecars == {("portraits", ID1)} and index.listings == 2
+    assert remote.store_run("portraits", ID1, [(a, ha)], sidecar("portraits", [(a, ha)])) == 0  # known: not sent
     assert not list(store.rglob("*.part"))
 
 
@@ -59,9 +63,9 @@ def test_a_member_swept_over_a_string_with_a_slash_is_one_key_part(tmp_path: Pat
     project = tmp_path / "project"
     a, ha = _image(project, "outputs/grid/x.png", b"an image")
     name = 'grid[prompt="a/b 100%",seed=1]'
-    remote.store_run(name, "id1", [(a, ha)], {"identity": "id1", "images": []})
-    assert remote.index().sidecars == {(name, "id1")}
-    assert remote.read_sidecar(name, "id1") == {"identity": "id1", "images": []}
+    remote.store_run(name, ID1, [(a, ha)], sidecar(name, [(a, ha)]))
+    assert remote.index().sidecars == {(name, ID1)}
+    assert remote.read_sidecar(name, ID1) == sidecar(name, [(a, ha)])
     assert [p.name for p in (tmp_path / "team/generations").iterdir()] == ['grid[prompt="a%2Fb 100%25",seed=1]']
     for tricky in ("plain", "a/b", "%2F", "a%2Fb/", "%%//"):
         assert name_of_key_part(key_part(tricky)) == tricky and "/" not in key_part(tricky)
@@ -73,26 +77,27 @@ def test_pull_writes_missing_images_hash_checked_and_refuses_a_damaged_object(tm
     project = tmp_path / "project"
     a, ha = _image(project, "outputs/portraits/portraits-1.png", b"first image")
     remote = OutputsRemote(f"file://{store}")
-    remote.store_run("portraits", "id1", [(a, ha)], {"identity": "id1", "images": [{"file": a.name, "sha256": ha}]})
+    remote.store_run("portraits", ID1, [(a, ha)], sidecar("portraits", [(a, ha)]))
     a.unlink()
     entry = _entry([("outputs/portraits/portraits-1.png", ha)])
     assert remote.pull_run(entry, project) == 1
     assert a.read_bytes() == b"first image"
-    assert json.loads((project / "outputs/portraits/portraits.reconciler.json").read_text())["identity"] == "id1"
+    assert json.loads((project / "outputs/portraits/portraits.reconciler.json").read_text())["identity"] == ID1
     assert remote.pull_run(entry, project) == 0  # intact: left alone
     a.unlink()
     (store / "files/sha256" / ha[:2] / ha[2:]).write_bytes(b"tampered")
-    with pytest.raises(RemoteError, match=r"does not have that hash \(damaged in the store\); it was not written"):
+    with pytest.raises(RemoteError, match=rf"object file://{store}/files/sha256/{ha[:2]}/{ha[2:]} does not hash"):
         remote.pull_run(entry, project)
     assert not a.exists()
 
 
-def test_a_state_naming_a_file_outside_the_project_is_refused(tmp_path: Path) -> None:
+def test_a_state_naming_a_file_outside_its_output_folder_is_refused(tmp_path: Path) -> None:
     store = tmp_path / "share"
     store.mkdir()
     remote = OutputsRemote(f"file://{store}")
-    with pytest.raises(RemoteError, match=r"outside the project folder"):
+    with pytest.raises(UnsafePath, match=r"is not a file name in an output folder; nothing was written"):
         remote.pull_run(_entry([("../../escape.png", "0" * 64)]), tmp_path / "project")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["share"]
 
 
 def test_s3_through_moto_lists_instead_of_asking_per_image(
@@ -102,11 +107,11 @@ def test_s3_through_moto_lists_instead_of_asking_per_image(
         monkeypatch.setenv(key, value)
     images = [_image(tmp_path, f"img-{n}.png", f"image {n}".encode()) for n in range(30)]
     remote = OutputsRemote(f"s3://{bucket}/loras")
-    remote.store_run("portraits", "id1", images, {"identity": "id1", "images": []})
+    remote.store_run("portraits", ID1, images, sidecar("portraits", images))
     before = len(s3.requests())
     index = OutputsRemote(f"s3://{bucket}/loras").index()
     requests = s3.requests()[before:]
-    assert len(index.hashes) == 30 and index.sidecars == {("portraits", "id1")}
+    assert len(index.hashes) == 30 and index.sidecars == {("portraits", ID1)}
     assert len(requests) == 2 and all("list-type=2" in r for r in requests), requests
 
 

@@ -89,7 +89,7 @@ def test_a_task_that_ends_within_the_shortest_interval_is_looked_at_sooner() -> 
 def test_wait_for_paces_by_what_each_look_said(tmp_path: Path) -> None:
     """Run.wait_for asks the policy after every look; here its pauses are recorded instead of slept."""
     from reconciler.apply.context import ApplyOptions, Run
-    from reconciler.state import StateStore
+    from reconciler.state.file import StateStore
 
     run = Run(None, StateStore(tmp_path / "state.json"), None, None, ApplyOptions(), tmp_path, {})  # type: ignore[arg-type]
     pauses: list[float] = []

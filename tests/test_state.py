@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import LockError, StateError
-from reconciler.state import DatasetEntry, StateLock, StateStore, force_unlock, lock_path_for, read_state
+from reconciler.state import DatasetEntry
+from reconciler.state.file import StateLock, StateStore, force_unlock, lock_path_for, read_state
 
 
 def test_missing_file_is_a_new_state(tmp_path: Path) -> None:
@@ -79,7 +80,7 @@ def test_lock_names_its_holder_to_the_second_process(tmp_path: Path) -> None:
                 f"""
                 import sys, time
                 from pathlib import Path
-                from reconciler.state import StateLock
+                from reconciler.state.file import StateLock
                 with StateLock(Path({str(state)!r}), command="apply"):
                     print("locked", flush=True)
                     sys.stdin.readline()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.state import FileBackend, GenerationEntry, ImageRecord, State, StateStore
+from reconciler.state import GenerationEntry, ImageRecord, State
+from reconciler.state.file import FileBackend, StateStore
 from reconciler.state.postgres import PostgresBackend
 from tests.reliability.cli_inprocess import run_main
 

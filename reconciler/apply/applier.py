@@ -10,16 +10,32 @@ from typing import TypeVar
 
 from reconciler.apply.context import ApplyOptions, Run
 from reconciler.apply.generations import Generator
-from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, ResourceFailed, Skipped, Stalled
+from reconciler.apply.outcome import (
+    ApplyResult,
+    Cause,
+    ClientError,
+    Deferred,
+    Failed,
+    Interrupted,
+    OutputsStoreFailed,
+    Rejected,
+    ResourceFailed,
+    Skipped,
+    Stalled,
+    StillRunning,
+    Stopped,
+    StopPoint,
+)
 from reconciler.apply.trainings import Trainer
 from reconciler.apply.uploads import Uploader
 from reconciler.desired.resources import Desired
-from reconciler.errors import AmbiguousSubmitError, NovitaError
+from reconciler.errors import AmbiguousSubmitError, NovitaError, RemoteError
 from reconciler.novita import NovitaClient, error_detail
 from reconciler.observe.facts import OutputFacts
 from reconciler.outputs.folders import forget_outputs, prune
 from reconciler.outputs.store import OutputsRemote
 from reconciler.plan.planner import Plan, ResourceChange
+from reconciler.present import outcome as words
 from reconciler.present.progress import Reporter
 from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry, State, now_iso
 from reconciler.state.backend import Store
@@ -27,6 +43,18 @@ from reconciler.status import RUNNING_REMOTELY, SUBMIT_UNRESOLVED
 from reconciler.text import plural
 
 T = TypeVar("T")
+
+
+def failure_cause(error: ResourceFailed | NovitaError | RemoteError) -> Cause:
+    """Why a resource failed: its own cause, the outputs remote's failure, Novita's refusal (an answer with a
+    status), or the client's error."""
+    if isinstance(error, ResourceFailed):
+        return error.cause
+    if isinstance(error, RemoteError):
+        return OutputsStoreFailed(str(error))
+    if error.status and not isinstance(error, AmbiguousSubmitError):
+        return Rejected(error_detail(error))
+    return ClientError(str(error))
 
 
 class Applier:
@@ -70,6 +98,7 @@ class Applier:
         pruning = f" and pruning {plural(len(plan.prunable), 'file')}" if plan.prune and plan.prunable else ""
         text = f"Applying {plural(len(plan.changes), 'change')}{pruning}."
         run.emit("apply_start", None, text, changes=len(plan.changes))
+        await run.billing.start(run)
         for change in plan.changes:
             if change.kind == "Dataset":
                 run.state.put(DatasetEntry.of(run.desired.datasets[change.name]))
@@ -91,7 +120,7 @@ class Applier:
             deadline.cancel()
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(
-                outcome, (ResourceFailed, Skipped, Stalled, Interrupted, NovitaError, asyncio.CancelledError)
+                outcome, (ResourceFailed, Skipped, Deferred, Stalled, Interrupted, NovitaError, asyncio.CancelledError)
             ):
                 raise outcome  # a bug, not a resource failure: show the traceback
         await run.commit()
@@ -102,51 +131,52 @@ class Applier:
                 run.emit("gallery", None, note)
         result.interrupted = run.stopped == "interrupt"
         result.timed_out = run.stopped == "timeout"
-        result.still_running = sorted(
-            f"{e.address} ({(e.task_name if isinstance(e, ModelEntry) else None) or e.task_id})"
+        running = (
+            StillRunning(e.address, (e.task_name if isinstance(e, ModelEntry) else None) or e.task_id or "")
             for e in run.state.running_remotely()
         )
+        result.still_running = sorted(running, key=lambda r: f"{r.address} ({r.task})")
+        await run.billing.finish(run, plan.estimate.cost if plan.estimate is not None else None)
         result.elapsed = time.monotonic() - began
-        run.emit("apply_complete", None, result.summary(), **result.counts())
+        run.emit("apply_complete", None, words.summary(result), **result.counts())
         return result
 
     async def _guard(self, change: ResourceChange, work: Awaitable[T]) -> T:
-        """Run one resource; turn its failure into a result line instead of stopping the others."""
-        run = self.run_
+        """Run one resource; turn its failure into its outcome instead of stopping the others."""
+        run, address = self.run_, change.address
         try:
             return await work
         except Deferred as exc:
-            run.result.deferred[change.address] = str(exc)
-            run.emit("deferred", change.address, f"left for the next apply: {exc}")
+            run.result.outcomes[address] = exc.outcome
+            run.emit("deferred", address, f"left for the next apply: {words.postponed(exc.outcome)}")
             raise
         except Skipped as exc:
-            run.result.skipped[change.address] = str(exc)
-            run.emit("skipped", change.address, f"skipped: {exc}")
+            run.result.outcomes[address] = exc.outcome
+            run.emit("skipped", address, f"skipped: {words.skipped(exc.outcome)}")
             raise
         except Stalled as exc:
-            run.result.stalled[change.address] = str(exc)
-            run.emit("stalled", change.address, f"stalled: {exc}")
+            run.result.outcomes[address] = exc.outcome
+            run.emit("stalled", address, f"stalled: {words.stuck(exc.outcome)}")
             raise
         except (Interrupted, asyncio.CancelledError):
-            if change.address in run.finished:  # stopped after its work was recorded: nothing left to do
+            if address in run.finished:  # stopped after its work was recorded: nothing left to do
                 raise Interrupted() from None
-            entry = run.state.entry(change.address)
-            why = "the deadline (--timeout) passed" if run.stopped == "timeout" else "interrupted"
-            if entry is not None and entry.status in RUNNING_REMOTELY:
-                where = "while waiting (it keeps running on Novita)"
-            elif entry is not None and entry.status in SUBMIT_UNRESOLVED:
-                where = "while submitting it (the next apply resolves it)"
-            else:
-                where = "before it was submitted"
-            run.result.stopped[change.address] = f"{why} {where}"
+            run.result.outcomes[address] = Stopped(run.stopped or "interrupt", self._stopped_at(address))
             raise Interrupted() from None
-        except (ResourceFailed, NovitaError) as exc:
-            message = str(exc)
-            if isinstance(exc, NovitaError) and exc.status and not isinstance(exc, AmbiguousSubmitError):
-                message = f"Novita rejected {change.address}: {error_detail(exc)}"
-            run.result.failed[change.address] = message
-            run.emit("task_failed", change.address, f"failed: {message}", reason=getattr(exc, "reason", ""))
-            raise ResourceFailed(message) from exc
+        except (ResourceFailed, NovitaError, RemoteError) as exc:  # RemoteError: the outputs remote failed
+            cause = failure_cause(exc)
+            run.result.outcomes[address] = Failed(cause)
+            reason = exc.reason if isinstance(exc, NovitaError) else ""
+            run.emit("task_failed", address, f"failed: {words.cause(cause, address)}", reason=reason)
+            raise ResourceFailed(cause) from exc
+
+    def _stopped_at(self, address: str) -> StopPoint:
+        entry = self.run_.state.entry(address)
+        if entry is not None and entry.status in RUNNING_REMOTELY:
+            return "waiting"
+        if entry is not None and entry.status in SUBMIT_UNRESOLVED:
+            return "submitting"
+        return "before-submit"
 
     def _forget(self, change: ResourceChange) -> None:
         """Drop the entry; a generation's files stay on disk and on record (a ForgottenEntry) until pruned."""

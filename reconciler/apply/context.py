@@ -16,22 +16,24 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
+from reconciler.apply.billing import Billing, is_unfunded, unfunded
 from reconciler.apply.commit import Committer
-from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled
+from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled, StopReason, Stuck, Task
 from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
 from reconciler.apply.slots import Slots
 from reconciler.apply.throttle import IpmLimiter
 from reconciler.desired.resources import Desired
-from reconciler.errors import NovitaError, NovitaTransportError
-from reconciler.novita import NovitaClient, error_detail
+from reconciler.errors import AmbiguousSubmitError, NovitaError, NovitaTransportError
+from reconciler.novita import NovitaClient, error_detail, unanswered_cause
 from reconciler.observe.facts import OutputFacts
 from reconciler.outputs.store import OutputsRemote
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.present.progress import Reporter
-from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State
+from reconciler.state import GenerationEntry, ModelEntry, ResourceEntry, State, now_iso
 from reconciler.state.backend import Store
+from reconciler.state.reconnect import StateLost
 from reconciler.status import Status
 from reconciler.text import duration
 
@@ -48,7 +50,6 @@ SUBMIT_ATTEMPTS = 4
 S = TypeVar("S")
 R = TypeVar("R")
 T = TypeVar("T")
-StopReason = Literal["interrupt", "timeout"]
 
 
 @dataclass
@@ -97,9 +98,10 @@ class Run:
         self.outputs_remote = outputs_remote  # where every generated image is stored before it counts as done
         self.clock = clock
         self.result = ApplyResult()
-        self.committer = Committer(store)
+        self.committer = Committer(store, self._state_connection)
         self.slots = Slots(options.parallelism)  # uploads queue by their training's turn; the rest go first
         self.limiters = {kind: IpmLimiter(n) for kind, n in options.ipm.items()}
+        self.billing = Billing(client)  # paid creates one at a time; stopped when the balance runs out
         self.stopped: StopReason | None = None
         self.abandoned = False  # a second stop: creates on the wire are not waited for either
         self.finished: set[str] = set()  # addresses whose work is done (recorded), whatever a stop cuts after
@@ -111,8 +113,26 @@ class Run:
         return self.store.state
 
     async def commit(self) -> None:
-        """Save the state now (grouped with concurrent commits); returns once it is on disk."""
-        await self.committer.commit()
+        """Save the state now (grouped with concurrent commits); returns once it is on disk. When the state is
+        lost for good (its database gone for longer than the reconnect window, or taken over), the apply stops
+        submitting and waiting at once, and the error (naming the journal) ends it."""
+        try:
+            await self.committer.commit()
+        except StateLost:
+            if self.stopped is None:
+                self.stop("interrupt")
+            raise
+
+    def _state_connection(self, event: str, **data: Any) -> None:
+        """The state's database went away and came back (a commit rode it out); nothing new is submitted meanwhile."""
+        if event == "state_reconnecting":
+            text = (
+                f"lost the connection to the state's database ({data['reason']}): reconnecting for up to "
+                f"{data['window']:g}s; nothing new is submitted meanwhile, polls and downloads go on"
+            )
+        else:
+            text = f"reconnected to the state's database after {duration(data['after'])}; the apply goes on"
+        self.emit(event, None, text, **data)
 
     # ---------------------------------------------------------------------------------------- stopping
 
@@ -166,12 +186,36 @@ class Run:
                 if current is not None:
                     current.uncancel()  # this stop is met at the caller's next check_stop, once it recorded the id
 
+    async def create(self, post: Callable[[], Awaitable[T]], *, then: Callable[[], None] | None = None) -> T:
+        """A paid create call: the state (the resource recorded `submitting`) is committed first, so a kill during
+        the POST is resolved on the next apply; `then` runs between the commit and the POST (a throttle's minute
+        starts there). The call runs to its answer even if a stop comes meanwhile (`submitting`)."""
+
+        async def commit_then_post() -> T:
+            await self.commit()
+            if then is not None:
+                then()
+            return await self.billing.paying(post)  # refused at once when the balance ran out in this apply
+
+        return await self.submitting(commit_then_post)
+
+    async def unanswered(self, entry: ModelEntry | GenerationEntry, error: AmbiguousSubmitError) -> str:
+        """A create got no answer: record it `unanswered` (counted) and commit before anything else happens, so a
+        kill from here on resolves it the same way. Returns the cause, as the messages name it."""
+        cause = unanswered_cause(error)
+        entry.status, entry.reason, entry.updated_at = Status.UNANSWERED, f"no answer: {cause}", now_iso()
+        entry.unanswered_submits += 1
+        await self.commit()
+        return cause
+
     async def refused(
         self, entry: ModelEntry | GenerationEntry, previous: ResourceEntry | None, error: NovitaError
     ) -> NoReturn:
         """A create Novita refused (no task was made). When a stop halted its retries before anything was made (rate
         limited, or never sent), the state goes back to what it held before and the stop is met; otherwise the entry
         is recorded FAILED with Novita's reason and the error raised."""
+        if is_unfunded(error):  # for want of balance: left for the next apply, after a top-up
+            await unfunded(self, entry, previous, error)
         if self.stopped is not None and halted_before_sent(error):
             self.state.resources.pop(entry.address, None)
             if previous is not None:
@@ -193,7 +237,7 @@ class Run:
         *,
         progress: Callable[[S], str] | None = None,
         stall_after: float | None = None,
-        what: str = "the task",
+        what: Task | None = None,
     ) -> R:
         """Poll a task: `look` fetches its status, `settle` returns the result once it finished (or raises
         when it failed) and None while it runs; between looks, wait as long as `policy` says from what `pace`
@@ -211,15 +255,12 @@ class Run:
             done = await settle(seen)
             if done is not None:
                 return done
-            if progress is not None and stall_after is not None:
+            if progress is not None and stall_after is not None and what is not None:
                 now, where = self.clock(), progress(seen)
                 if where != seen_progress:
                     seen_progress, since = where, now
                 elif now - since >= stall_after:
-                    raise Stalled(
-                        f"{what}: no progress for {duration(now - since)} (still {where}); stopped waiting: it stays "
-                        "recorded as in flight and the next apply checks it again"
-                    )
+                    raise Stalled(Stuck(what, now - since, where))
             said = dataclasses.replace(pace(seen), elapsed=self.clock() - began)
             interval = policy.next(said, misses, random.random())
             misses = 0 if policy.estimate(said) is not None else misses + 1

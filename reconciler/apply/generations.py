@@ -15,19 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from pathlib import Path
-from typing import Any
+import functools
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
-from reconciler.apply.outcome import ResourceFailed
+from reconciler.apply.outcome import (
+    Adopted,
+    BadRecord,
+    Held,
+    NoImages,
+    OutputsChanged,
+    OutputsStoreFailed,
+    ResourceFailed,
+    Submitted,
+    Succeeded,
+    Task,
+    TaskEnded,
+    Unanswered,
+    UnknownStatus,
+)
 from reconciler.apply.polling import Look
-from reconciler.apply.throttle import Grant
 from reconciler.apply.trainings import Trainer
 from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import DesiredGeneration
-from reconciler.errors import AmbiguousSubmitError, NovitaError
+from reconciler.errors import AmbiguousSubmitError, NovitaError, RemoteError
 from reconciler.files import display_path, remove_partials
-from reconciler.novita import TaskResult, unanswered_cause
+from reconciler.novita import TaskResult
 from reconciler.outputs.folders import (
     OldOutputs,
     add_png_parameters,
@@ -36,6 +48,8 @@ from reconciler.outputs.folders import (
     recorded_history,
     write_sidecar,
 )
+from reconciler.outputs.guard import UnsafePath
+from reconciler.outputs.sidecar import BadSidecar, Sidecar
 from reconciler.plan.planner import ResourceChange
 from reconciler.plan.policy import Choice
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
@@ -49,6 +63,14 @@ class Generator:
         self.trainer = trainer
 
     async def apply(self, change: ResourceChange) -> None:
+        try:
+            await self._apply(change)
+        except (UnsafePath, BadSidecar) as exc:  # a record read from the remote or a shared state failed a check
+            raise ResourceFailed(BadRecord(str(exc))) from exc
+        except RemoteError as exc:  # the outputs remote failed: the images stay on disk, the next apply stores them
+            raise ResourceFailed(OutputsStoreFailed(str(exc))) from exc
+
+    async def _apply(self, change: ResourceChange) -> None:
         run = self.run
         gen = run.desired.generations[change.name]
         names: dict[str, str | None] = {}
@@ -69,7 +91,7 @@ class Generator:
             entry = found
             run.result.resumed += 1
         if not run.options.wait:
-            run.result.submitted_not_waited.append(gen.address)
+            run.result.outcomes[gen.address] = Submitted()
             return
         await self._collect(gen, entry)
 
@@ -109,6 +131,8 @@ class Generator:
     async def _submit(
         self, gen: DesiredGeneration, identity: str, names: dict[str, str | None], history: list[HistoryRecord]
     ) -> GenerationEntry:
+        """Submit the generation (recorded `submitting` first), within the images-per-minute budget; a submit without
+        an answer follows its `on_unanswered_submit` policy."""
         run = self.run
         init_b64 = None
         if gen.init_image is not None:
@@ -119,10 +143,7 @@ class Generator:
         same = previous if previous is not None and previous.identity == identity else None
         # The plan's "-/+ ... submit got no answer: submitting again" (or a --replace of a held one).
         again = same is not None and same.status in SUBMIT_UNRESOLVED
-        counts = {
-            "unanswered_submits": same.unanswered_submits if same else 0,
-            "resubmits": same.resubmits if same else 0,
-        }
+        counts = _counts(same)
         attempts = 0
         while True:
             attempts += 1
@@ -130,43 +151,20 @@ class Generator:
             grant = await limiter.acquire(gen.image_num) if limiter is not None else None
             async with run.slots:
                 run.check_stop()
-                request = gen.resolved_request(names)
-                if gen.init_image is not None:
-                    request["init_image_sha256"] = gen.init_image.sha256
-                entry = GenerationEntry.of(
-                    gen,
-                    identity,
-                    names,
-                    Status.SUBMITTING,
-                    request={"extra": gen.extra, "request": request},
-                    history=history,
-                    **counts,
+                entry = self._record_submitting(gen, identity, names, history, counts, again=again)
+                post = functools.partial(
+                    run.client.create_generation,
+                    gen.task_type,  # type: ignore[arg-type]  # the manifest's task type, validated
+                    gen.body({k: v for k, v in names.items() if v}, init_b64),
                 )
-                if again:
-                    entry.resubmits += 1
-                    run.result.resubmitted.append(gen.address)
-                    run.emit(
-                        "resubmitted",
-                        gen.address,
-                        "the previous submit got no answer: submitting again (may be paid twice)",
-                        unanswered_submits=entry.unanswered_submits,
-                    )
-                run.state.put(entry)
-                body = gen.body({k: v for k, v in names.items() if v}, init_b64)
-
-                async def create(body: dict[str, Any] = body, grant: Grant | None = grant) -> str:
-                    await run.commit()  # recorded `submitting` before the POST
-                    if limiter is not None:
-                        limiter.sent(grant)  # its minute starts now, after the state was saved
-                    return await run.client.create_generation(gen.task_type, body)  # type: ignore[arg-type]
-
                 try:
-                    task_id = await run.submitting(create)
+                    # the throttle's minute starts once the state was saved, right before the POST
+                    sent = functools.partial(limiter.sent, grant) if limiter is not None else None
+                    task_id = await run.create(post, then=sent)
                     break
                 except AmbiguousSubmitError as exc:
                     await self._unanswered(gen, entry, exc, policy, attempts)
-                    counts = {"unanswered_submits": entry.unanswered_submits, "resubmits": entry.resubmits}
-                    again = True
+                    counts, again = _counts(entry), True
                 except NovitaError as exc:
                     await run.refused(entry, previous, exc)
             delays = run.options.unanswered_delays
@@ -181,34 +179,86 @@ class Generator:
         )
         return entry
 
+    def _record_submitting(
+        self,
+        gen: DesiredGeneration,
+        identity: str,
+        names: dict[str, str | None],
+        history: list[HistoryRecord],
+        counts: dict[str, int],
+        *,
+        again: bool,
+    ) -> GenerationEntry:
+        """The entry of this submit, `submitting`, in the state (committed by the create, before the POST); a submit
+        again after one without an answer is counted and said (it may be paid twice)."""
+        run = self.run
+        request = gen.resolved_request(names)
+        if gen.init_image is not None:
+            request["init_image_sha256"] = gen.init_image.sha256
+        entry = GenerationEntry.of(
+            gen,
+            identity,
+            names,
+            Status.SUBMITTING,
+            request={"extra": gen.extra, "request": request},
+            history=history,
+            **counts,
+        )
+        if again:
+            entry.resubmits += 1
+            run.result.resubmitted.append(gen.address)
+            run.emit(
+                "resubmitted",
+                gen.address,
+                "the previous submit got no answer: submitting again (may be paid twice)",
+                unanswered_submits=entry.unanswered_submits,
+            )
+        run.state.put(entry)
+        return entry
+
     async def _unanswered(
         self, gen: DesiredGeneration, entry: GenerationEntry, exc: AmbiguousSubmitError, policy: Choice, attempts: int
     ) -> None:
         """A submit got no answer: record it (a kill now resolves the same way), then raise unless the policy
         says to submit again and this apply has tries left. Novita cannot list generation tasks: nobody can tell."""
         run = self.run
-        cause = unanswered_cause(exc)
-        entry.status, entry.reason, entry.updated_at = Status.UNANSWERED, f"no answer: {cause}", now_iso()
-        entry.unanswered_submits += 1
-        await run.commit()
+        cause = await run.unanswered(entry, exc)
         if policy == "hold":
-            raise ResourceFailed(
-                f"no answer from Novita to the {gen.task_type} submit ({cause}); it may or may not have been "
-                "accepted, and Novita cannot list generation tasks, so it is held (on_unanswered_submit: hold), "
-                f"not submitted again on its own: run `reconciler apply --replace {gen.address}` to submit it again."
-            ) from exc
+            raise ResourceFailed(Held(gen.task_type, cause)) from exc
         if attempts >= SUBMIT_ATTEMPTS:
-            raise ResourceFailed(
-                f"no answer from Novita to {attempts} {gen.task_type} submits (last: {cause}); each may have been "
-                "accepted. The next apply submits it again (on_unanswered_submit: resubmit)."
-            ) from exc
+            raise ResourceFailed(Unanswered(Task(gen.task_type, ""), attempts, cause)) from exc
         message = f"no answer to the {gen.task_type} submit ({cause}): it may or may not have run"
         run.emit("unanswered", gen.address, message, reason=exc.reason)
 
     async def _collect(self, gen: DesiredGeneration, entry: GenerationEntry) -> None:
+        """Wait for the task, download its images (each committed as it lands), write the sidecar, store the run in
+        the outputs remote if there is one, and only then record it done."""
+        run = self.run
+        result = await self._wait(gen, entry)
+        files = await self._download(gen, entry, result)
+        entry.files = files
+        entry.seed = result.seed
+        sidecar = Sidecar.of_run(gen, entry, result.seed)
+        write_sidecar(gen, sidecar)
+        if run.outputs_remote is not None:
+            # before it counts as done: a kill in between stores again on the next apply, never generates again
+            on_disk = [(run.root / f.path, f.sha256) for f in files]
+            async with run.slots:
+                sent = await asyncio.to_thread(run.outputs_remote.store_run, gen.name, entry.identity, on_disk, sidecar)
+            run.emit("stored", gen.address, f"stored {plural(sent, 'image')} in the outputs remote", images=sent)
+        entry.status, entry.updated_at = Status.SUCCEEDED, now_iso()
+        run.finished.add(gen.address)  # done, even if a stop cuts the commit below (the final save has it)
+        run.result.generated += 1
+        run.result.outcomes[gen.address] = Succeeded()
+        run.emit("task_done", gen.address, f"{plural(len(files), 'image')} in {gen.output_display}")
+        await run.commit()
+
+    async def _wait(self, gen: DesiredGeneration, entry: GenerationEntry) -> TaskResult:
+        """Poll the task until it succeeded with images; raises when it failed or Novita's answer makes no sense."""
         run = self.run
         task_id = entry.task_id
         assert task_id is not None
+        task = Task(gen.task_type, task_id)
 
         async def look() -> TaskResult:
             return await run.client.task_result(task_id)
@@ -217,28 +267,19 @@ class Generator:
             if result.is_done:
                 return result
             if result.is_failed:
-                entry.status, entry.reason, entry.updated_at = (
-                    Status.FAILED,
-                    result.reason or "no reason given",
-                    now_iso(),
-                )
+                reason = result.reason or "no reason given"
+                entry.status, entry.reason, entry.updated_at = Status.FAILED, reason, now_iso()
                 await run.commit()
-                raise ResourceFailed(f"{gen.task_type} task {task_id} failed on Novita: {entry.reason}")
+                raise ResourceFailed(TaskEnded(task, reason))
             if not result.is_pending:
                 # Not a status Novita documents: stop waiting (no hang) but keep the task as running, so the next
                 # apply checks it again instead of paying for a new one.
-                raise ResourceFailed(
-                    f"{gen.task_type} task {task_id}: Novita reports an unknown status {result.status!r}; "
-                    "it stays recorded as running and the next apply checks it again"
-                )
+                raise ResourceFailed(UnknownStatus(task, result.status))
             text = f"{gen.task_type} {result.status.removeprefix('TASK_STATUS_')}"
             if result.progress_percent:
                 text += f" {result.progress_percent:.0f}%"
             run.emit("task_progress", gen.address, text, status=result.status)
             return None
-
-        def pace(result: TaskResult) -> Look:
-            return Look(result.eta, result.progress_percent)
 
         def progress(result: TaskResult) -> str:
             where = result.status.removeprefix("TASK_STATUS_")
@@ -248,13 +289,19 @@ class Generator:
             look,
             settle,
             run.options.generation_poll,
-            pace,
+            lambda result: Look(result.eta, result.progress_percent),
             progress=progress,
             stall_after=run.options.generation_stall,
-            what=f"{gen.task_type} task {task_id}",
+            what=task,
         )
         if not result.images:
-            raise ResourceFailed(f"{gen.task_type} task {task_id} succeeded without images")
+            raise ResourceFailed(NoImages(task))
+        return result
+
+    async def _download(self, gen: DesiredGeneration, entry: GenerationEntry, result: TaskResult) -> list[FileRecord]:
+        """Each image into its path (with the parameters in a PNG's text chunk), committed as it lands; an image an
+        earlier apply already wrote and recorded is kept."""
+        run = self.run
         params = parameters_text(gen, entry, result.seed)
         done = {f.path: f for f in entry.files}
         files: list[FileRecord] = []
@@ -274,32 +321,7 @@ class Generator:
             await run.commit()
             run.result.images += 1
             run.emit("image_written", gen.address, f"wrote {rel}", path=rel, sha256=digest)
-        entry.files = files
-        entry.seed = result.seed
-        sidecar: dict[str, Any] = {
-            "generation": gen.name,
-            "matrix": gen.matrix,
-            "axes": dict(gen.axes),
-            "identity": entry.identity,
-            "task_id": entry.task_id,
-            "task_type": gen.task_type,
-            "request": entry.request,
-            "seed": result.seed,
-            "images": [{"file": Path(f.path).name, "sha256": f.sha256} for f in files],
-            "written_at": now_iso(),
-        }
-        write_sidecar(gen, sidecar)
-        if run.outputs_remote is not None:
-            # before it counts as done: a kill in between stores again on the next apply, never generates again
-            on_disk = [(run.root / f.path, f.sha256) for f in files]
-            async with run.slots:
-                sent = await asyncio.to_thread(run.outputs_remote.store_run, gen.name, entry.identity, on_disk, sidecar)
-            run.emit("stored", gen.address, f"stored {plural(sent, 'image')} in the outputs remote", images=sent)
-        entry.status, entry.updated_at = Status.SUCCEEDED, now_iso()
-        run.finished.add(gen.address)  # done, even if a stop cuts the commit below (the final save has it)
-        run.result.generated += 1
-        run.emit("task_done", gen.address, f"{plural(len(files), 'image')} in {gen.output_display}")
-        await run.commit()
+        return files
 
     async def _adopt(self, gen: DesiredGeneration, identity: str, names: dict[str, str | None]) -> None:
         run = self.run
@@ -310,7 +332,7 @@ class Generator:
         elif stored is not None and run.outputs_remote is not None:
             files, task_id, seed, where = stored.files, stored.task_id, stored.seed, "from the outputs remote into"
         else:
-            raise ResourceFailed(f"its images in {gen.output_display} changed since the plan; plan again")
+            raise ResourceFailed(OutputsChanged(gen.output_display))
         previous = run.state.generation(gen.name)
         entry = GenerationEntry.of(
             gen,
@@ -322,20 +344,30 @@ class Generator:
             seed=seed,
             history=list(previous.history) if previous is not None else await self._found_history(gen),
         )
-        run.state.put(entry)
-        await run.commit()
         if stored is not None and facts is not None and facts.sidecar_identity != identity:
             assert run.outputs_remote is not None
+            # fetched (every byte checked) before it is recorded: a bad object fails it with nothing on record
             async with run.slots:
                 await asyncio.to_thread(run.outputs_remote.pull_run, entry, run.root)
+        run.state.put(entry)
+        await run.commit()
         run.finished.add(gen.address)
         run.result.adopted += 1
+        run.result.outcomes[gen.address] = Adopted()
         run.emit("adopted", gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")
 
     async def _found_history(self, gen: DesiredGeneration) -> list[HistoryRecord]:
         """Adopting after a state loss: the history folders on disk go back on record (prune and the gallery).
         Hashing them runs on a thread, so the other resources' downloads and polls go on meanwhile."""
         return await asyncio.to_thread(recorded_history, self.run.root, gen, HashCache(None))
+
+
+def _counts(entry: GenerationEntry | None) -> dict[str, int]:
+    """The unanswered submits and resubmits a new entry carries over from `entry` (same identity), or none."""
+    return {
+        "unanswered_submits": entry.unanswered_submits if entry else 0,
+        "resubmits": entry.resubmits if entry else 0,
+    }
 
 
 def parameters_text(gen: DesiredGeneration, entry: GenerationEntry, seed: str | None) -> str:

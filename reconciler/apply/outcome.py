@@ -1,28 +1,255 @@
-"""What an apply did, and the ways one resource can end without success. Pure data."""
+"""What an apply did: one typed outcome per resource, and the ways one resource can end without success.
+
+Pure data: addresses, task references and Novita's own words (a status, an error's detail), never a sentence.
+`reconciler.present.outcome` words them for the events, the summary line and the CLI.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from reconciler.text import duration, plural
+StopReason = Literal["interrupt", "timeout"]
+StopPoint = Literal["waiting", "submitting", "before-submit"]  # waiting: it keeps running on Novita
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task on Novita as it is named to people: a training by its task name, a generation by its type and id."""
+
+    kind: str  # "training", or a generation's task type ("txt2img", "img2img")
+    ref: str  # a training's task name, a generation's task id
+
+    @classmethod
+    def training(cls, task_name: str) -> Task:
+        return cls("training", task_name)
+
+
+# -- why a resource failed ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Novita refused a request for this resource (an HTTP error with a status); `detail` is its answer."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class ClientError:
+    """The client gave up on a request (no answer after its retries, a transport error): its own message."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class UploadFailed:
+    image: str  # the image as shown (its path in the project)
+    detail: str  # the storage's or the ticket's answer
+
+
+@dataclass(frozen=True)
+class TaskEnded:
+    """The task ended without success on Novita: a training's status (FAILED, CANCELED), a generation's reason."""
+
+    task: Task
+    status: str
+
+
+@dataclass(frozen=True)
+class UnknownStatus:
+    """A status Novita does not document: waiting stops (no hang), the task stays recorded as in flight."""
+
+    task: Task
+    status: str
+
+
+@dataclass(frozen=True)
+class NoModelName:
+    """The training serves, yet Novita names no model to generate with (it stays recorded as training)."""
+
+    task: Task
+
+
+@dataclass(frozen=True)
+class NoImages:
+    task: Task
+
+
+@dataclass(frozen=True)
+class NotInAccount:
+    """A training the plan adopts or resumes is no longer listed."""
+
+    task: Task
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """No answer to `attempts` submits in this apply (the last one's `cause`); it stays recorded as unanswered."""
+
+    task: Task  # a training by its name; a generation by its type (ref "": no task id was given)
+    attempts: int
+    cause: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """A generation's submit got no answer and its policy is `hold`: a person decides (`apply --replace`)."""
+
+    task_type: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class OutputsChanged:
+    """The images a generation was to adopt changed on disk since the plan."""
+
+    output: str  # the output folder as shown
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record read from the outputs remote or a shared state failed a check (a sidecar, a path, a hash)."""
+
+    detail: str  # where it came from and what is wrong, as the check said it
+
+
+@dataclass(frozen=True)
+class OutputsStoreFailed:
+    """The outputs remote failed (network, credentials, a full bucket, bytes that do not hash to their name)."""
+
+    detail: str
+
+
+Cause = (
+    Rejected
+    | ClientError
+    | UploadFailed
+    | TaskEnded
+    | UnknownStatus
+    | NoModelName
+    | NoImages
+    | NotInAccount
+    | Unanswered
+    | Held
+    | OutputsChanged
+    | BadRecord
+    | OutputsStoreFailed
+)
+
+
+# -- one outcome per resource -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    """Done by this apply: trained until it serves, or generated with its images written."""
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """Found done (a training in the account, images on disk or in the outputs remote) and recorded."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """--no-wait: submitted (or found in flight) and recorded; a later apply collects it."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    cause: Cause
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Not attempted: the LoRA it needs (`needs`, an address) failed, was itself blocked, or has no trained model
+    (`because` None)."""
+
+    needs: str
+    because: Failed | Blocked | Unfunded | None = None
+
+
+@dataclass(frozen=True)
+class Unfunded:
+    """Not submitted for want of balance: Novita refused this submit (`refused`: its answer), or one before it in
+    this apply (None). Nothing was made; the next apply, after a top-up, submits it."""
+
+    refused: str | None = None
+
+
+@dataclass(frozen=True)
+class Postponed:
+    """Not attempted yet, and not a failure: the training it needs is in flight and this apply does not wait for
+    it (--no-wait, or that training `stalled`). The next apply does it."""
+
+    needs: str
+    stalled: bool = False
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """No progress for `idle` seconds (last seen `where`): this apply stopped waiting; it stays in flight."""
+
+    task: Task
+    idle: float
+    where: str
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Cut short by Ctrl-C or the --timeout deadline, at one of three points."""
+
+    by: StopReason
+    at: StopPoint
+
+
+Ending = Literal["complete", "failed", "interrupted", "timed out"]
+Outcome = Succeeded | Adopted | Submitted | Failed | Blocked | Unfunded | Postponed | Stuck | Stopped
+
+
+@dataclass(frozen=True)
+class StillRunning:
+    """A task the state records as running on Novita when the apply ended (the next apply collects it)."""
+
+    address: str
+    task: str  # a training's task name (else its id), a generation's task id
+
+
+# -- how a resource's work ends without success (raised inside the applier) ---------------------------------
 
 
 class ResourceFailed(Exception):
-    """This resource failed; the message says why (with Novita's reason)."""
+    """This resource failed, for `cause`."""
+
+    def __init__(self, cause: Cause) -> None:
+        super().__init__(cause)
+        self.cause = cause
 
 
 class Skipped(Exception):
-    """Not attempted because something it needs failed or has no result yet."""
+    """Not attempted because a LoRA it needs failed or has no trained model, or for want of balance."""
+
+    def __init__(self, outcome: Blocked | Unfunded) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
 
 
-class Deferred(Skipped):
-    """Not attempted yet, and not a failure: a training it needs is still in flight on Novita and this apply does not
-    wait for it (--no-wait, or that training stopped making progress). The next apply does it."""
+class Deferred(Exception):
+    """Not attempted yet, and not a failure: a training it needs is still in flight (see `Postponed`)."""
+
+    def __init__(self, outcome: Postponed) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
 
 
 class Stalled(Exception):
     """The task showed no progress for longer than the ceiling: this apply stops waiting on it. It stays recorded
     as in flight, so the next apply checks it again; nothing is resubmitted."""
+
+    def __init__(self, outcome: Stuck) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
 
 
 class Interrupted(Exception):
@@ -40,50 +267,61 @@ class ApplyResult:
     forgotten: int = 0
     pruned: int = 0
     moved_to_history: int = 0  # images of replaced generations moved into their history folders
-    submitted_not_waited: list[str] = field(default_factory=list)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # address -> how its work in this apply ended
     # generations submitted again after a submit that got no answer (one entry per resubmit): may be paid twice
     resubmitted: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    deferred: dict[str, str] = field(default_factory=dict)  # waits for a training in flight: the next apply does it
-    stalled: dict[str, str] = field(default_factory=dict)
-    stopped: dict[str, str] = field(default_factory=dict)  # cut short by Ctrl-C or the deadline
-    still_running: list[str] = field(default_factory=list)
+    still_running: list[StillRunning] = field(default_factory=list)
     interrupted: bool = False
     timed_out: bool = False
     elapsed: float = 0.0
 
     @property
+    def failed(self) -> dict[str, Failed]:
+        return {a: o for a, o in self.outcomes.items() if isinstance(o, Failed)}
+
+    @property
+    def skipped(self) -> dict[str, Blocked | Unfunded]:
+        """Not attempted: what it needs failed, or the balance ran out (`unfunded`)."""
+        return {a: o for a, o in self.outcomes.items() if isinstance(o, Blocked | Unfunded)}
+
+    @property
+    def ending(self) -> Ending:
+        """How the apply as a whole ended (the closing line's head; the spend ledger records it)."""
+        if self.interrupted:
+            return "interrupted"
+        if self.failed or self.skipped:
+            return "failed"
+        if self.timed_out or self.stalled:
+            return "timed out"
+        return "complete"
+
+    @property
+    def unfunded(self) -> bool:
+        """Novita refused a submit for want of balance: nothing more was submitted in this apply."""
+        return any(isinstance(o, Unfunded) for o in self.outcomes.values())
+
+    @property
+    def deferred(self) -> dict[str, Postponed]:
+        """What waits for a training in flight: the next apply does it."""
+        return {a: o for a, o in self.outcomes.items() if isinstance(o, Postponed)}
+
+    @property
+    def stalled(self) -> dict[str, Stuck]:
+        return {a: o for a, o in self.outcomes.items() if isinstance(o, Stuck)}
+
+    @property
+    def stopped(self) -> dict[str, Stopped]:
+        """Cut short by Ctrl-C or the deadline."""
+        return {a: o for a, o in self.outcomes.items() if isinstance(o, Stopped)}
+
+    @property
+    def submitted_not_waited(self) -> list[str]:
+        return [a for a, o in self.outcomes.items() if isinstance(o, Submitted)]
+
+    @property
     def ok(self) -> bool:
         """Everything that could be done now was done (what waits for a training in flight included)."""
         return not (self.failed or self.skipped or self.stalled or self.interrupted or self.timed_out)
-
-    @property
-    def head(self) -> str:
-        if self.interrupted:
-            return "Apply interrupted"
-        if self.failed or self.skipped:
-            return "Apply failed"
-        if self.timed_out or self.stalled:
-            return "Apply timed out"
-        return "Apply complete"
-
-    def summary(self) -> str:
-        text = (
-            f"{self.head}: {self.uploaded} uploaded, {self.trained} trained, {self.adopted} adopted, "
-            f"{self.generated} generated ({plural(self.images, 'image')}), {len(self.failed)} failed"
-        )
-        if self.skipped:
-            text += f", {len(self.skipped)} skipped"
-        if self.stalled:
-            text += f", {len(self.stalled)} stalled"
-        if self.deferred:
-            text += f", {len(self.deferred)} left for the next apply (waiting for trainings in flight)"
-        if self.pruned:
-            text += f", {self.pruned} pruned"
-        if self.resubmitted:
-            text += f", {len(self.resubmitted)} resubmitted after no answer (may be paid twice)"
-        return text + f" in {duration(self.elapsed)}."
 
     def counts(self) -> dict[str, object]:
         """The figures of the `apply_complete` event."""

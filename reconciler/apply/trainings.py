@@ -11,16 +11,34 @@ again. Tasks of the same name that existed before the submit (`prior_tasks`) are
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from typing import Any
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
-from reconciler.apply.outcome import Deferred, Interrupted, ResourceFailed, Skipped, Stalled
+from reconciler.apply.outcome import (
+    Adopted,
+    Blocked,
+    Deferred,
+    Failed,
+    Interrupted,
+    NoModelName,
+    NotInAccount,
+    Postponed,
+    ResourceFailed,
+    Skipped,
+    Stalled,
+    Submitted,
+    Succeeded,
+    Task,
+    TaskEnded,
+    Unanswered,
+    UnknownStatus,
+)
 from reconciler.apply.polling import Look
 from reconciler.apply.uploads import Uploader
 from reconciler.desired.resources import DesiredModel
 from reconciler.errors import AmbiguousSubmitError, NovitaError
-from reconciler.novita import TrainingStatus, unanswered_cause
+from reconciler.novita import TrainingStatus
 from reconciler.observe.facts import Account, AccountTraining
 from reconciler.plan.planner import ResourceChange
 from reconciler.state import ModelEntry, now_iso
@@ -61,7 +79,7 @@ class Trainer:
             if task_id is None:
                 found = await self._look_up(model, entry.prior_tasks)
                 if found is None:
-                    raise ResourceFailed(f"training {model.task_name} is not in the account any more; plan again")
+                    raise ResourceFailed(NotInAccount(Task.training(model.task_name)))
                 task_id = found.task_id
             entry.task_id = task_id
             entry.status = Status.TRAINING
@@ -71,6 +89,7 @@ class Trainer:
             await run.commit()
             if change.action == "adopt":
                 run.result.adopted += 1
+                run.result.outcomes[addr] = Adopted()
                 run.emit("adopted", addr, f"adopted training {model.task_name} ({task_id})", task_id=task_id)
             else:
                 run.result.resumed += 1
@@ -83,11 +102,12 @@ class Trainer:
                 )
                 return change.model_name
         if not run.options.wait:
-            run.result.submitted_not_waited.append(addr)
+            run.result.outcomes[addr] = Submitted()
             return None
         name = await self._wait(model, entry)
         if submitted:
             run.result.trained += 1
+        run.result.outcomes.setdefault(addr, Succeeded())  # adopted in flight, then waited for: stays adopted
         return name
 
     def _record(self, entry: ModelEntry) -> ModelEntry:
@@ -134,7 +154,7 @@ class Trainer:
         if task.failed:
             entry.status, entry.reason = Status.FAILED, f"ended {task.status}"
             await run.commit()
-            raise ResourceFailed(f"training {task.task_name} ended {task.status} on Novita")
+            raise ResourceFailed(TaskEnded(Task.training(task.task_name), task.status))
         entry.status, entry.reason = Status.TRAINING, None
         await run.commit()
         run.emit(
@@ -162,6 +182,8 @@ class Trainer:
         return sorted(prior)
 
     async def _submit(self, model: DesiredModel, assets: dict[str, str], change: ResourceChange) -> ModelEntry:
+        """Create the training (recorded `submitting` first); an unanswered create is looked up by name before it
+        is sent again, an asset Novita does not know is uploaded again."""
         run = self.run
         previous = run.state.model(model.name)
         unanswered = previous.unanswered_submits if previous and previous.identity == model.identity else 0
@@ -173,65 +195,19 @@ class Trainer:
         while task_id is None:
             attempts += 1
             body = model.training_body(assets)
-
-            async def create(body: dict[str, Any] = body) -> str:
-                await run.commit()  # recorded `submitting` before the POST: a kill after it is resolved by name
-                return await run.client.create_training(model.task_type, body)  # type: ignore[arg-type]
-
+            post = functools.partial(run.client.create_training, model.task_type, body)  # type: ignore[arg-type]
             try:
-                task_id = await run.submitting(create)
+                task_id = await run.create(post)
             except AmbiguousSubmitError as exc:
-                # The create may or may not have landed (a gateway may make the task, then answer 5xx or drop):
-                # the deterministic name tells. Recorded first, so a kill during the look-up resolves the same way.
-                entry.status, entry.reason = Status.UNANSWERED, f"no answer: {unanswered_cause(exc)}"
-                entry.unanswered_submits += 1
-                entry.updated_at = now_iso()
-                await run.commit()
-                run.check_stop()
-                run.emit(
-                    "unanswered",
-                    model.address,
-                    f"no answer to the submit of {model.task_name} ({unanswered_cause(exc)}): looking it up by name "
-                    "before anything is sent again",
-                    reason=exc.reason,
-                )
-                found = await self._look_up(model, entry.prior_tasks)
+                found = await self._after_no_answer(model, entry, exc, attempts)
                 if found is not None:
-                    return await self._take(model, entry, found)
-                if attempts >= SUBMIT_ATTEMPTS:
-                    raise ResourceFailed(
-                        f"no answer to {attempts} submits of {model.task_name}, and the account does not list it; "
-                        "it stays recorded as unanswered: the next apply looks it up again before submitting"
-                    ) from exc
-                run.emit(
-                    "lookup",
-                    model.address,
-                    f"{model.task_name} is not in the account after the look-ups: submitting it again",
-                )
-                entry.status = Status.SUBMITTING
-                continue
+                    return found
             except NovitaError as exc:
-                if exc.status == 400 and "assets_id" in str(exc) and asset_rounds <= len(assets):
-                    # Novita does not know an asset: an upload a kill interrupted (recorded as pending), or one
-                    # it no longer keeps (retention is undocumented). Upload again only what it names; if it
-                    # names none, the unconfirmed ones, then all. A refused create costs nothing.
-                    asset_rounds += 1
-                    attempts -= 1
-                    named = {h for h, a in assets.items() if a and a in str(exc)}
-                    pending = {
-                        h for h in assets if (rec := run.state.images.get(h)) is None or rec.status != "uploaded"
-                    }
-                    again = named or (pending if asset_rounds == 1 and pending else set(assets))
-                    for h in again:
-                        self.uploader.forget(h, assets[h])
-                    run.emit(
-                        "reupload",
-                        model.address,
-                        f"Novita does not know {len(again)} uploaded image(s): uploading them again",
-                    )
-                    assets = await self.uploader.upload_all(model)
-                    continue
-                await run.refused(entry, previous, exc)
+                if not (exc.status == 400 and "assets_id" in str(exc) and asset_rounds <= len(assets)):
+                    await run.refused(entry, previous, exc)
+                asset_rounds += 1
+                attempts -= 1  # a refused create costs nothing
+                assets = await self._upload_again(model, assets, exc, first_round=asset_rounds == 1)
         entry.task_id = task_id
         entry.status = Status.TRAINING
         entry.reason = None
@@ -239,6 +215,50 @@ class Trainer:
         await run.commit()
         run.emit("task_submitted", model.address, f"training {model.task_name} submitted ({task_id})", task_id=task_id)
         return entry
+
+    async def _after_no_answer(
+        self, model: DesiredModel, entry: ModelEntry, exc: AmbiguousSubmitError, attempts: int
+    ) -> ModelEntry | None:
+        """The create may or may not have landed (a gateway may make the task, then answer 5xx or drop): the
+        deterministic name tells. Recorded first, so a kill during the look-up resolves the same way. The entry of
+        the task it made, or None to submit again (raises once this apply is out of tries)."""
+        run = self.run
+        cause = await run.unanswered(entry, exc)
+        run.check_stop()
+        run.emit(
+            "unanswered",
+            model.address,
+            f"no answer to the submit of {model.task_name} ({cause}): looking it up by name "
+            "before anything is sent again",
+            reason=exc.reason,
+        )
+        found = await self._look_up(model, entry.prior_tasks)
+        if found is not None:
+            return await self._take(model, entry, found)
+        if attempts >= SUBMIT_ATTEMPTS:
+            raise ResourceFailed(Unanswered(Task.training(model.task_name), attempts, cause)) from exc
+        run.emit(
+            "lookup", model.address, f"{model.task_name} is not in the account after the look-ups: submitting it again"
+        )
+        entry.status = Status.SUBMITTING
+        return None
+
+    async def _upload_again(
+        self, model: DesiredModel, assets: dict[str, str], exc: NovitaError, *, first_round: bool
+    ) -> dict[str, str]:
+        """Novita does not know an asset: an upload a kill interrupted (recorded as pending), or one it no longer
+        keeps (retention is undocumented). Upload again only what it names; if it names none, the unconfirmed ones
+        (on the first round), then all."""
+        run = self.run
+        named = {h for h, a in assets.items() if a and a in str(exc)}
+        pending = {h for h in assets if (rec := run.state.images.get(h)) is None or rec.status != "uploaded"}
+        again = named or (pending if first_round and pending else set(assets))
+        for h in again:
+            self.uploader.forget(h, assets[h])
+        run.emit(
+            "reupload", model.address, f"Novita does not know {len(again)} uploaded image(s): uploading them again"
+        )
+        return await self.uploader.upload_all(model)
 
     async def _wait(self, model: DesiredModel, entry: ModelEntry) -> str:
         run = self.run
@@ -250,88 +270,94 @@ class Trainer:
             return await run.client.get_training(task_id, model.task_type)
 
         async def settle(status: TrainingStatus) -> str | None:
-            if status.is_done and status.model_name:
-                entry.status, entry.model_name, entry.updated_at = Status.SUCCEEDED, status.model_name, now_iso()
-                run.finished.add(model.address)  # done, even if a stop cuts the commit below (the final save has it)
-                await run.commit()
-                run.emit(
-                    "task_done",
-                    model.address,
-                    f"training {model.task_name} done in {duration(time.monotonic() - began)}: {status.model_name}",
-                    model_name=status.model_name,
-                )
-                return status.model_name
-            if status.is_failed:
-                entry.status, entry.reason, entry.updated_at = Status.FAILED, f"ended {status.task_status}", now_iso()
-                await run.commit()
-                raise ResourceFailed(f"training {model.task_name} ended {status.task_status} on Novita")
-            if not status.is_pending:
-                raise ResourceFailed(
-                    f"training {model.task_name}: Novita reports an unknown status {status.task_status!r}; "
-                    "it stays recorded as training and the next apply checks it again"
-                )
-            if status.is_done:  # SUCCESS and SERVING, yet no model name to generate with
-                raise ResourceFailed(
-                    f"training {model.task_name}: Novita reports it SERVING but names no model; "
-                    "it stays recorded as training and the next apply checks it again"
-                )
-            text = f"training {model.task_name} {status.task_status}"
-            if status.task_status == "TRAINING" and status.progress_percent is not None:
-                text += f" {status.progress_percent:.0f}%"
-            if status.task_status == "SUCCESS":
-                text += " (model deploying)"
-            if status.eta_relative:
-                text += f" (eta {duration(status.eta_relative)})"
-            run.emit(
-                "task_progress",
-                model.address,
-                text,
-                status=status.task_status,
-                progress=status.progress_percent,
-                eta=status.eta_relative,
-            )
-            return None
-
-        def pace(status: TrainingStatus) -> Look:
-            return Look(status.eta_relative, status.progress_percent)
-
-        def progress(status: TrainingStatus) -> str:
-            where = status.task_status
-            if status.task_status == "TRAINING" and status.progress_percent is not None:
-                where += f" {status.progress_percent:.0f}%"
-            deploying = status.model_status_of(status.model_name)
-            return where + (f", model {deploying}" if deploying else "")
+            return await self._settle(model, entry, status, began)
 
         return await run.wait_for(
             look,
             settle,
             run.options.training_poll,
-            pace,
-            progress=progress,
+            lambda status: Look(status.eta_relative, status.progress_percent),
+            progress=_how_far,
             stall_after=run.options.training_stall,
-            what=f"training {model.task_name}",
+            what=Task.training(model.task_name),
         )
+
+    async def _settle(self, model: DesiredModel, entry: ModelEntry, status: TrainingStatus, began: float) -> str | None:
+        """One look at the training: its model name once it serves, None while it runs; raises when it failed."""
+        run = self.run
+        task = Task.training(model.task_name)
+        if status.is_done and status.model_name:
+            entry.status, entry.model_name, entry.updated_at = Status.SUCCEEDED, status.model_name, now_iso()
+            entry.finished_at = entry.updated_at  # how long it took teaches the plan's estimate
+            run.finished.add(model.address)  # done, even if a stop cuts the commit below (the final save has it)
+            await run.commit()
+            run.emit(
+                "task_done",
+                model.address,
+                f"training {model.task_name} done in {duration(time.monotonic() - began)}: {status.model_name}",
+                model_name=status.model_name,
+            )
+            return status.model_name
+        if status.is_failed:
+            entry.status, entry.reason, entry.updated_at = Status.FAILED, f"ended {status.task_status}", now_iso()
+            await run.commit()
+            raise ResourceFailed(TaskEnded(task, status.task_status))
+        if not status.is_pending:
+            raise ResourceFailed(UnknownStatus(task, status.task_status))
+        if status.is_done:  # SUCCESS and SERVING, yet no model name to generate with
+            raise ResourceFailed(NoModelName(task))
+        run.emit(
+            "task_progress",
+            model.address,
+            _progress_line(model, status),
+            status=status.task_status,
+            progress=status.progress_percent,
+            eta=status.eta_relative,
+        )
+        return None
 
     async def trained_name(self, name: str) -> str:
         """The trained model name a generation uses: wait for this apply's training, or take it from state."""
+        needs = f"LoraModel/{name}"
         task = self.tasks.get(name)
         if task is not None:
             try:
                 model_name = await asyncio.shield(task)
-            except (ResourceFailed, NovitaError) as exc:
-                raise Skipped(f"LoraModel/{name} failed: {exc}") from None
+            except ResourceFailed as exc:  # the model's own failure (its _guard turned any error into this)
+                raise Skipped(Blocked(needs, Failed(exc.cause))) from None
             except Stalled:
-                raise Deferred(f"LoraModel/{name} is still training (no progress lately, see above)") from None
+                raise Deferred(Postponed(needs, stalled=True)) from None
             except Interrupted:  # stopped while waiting for the model: this generation was stopped too, not skipped
                 raise Interrupted() from None
             except Skipped as exc:
-                raise Skipped(f"LoraModel/{name} was skipped ({exc})") from None
+                raise Skipped(Blocked(needs, exc.outcome)) from None
             if model_name is None:
-                raise Deferred(f"LoraModel/{name} is still training (--no-wait); apply again to generate")
+                raise Deferred(Postponed(needs))
             return model_name
         entry = self.run.state.model(name)
         if entry is None or entry.status != Status.SUCCEEDED or not entry.model_name:
             if entry is not None and entry.in_flight and not self.run.options.wait:
-                raise Deferred(f"LoraModel/{name} is still training (--no-wait); apply again to generate")
-            raise Skipped(f"LoraModel/{name} has no trained model yet")
+                raise Deferred(Postponed(needs))
+            raise Skipped(Blocked(needs))
         return entry.model_name
+
+
+def _progress_line(model: DesiredModel, status: TrainingStatus) -> str:
+    """`training alice-v1-0123abcd TRAINING 45% (eta 3m10s)`, the line of a progress event."""
+    text = f"training {model.task_name} {status.task_status}"
+    if status.task_status == "TRAINING" and status.progress_percent is not None:
+        text += f" {status.progress_percent:.0f}%"
+    if status.task_status == "SUCCESS":
+        text += " (model deploying)"
+    if status.eta_relative:
+        text += f" (eta {duration(status.eta_relative)})"
+    return text
+
+
+def _how_far(status: TrainingStatus) -> str:
+    """How far a training got, for the no-progress ceiling: `TRAINING 45%`, `SUCCESS, model DEPLOYING`."""
+    where = status.task_status
+    if status.task_status == "TRAINING" and status.progress_percent is not None:
+        where += f" {status.progress_percent:.0f}%"
+    deploying = status.model_status_of(status.model_name)
+    return where + (f", model {deploying}" if deploying else "")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from reconciler.apply.context import Run
-from reconciler.apply.outcome import Interrupted, ResourceFailed
+from reconciler.apply.outcome import Interrupted, ResourceFailed, UploadFailed
 from reconciler.desired.resources import DesiredImage, DesiredModel
 from reconciler.errors import NovitaError
 from reconciler.state import ImageRecord, now_iso
@@ -61,7 +61,7 @@ class Uploader:
             return assets_id
         except NovitaError as exc:  # the storage's or the ticket's answer, named with the image it was for
             self._uploads.pop(image.sha256, None)
-            failure = ResourceFailed(f"could not upload {image.display}: {exc}")
+            failure = ResourceFailed(UploadFailed(image.display, str(exc)))
             future.set_exception(failure)
             raise failure from exc
         except BaseException as exc:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERRUPTED = 130
+EXIT_OVER_BUDGET = 3  # plan (and apply) over apply.budget or --max-*
 EXIT_TIMED_OUT = 124  # apply --timeout passed, or a task stopped making progress (the status GNU timeout uses)
 
 
@@ -160,8 +161,8 @@ def colour() -> bool:
 
 def empty_state_note(settings: Settings) -> None:
     """An empty listing says which state was read, and points at the other one when that one is not empty."""
-    from reconciler.commands.workspace import DEFAULT_STATE, SIM_STATE
-    from reconciler.state import read_state
+    from reconciler.state.backend import DEFAULT_STATE, SIM_STATE
+    from reconciler.state.file import read_state
     from reconciler.text import plural
     from reconciler.urls import redact_url_password
 
@@ -175,9 +176,27 @@ def empty_state_note(settings: Settings) -> None:
     click.echo(f"The {'simulator' if settings.sim else 'account'}'s state {said}.", err=True)
     other, flag = (DEFAULT_STATE, "") if settings.sim else (SIM_STATE, " --sim")
     if other.exists() and where in (DEFAULT_STATE, SIM_STATE):
-        count = len(read_state(other).resources)
+        count = len(read_state(other).listed)
         if count:
             whose = "account" if settings.sim else "simulator"
             click.echo(
                 f"The {whose}'s state {other} has {plural(count, 'resource')}: reconciler state list{flag}", err=True
             )
+
+
+def budget_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--max-trainings, --max-images, --max-cost: this run's budget (over apply.budget in reconciler.yaml)."""
+    over = (
+        f"Over it, plan exits {EXIT_OVER_BUDGET} and apply refuses before paying anything. "
+        "[default: apply.budget.{key} in reconciler.yaml]"
+    )
+    for flag, kind, metavar, text in reversed(
+        (
+            ("--max-trainings", click.IntRange(0), "N", "Budget: at most N trainings in one apply."),
+            ("--max-images", click.IntRange(0), "N", "Budget: at most N images in one apply."),
+            ("--max-cost", click.FloatRange(0), "USD", "Budget: at most this many USD in one apply (needs prices:)."),
+        )
+    ):
+        key = flag[2:].replace("-", "_")
+        command = click.option(flag, type=kind, metavar=metavar, help=f"{text} {over.format(key=key)}")(command)
+    return command

@@ -10,8 +10,10 @@ import click
 
 from reconciler.cli.common import (
     EXIT_INTERRUPTED,
+    EXIT_OVER_BUDGET,
     EXIT_TIMED_OUT,
     Duration,
+    budget_options,
     colour,
     dumb_terminal,
     files_option,
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     help="Also list each history and forgotten-generation file that `apply --prune` would delete.",
 )
 @unanswered_option
+@budget_options
 def plan(
     files: tuple[str, ...],
     state_path: str | None,
@@ -78,15 +81,18 @@ def plan(
     refresh: bool,
     prune: bool,
     on_unanswered_submit: str | None,
+    max_trainings: int | None,
+    max_images: int | None,
+    max_cost: float | None,
 ) -> None:
     """Show what apply would upload, train, generate, adopt and forget.
 
     Refreshes the account's training list and the tasks in flight, then diffs the manifests against the
     state and the account. Changes nothing.
     """
-    from reconciler.commands.workflow import plan_command, plan_origin
+    from reconciler.commands.plan_apply import plan_command, plan_origin
     from reconciler.plan.planfile import save_plan
-    from reconciler.present.render import render_json, render_markdown, render_text
+    from reconciler.present.render import plan_json, render_json, render_markdown, render_text
 
     settings = make_settings(
         files,
@@ -97,7 +103,9 @@ def plan(
         workspace=workspace,
         on_unanswered_submit=on_unanswered_submit,
     )
-    result = plan_command(settings, refresh=refresh, prune=prune)
+    settings.budget_flags = (max_trainings, max_images, max_cost)
+    planned = plan_command(settings, refresh=refresh, prune=prune)
+    result = planned.plan
     fmt = "json" if as_json else fmt
     if fmt == "json":
         click.echo(render_json(result), nl=False)
@@ -106,10 +114,12 @@ def plan(
     else:
         click.echo(render_text(result, colour=colour(), legend=isatty(sys.stdout)), nl=False)
     if out:
-        origin = plan_origin(settings)
-        save_plan(result, Path(out), origin)
+        origin = plan_origin(settings, planned.scope)
+        save_plan(result, Path(out), origin, plan_json(result))
         if fmt == "text":
             click.echo(f"\nSaved the plan to {out}. Apply exactly this plan with: {origin.apply_command(out)}")
+    if result.estimate is not None and result.estimate.overruns:
+        sys.exit(EXIT_OVER_BUDGET)
     if detailed_exitcode and (not result.empty or result.warnings):
         sys.exit(2)
 
@@ -179,6 +189,7 @@ def plan(
     "recorded; the next apply checks it again). Default: 1h for trainings, 10m for generations.",
 )
 @unanswered_option
+@budget_options
 def apply(
     planfile: str | None,
     files: tuple[str, ...],
@@ -200,18 +211,21 @@ def apply(
     timeout: float | None,
     stall_timeout: float | None,
     on_unanswered_submit: str | None,
+    max_trainings: int | None,
+    max_images: int | None,
+    max_cost: float | None,
 ) -> None:
     """Upload, train and generate only what is missing; or apply a saved PLANFILE exactly.
 
     Without PLANFILE it plans, shows the plan and asks for approval. The state is saved after every step,
     so an apply killed at any moment resumes where it stopped without paying twice. Ctrl-C stops
     submitting and waiting at once, saves the state and says what is still running (exit 130).
-    Exit 0 when everything that could be done was (with --no-wait: submitted), 1 when anything failed,
-    124 when --timeout passed or a task stopped making progress.
+    Exit 0 when everything that could be done was (with --no-wait: submitted), 1 when anything failed (or the
+    balance ran out), 3 when the plan is over budget, 124 when --timeout passed or a task stopped making progress.
     """
     from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions
     from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
-    from reconciler.commands.workflow import apply_command
+    from reconciler.commands.plan_apply import apply_command
     from reconciler.commands.workspace import sim_poll_policies
 
     if planfile and (targets or replace or prune):
@@ -223,7 +237,7 @@ def apply(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
     if planfile:
-        from reconciler.commands.workflow import saved_plan_settings
+        from reconciler.commands.plan_apply import saved_plan_settings
 
         settings = saved_plan_settings(
             Path(planfile),
@@ -238,6 +252,7 @@ def apply(
         settings = make_settings(
             files, state_path, sim, lock_timeout, targets, replace, workspace, on_unanswered_submit
         )
+    settings.budget_flags = (max_trainings, max_images, max_cost)
     train_poll, gen_poll = sim_poll_policies() if settings.sim else (TRAINING, GENERATION)
     if poll_interval is not None:
         train_poll = gen_poll = PollPolicy.every(poll_interval)
@@ -318,10 +333,10 @@ class _ApplyConsole:
 
 def _refuse_held(the_plan: Plan) -> None:
     """Held resources need a person's decision: the run does not count as converged (exit 1)."""
-    if the_plan.warnings:
+    if the_plan.held:
         from reconciler.text import noun, plural
 
-        n = len(the_plan.warnings)
+        n = len(the_plan.held)
         raise ReconcilerError(
             f"{plural(n, 'resource')} held for a decision (see the {noun(n, 'warning')} "
             "above); Novita does not match the manifests until then."
@@ -329,19 +344,20 @@ def _refuse_held(the_plan: Plan) -> None:
 
 
 def _finish_apply(result: ApplyResult) -> None:
+    from reconciler.present import outcome as words
     from reconciler.text import duration, plural
 
     err = sys.stderr
     if result.failed or result.skipped or result.stalled:
         click.echo("", file=err)
-        for addr, message in sorted(result.failed.items()):
-            click.echo(f"Error: {addr}: {message}", file=err)
-        for addr, message in sorted(result.skipped.items()):
-            click.echo(f"Skipped: {addr}: {message}", file=err)
-        for addr, message in sorted(result.stalled.items()):
-            click.echo(f"Stalled: {addr}: {message}", file=err)
-    for addr, message in sorted(result.deferred.items()):
-        click.echo(f"Left for the next apply: {addr}: {message}", file=err)
+        for addr, failed in sorted(result.failed.items()):
+            click.echo(f"Error: {addr}: {words.cause(failed.cause, addr)}", file=err)
+        for addr, blocked in sorted(result.skipped.items()):
+            click.echo(f"Skipped: {addr}: {words.skipped(blocked)}", file=err)
+        for addr, stuck in sorted(result.stalled.items()):
+            click.echo(f"Stalled: {addr}: {words.stuck(stuck)}", file=err)
+    for addr, postponed in sorted(result.deferred.items()):
+        click.echo(f"Left for the next apply: {addr}: {words.postponed(postponed)}", file=err)
     if result.timed_out:
         click.echo(
             f"Stopped at the --timeout deadline ({duration(result.elapsed)}): the state is saved; "
@@ -350,14 +366,15 @@ def _finish_apply(result: ApplyResult) -> None:
         )
     if result.still_running:
         click.echo("Still running on Novita (the next apply collects them, nothing is resubmitted):", file=err)
-        for line in result.still_running:
-            click.echo(f"  {line}", file=err)
-    # each line is "<address> (<task>)", and a matrix member's address may itself hold " ("
-    running = {line.rsplit(" (", 1)[0] for line in result.still_running}
-    not_done = sorted(a for a in result.stopped if a not in running)
+        for running in result.still_running:
+            click.echo(f"  {running.address} ({running.task})", file=err)
+    running_now = {r.address for r in result.still_running}
+    not_done = sorted(a for a in result.stopped if a not in running_now)
     if not_done:
         shown = ", ".join(not_done[:5]) + (f", … and {len(not_done) - 5} more" if len(not_done) > 5 else "")
         click.echo(f"Not done yet, {plural(len(not_done), 'resource')} (the next apply does them): {shown}", file=err)
+    if result.unfunded:
+        click.echo(f"Stopped: {words.UNFUNDED}", file=err)
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if result.failed or result.skipped:

@@ -41,16 +41,32 @@ def init() -> None:
 @cli.command(short_help="Check the manifests offline.")
 @files_option
 def validate(files: tuple[str, ...]) -> None:
-    """Check the manifests offline: every error at once, as file:line:col."""
+    """Check the manifests and reconciler.yaml offline: every error at once, as file:line:col."""
+    from reconciler.errors import ConfigError, ManifestError, ReconcilerError
     from reconciler.load import load_manifests
+    from reconciler.load.config import CONFIG_FILE, load_config
     from reconciler.text import plural
 
-    manifests = load_manifests([Path(f) for f in files] or [Path("manifests")], Path.cwd())
+    settings: ConfigError | None = None
+    try:
+        has_config = load_config(Path.cwd()).file is not None
+    except ConfigError as exc:
+        settings, has_config = exc, True
+    try:
+        manifests = load_manifests([Path(f) for f in files] or [Path("manifests")], Path.cwd())
+    except ManifestError as exc:
+        if settings is not None:  # both: the manifests' errors, then the settings' ones
+            raise ReconcilerError(f"{exc}\n{settings}") from None
+        raise
+    if settings is not None:
+        raise settings
+    for note in manifests.notes:
+        click.echo(f"Note: {note}", err=True)
     count = len(manifests.datasets) + len(manifests.models) + len(manifests.generations)
     swept = [m.matrix for m in manifests.models.values() if m.matrix]
     swept += [g.matrix for g in manifests.generations.values() if g.matrix]
     members = f" ({plural(len(set(swept)), 'matrix', 'matrices')}: {len(swept)} members)" if swept else ""
-    click.echo(f"{plural(count, 'resource')} valid{members}")
+    click.echo(f"{plural(count, 'resource')} valid{members}" + (f"; {CONFIG_FILE} valid" if has_config else ""))
 
 
 @cli.command(short_help="Print the JSON Schema of a manifest document.")

@@ -21,7 +21,7 @@ def refresh(
 
     Records trainings that finished or failed since the last apply. Downloads nothing and submits nothing.
     """
-    from reconciler.commands.workflow import refresh_command
+    from reconciler.commands.state_cmds import refresh_command
     from reconciler.text import plural
 
     refreshed = refresh_command(make_settings(files, state_path, sim, lock_timeout, workspace=workspace))
@@ -43,15 +43,15 @@ def state() -> None:
 @sim_option
 def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
     """List the resources in the state, with their status."""
-    from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry
-    from reconciler.state.ops import pull_state
+    from reconciler.commands.state_cmds import pull_state
+    from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry
     from reconciler.text import plural
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     data = pull_state(settings)
-    if not data.resources:
+    if not data.listed:
         empty_state_note(settings)
-    for addr, entry in sorted(data.resources.items()):
+    for addr, entry in sorted(data.listed.items()):
         if isinstance(entry, GenerationEntry):
             detail = f"{plural(len(entry.files), 'image')} in {entry.output}"
             if entry.history:
@@ -61,6 +61,7 @@ def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None
         elif isinstance(entry, ForgottenEntry):
             detail = f"{plural(len(entry.files), 'file')} on disk until `apply --prune`"
         else:
+            assert isinstance(entry, ModelEntry)  # `listed` holds no ledger
             detail = entry.model_name or entry.task_name or ""
         click.echo(f"{addr}\t{entry.status}\t{detail}".rstrip())
 
@@ -73,7 +74,7 @@ def state_show(address: str, state_path: str | None, workspace: str | None, sim:
     """Show everything the state holds for ADDRESS (e.g. LoraModel/alice-v1)."""
     import json
 
-    from reconciler.state.ops import pull_state
+    from reconciler.commands.state_cmds import pull_state
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     entry = pull_state(settings).entry(address)
@@ -90,11 +91,41 @@ def state_rm(
     addresses: tuple[str, ...], state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool
 ) -> None:
     """Forget ADDRESSES in the state without touching Novita or any file (the next plan may adopt them)."""
-    from reconciler.commands.workflow import remove_from_state
+    from reconciler.commands.state_cmds import remove_from_state
 
     remove_from_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), addresses)
     for addr in addresses:
         click.echo(f"Removed {addr} from the state.")
+
+
+@state.command("mv", short_help="Move a resource to another address in the state (a rename).")
+@click.argument("source", metavar="FROM")
+@click.argument("target", metavar="TO")
+@state_options
+@sim_option
+@click.option("--dry-run", is_flag=True, help="Check the move and say what it would do; change nothing.")
+def state_mv(
+    source: str,
+    target: str,
+    state_path: str | None,
+    workspace: str | None,
+    lock_timeout: float,
+    sim: bool,
+    dry_run: bool,
+) -> None:
+    """Move the state entry at FROM to TO (e.g. Generation/old-name Generation/new-name), as Terraform's state mv.
+
+    What the entry records (identity, Novita task, trained model, images and their history) stays; only its
+    address changes. Renames whose request is unchanged need no mv: the plan finds them by identity. Use it
+    when a rename comes with a changed request, so the change is planned as a replace of the renamed resource
+    (its images kept in history) instead of a create and a forget.
+    """
+    from reconciler.commands.state_mv import move_in_state
+
+    settings = make_settings((), state_path, sim, lock_timeout, workspace=workspace)
+    move = move_in_state(settings, source, target, dry_run=dry_run)
+    verb = "Would move" if dry_run else "Moved"
+    click.echo(f"{verb} {move.source} to {move.target} in the state.")
 
 
 @state.command("pull", short_help="Print the state as JSON (now, or an earlier --serial).")
@@ -103,7 +134,7 @@ def state_rm(
 @click.option("--serial", type=click.IntRange(1), metavar="N", help="A kept earlier version (see `state history`).")
 def state_pull(state_path: str | None, workspace: str | None, sim: bool, serial: int | None) -> None:
     """Print the state as JSON (the current version, or --serial N), e.g. to keep a copy or to inspect it."""
-    from reconciler.state.ops import pull_state
+    from reconciler.commands.state_cmds import pull_state
 
     data = pull_state(make_settings((), state_path, sim, workspace=workspace), serial)
     click.echo(data.model_dump_json(indent=1))
@@ -120,12 +151,18 @@ def state_push(
     """Replace the state with FILE (a state JSON document; - reads standard input).
 
     Refused when FILE is another state (lineage) or older (a lower serial, or the same serial with other
-    content) than the one it would replace, unless --force.
+    content) than the one it would replace, unless --force. A journal (FILE ending in .jsonl, from
+    state/journal/ on another machine) is replayed into the state instead: its paid tasks are recorded.
     """
-    from reconciler.state.ops import push_state
+    from reconciler.commands.state_cmds import push_state
 
     pushed = push_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), source, force=force)
-    if pushed.unchanged:
+    if pushed.recorded is not None:
+        from reconciler.text import plural
+
+        done = f"recorded {plural(len(pushed.recorded), 'paid task')}" if pushed.recorded else "it held nothing new"
+        click.echo(f"Replayed the journal {source} into {pushed.target} (serial {pushed.serial}): {done}.")
+    elif pushed.unchanged:
         click.echo(f"{pushed.target} already holds exactly this state (serial {pushed.serial}); nothing pushed.")
     else:
         click.echo(f"Pushed {source} to {pushed.target} as serial {pushed.serial}.")
@@ -151,7 +188,7 @@ def state_migrate(
     Both states are locked while copying; the copy is read back and compared with the source. The source
     is left as it was: point state.url (reconciler.yaml) or RECONCILER_STATE_URL at the new place afterwards.
     """
-    from reconciler.state.ops import describe_migration, migrate_state
+    from reconciler.commands.state_cmds import describe_migration, migrate_state
 
     settings = make_settings((), state_path, sim, lock_timeout, workspace=workspace)
     migrated = migrate_state(settings, to, to_workspace, force=force)
@@ -162,15 +199,22 @@ def state_migrate(
 @state_option
 @sim_option
 def state_history(state_path: str | None, workspace: str | None, sim: bool) -> None:
-    """List the kept versions of the state, newest first (read one with `state pull --serial N`)."""
-    from reconciler.state.ops import state_history as history
+    """List the kept versions of the state, newest first (read one with `state pull --serial N`), then what each
+    apply spent: the account's balance before and after it."""
+    from reconciler.commands.state_cmds import pull_state
+    from reconciler.commands.state_cmds import state_history as history
+    from reconciler.present.estimate import spend_lines
 
-    where, versions = history(make_settings((), state_path, sim, workspace=workspace))
+    settings = make_settings((), state_path, sim, workspace=workspace)
+    where, versions = history(settings)
     if not versions:
         click.echo(f"No versions of the state in {where}.")
         return
     for v in versions:
         click.echo(f"{v.serial}\t{v.saved_at}\t{v.command}".rstrip())
+    ledger = pull_state(settings).ledger()
+    for line in spend_lines(ledger.applies if ledger is not None else []):
+        click.echo(line)
 
 
 @cli.command("pull", short_help="Write the generated images from the outputs remote into outputs/.")
@@ -181,10 +225,13 @@ def pull(state_path: str | None, workspace: str | None) -> None:
     Free: nothing is generated and the state is not changed. Images already here and intact are kept. Needs
     outputs.remote in reconciler.yaml (or RECONCILER_OUTPUTS_REMOTE). Exits 1 when the remote lacks some.
     """
-    from reconciler.commands.workflow import pull_command
+    from reconciler.commands.outputs_sync import pull_command
+    from reconciler.present.wording import warning_text
     from reconciler.text import plural
 
     pulled = pull_command(make_settings((), state_path, False, workspace=workspace))
+    for warning in pulled.warnings:
+        click.echo(f"Warning: {warning_text(warning)}", err=True)
     for address, n in sorted(pulled.fetched.items()):
         click.echo(f"{address}: fetched {plural(n, 'image')}")
     total = sum(pulled.fetched.values())
@@ -220,7 +267,7 @@ def import_(
     The training is recorded as the model's current definition: the next plan will not retrain it unless
     the manifest changes.
     """
-    from reconciler.commands.workflow import import_training
+    from reconciler.commands.state_cmds import import_training
 
     imported = import_training(
         make_settings(files, state_path, sim, lock_timeout, workspace=workspace), address, task_id
@@ -239,8 +286,8 @@ def force_unlock(state_path: str | None, workspace: str | None, sim: bool, yes: 
     On PostgreSQL the lock is the server's and goes with its holder's connection, so only a stale record of
     the holder can be left; a lock held by a live connection is refused with what to do instead.
     """
-    from reconciler.state import describe_holder
-    from reconciler.state.ops import force_unlock_state, lock_holder
+    from reconciler.commands.state_cmds import force_unlock_state, lock_holder
+    from reconciler.state.file import describe_holder
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     info = lock_holder(settings)

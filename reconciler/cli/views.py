@@ -38,8 +38,8 @@ def show(planfile: str | None, state_path: str | None, workspace: str | None, si
         if saved.origin is not None and not saved.plan.empty:
             click.echo(f"\nApply exactly this plan with: {saved.origin.apply_command(planfile)}")
         return
+    from reconciler.commands.state_cmds import pull_state
     from reconciler.present.readout import state_text
-    from reconciler.state.ops import pull_state
     from reconciler.urls import redact_url_password
 
     settings = make_settings((), state_path, sim, workspace=workspace)
@@ -62,12 +62,24 @@ def show(planfile: str | None, state_path: str | None, workspace: str | None, si
 def output(name: str | None, state_path: str | None, workspace: str | None, sim: bool, as_json: bool) -> None:
     """Print what apply produced, for scripts: each LoraModel's trained model file name (to use in other
     tools) and each Generation's image paths with their sha256. NAME (alice-v1 or LoraModel/alice-v1)
-    prints only that one: the model file name alone, or the image paths one per line. Reads the state only."""
-    from reconciler.present.readout import find_output, one_output_text, output_json, output_text, output_values
-    from reconciler.state.ops import pull_state
+    prints only that one: the model file name alone, or the image paths one per line; a matrix's name prints
+    each member's. In JSON a matrix member also has `matrix` and `axes` (its swept values). Reads the state only."""
+    from reconciler.commands.state_cmds import pull_state
+    from reconciler.present.readout import (
+        find_output,
+        matrix_outputs,
+        one_output_text,
+        output_json,
+        output_text,
+        output_values,
+    )
 
     settings = make_settings((), state_path, sim, workspace=workspace)
     values = output_values(pull_state(settings))
+    members = matrix_outputs(values, name) if name is not None and name not in values else {}
+    if members:  # a matrix: each member's outputs, its axis values under `axes` in JSON
+        click.echo(output_json(members) if as_json else output_text(members), nl=False)
+        return
     if name is not None:
         addr, value = find_output(values, name)
         click.echo(output_json(value) if as_json else one_output_text(addr, value), nl=False)
@@ -104,7 +116,7 @@ def gallery(state_path: str | None, workspace: str | None, sim: bool, out: str |
     kept by content hash. `apply` refreshes it after writing images (unless --no-gallery, or
     `outputs.gallery: false` in reconciler.yaml).
     """
-    from reconciler.commands.workflow import gallery_command, gallery_folder
+    from reconciler.commands.gallery import gallery_command, gallery_folder
     from reconciler.present.gallery import serve_gallery
 
     settings = make_settings((), state_path, sim, workspace=workspace)

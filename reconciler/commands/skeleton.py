@@ -3,8 +3,8 @@
 A commented example of each kind (with placeholder photos drawn here, so `validate`, `plan --sim` and
 `apply --sim` work with no edit), the JSON Schema the YAML language server completes them from, a
 `reconciler.yaml` with every default commented, and a `.gitignore` for what is not project data (the lock,
-the hash cache, the simulator's account and state). An existing file is never overwritten, and no example
-manifest is added to a manifests folder that already holds manifests (its resources would be applied).
+the hash cache, the simulator's account and state, the local journal). An existing file is never overwritten, and
+no example manifest is added to a manifests folder that already holds manifests (its resources would be applied).
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ PROJECT_SETTINGS = """\
 # state:
 #   url: state/state.json            # where the state lives (RECONCILER_STATE_URL, --state)
 #   workspace: default               # one of several named states (RECONCILER_WORKSPACE)
+#   reconnect_window: 60             # seconds an apply rides out a lost database (RECONCILER_RECONNECT_WINDOW)
 # outputs:
 #   remote: s3://bucket/prefix       # also keep every image there (RECONCILER_OUTPUTS_REMOTE)
 #   gallery: true                    # refresh the static gallery after an apply that wrote images
@@ -111,6 +112,13 @@ state/*.d/*/.*.hashcache.json
 state/*.d/*/*.backup
 state/sim.json
 state/.sim/
+state/journal/
+state/*.d/*/journal/
+# the gallery is derived: `reconciler gallery` (and every apply) rebuilds it from the state and the outputs
+gallery/
+# outputs/ holds the generated images, kept one of two ways: commit them with the state (small projects), or
+# keep them in an outputs remote (outputs.remote in reconciler.yaml), add `outputs/` here, and let
+# `reconciler pull` write them back on another machine
 """
 
 

@@ -17,11 +17,20 @@ from typing import TYPE_CHECKING
 from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import Desired, build_desired
 from reconciler.errors import ConfigError
-from reconciler.load.config import CONFIG_FILE, LoadedConfig, ProjectConfig, load_config, resolve
+from reconciler.load.config import (
+    CONFIG_FILE,
+    RECONNECT_WINDOW_ENV,
+    LoadedConfig,
+    ProjectConfig,
+    load_config,
+    reconnect_window,
+    resolve,
+)
 from reconciler.load.schema import NAME_PATTERN
-from reconciler.plan.policy import Choice, SubmitPolicy
-from reconciler.state.backend import Backend, Lock, is_url, open_backend, workspace_file
+from reconciler.plan.policy import SubmitPolicy
+from reconciler.state.backend import DEFAULT_STATE, SIM_STATE, Backend, Lock, is_url, open_backend, workspace_file
 from reconciler.state.file import FileBackend
+from reconciler.status import OnUnanswered as Choice
 from reconciler.urls import redact_url_password
 
 if TYPE_CHECKING:
@@ -30,8 +39,6 @@ if TYPE_CHECKING:
     from reconciler.outputs.store import OutputsRemote
 
 DEFAULT_MANIFESTS = Path("manifests")
-DEFAULT_STATE = Path("state/state.json")
-SIM_STATE = Path("state/sim.json")
 SIM_DATA = Path("state/.sim")
 SIM_KEY = "sim-local-key"  # the in-process simulator accepts any key; this one is not a secret
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -66,6 +73,7 @@ class Settings:
     outputs_setting: str = RECONCILER_OUTPUTS_REMOTE
     state_location: str = ""  # the state's location as given (a path before its workspace, or a URL)
     on_unanswered_submit: Choice | None = None  # --on-unanswered-submit: this run's explicit choice
+    budget_flags: tuple[int | None, int | None, float | None] = (None, None, None)  # --max-trainings/-images/-cost
 
     @classmethod
     def make(
@@ -151,10 +159,15 @@ class Settings:
         return OutputsRemote(self.outputs_remote, self.outputs_setting)
 
     def backend(self) -> Backend:
-        """Where the state lives (a file, or a database), chosen in one place."""
+        """Where the state lives (a file, or a database), chosen in one place, with its local journal."""
+        from reconciler.state.journal import JournaledBackend, journal_folder
+
         if self.state_url is not None:
-            return open_backend(self.state_url, self.workspace, self.state_setting)
-        return FileBackend(self.state_path, self.workspace)
+            window = reconnect_window(self.config, os.environ.get(RECONNECT_WINDOW_ENV))
+            inner = open_backend(self.state_url, self.workspace, self.state_setting, reconnect_window=window)
+        else:
+            inner = FileBackend(self.state_path, self.workspace)
+        return JournaledBackend(inner, journal_folder(self.state_path), f"{self.state_path.stem}-{self.workspace}")
 
     @contextlib.contextmanager
     def locked(self, command: str) -> Iterator[tuple[Backend, Lock]]:
@@ -164,11 +177,14 @@ class Settings:
 
 
 def load_desired(settings: Settings) -> tuple[Desired, HashCache]:
-    """Validate the manifests and hash their images (through the stat cache). No network."""
+    """Validate the manifests (unchanged files through the manifest cache) and hash their images (through the
+    stat cache). No network."""
     from reconciler.load import load_manifests
+    from reconciler.load.manifestcache import ManifestCache
 
-    cache = HashCache(settings.cache_file)
-    manifests = load_manifests(settings.files, settings.root, cache)
+    parsed = ManifestCache(settings.cache_file.with_name(f".{settings.state_path.stem}.manifests.hashcache.json"))
+    cache = HashCache(settings.cache_file, parsed)  # saves both once the plan is made
+    manifests = load_manifests(settings.files, settings.root, cache, parsed)
     desired = build_desired(manifests, cache, settings.root)
     return desired, cache
 

@@ -13,8 +13,12 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.files import atomic_write
+
+if TYPE_CHECKING:
+    from reconciler.load.manifestcache import ManifestCache
 
 CHUNK = 1 << 20
 CACHE_VERSION = 1
@@ -32,10 +36,14 @@ def sha256_file(path: Path) -> str:
 
 
 class HashCache:
-    """sha256 of files by path, trusting a cached value while size, mtime_ns and inode are unchanged."""
+    """sha256 of files by path, trusting a cached value while size, mtime_ns and inode are unchanged.
 
-    def __init__(self, cache_file: Path | None) -> None:
+    `parsed`: the manifest cache kept beside it, saved with it (so a command that fails before its plan is
+    made writes neither)."""
+
+    def __init__(self, cache_file: Path | None, parsed: ManifestCache | None = None) -> None:
         self.cache_file = cache_file
+        self.parsed = parsed
         self._entries: dict[str, list[int | str]] = {}
         self._dirty = False
         self._stats: dict[str, os.stat_result] = {}  # taken by known_format, used once by the hashing after it
@@ -108,7 +116,9 @@ class HashCache:
         return self.hash_many([path])[path]
 
     def save(self) -> None:
-        """Write the cache if it changed (atomically; a lost cache only costs a re-read)."""
+        """Write the cache if it changed (atomically; a lost cache only costs a re-read), and the manifest cache."""
+        if self.parsed is not None:
+            self.parsed.save()
         if self.cache_file is None or not self._dirty:
             return
         atomic_write(

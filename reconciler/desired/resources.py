@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.desired.hashing import HashCache
 from reconciler.files import display_path
 from reconciler.load.matrix import matrix_of, normalise_address
-from reconciler.plan.policy import Choice
+from reconciler.status import OnUnanswered as Choice
 
 if TYPE_CHECKING:
     from reconciler.load import Generation, ImageFile, LoraModel, ManifestSet
@@ -30,6 +30,12 @@ def canonical_hash(value: Any) -> str:
     """sha256 of a value's canonical JSON (sorted keys, no spaces)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def generation_identity(task_type: str, request: dict[str, Any], extra: dict[str, Any], init_image: str | None) -> str:
+    """A generation's identity: its type, its request with LoRAs resolved to trained model names, its `extra`, and
+    its init image's hash (recomputed from a sidecar to check the identity it claims)."""
+    return canonical_hash({"type": task_type, "request": request, "extra": extra, "init_image": init_image})
 
 
 def address(kind: str, name: str) -> str:
@@ -204,14 +210,8 @@ class DesiredGeneration:
         """The identity hash, or None while a LoRA it uses has no trained model name yet."""
         if any(not model_names.get(m) for m in self.lora_models):
             return None
-        return canonical_hash(
-            {
-                "type": self.task_type,
-                "request": self.resolved_request(model_names),
-                "extra": self.extra,
-                "init_image": self.init_image.sha256 if self.init_image else None,
-            }
-        )
+        init_image = self.init_image.sha256 if self.init_image else None
+        return generation_identity(self.task_type, self.resolved_request(model_names), self.extra, init_image)
 
     def attributes(self, model_names: dict[str, str | None]) -> dict[str, Any]:
         attrs: dict[str, Any] = {"type": self.task_type, **self.resolved_request(model_names), **self.extra}

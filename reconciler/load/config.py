@@ -15,17 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reconciler.errors import ConfigError, Problem
 from reconciler.load.messages import translate
 from reconciler.load.schema import NAME_PATTERN
 from reconciler.load.words import dotted
 from reconciler.load.yamlsource import parse_documents
-from reconciler.plan.policy import Choice
+from reconciler.status import OnUnanswered as Choice
 from reconciler.text import plural
 
 CONFIG_FILE = "reconciler.yaml"
+RECONNECT_WINDOW_ENV = "RECONCILER_RECONNECT_WINDOW"
 
 T = TypeVar("T")
 
@@ -44,6 +45,12 @@ class StateConfig(_Strict):
         pattern=NAME_PATTERN,
         description="One of several named states in the same backend",
     )
+    reconnect_window: float = Field(
+        default=60.0,
+        ge=0,
+        le=86_400,
+        description="Seconds a commit keeps reconnecting to a PostgreSQL state that went away (a failover)",
+    )
 
 
 class OutputsConfig(_Strict):
@@ -59,6 +66,14 @@ class IpmConfig(_Strict):
     img2img: int = Field(default=10, ge=0, le=100_000, description="img2img images per minute (0 = no throttle)")
 
 
+class BudgetConfig(_Strict):
+    """The most one apply may pay for; a plan over it exits with its own status and apply refuses it."""
+
+    max_trainings: int | None = Field(default=None, ge=0, description="Trainings one apply may submit")
+    max_images: int | None = Field(default=None, ge=0, description="Images one apply may generate")
+    max_cost: float | None = Field(default=None, ge=0, description="USD one apply may spend (needs prices)")
+
+
 class ApplyConfig(_Strict):
     parallelism: int = Field(default=16, ge=1, le=64, description="Uploads, submissions and downloads at once")
     on_unanswered_submit: Choice = Field(
@@ -66,6 +81,57 @@ class ApplyConfig(_Strict):
         description="A generation submit that got no answer: submit it again (may pay twice) or hold it",
     )
     ipm: IpmConfig = Field(default_factory=IpmConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+
+
+class TrainingPrices(_Strict):
+    subject: float | None = Field(default=None, ge=0, le=100_000, description="USD per subject training")
+    style: float | None = Field(default=None, ge=0, le=100_000, description="USD per style training")
+
+
+class ImagePrices(_Strict):
+    txt2img: float | None = Field(default=None, ge=0, le=1_000, description="USD per txt2img image")
+    img2img: float | None = Field(default=None, ge=0, le=1_000, description="USD per img2img image")
+
+
+class PricesConfig(_Strict):
+    """What the project pays, in USD (Novita's balance is in USD; it publishes no price for these APIs).
+
+    `training: 1.50` is short for `{subject: 1.50, style: 1.50}`, `image: 0.002` for `{txt2img: .., img2img: ..}`."""
+
+    training: TrainingPrices | None = Field(default=None, description="USD per training, by type (or one figure)")
+    image: ImagePrices | None = Field(default=None, description="USD per image, by type (or one figure)")
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _one_training_price(cls, value: Any) -> Any:
+        return _both(value, "subject", "style")
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _one_image_price(cls, value: Any) -> Any:
+        return _both(value, "txt2img", "img2img")
+
+    @property
+    def given(self) -> bool:
+        return self.training is not None or self.image is not None
+
+    def of_training(self, task_type: str) -> float | None:
+        """USD for one training of `task_type` (subject, style); None when the project gives no price for it."""
+        price: float | None = getattr(self.training, task_type, None)
+        return price
+
+    def of_image(self, task_type: str) -> float | None:
+        """USD for one image of `task_type` (txt2img, img2img); None when the project gives no price for it."""
+        price: float | None = getattr(self.image, task_type, None)
+        return price
+
+
+def _both(value: Any, *names: str) -> Any:
+    """One number stands for the same price of every type."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return dict.fromkeys(names, value)
+    return value
 
 
 class ProjectConfig(_Strict):
@@ -74,6 +140,7 @@ class ProjectConfig(_Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     apply: ApplyConfig = Field(default_factory=ApplyConfig)
+    prices: PricesConfig = Field(default_factory=PricesConfig)
 
 
 @dataclass(frozen=True)
@@ -155,3 +222,20 @@ def resolve(flag: T | None, env: str | None, file_value: T) -> T | str:
     if env is not None and env.strip():
         return env.strip()
     return file_value
+
+
+def reconnect_window(config: ProjectConfig, env: str | None) -> float:
+    """state.reconnect_window, or RECONCILER_RECONNECT_WINDOW when set (seconds, 0 to 86400)."""
+    value = resolve(None, env, config.state.reconnect_window)
+    if isinstance(value, float):
+        return value
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise ConfigError(
+            f"{RECONNECT_WINDOW_ENV} {value!r}: a number of seconds from 0 to 86400 (how long a commit keeps "
+            "reconnecting to a PostgreSQL state that went away)"
+        )
+    return seconds

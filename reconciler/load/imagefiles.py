@@ -3,6 +3,7 @@ project containment. Reads one small header per image and caches everything by r
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 from dataclasses import dataclass
@@ -11,8 +12,10 @@ from typing import Protocol
 
 from reconciler.files import display_path
 from reconciler.load.imagetype import FORMATS, HEAD_BYTES, ImageFormat, sniff
+from reconciler.text import plural
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
+SKIPPED_SUFFIXES = frozenset({".heic", ".heif", ".avif"})  # photos a phone takes, that Novita does not accept
 MAX_CAPTION = 1024
 MAX_INIT_BYTES = 10 * 1024 * 1024
 MAX_INIT_PIXELS = 16 * 1024 * 1024
@@ -51,6 +54,9 @@ class _Entry:
     is_symlink: bool
 
 
+_ENTRIES = {(f, s): _Entry(f, s) for f in (False, True) for s in (False, True)}  # one of each, shared
+
+
 class KnownFormats(Protocol):
     """Image formats sniffed by an earlier run, trusted while the file is unchanged (the stat cache)."""
 
@@ -69,8 +75,10 @@ class ImageFinder:
         self._prefix = self._root_str.rstrip(os.sep) + os.sep
         self._listings: dict[str, dict[str, _Entry] | None] = {}
         self._resolved_dirs: dict[str, Path] = {}
+        self._shown_dirs: dict[str, str] = {}  # a folder's display, with a trailing /
         self._sniffed: dict[str, tuple[ImageFormat | None, str]] = {}
         self._captions: dict[Path, tuple[str | None, str | None]] = {}
+        self.notes: list[str] = []  # what a folder entry skipped and why, taken by the loader after each entry
 
     # -- paths -------------------------------------------------------------------------------------
     def inside(self, resolved: Path) -> bool:
@@ -79,6 +87,15 @@ class ImageFinder:
 
     def display(self, path: Path) -> str:
         return display_path(path, self._root_str)
+
+    def _in_folder(self, folder: Path, name: str) -> str:
+        """display(folder / name), the folder's part worked out once."""
+        key = str(folder)
+        shown = self._shown_dirs.get(key)
+        if shown is None:
+            shown = self.display(folder)
+            shown = self._shown_dirs[key] = "" if shown in (".", "") else shown + "/"
+        return shown + name
 
     def _outside(self, given: str, resolved: Path, link: bool) -> str:
         how = " through a symlink" if link else ""
@@ -90,7 +107,7 @@ class ImageFinder:
             try:
                 with os.scandir(folder) as entries:
                     self._listings[key] = {
-                        e.name: _Entry(e.is_file(), e.is_symlink()) for e in entries if not e.is_dir()
+                        e.name: _ENTRIES[e.is_file(), e.is_symlink()] for e in entries if not e.is_dir()
                     }
             except OSError:
                 self._listings[key] = None
@@ -152,11 +169,13 @@ class ImageFinder:
             if not self.inside(resolved):
                 problems.append(self._outside(given, resolved, True))
                 return None
+            display = self.display(resolved)
         else:
             resolved = folder / name  # `folder` is resolved and inside: so is a plain file in it
+            display = self._in_folder(folder, name)
         fmt, problem = self._sniff(resolved)
         if fmt is None:
-            problems.append(f"{self.display(folder / name)} {problem}")
+            problems.append(f"{self._in_folder(folder, name)} {problem}")
             return None
         caption: str | None = None
         listing = self._listing(folder)
@@ -166,7 +185,7 @@ class ImageFinder:
             caption, side_problem = self._sidecar(folder / (stem + ".txt"))
             if side_problem:
                 problems.append(side_problem)
-        return Found(resolved, self.display(resolved), fmt, caption)
+        return Found(resolved, display, fmt, caption)
 
     # -- manifest entries --------------------------------------------------------------------------
     def expand(self, base: Path, given: str) -> tuple[list[Found], list[str]]:
@@ -209,6 +228,13 @@ class ImageFinder:
             problems.append(f"cannot list folder `{given}`")
             return []
         found: list[Found] = []
+        skipped = [n for n in sorted(listing) if os.path.splitext(n)[1].lower() in SKIPPED_SUFFIXES]
+        if skipped:
+            more = f" and {len(skipped) - 2} more" if len(skipped) > 2 else ""
+            self.notes.append(
+                f"skipped {plural(len(skipped), 'file')} in folder `{given}` ({', '.join(skipped[:2])}{more}): "
+                "HEIC/HEIF/AVIF images are not accepted by Novita; convert them to JPEG or PNG to train on them"
+            )
         for name in sorted(listing):
             entry = listing[name]
             if entry.is_file and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
@@ -219,17 +245,16 @@ class ImageFinder:
 
     def _glob(self, base: Path, given: str, problems: list[str]) -> list[Found]:
         try:
-            matches = sorted(set(glob.glob(any_case_extension(given), root_dir=base, recursive=True)))
+            matches = self._matches(base, given)
         except (OSError, ValueError) as exc:
             problems.append(f"cannot expand `{given}`: {exc}")
             return []
         found: list[Found] = []
         outside: list[str] = []
         folders: dict[str, tuple[Path, bool]] = {}  # head of a match → (its folder resolved, inside the project)
-        for match in matches:
-            if os.path.splitext(match)[1].lower() not in IMAGE_SUFFIXES:
+        for head, name in matches:
+            if os.path.splitext(name)[1].lower() not in IMAGE_SUFFIXES:
                 continue
-            head, name = os.path.split(match)
             if head not in folders:  # one resolve per folder, not per file
                 folder = self._resolve_dir(base / head) if head else self._resolve_dir(base)
                 folders[head] = (folder, self.inside(folder))
@@ -239,9 +264,10 @@ class ImageFinder:
             if entry is None or not entry.is_file:
                 continue
             if not folder_inside:
-                outside.append(match)
+                outside.append(os.path.join(head, name))
                 continue
-            image = self._found(folder, name, entry, match, problems)
+            given_as = os.path.join(head, name) if entry.is_symlink else ""  # only a symlink's message says it
+            image = self._found(folder, name, entry, given_as, problems)
             if image is not None:
                 found.append(image)
         if outside:
@@ -250,6 +276,25 @@ class ImageFinder:
         elif not found and not problems:
             problems.append(f"`{given}` matches no .png, .jpg, .jpeg or .webp file (extensions match in any case)")
         return found
+
+    def _matches(self, base: Path, given: str) -> list[tuple[str, str]]:
+        """(folder as written, name) of each path the glob `given` matches from `base`, sorted: what
+        `glob.glob(given, root_dir=base, recursive=True)` gives. When only the last part has a wildcard (the
+        usual `photos/*.jpg`), it is matched against the folder's listing, listed once for every pattern."""
+        pattern = any_case_extension(given)
+        head, tail = os.path.split(pattern)
+        if glob.has_magic(head) or not glob.has_magic(tail) or tail == "**":
+            matches = sorted(set(glob.glob(pattern, root_dir=base, recursive=True)))
+            return [os.path.split(match) for match in matches]
+        try:
+            folder = self._resolve_dir(base / head) if head else self._resolve_dir(base)
+        except RuntimeError:  # a symlink loop: glob finds nothing in it either
+            return []
+        listing = self._listing(folder)
+        if not listing:
+            return []
+        names = listing if tail.startswith(".") else [name for name in listing if not name.startswith(".")]
+        return [(head, name) for name in sorted(fnmatch.filter(names, tail))]
 
     def init_image(self, base: Path, given: str) -> tuple[Found | None, list[str]]:
         """An img2img init image: one png/jpeg/webp file, at most 10 MB and 16 megapixels."""

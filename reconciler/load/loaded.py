@@ -58,3 +58,4 @@ class ManifestSet:
     generations: dict[str, Generation]
     files: tuple[Path, ...]  # every manifest file read, sorted
     digest: str  # sha256 over (display path, bytes) of every manifest file, sorted
+    notes: tuple[str, ...] = ()  # not errors, worth a word: files a folder entry skips, as file:line:col: text

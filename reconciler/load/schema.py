@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from reconciler.load.matrix import SWEEPABLE
 from reconciler.load.words import describe, dotted, suggest
-from reconciler.plan.policy import Choice
+from reconciler.status import OnUnanswered as Choice
 
 KINDS = ("Dataset", "LoraModel", "Generation")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,15 +68,25 @@ class Mark(Protocol):
 
 @dataclass
 class Document:
-    """One YAML document: its data, where it starts, and where each path's key and value are."""
+    """One YAML document: its data, where it starts, and where each path's key and value are.
+
+    `locate`, when given, parses the document again for its positions, the first time one is asked for: a
+    document read from the manifest cache has its data and start only (positions are needed for problems)."""
 
     data: Any
     start: Pos
     keys: dict[Path_, Mark] = field(default_factory=dict)  # where the key (or list item) of a path is
     values: dict[Path_, Mark] = field(default_factory=dict)  # where the value of a path starts
+    locate: Callable[[], Document] | None = field(default=None, repr=False, compare=False)
+
+    def _located(self) -> None:
+        if self.locate is not None:
+            parsed, self.locate = self.locate(), None
+            self.keys, self.values = parsed.keys, parsed.values
 
     def key_pos(self, path: Path_) -> Pos:
         """Where the key of `path` is; else the nearest ancestor's."""
+        self._located()
         while path:
             if path in self.keys:
                 return _at(self.keys[path])
@@ -85,6 +95,7 @@ class Document:
 
     def value_pos(self, path: Path_) -> Pos:
         """Where the value of `path` is; else the key of the nearest ancestor that exists."""
+        self._located()
         if path in self.values:
             return _at(self.values[path])
         return self.key_pos(path[:-1]) if path else self.start
@@ -227,9 +238,26 @@ def _mark_problem(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
         message += f" (the {_opener(here, col)} opened here is never closed)"
     elif "\t" in here[:col]:
         message += " (a tab: YAML indents with spaces only)"
+    elif "mapping values are not allowed" in (exc.problem or "") and (deeper := _too_deep(lines, line)):
+        message += f"; {deeper}"
     elif hint := _syntax_hint(exc.problem or "", here, col):
         message += f"; {hint}"
     return YamlProblem(line, col, f"YAML syntax error: {message}", fatal=True)
+
+
+def _too_deep(lines: list[str], line: int) -> str:
+    """A `key: value` line indented deeper than the `key: value` above it (a value already given): the likely
+    mistake is the indentation, not a value to quote."""
+    here = lines[line - 1] if 0 < line <= len(lines) else ""
+    above = next((t for t in reversed(lines[: line - 1]) if t.strip() and not t.lstrip().startswith("#")), "")
+    key = re.match(r"(\s*)([\w.-]+):\s+\S", here)
+    parent = re.match(r"(\s*(?:- )?)([\w.-]+):\s+[^\s#]", above)
+    if not key or not parent or len(key.group(1)) <= len(parent.group(1)):
+        return ""
+    return (
+        f"`{key.group(2)}:` is indented deeper than `{parent.group(2)}:` above it, which already has a value; "
+        f"indent it like `{parent.group(2)}:` (the keys of one mapping start in the same column)"
+    )
 
 
 def _never_closed(exc: yaml.MarkedYAMLError) -> bool:

@@ -30,7 +30,7 @@ body, or a 200 without a `task_id`. The client never resubmits those itself; the
 `halt()` (Ctrl-C): no call waits to retry any more; a request already on the wire still gets its answer.
 """
 
-from reconciler.novita.client import DEFAULT_BASE_URL, USER_AGENT, NovitaClient, error_detail, unanswered_cause
+from reconciler.novita.client import DEFAULT_BASE_URL, USER_AGENT, NovitaClient
 from reconciler.novita.models import (
     DownloadedImage,
     ResultImage,
@@ -41,7 +41,7 @@ from reconciler.novita.models import (
     TrainingStatus,
     TrainingTask,
 )
-from reconciler.novita.wire import normalize_extension, redact_url
+from reconciler.novita.wire import error_detail, normalize_extension, redact_url, unanswered_cause
 
 __all__ = [
     "DEFAULT_BASE_URL",

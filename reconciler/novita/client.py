@@ -22,6 +22,7 @@ from reconciler.errors import AmbiguousSubmitError, ConfigError, NovitaError, No
 from reconciler.files import atomic_writer
 from reconciler.load.imagetype import sniff
 from reconciler.novita.models import (
+    AccountBalance,
     Created,
     DownloadedImage,
     RetryInfo,
@@ -35,6 +36,7 @@ from reconciler.novita.models import (
 from reconciler.novita.wire import (
     CHUNK,
     Answer,
+    Discard,
     Got,
     RedactHttpxLog,
     Retry,
@@ -72,23 +74,6 @@ log = logging.getLogger("reconciler.http")
 # httpx logs every request's full URL at INFO: presigned signatures must not reach a CI log through it.
 if not any(isinstance(f, RedactHttpxLog) for f in logging.getLogger("httpx").filters):
     logging.getLogger("httpx").addFilter(RedactHttpxLog())
-
-
-def error_detail(error: NovitaError) -> str:
-    """`400 INVALID_REQUEST_BODY: <Novita's message>` for an API error, for messages like
-    `Novita rejected LoraModel/alice-v1: 400 INVALID_REQUEST_BODY: ...`; str(error) for any other."""
-    if error.status is None:
-        return str(error)
-    head = f"{error.status} {error.reason}".strip()
-    return f"{head}: {error.message}" if error.message else head
-
-
-def unanswered_cause(error: AmbiguousSubmitError) -> str:
-    """What a create got instead of an answer, in a few words: `500 CREATE_TASK_FAILED`, `503`,
-    `RemoteProtocolError`, `a 200 without a task_id`."""
-    if error.status is not None and error.status != 200:
-        return f"{error.status} {error.reason}".strip()
-    return error.reason or "no answer"
 
 
 class NovitaClient:
@@ -237,6 +222,11 @@ class NovitaClient:
             self._bad("GET", path, "no 'task' in the answer")
         return self._parse(TaskResult, data, "GET", path)
 
+    async def balance(self) -> AccountBalance:
+        """GET /openapi/v1/billing/balance/detail: what the account can spend, in 1/10,000 USD."""
+        path = "/openapi/v1/billing/balance/detail"
+        return self._parse(AccountBalance, await self._call("GET", path), "GET", path)
+
     # ------------------------------------------------------------------------------------------ creates
 
     async def create_training(self, task_type: Literal["subject", "style"], body: dict[str, Any]) -> str:
@@ -349,8 +339,8 @@ class NovitaClient:
                 with atomic_writer(dest) as out:
                     result = await self._download_once(start, out, attempt)
                     if isinstance(result, Retry):
-                        raise _Discard(result)  # leaves `dest` untouched, removes the partial file
-            except _Discard as discarded:
+                        raise Discard(result)  # leaves `dest` untouched, removes the partial file
+            except Discard as discarded:
                 result = discarded.retry
             else:
                 if expected_type and normalize_type(expected_type) != result.format:
@@ -598,10 +588,3 @@ class NovitaClient:
                 response.status_code,
                 time.monotonic() - began,
             )
-
-
-class _Discard(Exception):
-    """Raised inside an atomic write to drop a failed download try (the file is not replaced)."""
-
-    def __init__(self, retry: Retry) -> None:
-        self.retry = retry

@@ -200,6 +200,23 @@ class Created(_Lenient):
     task_id: Str
 
 
+TEN_THOUSANDTHS = 10_000  # the balance's unit: 1/10,000 USD ("10000" is $1.00)
+
+
+class AccountBalance(_Lenient):
+    """GET /openapi/v1/billing/balance/detail: integers (sent as strings) in 1/10,000 USD."""
+
+    availableBalance: Int  # Novita's field names
+    cashBalance: Int = 0
+    creditLimit: Int = 0
+    pendingCharges: Int = 0
+    outstandingInvoices: Int = 0
+
+    def usd(self, field: str) -> float:
+        value: int = getattr(self, field)
+        return value / TEN_THOUSANDTHS
+
+
 @dataclass(frozen=True)
 class DownloadedImage:
     path: Path

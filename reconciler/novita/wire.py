@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from reconciler.errors import NovitaError
+from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.load.imagetype import FORMATS
 
 CHUNK = 256 * 1024
@@ -193,3 +193,27 @@ async def read_capped(response: httpx.Response, cap: int, *, truncate: bool) -> 
                 return bytes(buf[:cap])
             raise TooLarge
     return bytes(buf)
+
+
+def error_detail(error: NovitaError) -> str:
+    """`400 INVALID_REQUEST_BODY: <Novita's message>` for an API error, for messages like
+    `Novita rejected LoraModel/alice-v1: 400 INVALID_REQUEST_BODY: ...`; str(error) for any other."""
+    if error.status is None:
+        return str(error)
+    head = f"{error.status} {error.reason}".strip()
+    return f"{head}: {error.message}" if error.message else head
+
+
+def unanswered_cause(error: AmbiguousSubmitError) -> str:
+    """What a create got instead of an answer, in a few words: `500 CREATE_TASK_FAILED`, `503`,
+    `RemoteProtocolError`, `a 200 without a task_id`."""
+    if error.status is not None and error.status != 200:
+        return f"{error.status} {error.reason}".strip()
+    return error.reason or "no answer"
+
+
+class Discard(Exception):
+    """Raised inside an atomic write to drop a failed download try (the file is not replaced)."""
+
+    def __init__(self, retry: Retry) -> None:
+        self.retry = retry

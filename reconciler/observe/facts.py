@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from reconciler.status import training_failed, training_succeeded
 
@@ -139,6 +139,17 @@ class RemoteSidecar:
 
 
 @dataclass(frozen=True)
+class SkippedRecord:
+    """A record read from outside (the state's entry, a sidecar on disk or in the outputs remote) that failed a
+    check: `where` it came from, what the `problem` is, and the `address` that is planned as if it were not there."""
+
+    kind: ClassVar[str] = "skipped_record"
+    where: str
+    problem: str
+    address: str
+
+
+@dataclass(frozen=True)
 class OutputFacts:
     """What is on disk for one generation: are the files recorded in state intact, and the sidecar; and what
     the outputs remote holds of it, when one is configured."""
@@ -152,6 +163,7 @@ class OutputFacts:
     remote: bool = False  # an outputs remote is configured
     in_remote: bool = False  # it holds the sidecar of the state's run and every image the state records
     remote_sidecars: tuple[RemoteSidecar, ...] = ()  # after a state loss: runs the remote holds, to adopt
+    warnings: tuple[SkippedRecord, ...] = ()  # sidecars that failed a check (here or in the remote): skipped, and why
 
 
 @dataclass(frozen=True)

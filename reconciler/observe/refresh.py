@@ -16,7 +16,7 @@ from reconciler.errors import NovitaError
 from reconciler.novita import NovitaClient, TrainingList, TrainingTask
 from reconciler.observe.facts import Account, AccountGeneration, AccountTraining
 from reconciler.state import GenerationEntry, ModelEntry, State
-from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost
+from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost, training_status
 
 
 class EarlyListing:
@@ -173,12 +173,13 @@ def record_remote(state: State, remote: Account, now: str) -> list[str]:
             if task is None:
                 continue
             before = (entry.status, entry.task_id, entry.model_name)
-            if task.succeeded:
-                entry.status, entry.task_id, entry.model_name = Status.SUCCEEDED, task.task_id, task.model_name
-            elif task.failed:
-                entry.status, entry.reason = Status.FAILED, f"ended {task.status}"
+            entry.status = training_status(task.status, [task.model_status or ""])
+            if entry.status == Status.SUCCEEDED:
+                entry.task_id, entry.model_name = task.task_id, task.model_name
+            elif entry.status == Status.FAILED:
+                entry.reason = f"ended {task.status}"
             else:
-                entry.status, entry.task_id = Status.TRAINING, task.task_id
+                entry.task_id = task.task_id
             if (entry.status, entry.task_id, entry.model_name) != before:
                 entry.updated_at = now
                 changed.append(f"{addr}: {entry.status} ({task.describe()})")

@@ -14,35 +14,43 @@ files whose content still has the recorded hash are ever removed.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from reconciler.desired.resources import Desired, DesiredGeneration
-from reconciler.files import atomic_write, display_path, fsync_dir, remove_partials
 from reconciler.desired.hashing import HashCache, sha256_file
+from reconciler.desired.resources import Desired, DesiredGeneration
+from reconciler.filenames import HISTORY
+from reconciler.files import atomic_write, display_path, fsync_dir, remove_partials
 from reconciler.load.imagetype import file_extension
-from reconciler.observe.facts import OrphanFacts, OutputFacts, PruneFile, RemoteSidecar
+from reconciler.observe.facts import OrphanFacts, OutputFacts, PruneFile, RemoteSidecar, SkippedRecord
+from reconciler.outputs.guard import UnsafePath, inside_output
+from reconciler.outputs.sidecar import BadSidecar, Sidecar, read_local, sidecar_name
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, State, now_iso
 
 if TYPE_CHECKING:
     from reconciler.outputs.store import OutputsRemote, RemoteIndex
 
-SIDECAR_SUFFIX = ".reconciler.json"
-HISTORY = "history"
-
 
 def sidecar_path(gen: DesiredGeneration) -> Path:
-    return gen.output_dir / f"{gen.stem}{SIDECAR_SUFFIX}"
+    return inside_output(gen.output_dir, sidecar_name(gen.stem))
 
 
 def image_path(gen: DesiredGeneration, index: int, ext: str) -> Path:
-    return gen.output_dir / f"{gen.stem}-{index + 1}.{file_extension(ext)}"
+    return inside_output(gen.output_dir, f"{gen.stem}-{index + 1}.{file_extension(ext)}")
+
+
+def untrusted(state: State, outputs: Mapping[str, OutputFacts]) -> list[SkippedRecord]:
+    """The plan's warnings for every record read that failed a check: the state's entries, then the sidecars."""
+    found = [
+        SkippedRecord(f"the state's entry {s.address} ({s.field})", s.problem, s.address.removeprefix("Forgotten/"))
+        for s in state.skipped
+    ]
+    return found + [w for facts in outputs.values() for w in facts.warnings]
 
 
 def observe(
@@ -61,27 +69,46 @@ def observe(
         entry = state.generation(gen.name)
         recorded = [(project_root / f.path, f.sha256) for f in entry.files] if entry else []
         intact, missing = _check(recorded, cache)
-        sidecar = _read_sidecar(sidecar_path(gen))
-        side_id = side_task = side_seed = None
+        warnings: list[SkippedRecord] = []
+        stored: tuple[RemoteSidecar, ...] = ()
+        sidecar = _local_sidecar(gen, project_root, warnings)
         side_files: tuple[tuple[str, str], ...] = ()
         if sidecar is not None:
-            files = [(gen.output_dir / str(i.get("file", "")), str(i.get("sha256", ""))) for i in sidecar["images"]]
-            ok, _ = _check(files, cache)
-            if ok and files:
-                side_id = str(sidecar.get("identity") or "") or None
-                side_task = sidecar.get("task_id")
-                side_seed = sidecar.get("seed")
+            files = sidecar.files(gen.output_dir)
+            if _check(files, cache)[0]:
                 side_files = tuple((display_path(p, project_root), h) for p, h in files)
+            else:
+                sidecar = None
+        in_remote = False
+        if remote is not None and index is not None:
+            in_remote, stored = _remote_facts(gen, entry, remote, index, project_root, warnings)
         facts[gen.address] = OutputFacts(
             files_intact=bool(recorded) and intact,
             missing=missing,
-            sidecar_identity=side_id,
+            sidecar_identity=sidecar.identity if sidecar else None,
             sidecar_files=side_files,
-            sidecar_task_id=str(side_task) if side_task else None,
-            sidecar_seed=str(side_seed) if side_seed is not None else None,
-            **(_remote_facts(gen, entry, remote, index, project_root) if remote and index else {}),
+            sidecar_task_id=sidecar.task_id if sidecar else None,
+            sidecar_seed=sidecar.seed if sidecar else None,
+            remote=remote is not None,
+            in_remote=in_remote,
+            remote_sidecars=stored,
+            warnings=tuple(warnings),
         )
     return facts
+
+
+def _local_sidecar(gen: DesiredGeneration, root: Path, warnings: list[SkippedRecord]) -> Sidecar | None:
+    """The sidecar in the generation's output folder, checked; None (with a warning when it is not one reconciler
+    could have written) when there is none to use."""
+    try:
+        path = sidecar_path(gen)
+        return read_local(path, gen.name)
+    except OSError:
+        return None
+    except (BadSidecar, UnsafePath) as exc:
+        where = display_path(gen.output_dir / sidecar_name(gen.stem), root)
+        warnings.append(SkippedRecord(f"the sidecar {where}", exc.problem, gen.address))
+        return None
 
 
 def _remote_facts(
@@ -90,22 +117,27 @@ def _remote_facts(
     remote: OutputsRemote,
     index: RemoteIndex,
     project_root: Path,
-) -> dict[str, Any]:
+    warnings: list[SkippedRecord],
+) -> tuple[bool, tuple[RemoteSidecar, ...]]:
     """The remote's side of one generation: does it hold the state's run; if not, the runs it holds whose images
-    are all there (candidates for adoption: the planner compares their identity with the desired one)."""
+    are all there (candidates for adoption: the planner compares their identity with the desired one). A sidecar
+    that fails a check is left out, with a warning naming its object."""
     held = entry is not None and bool(entry.files) and (gen.name, entry.identity) in index.sidecars
     if held and entry is not None and all(f.sha256 in index.hashes for f in entry.files):
-        return {"remote": True, "in_remote": True}
+        return True, ()
     sidecars: list[RemoteSidecar] = []
     for identity in index.identities(gen.name):
-        record = remote.read_sidecar(gen.name, identity) or {}
-        files = [(str(i.get("file", "")), str(i.get("sha256", ""))) for i in record.get("images", [])]
-        if files and all(h in index.hashes for _, h in files):
-            shown = tuple((display_path(gen.output_dir / f, project_root), h) for f, h in files)
-            task_id = str(record["task_id"]) if record.get("task_id") else None
-            seed = str(record["seed"]) if record.get("seed") is not None else None
-            sidecars.append(RemoteSidecar(identity, shown, task_id, seed))
-    return {"remote": True, "in_remote": False, "remote_sidecars": tuple(sidecars)}
+        try:
+            record = remote.read_sidecar(gen.name, identity)
+            files = record.files(gen.output_dir) if record is not None else []
+        except (BadSidecar, UnsafePath) as exc:
+            where = f"the outputs remote's object {remote.shown_key(gen.name, identity)}"
+            warnings.append(SkippedRecord(where, exc.problem, gen.address))
+            continue
+        if record is not None and all(h in index.hashes for _, h in files):
+            shown = tuple((display_path(p, project_root), h) for p, h in files)
+            sidecars.append(RemoteSidecar(identity, shown, record.task_id, record.seed))
+    return False, tuple(sidecars)
 
 
 def _check(files: list[tuple[Path, str]], cache: HashCache) -> tuple[bool, int]:
@@ -115,24 +147,12 @@ def _check(files: list[tuple[Path, str]], cache: HashCache) -> tuple[bool, int]:
     return missing == 0, missing
 
 
-def _read_sidecar(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        return None
-    if not all(isinstance(i, dict) for i in data["images"]):
-        return None
-    return data
-
-
-def write_sidecar(gen: DesiredGeneration, record: dict[str, Any]) -> None:
+def write_sidecar(gen: DesiredGeneration, record: Sidecar) -> None:
     """Atomically write the generation's sidecar (clearing the temporary file of a write a kill cut short;
     apply holds the state lock, so no other process is writing it)."""
-    text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    remove_partials(sidecar_path(gen))
-    atomic_write(sidecar_path(gen), text)
+    path = sidecar_path(gen)
+    remove_partials(path)
+    atomic_write(path, record.to_json())
 
 
 def add_png_parameters(path: Path, text: str) -> str:
@@ -178,12 +198,17 @@ def move_aside(root: Path, entry: GenerationEntry | None, previous: OldOutputs) 
     if not previous.files:
         return None
     base = previous.folder / HISTORY / previous.identity[:12]
-    sidecar = previous.folder / f"{previous.stem}{SIDECAR_SUFFIX}"
-    folder = _free_folder(base, [(Path(f.path).name, f.sha256) for f in previous.files])
+    names = [(Path(f.path).name, f.sha256) for f in previous.files]
+    folder = _free_folder(base, names)
+    sidecar = inside_output(previous.folder, sidecar_name(previous.stem))
+
+    def aside(name: str) -> Path:
+        return inside_output(previous.folder, f"{HISTORY}/{folder.name}/{name}")
+
     moved: list[FileRecord] = []
     for record in previous.files:
-        src = root / record.path
-        dst = folder / src.name
+        src = inside_output(previous.folder, Path(record.path).name)
+        dst = aside(src.name)
         if dst.is_file() and sha256_file(dst) == record.sha256:
             moved.append(FileRecord(path=display_path(dst, root), sha256=record.sha256))
         elif src.is_file():
@@ -194,7 +219,7 @@ def move_aside(root: Path, entry: GenerationEntry | None, previous: OldOutputs) 
     if not moved:
         return None
     kept_sidecar = None
-    dst = folder / sidecar.name
+    dst = aside(sidecar.name)
     if sidecar.is_file():
         os.replace(sidecar, dst)
     if dst.is_file():  # moved now, or by a run a kill cut short
@@ -240,7 +265,7 @@ def sidecar_of(root: Path, entry: GenerationEntry) -> Path | None:
     """The sidecar file a generation entry's images have, if its output folder is known."""
     if entry.output is None:
         return None
-    return root / entry.output / f"{entry.stem}{SIDECAR_SUFFIX}"
+    return root / entry.output / sidecar_name(entry.stem)
 
 
 # ------------------------------------------------------------------------------------------ prune
@@ -256,7 +281,7 @@ def observe_orphans(desired: Desired, state: State, cache: HashCache, root: Path
         if entry.name not in desired.generations:
             candidates += [(f.path, f.sha256, entry.address, "forgotten") for f in entry.files]
             sidecar = sidecar_of(root, entry)
-            if sidecar is not None and _sidecar_identity(sidecar) == entry.identity:
+            if sidecar is not None and _sidecar_identity(sidecar, entry.name) == entry.identity:
                 candidates.append((display_path(sidecar, root), cache.hash(sidecar), entry.address, "forgotten"))
     for forgotten in state.forgotten():
         candidates += [(f.path, f.sha256, forgotten.owner, "forgotten") for f in forgotten.files]
@@ -281,9 +306,11 @@ def observe_orphans(desired: Desired, state: State, cache: HashCache, root: Path
     return OrphanFacts(tuple(removable), tuple(changed))
 
 
-def _sidecar_identity(path: Path) -> str | None:
-    data = _read_sidecar(path)
-    return str(data.get("identity")) if data is not None and data.get("identity") else None
+def _sidecar_identity(path: Path, generation: str) -> str | None:
+    try:
+        return read_local(path, generation).identity
+    except (OSError, BadSidecar):
+        return None
 
 
 def forget_outputs(root: Path, entry: GenerationEntry) -> list[FileRecord]:
@@ -292,7 +319,7 @@ def forget_outputs(root: Path, entry: GenerationEntry) -> list[FileRecord]:
     for record in entry.history:
         files += [*record.files, *([record.sidecar] if record.sidecar else [])]
     sidecar = sidecar_of(root, entry)
-    if sidecar is not None and sidecar.is_file() and _sidecar_identity(sidecar) == entry.identity:
+    if sidecar is not None and sidecar.is_file() and _sidecar_identity(sidecar, entry.name) == entry.identity:
         files.append(FileRecord(path=display_path(sidecar, root), sha256=sha256_file(sidecar)))
     return files
 
@@ -345,27 +372,27 @@ def recorded_history(root: Path, gen: DesiredGeneration, cache: HashCache) -> li
     if not base.is_dir():
         return records
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
-        sidecar = folder / f"{gen.stem}{SIDECAR_SUFFIX}"
-        data = _read_sidecar(sidecar)
-        if data is None or not data.get("identity"):
+        try:
+            sidecar = inside_output(gen.output_dir, f"{HISTORY}/{folder.name}/{sidecar_name(gen.stem)}")
+            found = read_local(sidecar, gen.name)
+            files = [
+                (inside_output(gen.output_dir, f"{HISTORY}/{folder.name}/{i.file}"), i.sha256) for i in found.images
+            ]
+        except (OSError, BadSidecar, UnsafePath):
+            continue  # not a history folder reconciler wrote: left alone, not on record
+        if not _check(files, cache)[0]:
             continue
-        files = [(folder / str(i.get("file", "")), str(i.get("sha256", ""))) for i in data["images"]]
-        intact, _ = _check(files, cache)
-        if not files or not intact:
-            continue
-        sent = data.get("request")
-        inner = sent.get("request") if isinstance(sent, dict) else None
-        request: dict[str, Any] = inner if isinstance(inner, dict) else {}
+        request = (found.request or {}).get("request")
         records.append(
             HistoryRecord(
-                identity=str(data["identity"]),
+                identity=found.identity,
                 folder=display_path(folder, root),
                 files=[FileRecord(path=display_path(p, root), sha256=h) for p, h in files],
                 sidecar=FileRecord(path=display_path(sidecar, root), sha256=cache.hash(sidecar)),
-                attributes={"type": data.get("task_type", "txt2img"), **request},
-                task_id=str(data["task_id"]) if data.get("task_id") else None,
-                seed=str(data["seed"]) if data.get("seed") is not None else None,
-                replaced_at=str(data.get("written_at", "")),
+                attributes={"type": found.task_type or "txt2img", **(request if isinstance(request, dict) else {})},
+                task_id=found.task_id,
+                seed=found.seed,
+                replaced_at=found.written_at,
             )
         )
     return records

@@ -19,17 +19,17 @@ request per image.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.desired.hashing import HashCache, sha256_file
 from reconciler.errors import ConfigError, RemoteError
 from reconciler.files import atomic_write
-from reconciler.desired.hashing import HashCache, sha256_file
-from reconciler.outputs.folders import SIDECAR_SUFFIX
+from reconciler.outputs.guard import inside_output
+from reconciler.outputs.sidecar import MAX_BYTES, BadSidecar, Sidecar, parse, sidecar_name
 from reconciler.state import GenerationEntry
 from reconciler.urls import redact_url_password
 
@@ -127,6 +127,13 @@ class OutputsRemote:
     def sidecar_key(self, name: str, identity: str) -> str:
         return self._path(GENERATIONS, key_part(name), f"{identity}.json")
 
+    def shown_key(self, name: str, identity: str) -> str:
+        """A sidecar's object as messages name it: under the remote's URL, any password hidden."""
+        return "/".join([self.shown.rstrip("/"), GENERATIONS, key_part(name), f"{identity}.json"])
+
+    def _shown_image(self, sha256: str) -> str:
+        return "/".join([self.shown.rstrip("/"), FILES, sha256[:2], sha256[2:]])
+
     # ------------------------------------------------------------------------------------------ read
 
     def index(self) -> RemoteIndex:
@@ -151,30 +158,35 @@ class OutputsRemote:
             return [str(p) for p in self.fs.find(path)]
         except FileNotFoundError as exc:
             raise self._error("cannot list it (does the bucket or folder exist?)", exc) from None
-        except (OSError, PermissionError) as exc:
+        except Exception as exc:  # OSError, or the store library's own (botocore's EndpointConnectionError)
             raise self._error("cannot list it", exc) from None
 
-    def read_sidecar(self, name: str, identity: str) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.fs.cat_file(self.sidecar_key(name, identity)))
+    def read_sidecar(self, name: str, identity: str) -> Sidecar | None:
+        """The sidecar of that run, checked (BadSidecar says what is wrong); None when the remote has none."""
+        raw = self._sidecar_bytes(name, identity)
+        return parse(raw, generation=name, identity=identity) if raw is not None else None
+
+    def _sidecar_bytes(self, name: str, identity: str) -> bytes | None:
+        key = self.sidecar_key(name, identity)
+        try:  # one request, and never more than a sidecar can be: a larger one is refused by `parse`
+            return bytes(self.fs.cat_file(key, start=0, end=MAX_BYTES + 1))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise self._error(f"cannot read the sidecar of Generation/{name}", exc) from None
-        return data if isinstance(data, dict) and isinstance(data.get("images"), list) else None
 
-    def fetch(self, sha256: str, dest: Path) -> None:
-        """Write the image with this hash to `dest` (atomically), after checking its bytes have that hash."""
+    def fetch(self, sha256: str) -> bytes:
+        """The bytes of the image with this hash, checked to have it (RemoteError naming the object if not)."""
         try:
-            data = self.fs.cat_file(self.image_key(sha256))
+            data = bytes(self.fs.cat_file(self.image_key(sha256)))
         except OSError as exc:
             raise self._error(f"cannot fetch image {sha256[:12]}", exc) from None
         if hashlib.sha256(data).hexdigest() != sha256:
             raise RemoteError(
-                f"{self.setting} {self.shown}: the object for image {sha256[:12]}… does not have that hash "
-                "(damaged in the store); it was not written"
+                f"the outputs remote's object {self._shown_image(sha256)} does not hash to its name (damaged or "
+                "replaced in the store); it was not written"
             )
-        atomic_write(dest, data)
+        return data
 
     # ------------------------------------------------------------------------------------------ write
 
@@ -187,9 +199,8 @@ class OutputsRemote:
             self._known.add(sha256)
         return True
 
-    def store_sidecar(self, name: str, identity: str, record: dict[str, Any]) -> None:
-        text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        self._put(self.sidecar_key(name, identity), text.encode())
+    def store_sidecar(self, name: str, identity: str, record: Sidecar) -> None:
+        self._put(self.sidecar_key(name, identity), record.to_json().encode())
 
     def _put(self, key: str, data: bytes) -> None:
         try:
@@ -197,17 +208,27 @@ class OutputsRemote:
                 atomic_write(Path(key), data)
             else:
                 self.fs.pipe_file(key, data)
-        except OSError as exc:
+        except Exception as exc:  # OSError, or the store library's own (a network, credentials, a full bucket)
             raise self._error("cannot store in it", exc) from None
 
     # ------------------------------------------------------------------------------------------ a generation
 
-    def store_run(self, name: str, identity: str, files: list[tuple[Path, str]], record: dict[str, Any]) -> int:
+    def store_run(self, name: str, identity: str, files: list[tuple[Path, str]], record: Sidecar) -> int:
         """Store a finished run: its images by hash (those the remote lacks), then its sidecar. Returns how many
         images were sent. The sidecar goes last, so a sidecar in the remote always has its images there."""
-        known = self.known_hashes()
-        sent = sum(self.store(path, sha256, known) for path, sha256 in files)
-        self.store_sidecar(name, identity, record)
+        sent = 0
+        try:
+            known = self.known_hashes()
+            for path, sha256 in files:
+                sent += self.store(path, sha256, known)
+            self.store_sidecar(name, identity, record)
+        except RemoteError as exc:
+            stored = set(self._known or ())
+            waiting = [path.name for path, sha256 in files if sha256 not in stored] or ["its sidecar"]
+            raise RemoteError(
+                f"{exc}; not stored yet: {', '.join(waiting)} (kept on disk; the next apply stores them, "
+                "nothing is generated again)"
+            ) from None
         return sent
 
     def known_hashes(self) -> frozenset[str]:
@@ -217,73 +238,71 @@ class OutputsRemote:
         return frozenset(self._known)
 
     def pull_run(self, entry: GenerationEntry, root: Path, cache: HashCache | None = None) -> int:
-        """Write the images of a finished run that are missing or changed here from the remote (hash-checked),
-        and its sidecar. Returns how many images were written."""
-        written = 0
-        for record in entry.files:
-            dest = inside(root, record.path)
-            if dest.is_file() and (cache.hash(dest) if cache else sha256_file(dest)) == record.sha256:
-                continue
-            self.fetch(record.sha256, dest)
-            written += 1
-        if entry.output:
+        """Write the images of a finished run that are missing or changed here from the remote, and its sidecar.
+        Every file lands in the run's output folder (the write guard) and only once all of them were fetched and
+        hash-checked, so a bad object writes nothing. Returns how many images were written."""
+        if not entry.output:
+            return 0
+        folder = root / entry.output
+        wanted = [(_in_output(folder, entry.output, f.path), f.sha256) for f in entry.files]
+        missing = [(dest, digest) for dest, digest in wanted if not _intact(dest, digest, cache)]
+        fetched = [(dest, self.fetch(digest)) for dest, digest in missing]
+        raw = self._sidecar_bytes(entry.name, entry.identity)
+        if raw is not None:
             try:
-                data = self.fs.cat_file(self.sidecar_key(entry.name, entry.identity))
-            except FileNotFoundError:
-                data = None
-            except OSError as exc:
-                raise self._error(f"cannot read the sidecar of Generation/{entry.name}", exc) from None
-            if data is not None:
-                atomic_write(inside(root, f"{entry.output}/{entry.stem}{SIDECAR_SUFFIX}"), data)
-        return written + self._pull_history(entry, root, cache)
+                parse(raw, generation=entry.name, identity=entry.identity)
+            except BadSidecar as exc:
+                raise RemoteError(
+                    f"the outputs remote's object {self.shown_key(entry.name, entry.identity)}: {exc.problem}; "
+                    "nothing was written"
+                ) from None
+            fetched.append((inside_output(folder, sidecar_name(entry.stem)), raw))
+        for dest, data in fetched:
+            atomic_write(dest, data)
+        return len(missing) + self._pull_history(entry, folder, cache)
 
-    def _pull_history(self, entry: GenerationEntry, root: Path, cache: HashCache | None) -> int:
+    def _pull_history(self, entry: GenerationEntry, folder: Path, cache: HashCache | None) -> int:
         """The images (and sidecars) of the runs a generation replaced, where the remote holds them: the history
         is the team's, not only the machine's that moved it aside."""
         written = 0
         known = self.known_hashes()
+        assert entry.output is not None
         for record in entry.history:
-            for file in record.files:
-                dest = inside(root, file.path)
-                intact = dest.is_file() and (cache.hash(dest) if cache else sha256_file(dest)) == file.sha256
-                if not intact and file.sha256 in known:
-                    self.fetch(file.sha256, dest)
-                    written += 1
-            side = record.sidecar
-            if side is not None and not inside(root, side.path).is_file():
-                try:
-                    data = self.fs.cat_file(self.sidecar_key(entry.name, record.identity))
-                except FileNotFoundError:
+            files = [*record.files, *([record.sidecar] if record.sidecar else [])]
+            wanted = [(_in_output(folder, entry.output, f.path), f.sha256) for f in files]
+            for (dest, digest), file in zip(wanted, files, strict=True):
+                if _intact(dest, digest, cache):
                     continue
-                except OSError as exc:
-                    raise self._error(f"cannot read a sidecar of Generation/{entry.name}", exc) from None
-                if hashlib.sha256(data).hexdigest() == side.sha256:
-                    atomic_write(inside(root, side.path), data)
+                if file is not record.sidecar:
+                    if digest in known:
+                        atomic_write(dest, self.fetch(digest))
+                        written += 1
+                    continue
+                raw = self._sidecar_bytes(entry.name, record.identity)
+                if raw is not None and hashlib.sha256(raw).hexdigest() == digest:  # the very bytes on record
+                    atomic_write(dest, raw)
         return written
 
     def push_run(self, entry: GenerationEntry, root: Path) -> int:
         """Store a run whose images are here but not in the remote (a remote configured after the fact)."""
-        sidecar = inside(root, f"{entry.output}/{entry.stem}{SIDECAR_SUFFIX}") if entry.output else None
-        try:
-            record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar is not None else None
-        except (OSError, ValueError):
-            record = None
-        if not isinstance(record, dict) or record.get("identity") != entry.identity:
-            record = {
-                "generation": entry.name,
-                "identity": entry.identity,
-                "task_id": entry.task_id,
-                "request": entry.request,
-                "seed": entry.seed,
-                "images": [{"file": Path(f.path).name, "sha256": f.sha256} for f in entry.files],
-            }
-        files = [(inside(root, f.path), f.sha256) for f in entry.files]
+        folder = root / entry.output if entry.output else None
+        record: Sidecar | None = None
+        if folder is not None:
+            try:
+                with inside_output(folder, sidecar_name(entry.stem)).open("rb") as fh:
+                    record = parse(fh.read(MAX_BYTES + 1), generation=entry.name, identity=entry.identity)
+            except (OSError, BadSidecar):
+                record = None
+        if record is None:
+            record = Sidecar.of_entry(entry)
+        files = [(_in_output(folder, entry.output, f.path), f.sha256) for f in entry.files] if folder else []
         return self.store_run(entry.name, entry.identity, files, record)
 
 
-def inside(root: Path, relative: str) -> Path:
-    """`root / relative`, refusing a path that leaves the project (a state can be pushed from anywhere)."""
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise RemoteError(f"{relative}: the state names a file outside the project folder; it was not written")
-    return path
+def _in_output(folder: Path, output: str | None, path: str) -> Path:
+    """A state's file path as a path in its generation's output folder `folder`, through the write guard."""
+    return inside_output(folder, path.removeprefix(f"{output}/"))
+
+
+def _intact(dest: Path, digest: str, cache: HashCache | None) -> bool:
+    return dest.is_file() and (cache.hash(dest) if cache else sha256_file(dest)) == digest

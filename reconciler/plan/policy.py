@@ -16,10 +16,12 @@ Which one applies to a generation: `--on-unanswered-submit` (an explicit choice 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-Choice = Literal["resubmit", "hold"]
-CHOICES: tuple[Choice, ...] = ("resubmit", "hold")
+from reconciler.status import ON_UNANSWERED as CHOICES
+from reconciler.status import OnUnanswered as Choice
+
+__all__ = ["CHOICES", "DEFAULT", "Choice", "HasPolicy", "SubmitPolicy"]
 DEFAULT: Choice = "resubmit"
 
 

@@ -11,7 +11,14 @@ import json
 from typing import Any
 
 from reconciler.errors import UsageError
-from reconciler.state.model import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry, ResourceEntry, State
+from reconciler.state.model import (
+    DatasetEntry,
+    ForgottenEntry,
+    GenerationEntry,
+    ModelEntry,
+    ResourceEntry,
+    State,
+)
 from reconciler.text import plural
 
 OUTPUT_KINDS = ("LoraModel", "Generation")
@@ -38,7 +45,20 @@ def output_values(state: State) -> dict[str, dict[str, Any]]:
                 "output": entry.output,
                 "images": [{"path": f.path, "sha256": f.sha256} for f in entry.files],
             }
+        if isinstance(entry, ModelEntry | GenerationEntry) and entry.matrix:  # a member: its sweep's values
+            values[addr] |= {"matrix": entry.matrix, "axes": dict(entry.axes)}
     return values
+
+
+def matrix_outputs(values: dict[str, dict[str, Any]], name: str) -> dict[str, dict[str, Any]]:
+    """The members of the matrix `name` (an address, Generation/alice-grid, or a bare name), by address; empty
+    when `name` is no matrix's."""
+    kind, _, bare = name.rpartition("/")
+    return {
+        addr: value
+        for addr, value in values.items()
+        if value.get("matrix") == bare and (not kind or addr.partition("/")[0] == kind)
+    }
 
 
 def find_output(values: dict[str, dict[str, Any]], name: str) -> tuple[str, dict[str, Any]]:
@@ -50,7 +70,8 @@ def find_output(values: dict[str, dict[str, Any]], name: str) -> tuple[str, dict
         return matches[0], values[matches[0]]
     if matches:
         raise UsageError(f"Invalid value for 'NAME': {name} is the name of {' and '.join(matches)}; give the address")
-    known = ", ".join(values) if values else "none: nothing was applied yet"
+    matrices = sorted({f"{v['kind']}/{v['matrix']}" for v in values.values() if v.get("matrix")})
+    known = ", ".join(a for a in [*values, *matrices] if "[" not in a) if values else "none: nothing was applied yet"
     raise UsageError(f"Invalid value for 'NAME': no output named {name} (the outputs are {known})")
 
 
@@ -89,10 +110,10 @@ def _not_yet(value: dict[str, Any]) -> str:
 def state_text(state: State, where: str) -> str:
     """Every resource in the state with what it owns, for a person (`reconciler show`)."""
     lines = [
-        f"State {where}: serial {state.serial}, {plural(len(state.resources), 'resource')}, "
+        f"State {where}: serial {state.serial}, {plural(len(state.listed), 'resource')}, "
         f"{plural(len(state.images), 'image')} uploaded."
     ]
-    for addr, entry in sorted(state.resources.items()):
+    for addr, entry in sorted(state.listed.items()):
         lines += ["", f"{addr}  ({entry.status})", *(f"  {line}" for line in _details(entry))]
     return "\n".join(lines) + "\n"
 

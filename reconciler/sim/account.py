@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.sim.config import SimConfig
+from reconciler.sim.config import DEFAULT_BALANCE, SimConfig
 from reconciler.sim.images import render
 from reconciler.sim.store import Store
 from reconciler.sim.validation import BadRequest
@@ -62,6 +62,8 @@ class Account:
         self.base_seed = (
             config.random_seed if config.random_seed is not None else random.SystemRandom().randrange(2**32)
         )
+        self.balance = DEFAULT_BALANCE  # 1/10,000 USD
+        self.spent = 0
         boots = 0
         loaded = store.load() if store else None
         if loaded:
@@ -70,6 +72,8 @@ class Account:
         else:
             self.secret = random.Random(f"secret/{self.base_seed}").getrandbits(128).to_bytes(16, "big").hex()
         self.boots = boots
+        if config.balance is not None:
+            self.balance = config.balance
         self.rng = random.Random(f"{self.base_seed}/{boots}")
         if not loaded and config.seed_foreign_tasks:
             self.seed_foreign(config.seed_foreign_tasks, self.base_seed)
@@ -94,6 +98,8 @@ class Account:
         self.trainings = data.get("trainings", {})
         self.generations = data.get("generations", {})
         self._order = int(data.get("order", 0))
+        self.balance = int(data.get("balance", DEFAULT_BALANCE))
+        self.spent = int(data.get("spent", 0))
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -105,6 +111,8 @@ class Account:
             "assets": self.assets,
             "trainings": self.trainings,
             "generations": self.generations,
+            "balance": self.balance,
+            "spent": self.spent,
         }
 
     def save(self) -> None:
@@ -240,6 +248,38 @@ class Account:
             name = f"{assets_id}.{asset['ext']}"
             return self.store.read_asset(name) if self.store else self.blobs.get(f"assets/{name}")
 
+    # ---- billing --------------------------------------------------------------------------------------------
+
+    def _charge(self, what: str, units: int) -> None:
+        """Take the price of `units` of `what` from the balance, or refuse (nothing is created)."""
+        cost = self.config.prices.get(what, 0) * units
+        if cost > self.balance:
+            raise BadRequest(
+                f"insufficient balance: this task costs {cost} and {self.balance} is available (1/10,000 USD)",
+                "BILLING_BALANCE_NOT_ENOUGH",
+            )
+        self.balance -= cost
+        self.spent += cost
+
+    def balance_view(self) -> dict[str, str]:
+        with self._lock:
+            return {
+                "availableBalance": str(self.balance),
+                "cashBalance": str(self.balance),
+                "creditLimit": "0",
+                "pendingCharges": "0",
+                "outstandingInvoices": "0",
+            }
+
+    def top_up(self, amount: int | None = None, set_to: int | None = None) -> int:
+        with self._lock:
+            if set_to is not None:
+                self.balance = set_to
+            if amount is not None:
+                self.balance += amount
+            self.save()
+            return self.balance
+
     # ---- trainings ------------------------------------------------------------------------------------------
 
     def create_training(self, kind: str, spec: dict[str, Any]) -> str:
@@ -255,6 +295,7 @@ class Account:
                 self.assets.pop(forgotten, None)
                 self.save()
                 raise BadRequest(f'image_dataset_items[0].assets_id: unknown assets_id "{forgotten}"')
+            self._charge(kind, 1)
             outcome = "SUCCESS"
             name = spec["name"]
             if self.faults.training_fail_pattern and re.search(self.faults.training_fail_pattern, name):
@@ -399,6 +440,7 @@ class Account:
     def create_generation(self, request: dict[str, Any], key: str) -> tuple[str, int]:
         """Create a txt2img/img2img task from a validated request; returns (task_id, the seed it will use)."""
         with self._lock:
+            self._charge(request["kind"], int(request["image_num"]))
             seed = request["seed"] if request["seed"] != -1 else self.rng.randrange(0, 2**32)
             outcome, reason = "TASK_STATUS_SUCCEED", ""
             pattern = self.faults.generation_fail_pattern
@@ -498,6 +540,8 @@ class Account:
                 },
                 "trainings": {"total": len(self.trainings), "ours": ours, "by_status": dict(sorted(trainings.items()))},
                 "generations": {"total": len(self.generations), "by_status": dict(sorted(generations.items()))},
+                "balance": self.balance,
+                "spent": self.spent,
                 "requests_logged": len(self.request_log),
                 "faults": self.faults.to_json(),
             }

@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from reconciler.sim import storage
 from reconciler.sim.account import SAVE_INTERVAL, Account, Clock, key_hint
-from reconciler.sim.config import GHOST_ANSWERS, ConfigError, SimConfig
+from reconciler.sim.config import GHOST_ANSWERS, OWN_FAULTS_ONLY, ConfigError, SimConfig
 from reconciler.sim.images import CONTENT_TYPES
 from reconciler.sim.store import Store
 from reconciler.sim.validation import BadRequest, parse_asset_request, parse_generation, parse_training
@@ -169,7 +169,8 @@ def endpoint(name: str, is_storage: bool = False) -> Callable[[Handler], Callabl
             call = Call(name)
             fault: str | None = None
             faults = account.faults
-            delay = faults.latency + (account.uniform(0, faults.latency_jitter) if faults.latency_jitter else 0.0)
+            jitter = faults.latency_jitter if name not in OWN_FAULTS_ONLY else 0.0
+            delay = faults.latency + (account.uniform(0, jitter) if jitter else 0.0)
             if delay > 0:
                 await asyncio.sleep(delay)
             response: Response
@@ -459,6 +460,11 @@ async def download(request: Request, call: Call) -> Response:
     return Response(data, 200, media_type=CONTENT_TYPES[ext])
 
 
+@endpoint("balance")
+async def balance(request: Request, call: Call) -> Response:
+    return _ok(_account(request).balance_view())
+
+
 # ---- fallbacks and admin ------------------------------------------------------------------------------------
 
 
@@ -516,6 +522,16 @@ async def admin_seed(request: Request) -> Response:
     return _ok({"trainings": total})
 
 
+async def admin_balance(request: Request) -> Response:
+    """Top the balance up (`{"top_up": N}`) or set it (`{"set": N}`), in 1/10,000 USD."""
+    body = await _admin_json(request)
+    top_up, set_to = body.get("top_up"), body.get("set")
+    for value in (top_up, set_to):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ApiError(400, "INVALID_REQUEST_BODY", "top_up and set: integers in 1/10,000 USD")
+    return _ok({"balance": _account(request).top_up(top_up, set_to)})
+
+
 async def admin_clock(request: Request) -> Response:
     account = _account(request)
     if not account.config.clock_control:
@@ -540,6 +556,7 @@ def routes() -> list[Route]:
         Route("/v3/async/txt2img", endpoint("txt2img")(_generation_create("txt2img")), methods=["POST"]),
         Route("/v3/async/img2img", endpoint("img2img")(_generation_create("img2img")), methods=["POST"]),
         Route("/v3/async/task-result", task_result, methods=["GET"]),
+        Route("/openapi/v1/billing/balance/detail", balance, methods=["GET"]),
         Route(storage.UPLOAD_PREFIX + "{name}", upload, methods=["PUT"]),
         Route(storage.OUTPUT_PREFIX + "{task_id}/{name}", download, methods=["GET"]),
         Route("/_sim/state", _admin(admin_state), methods=["GET"]),
@@ -547,6 +564,7 @@ def routes() -> list[Route]:
         Route("/_sim/faults", _admin(admin_faults), methods=["POST"]),
         Route("/_sim/seed", _admin(admin_seed), methods=["POST"]),
         Route("/_sim/clock", _admin(admin_clock), methods=["POST"]),
+        Route("/_sim/balance", _admin(admin_balance), methods=["POST"]),
         Route("/{path:path}", not_found, methods=ALL_METHODS),
     ]
 

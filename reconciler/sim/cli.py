@@ -74,6 +74,14 @@ def sim() -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="A JSON file of SimConfig fields; command-line options override it.",
 )
+@click.option(
+    "--balance",
+    type=click.FloatRange(0),
+    metavar="USD",
+    help="The account's balance in USD when it starts (a fresh account has $1,000; a data folder keeps what is "
+    "left). Each training costs $1.50 and each image $0.002; a submit it cannot cover is refused with "
+    'BILLING_BALANCE_NOT_ENOUGH. POST /_sim/balance {"top_up": N} adds N/10,000 USD.',
+)
 @click.option("--random-seed", type=int, help="Seed of every random choice (ids, faults, seed -1). Default: random.")
 def serve(
     host: str,
@@ -91,12 +99,13 @@ def serve(
     clock_control: bool | None,
     config_file: Path | None,
     random_seed: int | None,
+    balance: float | None,
 ) -> None:
     """Serve the simulator over HTTP until Ctrl-C.
 
     Prints `Novita simulator listening on http://HOST:PORT (data: DIR)` once the socket is bound. Point the
     client at it with NOVITA_API_BASE=http://HOST:PORT and any key. Admin endpoints (no key): GET /_sim/state,
-    GET /_sim/requests, POST /_sim/faults, POST /_sim/seed, POST /_sim/clock.
+    GET /_sim/requests, POST /_sim/faults, POST /_sim/seed, POST /_sim/clock, POST /_sim/balance.
     """
     from reconciler.sim.server import serve_forever
 
@@ -116,6 +125,7 @@ def serve(
             "list_max_limit": list_max_limit,
             "clock_control": clock_control,
             "random_seed": random_seed,
+            "balance": None if balance is None else round(balance * 10_000),
         }
         for name, value in overrides.items():
             if value is not None:

@@ -20,7 +20,11 @@ ENDPOINTS = (
     "img2img",  # POST /v3/async/img2img
     "task-result",  # GET /v3/async/task-result
     "download",  # GET of a presigned output image URL
+    "balance",  # GET /openapi/v1/billing/balance/detail (only its own faults: balance:5xx=1)
 )
+# Endpoints only their own faults reach (`balance:5xx=1`), not those set for every endpoint: a balance read
+# before and after each apply leaves a seeded run's faults where they fell before.
+OWN_FAULTS_ONLY = frozenset({"balance"})
 RATE_KINDS = ("5xx", "429", "drop", "drop-after", "ghost")
 # What a "ghost" answers after it handled the request (the task exists): picked at random, seeded.
 GHOST_ANSWERS = ("500", "CREATE_TASK_FAILED", "503", "drop")
@@ -70,8 +74,8 @@ class FaultConfig:
     def rate(self, endpoint: str, kind: str) -> float:
         """The rate of `kind` on `endpoint`: the endpoint's own setting, else the "*" one, else 0."""
         own = self.rates.get(endpoint, {})
-        if kind in own:
-            return own[kind]
+        if kind in own or endpoint in OWN_FAULTS_ONLY:
+            return own.get(kind, 0.0)
         return self.rates.get("*", {}).get(kind, 0.0)
 
     def to_json(self) -> dict[str, Any]:
@@ -168,6 +172,10 @@ def _check_pattern(value: object, name: str) -> str | None:
     return str(value)
 
 
+DEFAULT_BALANCE = 10_000_000  # $1,000.00
+DEFAULT_PRICES = {"subject": 15_000, "style": 15_000, "txt2img": 20, "img2img": 20}  # $1.50 a training, $0.002 an image
+
+
 @dataclass
 class SimConfig:
     """Everything that shapes one simulator run. Durations in seconds of the (possibly fake) clock."""
@@ -189,6 +197,10 @@ class SimConfig:
     random_seed: int | None = None  # None: a random seed (ids, faults and outputs of seed -1 vary per run)
     clock_control: bool = False  # allow POST /_sim/clock to move the simulator's time forward
     faults: FaultConfig = field(default_factory=FaultConfig)
+    # The account's balance in 1/10,000 USD when it starts (None: what its data folder holds, else DEFAULT_BALANCE)
+    balance: int | None = None
+    # What a submit costs, in 1/10,000 USD: per training of a type, per image of a type (the simulator's own table)
+    prices: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     def with_training_total(self, seconds: float) -> None:
         """Spread a total training duration 1:3:1 over queue, training and deployment."""

@@ -4,19 +4,11 @@
 store, replace, force-unlock, history); `file` is the file backend (one JSON file, atomic saves with a backup,
 an OS lock) and `postgres` the PostgreSQL one (a row per entry and version, an advisory lock; imported only
 when a postgresql:// URL is used). Only the backends write state. See docs/ARCHITECTURE.md, "State model".
+
+This package's own names are the document's only: importing `reconciler.state` reads and writes nothing (the
+planner and the pure modules use it); the edges import `reconciler.state.backend` / `.file` by name.
 """
 
-from reconciler.state.backend import Backend, Lock, Store, Version, open_backend, workspace_file
-from reconciler.state.file import (
-    FileBackend,
-    StateLock,
-    StateStore,
-    describe_holder,
-    force_unlock,
-    lock_path_for,
-    read_lock_info,
-    read_state,
-)
 from reconciler.state.model import (
     STATE_VERSION,
     DatasetEntry,
@@ -35,13 +27,6 @@ from reconciler.state.model import (
 
 __all__ = [
     "STATE_VERSION",
-    "Backend",
-    "FileBackend",
-    "Lock",
-    "Store",
-    "Version",
-    "open_backend",
-    "workspace_file",
     "DatasetEntry",
     "FileRecord",
     "ForgottenEntry",
@@ -51,14 +36,7 @@ __all__ = [
     "ModelEntry",
     "ResourceEntry",
     "State",
-    "StateLock",
-    "StateStore",
-    "describe_holder",
-    "force_unlock",
-    "lock_path_for",
     "now_iso",
     "parse_entry",
     "parse_state",
-    "read_lock_info",
-    "read_state",
 ]

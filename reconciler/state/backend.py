@@ -23,6 +23,10 @@ from typing import Any, Protocol
 
 from reconciler.state.model import State
 
+# Where a project keeps its state by default (a file path beside the manifests): Novita's, and the simulator's.
+DEFAULT_STATE = Path("state/state.json")
+SIM_STATE = Path("state/sim.json")
+
 
 @dataclass(frozen=True)
 class Version:
@@ -111,13 +115,14 @@ def is_url(location: str) -> bool:
     return "://" in location
 
 
-def open_backend(location: str, workspace: str, setting: str) -> Backend:
+def open_backend(location: str, workspace: str, setting: str, *, reconnect_window: float = 60.0) -> Backend:
     """The backend for `location` (a file path or a postgresql:// URL). `setting` names where the location
-    came from (`--state`, `RECONCILER_STATE_URL`, `state.url in reconciler.yaml`), for error messages."""
+    came from (`--state`, `RECONCILER_STATE_URL`, `state.url in reconciler.yaml`), for error messages;
+    `reconnect_window`: how long a commit to a database keeps reconnecting after its connection went."""
     if is_url(location):
         from reconciler.state.postgres import PostgresBackend
 
-        return PostgresBackend(location, workspace, setting)
+        return PostgresBackend(location, workspace, setting, reconnect_window)
     from reconciler.state.file import FileBackend
 
     return FileBackend(workspace_file(Path(location), workspace), workspace)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from reconciler.errors import StateError
+from reconciler.filenames import HISTORY, folder_problem, hash_problem, path_problem
 from reconciler.status import RUNNING_REMOTELY, TRAINING_IN_FLIGHT, Status
 
 if TYPE_CHECKING:
@@ -126,6 +128,7 @@ class ModelEntry(_Entry):
     model_name: str | None = None  # the trained model, once SERVING
     reason: str | None = None  # why it failed, or what the last unanswered create got instead of an answer
     submitted_at: str | None = None
+    finished_at: str | None = None  # when apply saw it serve: with submitted_at, how long trainings take
     matrix: str | None = None  # a matrix member: the matrix's name
     axes: list[tuple[str, Any]] = Field(default_factory=list)  # a member's (label, value), sorted by label
     # Tasks with this task name that were in the account before this submit: never taken for its answer.
@@ -234,7 +237,40 @@ class ForgottenEntry(_Entry):
         return self.name
 
 
-ResourceEntry = Annotated[DatasetEntry | ModelEntry | GenerationEntry | ForgottenEntry, Field(discriminator="kind")]
+class SpendRecord(_Lenient):
+    """One apply's spend, read from the account's balance before and after it (USD; None: not read)."""
+
+    started_at: str
+    finished_at: str = ""
+    balance_before: float | None = None
+    balance_after: float | None = None
+    estimate: float | None = None  # the plan's priced estimate, when the project has prices
+    trainings: int = 0  # submitted by this apply
+    images: int = 0
+    outcome: str = ""  # how the apply ended: complete, failed, interrupted, timed out
+
+    @property
+    def spent(self) -> float | None:
+        if self.balance_before is None or self.balance_after is None:
+            return None
+        return round(self.balance_before - self.balance_after, 6)
+
+
+LEDGER = "Ledger/applies"
+LEDGER_KEEP = 500  # the most recent applies kept
+
+
+class LedgerEntry(_Entry):
+    """What each apply spent, newest last, at `Ledger/applies`: an entry, so every state backend keeps it; no
+    manifest resource, the planner never forgets it."""
+
+    kind: Literal["Ledger"] = "Ledger"
+    applies: list[SpendRecord] = Field(default_factory=list)
+
+
+ResourceEntry = Annotated[
+    DatasetEntry | ModelEntry | GenerationEntry | ForgottenEntry | LedgerEntry, Field(discriminator="kind")
+]
 _ENTRY = TypeAdapter(ResourceEntry)
 
 
@@ -243,12 +279,75 @@ def parse_entry(data: dict[str, Any]) -> ResourceEntry:
     return _ENTRY.validate_python(data)
 
 
+@dataclass(frozen=True)
+class SkippedEntry:
+    """A state entry that failed a check when it was read: left out, as if it were not recorded."""
+
+    address: str
+    field: str  # which of its fields, e.g. `files[0].path`
+    problem: str
+
+
+def entry_problem(entry: ResourceEntry) -> tuple[str, str] | None:
+    """(field, what is wrong) for an entry whose files a write could not trust (paths and hashes, see
+    `reconciler.filenames`), or None. Every backend's entries pass here when read: the state may be shared."""
+    checks: list[tuple[str, str | None]] = []
+    if isinstance(entry, GenerationEntry):
+        checks.append(("identity", hash_problem(entry.identity)))
+        output = entry.output
+        if output is not None:
+            checks.append(("output", folder_problem(output)))
+        elif entry.files or entry.history:
+            checks.append(("output", "it records files but no output folder"))
+        checks += _files_problems("files", entry.files, output)
+        for n, record in enumerate(entry.history):
+            where = f"history[{n}]"
+            folder_ok = record.folder.rpartition("/")[0] == f"{output}/{HISTORY}"
+            checks.append((f"{where}.identity", hash_problem(record.identity)))
+            checks.append(
+                (f"{where}.folder", folder_problem(record.folder) or (None if folder_ok else "not in history/"))
+            )
+            checks += _files_problems(f"{where}.files", record.files, record.folder)
+            if record.sidecar is not None:
+                checks += _files_problems(f"{where}.sidecar", [record.sidecar], record.folder, plain=False)
+    elif isinstance(entry, ForgottenEntry):
+        checks += _files_problems("files", entry.files, None, plain=False)
+    return next(((name, problem) for name, problem in checks if problem is not None), None)
+
+
+def _files_problems(
+    where: str, files: list[FileRecord], folder: str | None, *, plain: bool = True
+) -> list[tuple[str, str | None]]:
+    """Each file: a path in `folder` (any project path when None) with a plain name (an image's when `plain`)."""
+    found: list[tuple[str, str | None]] = []
+    for n, f in enumerate(files):
+        at = f"{where}[{n}]" if where.endswith("files") else where
+        found.append((f"{at}.path", path_problem(f.path, folder=folder, sidecar=not plain)))
+        found.append((f"{at}.sha256", hash_problem(f.sha256)))
+    return found
+
+
 class State(_Lenient):
     version: int = STATE_VERSION
     serial: int = 0
     lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
     images: dict[str, ImageRecord] = Field(default_factory=dict)
     resources: dict[str, ResourceEntry] = Field(default_factory=dict)
+    _skipped: list[SkippedEntry] = PrivateAttr(default_factory=list)
+
+    @property
+    def skipped(self) -> list[SkippedEntry]:
+        """The entries left out when it was read, because they failed a check (`entry_problem`)."""
+        return self._skipped
+
+    def screen(self) -> State:
+        """Leave out (into `skipped`) every entry that fails `entry_problem`; returns the state itself."""
+        for address, entry in list(self.resources.items()):
+            problem = entry_problem(entry)
+            if problem is not None:
+                del self.resources[address]
+                self._skipped.append(SkippedEntry(address, *problem))
+        return self
 
     def entry(self, address: str) -> ResourceEntry | None:
         return self.resources.get(address)
@@ -277,6 +376,15 @@ class State(_Lenient):
 
     def forgotten(self) -> list[ForgottenEntry]:
         return [e for e in self.resources.values() if isinstance(e, ForgottenEntry)]
+
+    @property
+    def listed(self) -> dict[str, ResourceEntry]:
+        """The resources as listings show them: every entry but the ledger of applies (`state history` shows it)."""
+        return {a: e for a, e in self.resources.items() if not isinstance(e, LedgerEntry)}
+
+    def ledger(self) -> LedgerEntry | None:
+        entry = self.resources.get(LEDGER)
+        return entry if isinstance(entry, LedgerEntry) else None
 
     def running_remotely(self) -> list[ModelEntry | GenerationEntry]:
         """Tasks Novita accepted that have not finished, and trainings whose submit may have landed."""
@@ -314,7 +422,7 @@ def parse_state(raw: bytes, name: str) -> State:
             f"(version {STATE_VERSION}). Upgrade reconciler; the file was not modified."
         )
     try:
-        return State.model_validate(data)
+        return State.model_validate(data).screen()
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

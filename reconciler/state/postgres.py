@@ -28,12 +28,14 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ConfigError, LockError, StateError
 from reconciler.state.backend import Version, kept_versions
 from reconciler.state.model import _REVISION, State, now_iso, parse_state
+from reconciler.state.reconnect import DEFAULT_WINDOW, ConnectionLost, ride_out
 from reconciler.urls import redact_url_password, url_password
 
 if TYPE_CHECKING:
@@ -89,9 +91,7 @@ def _driver() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise ConfigError(
-            "the PostgreSQL state backend needs psycopg: pip install 'reconciler[postgres]'"
-        ) from None
+        raise ConfigError("the PostgreSQL state backend needs psycopg: pip install 'reconciler[postgres]'") from None
     return psycopg
 
 
@@ -132,8 +132,12 @@ class _Change:
 class PostgresBackend:
     """The state of one workspace in a PostgreSQL database."""
 
-    def __init__(self, url: str, workspace: str = "default", setting: str = "state.url") -> None:
+    def __init__(
+        self, url: str, workspace: str = "default", setting: str = "state.url", reconnect_window: float = DEFAULT_WINDOW
+    ) -> None:
         self.url = url
+        self.reconnect_window = reconnect_window  # how long a commit whose connection is gone keeps reconnecting
+        self.notify: Callable[..., None] = lambda event, **data: None  # told when a commit rides out a lost connection
         self.workspace = workspace
         self.setting = setting
         self.shown = redact_url_password(url)
@@ -150,7 +154,10 @@ class PostgresBackend:
         password = url_password(self.url)
         if password:
             text = text.replace(password, "***")
-        return ConfigError(f"{self.setting} {self.shown}: {what}: {text}")
+        conn = self._conn  # the connection itself is gone (the server shut down, restarted or vanished)?
+        lost = isinstance(exc, _driver().OperationalError) or (conn is not None and (conn.closed or conn.broken))
+        kind = ConnectionLost if lost else ConfigError
+        return kind(f"{self.setting} {self.shown}: {what}: {text}")
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
@@ -269,7 +276,9 @@ class PostgresBackend:
                 "SELECT 1 FROM reconciler_versions WHERE workspace = %s AND serial = %s", (self.workspace, at)
             ).fetchone()
             if kept is None:
-                raise StateError(f"{self.display}: no version with serial {at} is kept ({kept_versions(self._history_locked())})")
+                raise StateError(
+                    f"{self.display}: no version with serial {at} is kept ({kept_versions(self._history_locked())})"
+                )
         row = self.conn.execute(
             """SELECT
                  coalesce(json_object_agg(key, data ORDER BY key) FILTER (WHERE section = 'images'), '{}')::text,
@@ -319,15 +328,7 @@ class PostgresBackend:
         )
         if not rows:
             return None
-        pid, host, user, command, since, backend_pid = rows[0]
-        return {
-            "pid": pid,
-            "host": host,
-            "user": user,
-            "command": command,
-            "since": since,
-            "backend_pid": backend_pid,
-        }
+        return dict(zip(("pid", "host", "user", "command", "since", "backend_pid"), rows[0], strict=True))
 
     def _lock_is_held(self) -> bool:
         classid, objid = self.lock_key()
@@ -337,6 +338,18 @@ class PostgresBackend:
             (classid, objid),
         )
         return bool(rows)
+
+    def claim_lock(self, command: str) -> None:
+        """Name this process as the holder of the advisory lock it has just taken (on this connection)."""
+        me = self._execute("SELECT pg_backend_pid()")[0][0]
+        self._execute(
+            """INSERT INTO reconciler_locks (workspace, pid, host, username, command, since, backend_pid)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (workspace) DO UPDATE SET pid = excluded.pid, host = excluded.host,
+                 username = excluded.username, command = excluded.command, since = excluded.since,
+                 backend_pid = excluded.backend_pid""",
+            (self.workspace, os.getpid(), socket.gethostname(), _user(), command, now_iso(), me),
+        )
 
     def force_unlock(self) -> dict[str, Any] | None:
         info = self.holder()
@@ -493,13 +506,26 @@ class PostgresStore:
         return _Change(state.serial, state.lineage, state.version, upserts, gone, marks)
 
     def write(self, change: _Change) -> None:
-        self.backend._commit(change, expect=self._disk)
+        """Commit `change`; when the connection is gone, ride it out (reconnect, lock, check) and commit again."""
+        since: float | None = None
+        while True:
+            try:
+                self.backend._commit(change, expect=self._disk)
+                break
+            except ConnectionLost as lost:
+                since = time.monotonic() if since is None else since
+                if ride_out(self.backend, change, self._disk, lost, since=since):
+                    break  # it had landed: only the answer was lost
         self._disk = (change.lineage, change.serial)
         for section, marks in change.marks.items():
             self._written[section] = marks
 
     def save(self) -> None:
         self.write(self.prepare())
+
+    def listen(self, notify: Callable[..., None]) -> None:
+        """`notify(event, **data)` (from the writing thread) when a commit rides out a lost connection."""
+        self.backend.notify = notify
 
 
 class PostgresLock:
@@ -533,15 +559,7 @@ class PostgresLock:
         previous = backend.holder()
         if previous is not None:
             self.took_over = previous  # it held the lock and its connection ended without releasing it
-        me = backend._execute("SELECT pg_backend_pid()")[0][0]
-        backend._execute(
-            """INSERT INTO reconciler_locks (workspace, pid, host, username, command, since, backend_pid)
-               VALUES (%s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (workspace) DO UPDATE SET pid = excluded.pid, host = excluded.host,
-                 username = excluded.username, command = excluded.command, since = excluded.since,
-                 backend_pid = excluded.backend_pid""",
-            (backend.workspace, os.getpid(), socket.gethostname(), _user(), self.command, now_iso(), me),
-        )
+        backend.claim_lock(self.command)
 
     def _holder_info(self, wait: float = 1.0) -> dict[str, Any]:
         """The holder writes its row just after taking the lock: give it a moment."""

@@ -18,7 +18,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.state import GenerationEntry, StateStore
+from reconciler.state import GenerationEntry
+from reconciler.state.file import StateStore
 from tests.manifest_helpers import DATASET, GENERATION, MODEL, image_bytes, project
 from tests.reliability.cli_inprocess import closed_port_url, run_main
 from tests.test_manifest_invalid import CASES

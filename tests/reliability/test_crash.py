@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from reconciler.state import parse_state
+from reconciler.state.journal import read_journal
 from tests.e2e.harness import Project, start_sim
 from tests.reliability.projectgen import MODELS, distinct_images, generation_doc, make_generated_project
 from tests.reliability.runner import Running, created, kill, read_state, start_apply, wait_until
@@ -132,12 +133,20 @@ def _trigger(project: Project, run: Running, point: str, rng: random.Random) -> 
 
 
 def _cut(project: Project) -> list[str]:
-    """Generations whose submit a kill cut: recorded as submitting (or unanswered), no task id."""
+    """Generations whose submit a kill cut: recorded as submitting (or unanswered), no task id, and no task id in
+    the local journal either (a kill after the answer, before its commit: the next command replays it)."""
     state = read_state(project)
     entries = state.get("resources", {})
+    journaled = {r.entry.address for p in _journals(project) for r in read_journal(p) if r.entry.task_id}
     return sorted(
-        a for a, e in entries.items() if e["kind"] == "Generation" and e["status"] in ("submitting", "unanswered")
+        a
+        for a, e in entries.items()
+        if e["kind"] == "Generation" and e["status"] in ("submitting", "unanswered") and a not in journaled
     )
+
+
+def _journals(project: Project) -> list[Path]:
+    return sorted((project.root / "state" / "journal").glob("*.jsonl"))
 
 
 def _check_cut(project: Project, cut: list[str]) -> None:
@@ -231,6 +240,7 @@ def _check_round(project: Project, r: int, stats: Stats) -> None:
         for f in entry.files:
             assert hashlib.sha256((project.root / f.path).read_bytes()).hexdigest() == f.sha256, f.path
     assert not list((project.root / "outputs").rglob("*.part")), "a killed download left its temporary file"
+    assert _journals(project) == [], "the journal of a killed apply was not consumed by the next one"
     remote = project.env.get("RECONCILER_OUTPUTS_REMOTE")
     if remote:  # every generation counted as done is in the remote: its images by hash, and its sidecar
         folder = Path(remote.removeprefix("file://"))

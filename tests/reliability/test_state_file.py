@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.state import GenerationEntry, StateStore, parse_state
+from reconciler.state import GenerationEntry, parse_state
+from reconciler.state.file import StateStore
 from tests.manifest_helpers import project
 from tests.reliability.cli_inprocess import closed_port_url, run_main
 
@@ -92,7 +93,8 @@ def test_backup_is_the_previous_version_and_restores(tmp_path: Path, offline: No
 SAVER = """
 import sys
 from pathlib import Path
-from reconciler.state import GenerationEntry, StateStore
+from reconciler.state import GenerationEntry
+from reconciler.state.file import StateStore
 store = StateStore(Path(sys.argv[1]))
 i = store.state.serial
 while True:

@@ -95,7 +95,7 @@ def test_two_runners_share_the_state_and_the_images(team: Team, figure: Any) -> 
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Apply complete: 13 uploaded, 1 trained, 0 adopted, 2 generated (3 images), 0 failed" in applied.stdout
     assert not (a.root / "state/state.json").exists(), "the state went to PostgreSQL, not to a file"
-    assert team.state().serial > 0 and len(team.state().resources) == 4
+    assert team.state().serial > 0 and len(team.state().listed) == 4
 
     b = team.runner()  # a fresh clone: no state/, no outputs/
     before = len(team.sim.requests())

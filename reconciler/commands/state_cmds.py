@@ -1,22 +1,112 @@
-"""The state commands as library functions: pull a version, push a file, migrate between backends, unlock.
+"""The state commands as library functions: refresh, import, state rm; pull a version, push a file, migrate
+between backends, history, unlock.
 
 Each goes through the backend seam only (`Settings.backend()`, `open_backend`), so it works the same on a state
-file and on PostgreSQL. A push or a migration that could lose work (another lineage, a lower serial, a
-destination that already holds a state) is refused unless forced, and a migration reads the copy back and
-compares it with the source before it reports success.
+file and on PostgreSQL. Refresh, import and rm are one-step edits: the lock held, the state read, changed, saved.
+A push or a migration that could lose work (another lineage, a lower serial, a destination that already holds a
+state) is refused unless forced, and a migration reads the copy back and compares it with the source before it
+reports success.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import ReconcilerError, StateError
-from reconciler.state import Backend, State, Version, open_backend, parse_state
+from reconciler.commands.workspace import Settings, load_desired, make_client, novita_endpoint
+from reconciler.errors import ReconcilerError, StateError, UsageError
+from reconciler.observe.facts import Account
+from reconciler.state import ModelEntry, State, now_iso, parse_state
+from reconciler.state.backend import Backend, Version, open_backend
+from reconciler.state.journal import SUFFIX as JOURNAL_SUFFIX
+from reconciler.state.journal import read_journal, replay
+from reconciler.status import Status, training_status
 from reconciler.text import plural
-from reconciler.commands.workspace import Settings
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    remote: Account
+    changed: list[str]  # one line per state entry the refresh changed
+
+
+def refresh_command(settings: Settings) -> Refreshed:
+    """`reconciler refresh`: record in the state what finished or failed remotely; submit nothing."""
+    from reconciler.observe.refresh import record_remote, refresh
+
+    with settings.locked("refresh") as (backend, _):
+        store = backend.open()
+        with novita_endpoint(settings) as endpoint:
+
+            async def go() -> Account:
+                async with make_client(endpoint) as client:
+                    return await refresh(client, store.state)
+
+            remote = asyncio.run(go())
+        changed = record_remote(store.state, remote, now_iso())
+        if changed:
+            store.save()
+    return Refreshed(remote, changed)
+
+
+def remove_from_state(settings: Settings, addresses: Iterable[str]) -> None:
+    """`reconciler state rm`: forget entries in the state only (Novita and files untouched)."""
+    with settings.locked("state rm") as (backend, _):
+        store = backend.open()
+        missing = [a for a in addresses if a not in store.state.resources]
+        if missing:
+            raise ReconcilerError(f"not in the state: {', '.join(missing)}; nothing was removed")
+        for addr in addresses:
+            del store.state.resources[addr]
+        store.save()
+
+
+@dataclass(frozen=True)
+class Imported:
+    entry: ModelEntry
+    task_status: str  # as Novita listed it
+
+
+def import_training(settings: Settings, address: str, task_id: str) -> Imported:
+    """`reconciler import LoraModel/NAME TASK_ID`: record an existing training as the model's current definition."""
+    kind, _, name = address.partition("/")
+    if kind != "LoraModel":
+        raise UsageError(
+            "Invalid value for 'ADDRESS': only LoraModel/NAME can be imported (Novita lists trainings only)"
+        )
+    desired, _ = load_desired(settings)
+    model = desired.models.get(name)
+    if model is None:
+        raise ReconcilerError(f"{address} is not in the manifests; add it first, then import")
+    with settings.locked("import") as (backend, _):
+        store = backend.open()
+        with novita_endpoint(settings) as endpoint:
+
+            async def go() -> Imported:
+                async with make_client(endpoint) as client:
+                    tasks = await client.list_trainings()
+                listed = next((t for t in tasks if t.task_id == task_id), None)
+                if listed is None:
+                    raise ReconcilerError(f"no training {task_id} in the account")
+                status = training_status(listed.task_status, (m.model_status for m in listed.models))
+                entry = ModelEntry.of(
+                    model,
+                    status,
+                    task_id=listed.task_id,
+                    task_name=listed.task_name,
+                    task_type=listed.task_type,
+                    model_name=listed.model_name if status == Status.SUCCEEDED else None,
+                )
+                return Imported(entry, listed.task_status)
+
+            imported = asyncio.run(go())
+        store.state.put(imported.entry)
+        store.save()
+    return imported
 
 
 def pull_state(settings: Settings, serial: int | None = None) -> State:
@@ -46,11 +136,15 @@ class Pushed:
     target: str
     serial: int
     unchanged: bool = False
+    recorded: list[str] | None = None  # a journal pushed: the addresses whose paid task it recorded
 
 
 def push_state(settings: Settings, source: str, *, force: bool = False) -> Pushed:
     """`reconciler state push FILE`: replace the state with FILE, like Terraform's: refused on another lineage
-    or a lower serial (or the same serial with other content) unless `force`."""
+    or a lower serial (or the same serial with other content) unless `force`. A journal (`*.jsonl`) is replayed
+    into the state instead (see reconciler.state.journal)."""
+    if source.endswith(JOURNAL_SUFFIX):
+        return push_journal(settings, Path(source), force=force)
     new = read_state_file(source)
     with settings.locked("state push") as (backend, _):
         current = backend.read()
@@ -75,6 +169,18 @@ def push_state(settings: Settings, source: str, *, force: bool = False) -> Pushe
         new.serial = max(new.serial, current.serial + 1) if current.serial else max(new.serial, 1)
         backend.replace(new)
         return Pushed(backend.display, new.serial)
+
+
+def push_journal(settings: Settings, source: Path, *, force: bool = False) -> Pushed:
+    """`reconciler state push JOURNAL`: record the paid tasks of a journal carried from another machine. Refused
+    when it was written for another lineage or a newer serial, unless `force`."""
+    records = read_journal(source)
+    with settings.locked("state push") as (backend, _):
+        store = backend.open()
+        recorded = replay(store.state, records, source, backend.display, force=force)
+        if recorded:
+            store.save()
+        return Pushed(backend.display, store.state.serial, unchanged=not recorded, recorded=recorded)
 
 
 @dataclass(frozen=True)
