@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from reconciler.apply.context import ApplyOptions, Run
+from reconciler.apply.copies import Copier
 from reconciler.apply.generations import Generator
 from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, ResourceFailed, Skipped, Stalled
 from reconciler.apply.trainings import Trainer
@@ -81,11 +82,14 @@ class Applier:
         for change in plan.changes:
             if change.kind == "LoraModel" and change.action != "forget":
                 self.trainer.tasks[change.name] = run.spawn(self._guard(change, self.trainer.apply(change)))
-        gens = [
-            run.spawn(self._guard(c, self.generator.apply(c)))
+        paying = {
+            c.address: run.spawn(self._guard(c, self.generator.apply(c)))
             for c in plan.changes
-            if c.kind == "Generation" and c.action != "forget"
-        ]
+            if c.kind == "Generation" and c.action not in ("forget", "move", "copy")
+        }
+        copier = Copier(run, self.generator, paying)
+        free = [run.spawn(self._guard(c, copier.apply(c))) for c in plan.changes if c.action in ("move", "copy")]
+        gens = [*paying.values(), *free]
         outcomes = await asyncio.gather(*self.trainer.tasks.values(), *gens, return_exceptions=True)
         if deadline is not None:
             deadline.cancel()

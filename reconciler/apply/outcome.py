@@ -40,6 +40,8 @@ class ApplyResult:
     forgotten: int = 0
     pruned: int = 0
     moved_to_history: int = 0  # images of replaced generations moved into their history folders
+    moved: int = 0  # generations whose run moved into their declared folder (free)
+    copied: int = 0  # generations whose run was copied from where the project holds it (free)
     submitted_not_waited: list[str] = field(default_factory=list)
     # generations submitted again after a submit that got no answer (one entry per resubmit): may be paid twice
     resubmitted: list[str] = field(default_factory=list)
@@ -73,6 +75,8 @@ class ApplyResult:
             f"{self.head}: {self.uploaded} uploaded, {self.trained} trained, {self.adopted} adopted, "
             f"{self.generated} generated ({plural(self.images, 'image')}), {len(self.failed)} failed"
         )
+        if self.moved or self.copied:
+            text += f", {self.moved} moved, {self.copied} copied (free)"
         if self.skipped:
             text += f", {len(self.skipped)} skipped"
         if self.stalled:
@@ -103,6 +107,8 @@ class ApplyResult:
             "forgotten": self.forgotten,
             "pruned": self.pruned,
             "moved_to_history": self.moved_to_history,
+            "moved": self.moved,
+            "copied": self.copied,
             "submitted_not_waited": self.submitted_not_waited,
             "interrupted": self.interrupted,
             "timed_out": self.timed_out,

@@ -55,7 +55,8 @@ class Trainer:
         else:  # adopt / resume
             known = run.state.model(model.name)
             if known is None or known.identity != model.identity:
-                known = self._record(ModelEntry.of(model, Status.TRAINING, task_id=change.task_id))
+                entry_of = ModelEntry.of(model, Status.TRAINING, task_id=change.task_id, task_name=change.task_name)
+                known = self._record(entry_of)
             entry = known
             task_id = change.task_id or entry.task_id
             if task_id is None:

@@ -96,10 +96,12 @@ def make_plan(
 ) -> tuple[Plan, dict[str, OutputFacts]]:
     """Refresh (unless offline; with the training list `listed` early, if any), observe the outputs, and plan;
     the outputs seen go on to apply (`prune`: the plan removes the history and forgotten outputs it lists)."""
+    from reconciler.observe.holdings import observe_run_cache
     from reconciler.outputs.folders import observe, observe_orphans
     from reconciler.plan.planner import plan
 
-    outputs = observe(desired, state, cache, settings.root, settings.outputs())  # first: a bad remote asks nobody
+    outputs_remote = settings.outputs()
+    outputs = observe(desired, state, cache, settings.root, outputs_remote)  # first: a bad remote asks nobody
     remote = None
     if endpoint is not None:
         from reconciler.observe.refresh import refresh, settled
@@ -114,8 +116,18 @@ def make_plan(
         if remote is None:  # something in flight needs a status call (or the list is still to fetch)
             remote = asyncio.run(go())
     orphans = observe_orphans(desired, state, cache, settings.root)
+    held = observe_run_cache(desired, state, cache, settings.root, outputs, remote, outputs_remote)
     result = plan(
-        desired, state, remote, outputs, settings.targets, settings.replace, orphans, prune, policy=settings.policy
+        desired,
+        state,
+        remote,
+        outputs,
+        settings.targets,
+        settings.replace,
+        orphans,
+        prune,
+        policy=settings.policy,
+        run_cache=held,
     )
     cache.save()
     return result, outputs

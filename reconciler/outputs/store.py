@@ -30,6 +30,7 @@ from reconciler.errors import ConfigError, RemoteError
 from reconciler.files import atomic_write
 from reconciler.desired.hashing import HashCache, sha256_file
 from reconciler.outputs.folders import SIDECAR_SUFFIX
+from reconciler.outputs.place import place_bytes
 from reconciler.state import GenerationEntry
 from reconciler.urls import redact_url_password
 
@@ -163,8 +164,9 @@ class OutputsRemote:
             raise self._error(f"cannot read the sidecar of Generation/{name}", exc) from None
         return data if isinstance(data, dict) and isinstance(data.get("images"), list) else None
 
-    def fetch(self, sha256: str, dest: Path) -> None:
-        """Write the image with this hash to `dest` (atomically), after checking its bytes have that hash."""
+    def fetch(self, sha256: str, dest: Path) -> Path | None:
+        """Write the image with this hash to `dest` (atomically), after checking its bytes have that hash; a
+        differing file there first moves to its folder's history (returned: where it went)."""
         try:
             data = self.fs.cat_file(self.image_key(sha256))
         except OSError as exc:
@@ -174,7 +176,7 @@ class OutputsRemote:
                 f"{self.setting} {self.shown}: the object for image {sha256[:12]}… does not have that hash "
                 "(damaged in the store); it was not written"
             )
-        atomic_write(dest, data)
+        return place_bytes(dest, data, sha256)[1]
 
     # ------------------------------------------------------------------------------------------ write
 

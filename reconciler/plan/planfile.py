@@ -19,6 +19,7 @@ from reconciler.commands.workspace import DEFAULT_STATE, SIM_STATE, default_endp
 from reconciler.errors import PlanFileError
 from reconciler.files import atomic_write
 from reconciler.observe.facts import PruneFile
+from reconciler.observe.runcache import Holding
 from reconciler.plan.planner import AttrChange, Plan, RefreshSummary, ResourceChange
 from reconciler.present.render import plan_json
 
@@ -156,6 +157,7 @@ def _plan(raw: dict[str, Any]) -> Plan:
                 "notes": tuple(c["notes"]),
                 "uploads": tuple(c["uploads"]),
                 "known_tasks": None if c.get("known_tasks") is None else tuple(c["known_tasks"]),
+                "source": _holding(c.get("source")),
             }
         )
         for c in raw["changes"]
@@ -175,6 +177,12 @@ def _plan(raw: dict[str, Any]) -> Plan:
         prunable=tuple(PruneFile(**f) for f in raw.get("prunable") or ()),
         prune_kept=tuple(raw.get("prune_kept") or ()),
     )
+
+
+def _holding(raw: dict[str, Any] | None) -> Holding | None:
+    if raw is None:
+        return None
+    return Holding(**{**raw, "files": tuple((str(p), str(h)) for p, h in raw["files"])})
 
 
 def check_fresh(saved: SavedPlan, path: Path, *, serial: int, lineage: str, desired_digest: str) -> None:

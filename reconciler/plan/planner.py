@@ -20,12 +20,14 @@ from reconciler.desired.resources import (
 )
 from reconciler.load.matrix import normalise_address
 from reconciler.observe.facts import Account, AccountGeneration, AccountTraining, OrphanFacts, OutputFacts, PruneFile
+from reconciler.observe.runcache import Holding, RunCache
+from reconciler.plan.freeactions import Lookups, find_generation, find_training, paid
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.state import ForgottenEntry, GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost
 from reconciler.text import plural
 
-Action = Literal["create", "replace", "resume", "adopt", "forget"]
+Action = Literal["create", "replace", "resume", "adopt", "forget", "move", "copy"]
 UNSET = "(unset)"
 
 
@@ -56,6 +58,7 @@ class ResourceChange:
     # LoraModel create/replace: the ids of the account's tasks with this task name when planned (None: planned
     # offline). A look-up after an unanswered create never takes one of them for the task it made.
     known_tasks: tuple[str, ...] | None = None
+    source: Holding | None = None  # move / copy: where the run's images come from (see plan.freeactions)
 
     @property
     def kind(self) -> str:
@@ -126,6 +129,14 @@ class Plan:
     @property
     def generation_images(self) -> int:
         return sum(c.images for c in self.changes if c.kind == "Generation" and c.action in ("create", "replace"))
+
+    @property
+    def moves(self) -> int:
+        return sum(1 for c in self.changes if c.action == "move")
+
+    @property
+    def copies(self) -> int:
+        return sum(1 for c in self.changes if c.action == "copy")
 
     @property
     def forgets(self) -> int:
@@ -223,6 +234,7 @@ class _Ctx:
     warnings: list[str] = field(default_factory=list)
     fetches: list[tuple[str, int]] = field(default_factory=list)
     stores: list[tuple[str, int]] = field(default_factory=list)
+    look: Lookups = field(default_factory=Lookups)
     _trainings: dict[str, list[ResourceChange]] | None = None
 
     def trainings_by_dataset(self, changes: list[ResourceChange]) -> dict[str, list[ResourceChange]]:
@@ -245,6 +257,7 @@ def plan(
     orphans: OrphanFacts | None = None,
     prune: bool = False,
     policy: SubmitPolicy | None = None,
+    run_cache: RunCache | None = None,
 ) -> Plan:
     """The changes that make Novita and the outputs match the manifests.
 
@@ -253,11 +266,13 @@ def plan(
     `replace` forces those resources to be trained or generated again even though nothing changed.
     `orphans` are the recorded history and forgotten outputs found on disk; with `prune` removing them is
     part of the plan, else the plan only counts them. `policy` says what to do with a generation whose
-    submit got no answer (see `reconciler.plan.policy`).
+    submit got no answer (see `reconciler.plan.policy`). `run_cache` says where each identity is already held: a
+    hit is a free action (`reconciler.plan.freeactions`), never a paid one.
     """
     ctx = _Ctx(
         desired, state, remote, outputs or {}, frozenset(desired.expand(list(replace))), policy or SubmitPolicy()
     )
+    ctx.look.cache = run_cache or RunCache()
     targets = tuple(sorted(set(targets), key=sort_key))
     # a matrix stands for its members in the manifests, and itself for those only the state still holds
     chosen = {*map(normalise_address, targets), *desired.expand(list(targets))}
@@ -288,6 +303,7 @@ def plan(
         for addr, entry in sorted(state.resources.items(), key=lambda kv: sort_key(kv[0]))
         if not _desired_has(desired, addr)
         and not isinstance(entry, ForgottenEntry)
+        and addr not in ctx.look.claimed  # moved to the address that now has its run
         and (scope is None or targeted(addr))
     ]
     ordered = sorted([*dataset_changes, *changes], key=lambda c: sort_key(c.address)) + forgets
@@ -441,6 +457,21 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
 
     if live is not None:
         return _adopt(ctx, model, live, before, after)
+    held = find_training(ctx.look.cache, model.identity, model.task_name)
+    if held is not None:  # trained before under another name (a renamed LoraModel): its own training
+        ctx.model_names[model.name] = held.model_name if held.succeeded else None
+        where = "in the state" if held.source == "state" else "in the account"
+        wait = "" if held.succeeded else " and wait for it"
+        return ResourceChange(
+            model.address,
+            "adopt",
+            f"same definition trained as {held.task_name} ({where}): adopt it{wait} (free)",
+            before=before,
+            after=after,
+            task_name=held.task_name,
+            task_id=held.task_id,
+            model_name=held.model_name if held.succeeded else None,
+        )
     ctx.model_names[model.name] = None
     notes: tuple[str, ...] = ()
     if found:
@@ -496,10 +527,17 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
     shape += f"{gen.request.get('width', 512)}×{gen.request.get('height', 512)}"
 
     def change(action: Action, reason: str, *, diff: bool = False, **kw: Any) -> ResourceChange:
+        if action in ("create", "replace") and identity is not None and gen.address not in ctx.replace:
+            free = find_generation(ctx.look, gen, identity, lambda a: _desired_has(ctx.desired, a))
+            if free is not None:  # held already: never paid again
+                action, reason, kw = free.action, free.reason, {"source": free.source}
+                diff = diff and entry is not None and entry.identity != identity
+            else:
+                paid(ctx.look, gen, identity)
         changes = diff_attributes(before, after) if diff else ()
         images = gen.image_num if action in ("create", "replace") else 0
         notes: tuple[str, ...] = ()
-        if action in ("create", "replace"):
+        if action in ("create", "replace", "copy"):
             if entry is not None and entry.files and len(entry.files) > facts.missing:
                 notes = (f"(its {plural(len(entry.files) - facts.missing, 'current image')} move to history)",)
             elif entry is None and facts.sidecar_files:
@@ -522,6 +560,14 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
         return change("replace", f"--replace: run it again ({shape})")
     if entry is not None and entry.identity == identity:
         if entry.status == Status.SUCCEEDED:
+            if entry.output is not None and entry.output != gen.output_display and facts.sidecar_identity == identity:
+                return change(
+                    "adopt",
+                    f"its {len(facts.sidecar_files)} images are already in {gen.output_display} (moved with the "
+                    "manifest; sidecar matches): record them",
+                )
+            if entry.output is not None and entry.output != gen.output_display:
+                return change("replace", f"output folder changed: {shape}")  # a move when its files are held
             if not entry.files and entry.history:
                 return change("replace", f"its images moved to history, then the apply stopped: run it again ({shape})")
             if facts.files_intact:

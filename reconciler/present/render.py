@@ -11,12 +11,22 @@ from reconciler.plan.planner import Action, AttrChange, Plan, ResourceChange
 from reconciler.text import size
 
 JSON_FORMAT_VERSION = "1.0"
-SYMBOLS: dict[Action, str] = {"create": "+", "replace": "-/+", "resume": "~", "adopt": "<=", "forget": "-"}
+SYMBOLS: dict[Action, str] = {
+    "create": "+",
+    "replace": "-/+",
+    "resume": "~",
+    "adopt": "<=",
+    "move": "->",
+    "copy": ">>",
+    "forget": "-",
+}
 COLOURS: dict[Action, str] = {
     "create": "green",
     "replace": "yellow",
     "resume": "cyan",
     "adopt": "blue",
+    "move": "blue",
+    "copy": "blue",
     "forget": "red",
 }
 ANSI = {"green": 32, "yellow": 33, "blue": 34, "cyan": 36, "red": 31}
@@ -36,13 +46,14 @@ def summary_line(plan: Plan) -> str:
     ]
     if plan.waits:
         parts.append(f"{plan.waits} to wait for")
-    if plan.adopts:
-        parts.append(f"{plan.adopts} to adopt")
     gens = _plural(plan.generations, "generation") + " to run"
     if plan.generations:
         gens += f" ({_plural(plan.generation_images, 'image')})"
     parts.append(gens)
     parts.append(f"{plan.forgets} to forget")
+    free = [f"{n} to {verb}" for n, verb in ((plan.adopts, "adopt"), (plan.moves, "move"), (plan.copies, "copy")) if n]
+    if free:  # paid and free apart: a free action costs nothing on Novita
+        parts[-1] += "; free: " + ", ".join(free)
     if plan.prune and plan.prunable:
         parts.append(_plural(len(plan.prunable), "file") + " to prune")
     return "Plan: " + ", ".join(parts) + "."
@@ -76,7 +87,9 @@ LEGEND: dict[Action, str] = {
     "create": "create",
     "replace": "replace (train or generate again)",
     "resume": "wait for work in flight (not an update)",
-    "adopt": "adopt what is already there",
+    "adopt": "adopt what is already there (free)",
+    "move": "move its images into the declared folder (free)",
+    "copy": "copy images already paid for (free)",
     "forget": "forget",
 }
 TARGETED = (
@@ -159,6 +172,8 @@ _ACTION_WORDS: dict[Action, str] = {
     "replace": "to replace",
     "resume": "to wait for",
     "adopt": "to adopt",
+    "move": "to move",
+    "copy": "to copy",
     "forget": "to forget",
 }
 
@@ -232,7 +247,16 @@ def _change_json(change: ResourceChange) -> dict[str, Any]:
         "uploads": len(change.uploads),
         "images": change.images,
         "matrix": matrix_address(change.address),
+        "source": _source_json(change),
     }
+
+
+def _source_json(change: ResourceChange) -> dict[str, Any] | None:
+    """Where a move or copy takes its images from."""
+    s = change.source
+    if s is None:
+        return None
+    return {"kind": s.source, "owner": s.owner, "where": s.where, "identity": s.identity, "images": len(s.files)}
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -254,6 +278,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "trainings": plan.trainings,
             "waits": plan.waits,
             "adopts": plan.adopts,
+            "moves": plan.moves,
+            "copies": plan.copies,
             "generations": plan.generations,
             "generation_images": plan.generation_images,
             "forgets": plan.forgets,
