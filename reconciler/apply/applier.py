@@ -82,14 +82,14 @@ class Applier:
         for change in plan.changes:
             if change.kind == "LoraModel" and change.action != "forget":
                 self.trainer.tasks[change.name] = run.spawn(self._guard(change, self.trainer.apply(change)))
-        paying = {
-            c.address: run.spawn(self._guard(c, self.generator.apply(c)))
-            for c in plan.changes
-            if c.kind == "Generation" and c.action not in ("forget", "move", "copy")
-        }
-        copier = Copier(run, self.generator, paying)
-        free = [run.spawn(self._guard(c, copier.apply(c))) for c in plan.changes if c.action in ("move", "copy")]
-        gens = [*paying.values(), *free]
+        first: dict[str, asyncio.Task[None]] = {}  # what a copy of this plan's own run waits for
+        copier = Copier(run, self.generator, first)
+        for c in plan.changes:
+            if c.kind == "Generation" and c.action not in ("forget", "copy"):
+                work = copier.apply(c) if c.action == "move" else self.generator.apply(c)
+                first[c.address] = run.spawn(self._guard(c, work))
+        copies = [run.spawn(self._guard(c, copier.apply(c))) for c in plan.changes if c.action == "copy"]
+        gens = [*first.values(), *copies]
         outcomes = await asyncio.gather(*self.trainer.tasks.values(), *gens, return_exceptions=True)
         if deadline is not None:
             deadline.cancel()

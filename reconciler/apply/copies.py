@@ -86,7 +86,10 @@ class Copier:
         else:
             run.result.copied += 1
         where = "the outputs remote" if source.source == "remote" else source.where
-        run.emit(verb, gen.address, f"{verb} {plural(len(files), 'image')} from {where} to {gen.output_display}")
+        text = f"{verb} {plural(len(files), 'image')} from {where} to {gen.output_display}"
+        if where == gen.output_display:
+            text = f"{verb} {plural(len(files), 'image')} within {where} (now named after {gen.stem})"
+        run.emit(verb, gen.address, text)
 
     async def _source(self, source: Holding) -> Holding:
         """A run this apply pays for is copied once it is done: its images are then on record."""

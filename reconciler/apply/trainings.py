@@ -70,16 +70,17 @@ class Trainer:
                 entry.status, entry.model_name = Status.SUCCEEDED, change.model_name
             entry.updated_at = now_iso()
             await run.commit()
+            shown = entry.task_name or model.task_name  # a training adopted by identity keeps its own task name
             if change.action == "adopt":
                 run.result.adopted += 1
-                run.emit("adopted", addr, f"adopted training {model.task_name} ({task_id})", task_id=task_id)
+                run.emit("adopted", addr, f"adopted training {shown} ({task_id})", task_id=task_id)
             else:
                 run.result.resumed += 1
             if change.model_name:
                 run.emit(
                     "task_done",
                     addr,
-                    f"training {model.task_name} done: {change.model_name}",
+                    f"training {shown} done: {change.model_name}",
                     model_name=change.model_name,
                 )
                 return change.model_name

@@ -60,17 +60,19 @@ def find_generation(
             continue  # another resource's random draw is not this one's
         if h.source == "state" and (own or retiring):
             look.claimed.add(h.owner)
+            paid(look, gen, identity)  # a twin of it copies it from here once moved
             return Free("move", h, _move_reason(gen, h, own))
         return Free("copy", h, _copy_reason(h))
     paying = look.planned.get(identity)
     if paying is not None and not draw:
         source = Holding(identity, "plan", paying, (), "")
-        return Free("copy", source, f"same request as {paying}, which this plan pays for: copy its images after (free)")
+        return Free("copy", source, f"same request as {paying} in this plan: copy its images once it is done (free)")
     return None
 
 
 def paid(look: Lookups, gen: DesiredGeneration, identity: str | None) -> None:
-    """Note that this plan pays for `identity` in `gen` (a later generation with the same request copies it)."""
+    """Note that this plan pays for (or moves) `identity` into `gen`: a later generation with the same request
+    copies it from there once done."""
     if identity is not None and not random_draw(gen):
         look.planned.setdefault(identity, gen.address)
 
@@ -79,6 +81,8 @@ def _move_reason(gen: DesiredGeneration, h: Holding, own: bool) -> str:
     images = plural(len(h.files), "image")
     if own:
         return f"output folder changed: its {images} move from {h.where} to {gen.output_display} (free)"
+    if h.where == gen.output_display:
+        return f"moved from {h.owner}: its {images} stay in {h.where}, named after {gen.stem} (free)"
     return f"moved from {h.owner}: its {images} move from {h.where} to {gen.output_display} (free)"
 
 

@@ -97,8 +97,8 @@ def test_a_renamed_generation_moves_its_own_images(project: Project) -> None:
         project,
         mark,
         "-> Generation/alice-close-ups",
-        "moved from Generation/alice-portraits: its 2 images move from outputs/alice-portraits to "
-        "outputs/alice-portraits (free)",
+        "moved from Generation/alice-portraits: its 2 images stay in outputs/alice-portraits, named after "
+        "alice-close-ups (free)",
     )
     assert "- Generation/alice-portraits" not in out  # the move takes its record over: nothing to forget
     assert images(project, PORTRAITS) == paid_for
