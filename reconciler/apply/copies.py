@@ -92,21 +92,41 @@ class Copier:
         run.emit(verb, gen.address, text)
 
     async def _source(self, source: Holding) -> Holding:
-        """A run this apply pays for is copied once it is done: its images are then on record."""
-        if source.source != "plan":
-            return source
+        """Where the images are now. A resource this apply changes is copied from once its work is done (a run it
+        pays for, or one it moves; its current images may have moved to its history meanwhile): the run is then
+        found on record again by its identity, wherever it went."""
         work = self.paying.get(source.owner)
         if work is not None:
             try:
                 await asyncio.shield(work)
             except Exception as exc:
-                raise Skipped(f"{source.owner}, whose images it copies, did not finish") from exc
-        entry = self.run.state.entry(source.owner)
-        done = isinstance(entry, GenerationEntry) and entry.status == Status.SUCCEEDED
-        if not isinstance(entry, GenerationEntry) or not done or entry.identity != source.identity:
-            raise Skipped(f"{source.owner}, whose images it copies, has no finished run of this request")
-        files = tuple((f.path, f.sha256) for f in entry.files)
-        return Holding(source.identity, "state", entry.address, files, entry.output or "", entry.task_id, entry.seed)
+                if source.source == "plan":
+                    raise Skipped(f"{source.owner}, whose images it copies, did not finish") from exc
+        if source.source == "remote" or (source.source != "plan" and await asyncio.to_thread(self._intact, source)):
+            return source
+        found = await asyncio.to_thread(self._on_record, source.identity)
+        if found is None:
+            raise Skipped(f"the images of {source.owner} it copies are no longer where they were; plan again")
+        return found
+
+    def _intact(self, source: Holding) -> bool:
+        root = self.run.root
+        return all((p := inside(root, path)).is_file() and sha256_file(p) == h for path, h in source.files)
+
+    def _on_record(self, identity: str) -> Holding | None:
+        """A run of `identity` the state records now, current or in a history, with every file intact."""
+        for e in self.run.state.generations():
+            runs = [Holding(identity, "state", e.address, _pairs(e.files), e.output or "", e.task_id, e.seed)]
+            runs = runs if e.identity == identity and e.files else []
+            runs += [
+                Holding(identity, "history", e.address, _pairs(r.files), r.folder, r.task_id, r.seed)
+                for r in e.history
+                if r.identity == identity and r.files
+            ]
+            found = next((h for h in runs if self._intact(h)), None)
+            if found is not None:
+                return found
+        return None
 
     def _write(self, gen: DesiredGeneration, source: Holding) -> tuple[list[FileRecord], HistoryRecord | None]:
         """Write every image of `source` into the generation's folder, hash-checked; what was in the way is kept."""
@@ -144,6 +164,10 @@ class Copier:
             sidecar = inside(root, f"{old.output}/{old.stem}{SIDECAR_SUFFIX}")
             if display_path(sidecar, root) not in written and _records(sidecar, source.identity):
                 sidecar.unlink()
+
+
+def _pairs(files: list[FileRecord]) -> tuple[tuple[str, str], ...]:
+    return tuple((f.path, f.sha256) for f in files)
 
 
 def _records(sidecar: Path, identity: str) -> bool:

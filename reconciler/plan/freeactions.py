@@ -49,7 +49,7 @@ def find_generation(
 ) -> Free | None:
     """The free way to hold `identity` in `gen`'s declared folder, or None (it is paid). Claims what it moves."""
     draw = random_draw(gen)
-    for h in look.cache.generation(identity):
+    for h in sorted(look.cache.generation(identity), key=lambda h: h.owner != gen.address):  # its own run first
         retiring = h.source == "state" and h.owner != gen.address and not desired_has(h.owner)
         own = h.owner == gen.address
         if h.source == "state" and own and h.where == gen.output_display:
