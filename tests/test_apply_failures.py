@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.plan import reasons as r
 from reconciler.status import Status
 from tests.apply_world import World, sha256, worlds
 from tests.manifest_helpers import image_bytes
@@ -74,9 +75,9 @@ def test_a_failed_training_skips_its_generations_and_everything_else_finishes(ma
     # the next plan retrains and reruns only what failed, saying why
     reasons = {c.address: (c.action, c.reason) for c in world.plan().plan.changes}
     assert reasons == {
-        "LoraModel/alice": ("replace", f"the previous training {alice} failed (ended FAILED): retrain as {alice}"),
-        "Generation/alice-portraits": ("create", "3 images, txt2img 256×256; waits for LoraModel/alice"),
-        "Generation/landscape": ("replace", f"the previous run failed ({landscape.reason}): run it again"),
+        "LoraModel/alice": ("replace", r.PreviousTrainingFailed(alice, "ended FAILED", alice)),
+        "Generation/alice-portraits": ("create", r.WaitsForModels(r.Shape(3, "txt2img", 256, 256), ("alice",))),
+        "Generation/landscape": ("replace", r.PreviousRunFailed(landscape.reason)),
     }
 
 
@@ -119,10 +120,7 @@ spec:
     ]
     (world.root / "img/init.png").write_bytes(image_bytes("PNG", seed=9))
     change = world.plan().plan.get("Generation/restyle")
-    assert change is not None and (change.action, change.reason) == (
-        "replace",
-        f"the previous run failed ({detail}): run it again",
-    )
+    assert change is not None and (change.action, change.reason) == ("replace", r.PreviousRunFailed(detail))
 
 
 def test_a_training_novita_keeps_rejecting_fails_after_a_bounded_number_of_reuploads(

@@ -19,6 +19,7 @@ from reconciler.apply import Applier, ApplyOptions
 from reconciler.commands.workflow import apply_command
 from reconciler.commands.workspace import load_desired
 from reconciler.novita import RetryInfo
+from reconciler.plan import reasons as r
 from reconciler.plan.planfile import save_plan
 from reconciler.plan.planner import Plan, plan
 from reconciler.plan.policy import SubmitPolicy
@@ -102,7 +103,7 @@ def test_a_training_found_in_flight_after_a_lost_state_is_adopted_and_waited_for
     planned = world.plan(targets=targets)
     change = planned.plan.get("LoraModel/alice")
     assert change is not None and change.action == "adopt" and change.model_name is None
-    assert change.reason.endswith(": adopt and wait for it")
+    assert isinstance(change.reason, r.FoundInAccount) and not change.reason.finished
     applied = world.apply(planned, on_event=world.jump_when_waiting(700))
 
     assert applied.result.ok and (applied.result.adopted, applied.result.trained, applied.result.generated) == (1, 0, 1)
@@ -200,9 +201,7 @@ def test_resume_of_a_training_recorded_as_submitting_finds_it_by_name(make: Call
 
     planned = world.plan(targets=("LoraModel/alice",), offline=True)
     assert planned.actions() == {"LoraModel/alice": "resume"} and planned.plan.changes[0].task_id is None
-    assert planned.plan.changes[0].reason == (
-        f"a previous submit of {model.task_name} got no answer: look it up by name and wait for it, do not resubmit"
-    )
+    assert planned.plan.changes[0].reason == r.UnansweredLookup(model.task_name)
     result = world.apply(planned).result
 
     assert result.ok and (result.resumed, result.trained) == (1, 0)
@@ -231,10 +230,7 @@ def test_resume_of_a_training_that_never_reached_novita_fails_and_asks_to_plan_a
     # planned with a refresh, the same state is a create, looked up again before anything is sent
     change = world.plan(targets=("LoraModel/alice",)).plan.get("LoraModel/alice")
     assert change is not None and change.action == "create"
-    assert change.reason == (
-        f"a previous submit of {model.task_name} got no answer and the account does not list it: "
-        "look it up again, then train it only if it is still missing"
-    )
+    assert change.reason == r.UnansweredNotListed(model.task_name)
 
 
 # ---- a create that got no answer ---------------------------------------------------------------------------
@@ -334,7 +330,7 @@ def test_a_held_generation_submit_without_an_answer_is_never_resubmitted_on_its_
     settings = world.settings(("Generation/landscape",))
     desired, _ = load_desired(settings)
     again = plan(desired, world.state(), None, {}, ("Generation/landscape",), policy=SubmitPolicy(project="hold"))
-    assert again.empty and len(again.warnings) == 1 and "--replace Generation/landscape" in again.warnings[0]
+    assert again.empty and again.warnings == (r.HeldUnanswered("Generation/landscape"),)
 
 
 def test_a_generation_submit_without_an_answer_is_submitted_again_and_counted(make: Callable[..., World]) -> None:
@@ -364,10 +360,7 @@ def test_a_generation_submit_without_an_answer_is_submitted_again_and_counted(ma
     world.faults(reset=True)
     again = world.plan(targets=("Generation/landscape",))
     (change,) = again.plan.changes
-    assert (change.action, change.reason) == (
-        "replace",
-        "the previous submit got no answer: submitting again (may be paid twice)",
-    )
+    assert (change.action, change.reason) == ("replace", r.UnansweredResubmit())
     done = world.apply(again).result
     assert done.ok and done.resubmitted == ["Generation/landscape"] and done.generated == 1
     entry = world.state().generation("landscape")

@@ -124,10 +124,15 @@ def test_json_plan_schema(example: Path) -> None:
     }  # fmt: skip
     first = data["resource_changes"][1]
     assert set(first) == {
-        "address", "kind", "name", "actions", "reason", "before", "after", "changes", "notes", "task_name",
-        "task_id", "uploads", "images", "matrix",
+        "address", "kind", "name", "actions", "reason", "reason_kind", "reason_fields", "paid", "before", "after",
+        "changes", "notes", "task_name", "task_id", "uploads", "images", "matrix",
     }  # fmt: skip
     assert (first["address"], first["actions"], first["before"]) == ("LoraModel/alice-v1", ["create"], None)
+    assert (first["reason_kind"], first["reason_fields"], first["paid"]) == (
+        "new_training",
+        {"task_name": first["task_name"], "images": 13},
+        True,
+    )
     assert first["after"]["expert_setting"] == {
         "instance_prompt": "a close photo of ohwx woman", "class_prompt": "person", "max_train_steps": 500,
         "learning_rate": 0.0001,

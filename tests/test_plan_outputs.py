@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from reconciler.observe.facts import OrphanFacts, OutputFacts, PruneFile
+from reconciler.plan import reasons as r
 from reconciler.plan.planner import plan
 from reconciler.present.render import plan_json, render_text
 from reconciler.state import FileRecord, HistoryRecord
@@ -124,7 +125,7 @@ def test_a_replaced_generation_says_its_images_move_to_history() -> None:
         {g.address: INTACT},  # type: ignore[arg-type]
     )
     [change] = result.changes
-    assert (change.action, change.notes) == ("replace", ("(its 2 current images move to history)",))
+    assert (change.action, change.notes) == ("replace", (r.CurrentImagesToHistory(2),))
     text = render_text(result)
     assert "  -/+ Generation/portraits" in text
     assert "      ~ prompt: a photo → a new photo\n      (its 2 current images move to history)\n" in text
@@ -175,13 +176,9 @@ def test_forget_says_what_prune_will_do() -> None:
     g = generation()
     args = (desired(DS, M), done_state(g), remote(remote_task(M)), {})
     kept = plan(*args)  # type: ignore[arg-type]
-    assert kept.changes[0].reason == (
-        "no longer in the manifests: forget (its 2 images stay on disk; --prune removes them)"
-    )
+    assert kept.changes[0].reason == r.ForgetGeneration(images=2, prune=False)
     pruned = plan(*args, prune=True)  # type: ignore[arg-type]
-    assert (
-        pruned.changes[0].reason == "no longer in the manifests: forget, and --prune removes its 2 images and history"
-    )
+    assert pruned.changes[0].reason == r.ForgetGeneration(images=2, prune=True)
 
 
 def test_history_survives_in_the_state_document() -> None:

@@ -97,6 +97,36 @@ def state_rm(
         click.echo(f"Removed {addr} from the state.")
 
 
+@state.command("mv", short_help="Move a resource to another address in the state (a rename).")
+@click.argument("source", metavar="FROM")
+@click.argument("target", metavar="TO")
+@state_options
+@sim_option
+@click.option("--dry-run", is_flag=True, help="Check the move and say what it would do; change nothing.")
+def state_mv(
+    source: str,
+    target: str,
+    state_path: str | None,
+    workspace: str | None,
+    lock_timeout: float,
+    sim: bool,
+    dry_run: bool,
+) -> None:
+    """Move the state entry at FROM to TO (e.g. Generation/old-name Generation/new-name), as Terraform's state mv.
+
+    What the entry records (identity, Novita task, trained model, images and their history) stays; only its
+    address changes. Renames whose request is unchanged need no mv: the plan finds them by identity. Use it
+    when a rename comes with a changed request, so the change is planned as a replace of the renamed resource
+    (its images kept in history) instead of a create and a forget.
+    """
+    from reconciler.commands.state_mv import move_in_state
+
+    settings = make_settings((), state_path, sim, lock_timeout, workspace=workspace)
+    move = move_in_state(settings, source, target, dry_run=dry_run)
+    verb = "Would move" if dry_run else "Moved"
+    click.echo(f"{verb} {move.source} to {move.target} in the state.")
+
+
 @state.command("pull", short_help="Print the state as JSON (now, or an earlier --serial).")
 @state_option
 @sim_option

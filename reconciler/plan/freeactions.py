@@ -18,7 +18,7 @@ from typing import Literal
 
 from reconciler.desired.resources import DesiredGeneration
 from reconciler.observe.runcache import Holding, RunCache, TrainingHolding
-from reconciler.text import plural
+from reconciler.plan import reasons as r
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Free:
 
     action: Literal["move", "copy"]
     source: Holding
-    reason: str
+    reason: r.Reason
 
 
 def random_draw(gen: DesiredGeneration) -> bool:
@@ -66,7 +66,7 @@ def find_generation(
     paying = look.planned.get(identity)
     if paying is not None and not draw:
         source = Holding(identity, "plan", paying, (), "")
-        return Free("copy", source, f"same request as {paying} in this plan: copy its images once it is done (free)")
+        return Free("copy", source, r.CopiedFromThisPlan(paying))
     return None
 
 
@@ -77,26 +77,12 @@ def paid(look: Lookups, gen: DesiredGeneration, identity: str | None) -> None:
         look.planned.setdefault(identity, gen.address)
 
 
-def _move_reason(gen: DesiredGeneration, h: Holding, own: bool) -> str:
-    images = plural(len(h.files), "image")
-    if own:
-        return f"output folder changed: its {images} move from {h.where} to {gen.output_display} (free)"
-    if h.where == gen.output_display:
-        return f"moved from {h.owner}: its {images} stay in {h.where}, named after {gen.stem} (free)"
-    return f"moved from {h.owner}: its {images} move from {h.where} to {gen.output_display} (free)"
+def _move_reason(gen: DesiredGeneration, h: Holding, own: bool) -> r.RunMoved:
+    return r.RunMoved(h.owner, own, len(h.files), h.where, gen.output_display, gen.stem)
 
 
-def _copy_reason(h: Holding) -> str:
-    images = plural(len(h.files), "image")
-    if h.source == "state":
-        return f"same request as {h.owner}: copy its {images} from {h.where} (free)"
-    if h.source == "history":
-        return f"made before by {h.owner}: copy its {images} from its history {h.where} (free)"
-    if h.source == "forgotten":
-        return f"made before by {h.owner} (forgotten): copy its {images} from {h.where} (free)"
-    if h.source == "folder":
-        return f"its {images} are in {h.where} (sidecar matches): copy them (free)"
-    return f"made before by {h.owner}: copy its {images} from the outputs remote (free)"
+def _copy_reason(h: Holding) -> r.RunCopied:
+    return r.RunCopied(h.source, h.owner, len(h.files), h.where)
 
 
 def find_training(cache: RunCache, identity: str, own_task: str) -> TrainingHolding | None:

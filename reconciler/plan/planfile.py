@@ -21,9 +21,10 @@ from reconciler.files import atomic_write
 from reconciler.observe.facts import PruneFile
 from reconciler.observe.runcache import Holding
 from reconciler.plan.planner import AttrChange, Plan, RefreshSummary, ResourceChange
+from reconciler.plan.reasons import Note, PlanWarning, Reason, from_record, record
 from reconciler.present.render import plan_json
 
-PLANFILE_VERSION = 2  # 2 records the origin; a version 1 file (no origin) is still applied as before
+PLANFILE_VERSION = 3  # 2 recorded the origin; 3 records each reason, note and warning as a kind and its fields
 SIMULATOR = "simulator"
 
 
@@ -69,7 +70,7 @@ class Origin:
 @dataclass(frozen=True)
 class SavedPlan:
     plan: Plan
-    origin: Origin | None  # None: a version 1 file, made before plans recorded where they were made
+    origin: Origin | None  # None: unknown (saved without one)
 
 
 def save_plan(plan: Plan, path: Path, origin: Origin | None = None) -> None:
@@ -77,7 +78,7 @@ def save_plan(plan: Plan, path: Path, origin: Origin | None = None) -> None:
     data = {
         "planfile_version": PLANFILE_VERSION,
         "origin": asdict(origin) if origin is not None else None,
-        "plan": asdict(plan),
+        "plan": _plan_record(plan),
         "readable": plan_json(plan),
     }
     atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
@@ -90,23 +91,28 @@ def load_plan(path: Path) -> SavedPlan:
         raise PlanFileError(f"{path}: no such plan file") from None
     except (OSError, ValueError) as exc:
         raise PlanFileError(f"{path}: not a reconciler plan file ({exc})") from None
-    if not isinstance(data, dict) or data.get("planfile_version") not in (1, PLANFILE_VERSION):
+    version = data.get("planfile_version") if isinstance(data, dict) else None
+    if version not in (1, 2, PLANFILE_VERSION):
         raise PlanFileError(f"{path}: not a reconciler plan file of version {PLANFILE_VERSION}")
     try:
-        raw_origin = data.get("origin")
-        origin = None
-        if raw_origin is not None:
-            origin = Origin(
-                **{
-                    **raw_origin,
-                    "files": tuple(raw_origin["files"]),
-                    "targets": tuple(raw_origin["targets"]),
-                    "replace": tuple(raw_origin["replace"]),
-                }
+        origin = _origin(data.get("origin"))
+        if version != PLANFILE_VERSION:  # its reasons are sentences, not the values this reconciler reads
+            again = origin.plan_command(path) if origin else f"reconciler plan --out {shlex.quote(str(path))}"
+            raise PlanFileError(
+                f"{path} was saved by an earlier reconciler (plan file version {version}; this one reads version "
+                f"{PLANFILE_VERSION}). Plan again with: {again}"
             )
         return SavedPlan(_plan(data["plan"]), origin)
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanFileError(f"{path}: the plan file is damaged ({exc})") from None
+
+
+def _origin(raw: dict[str, Any] | None) -> Origin | None:
+    if raw is None:
+        return None
+    return Origin(
+        **{**raw, "files": tuple(raw["files"]), "targets": tuple(raw["targets"]), "replace": tuple(raw["replace"])}
+    )
 
 
 def settle(
@@ -148,13 +154,24 @@ def _files_note(origin: Origin) -> str:
     return f", manifests {' '.join(origin.files)}" if origin.files else ""
 
 
+def _plan_record(plan: Plan) -> dict[str, Any]:
+    """The plan as JSON data: its dataclasses' fields, with each reason, note and warning as a kind and its fields."""
+    raw = asdict(plan)
+    for change, saved in zip(plan.changes, raw["changes"], strict=True):
+        saved["reason"] = record(change.reason)
+        saved["notes"] = [record(n) for n in change.notes]
+    raw["warnings"] = [record(w) for w in plan.warnings]
+    return raw
+
+
 def _plan(raw: dict[str, Any]) -> Plan:
     changes = tuple(
         ResourceChange(
             **{
                 **c,
+                "reason": from_record(c["reason"], Reason),
                 "changes": tuple(AttrChange(**a) for a in c["changes"]),
-                "notes": tuple(c["notes"]),
+                "notes": tuple(from_record(n, Note) for n in c["notes"]),
                 "uploads": tuple(c["uploads"]),
                 "known_tasks": None if c.get("known_tasks") is None else tuple(c["known_tasks"]),
                 "source": _holding(c.get("source")),
@@ -170,7 +187,7 @@ def _plan(raw: dict[str, Any]) -> Plan:
         desired_digest=str(raw["desired_digest"]),
         refresh=refresh,
         targets=tuple(raw.get("targets") or ()),
-        warnings=tuple(raw.get("warnings") or ()),
+        warnings=tuple(from_record(w, PlanWarning) for w in raw.get("warnings") or ()),
         fetches=tuple((str(a), int(n)) for a, n in raw.get("fetches") or ()),
         stores=tuple((str(a), int(n)) for a, n in raw.get("stores") or ()),
         prune=bool(raw.get("prune")),

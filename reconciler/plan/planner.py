@@ -19,13 +19,14 @@ from reconciler.desired.resources import (
     sort_key,
 )
 from reconciler.load.matrix import normalise_address
-from reconciler.observe.facts import Account, AccountGeneration, AccountTraining, OrphanFacts, OutputFacts, PruneFile
+from reconciler.observe.facts import Account, AccountTraining, OrphanFacts, OutputFacts, PruneFile
 from reconciler.observe.runcache import Holding, RunCache
+from reconciler.plan import reasons as r
 from reconciler.plan.freeactions import Lookups, find_generation, find_training, paid
 from reconciler.plan.policy import SubmitPolicy
+from reconciler.plan.reasons import Note, PlanWarning, Reason
 from reconciler.state import ForgottenEntry, GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost
-from reconciler.text import plural
 
 Action = Literal["create", "replace", "resume", "adopt", "forget", "move", "copy"]
 UNSET = "(unset)"
@@ -45,9 +46,9 @@ class AttrChange:
 class ResourceChange:
     address: str
     action: Action
-    reason: str
+    reason: Reason
     changes: tuple[AttrChange, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     task_name: str | None = None  # LoraModel: the task to create, adopt or wait for
@@ -68,6 +69,11 @@ class ResourceChange:
     def name(self) -> str:
         return self.address.partition("/")[2]
 
+    @property
+    def paid(self) -> bool:
+        """Carrying it out costs money on Novita (a training or a generation); everything else is free."""
+        return self.reason.paid
+
 
 @dataclass(frozen=True)
 class RefreshSummary:
@@ -85,7 +91,7 @@ class Plan:
     desired_digest: str
     refresh: RefreshSummary | None = None
     targets: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()  # what needs a person's decision
     # with an outputs remote: (address, images) of unchanged generations whose images only need copying, free
     fetches: tuple[tuple[str, int], ...] = ()  # in the remote, missing here: written into the output folder
     stores: tuple[tuple[str, int], ...] = ()  # here, missing in the remote: stored in it
@@ -231,7 +237,7 @@ class _Ctx:
     policy: SubmitPolicy = field(default_factory=SubmitPolicy)
     model_names: dict[str, str | None] = field(default_factory=dict)  # trained name usable now, or None
     model_actions: dict[str, Action | None] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[PlanWarning] = field(default_factory=list)
     fetches: list[tuple[str, int]] = field(default_factory=list)
     stores: list[tuple[str, int]] = field(default_factory=list)
     look: Lookups = field(default_factory=Lookups)
@@ -359,7 +365,7 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
 
     known = tuple(sorted(t.task_id for t in found)) if remote is not None else None
 
-    def change(action: Action, reason: str, **kw: Any) -> ResourceChange:
+    def change(action: Action, reason: Reason, **kw: Any) -> ResourceChange:
         diff = diff_attributes(before, after) if action == "replace" and not same else ()
         if action in ("create", "replace"):
             kw.setdefault("uploads", uploads)
@@ -377,13 +383,13 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
 
     if model.address in ctx.replace and entry is not None and not entry.in_flight:
         ctx.model_names[model.name] = None
-        kept = (f"(the current model {entry.model_name} stays in the account)",) if entry.model_name else ()
-        return change("replace", f"--replace: train again as {model.task_name}", notes=kept)
+        kept: tuple[Note, ...] = (r.CurrentModelStays(entry.model_name),) if entry.model_name else ()
+        return change("replace", r.RetrainRequested(model.task_name), notes=kept)
     if same and entry is not None:
         if entry.status == Status.SUCCEEDED:
             if remote is not None and entry.task_id and remote.by_id(entry.task_id) is None and live is None:
                 ctx.model_names[model.name] = None
-                return change("replace", f"training {entry.task_name} is no longer in the account: retrain")
+                return change("replace", r.TrainingMissing(entry.task_name, trained=True))
             ctx.model_names[model.name] = entry.model_name
             return None
         if entry.status in SUBMIT_UNRESOLVED:
@@ -392,80 +398,57 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
             # a few times, before it submits anything.
             if remote is None:  # offline: the state is trusted, apply looks the name up and never resubmits
                 ctx.model_names[model.name] = None
-                return change(
-                    "resume",
-                    f"a previous submit of {model.task_name} got no answer: look it up by name and wait for it, "
-                    "do not resubmit",
-                )
+                return change("resume", r.UnansweredLookup(model.task_name))
             made = remote.answer_to(model.task_name, entry.prior_tasks)
             ctx.model_names[model.name] = made.model_name if made is not None and made.succeeded else None
             if made is None:
-                return change(
-                    "create",
-                    f"a previous submit of {model.task_name} got no answer and the account does not list it: "
-                    "look it up again, then train it only if it is still missing",
-                )
+                return change("create", r.UnansweredNotListed(model.task_name))
             if made.failed:
-                return change("replace", f"training {made.task_name} ended {made.status}: retrain")
+                return change("replace", r.TrainingEnded(made.task_name, made.status))
             if made.succeeded:
                 return change(
                     "resume",
-                    f"training {made.task_name} finished ({made.describe()}): record it",
+                    r.TrainingFinished(made.task_name, r.TaskStatus.of(made)),
                     task_id=made.task_id,
                     model_name=made.model_name,
                 )
-            return change(
-                "resume",
-                f"training {made.task_name} in flight ({made.describe()}): wait, do not resubmit",
-                task_id=made.task_id,
-            )
+            return change("resume", r.UnansweredInFlight(made.task_name, r.TaskStatus.of(made)), task_id=made.task_id)
         if entry.in_flight:
             task = (remote.by_id(entry.task_id) if remote and entry.task_id else None) or live
             if remote is None:
                 ctx.model_names[model.name] = None
-                return change(
-                    "resume",
-                    f"wait for training {model.task_name}, in flight; nothing is changed or resubmitted",
-                    task_id=entry.task_id,
-                )
+                return change("resume", r.TrainingInFlight(model.task_name, None), task_id=entry.task_id)
             if task is None:
                 ctx.model_names[model.name] = None
-                return change("replace", f"training {model.task_name} vanished from the account: retrain")
+                return change("replace", r.TrainingMissing(model.task_name, trained=False))
             if task.failed:
                 ctx.model_names[model.name] = None
-                return change("replace", f"training {task.task_name} ended {task.status}: retrain")
+                return change("replace", r.TrainingEnded(task.task_name, task.status))
             if task.succeeded:
                 ctx.model_names[model.name] = task.model_name
                 return change(
                     "resume",
-                    f"training {task.task_name} finished ({task.describe()}): record it",
+                    r.TrainingFinished(task.task_name, r.TaskStatus.of(task)),
                     task_id=task.task_id,
                     model_name=task.model_name,
                 )
             ctx.model_names[model.name] = None
-            return change(
-                "resume",
-                f"wait for training {task.task_name}, in flight ({task.describe()}); nothing is changed or resubmitted",
-                task_id=task.task_id,
-            )
+            return change("resume", r.TrainingInFlight(task.task_name, r.TaskStatus.of(task)), task_id=task.task_id)
         # failed before, same definition
         if live is not None:
             return _adopt(ctx, model, live, before, after)
         ctx.model_names[model.name] = None
-        why = f" ({entry.reason})" if entry.reason else ""
-        return change("replace", f"the previous training {entry.task_name} failed{why}: retrain as {model.task_name}")
+        return change("replace", r.PreviousTrainingFailed(entry.task_name, entry.reason, model.task_name))
 
     if live is not None:
         return _adopt(ctx, model, live, before, after)
     held = find_training(ctx.look.cache, model.identity, model.task_name)
     if held is not None:  # trained before under another name (a renamed LoraModel): its own training
         ctx.model_names[model.name] = held.model_name if held.succeeded else None
-        where = "in the state" if held.source == "state" else "in the account"
-        wait = "" if held.succeeded else " and wait for it"
         return ResourceChange(
             model.address,
             "adopt",
-            f"same definition trained as {held.task_name} ({where}): adopt it{wait} (free)",
+            r.TrainedUnderAnotherName(held.task_name, held.source, held.succeeded),
             before=before,
             after=after,
             task_name=held.task_name,
@@ -473,20 +456,24 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
             model_name=held.model_name if held.succeeded else None,
         )
     ctx.model_names[model.name] = None
-    notes: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
     if found:
-        notes = (f"(an earlier training {found[0].task_name} ended {found[0].status})",)
+        notes = (r.EarlierTrainingEnded(found[0].task_name, found[0].status),)
     if entry is None:
-        return change("create", f"train as {model.task_name} ({len(model.images)} images)", notes=notes)
+        return change("create", r.NewTraining(model.task_name, len(model.images)), notes=notes)
     diff = diff_attributes(before, after)
     only_images = all(c.path == "images" for c in diff)
-    what = f"dataset {model.dataset} changed" if only_images and diff else "definition changed"
+    why: Reason = (
+        r.DatasetChanged(model.dataset, model.task_name)
+        if only_images and diff
+        else r.DefinitionChanged(model.task_name)
+    )
     if entry.model_name:
-        notes += (f"(the old model {entry.model_name} stays in the account: Novita has no delete)",)
+        notes += (r.OldModelStays(entry.model_name),)
     return ResourceChange(
         model.address,
         "replace",
-        f"{what}: retrain as {model.task_name}",
+        why,
         changes=diff,
         notes=notes,
         before=before,
@@ -500,11 +487,10 @@ def _adopt(
     ctx: _Ctx, model: DesiredModel, task: AccountTraining, before: dict[str, Any] | None, after: dict[str, Any]
 ) -> ResourceChange:
     ctx.model_names[model.name] = task.model_name if task.succeeded else None
-    wait = "" if task.succeeded else " and wait for it"
     return ResourceChange(
         model.address,
         "adopt",
-        f"found in the account as {task.task_name} ({task.describe()}): adopt{wait}",
+        r.FoundInAccount(task.task_name, r.TaskStatus.of(task), finished=task.succeeded),
         before=before,
         after=after,
         task_name=model.task_name,
@@ -523,10 +509,9 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
     after = gen.attributes(names)
     before = entry.attributes if entry else None
     facts = ctx.outputs.get(gen.address, OutputFacts(files_intact=False))
-    shape = f"{plural(gen.image_num, 'image')}, {gen.task_type} "
-    shape += f"{gen.request.get('width', 512)}×{gen.request.get('height', 512)}"
+    shape = r.Shape(gen.image_num, gen.task_type, gen.request.get("width", 512), gen.request.get("height", 512))
 
-    def change(action: Action, reason: str, *, diff: bool = False, **kw: Any) -> ResourceChange:
+    def change(action: Action, reason: Reason, *, diff: bool = False, **kw: Any) -> ResourceChange:
         if action in ("create", "replace") and identity is not None and gen.address not in ctx.replace:
             free = find_generation(ctx.look, gen, identity, lambda a: _desired_has(ctx.desired, a))
             if free is not None:  # held already: never paid again
@@ -536,40 +521,33 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
                 paid(ctx.look, gen, identity)
         changes = diff_attributes(before, after) if diff else ()
         images = gen.image_num if action in ("create", "replace") else 0
-        notes: tuple[str, ...] = ()
+        notes: tuple[Note, ...] = ()
         if action in ("create", "replace", "copy"):
             if entry is not None and entry.files and len(entry.files) > facts.missing:
-                notes = (f"(its {plural(len(entry.files) - facts.missing, 'current image')} move to history)",)
+                notes = (r.CurrentImagesToHistory(len(entry.files) - facts.missing),)
             elif entry is None and facts.sidecar_files:
-                moved = plural(len(facts.sidecar_files), "image")
-                notes = (f"(the {moved} already in {gen.output_display} move to history)",)
+                notes = (r.FolderImagesToHistory(len(facts.sidecar_files), gen.output_display),)
         return ResourceChange(
             gen.address, action, reason, changes=changes, before=before, after=after, images=images, notes=notes, **kw
         )
 
     if identity is None:
-        pending = [m for m in gen.lora_models if not names.get(m)]
-        deps = ", ".join(f"LoraModel/{m}" for m in pending)
+        pending = tuple(m for m in gen.lora_models if not names.get(m))
         verbs = {ctx.model_actions.get(m) for m in pending}
-        verb = "is retrained" if verbs <= {"replace", "create"} else "is not trained yet"
         if entry is None:
-            return change("create", f"{shape}; waits for {deps}")
-        return change("replace", f"depends on {deps}, which {verb}", diff=True)
+            return change("create", r.WaitsForModels(shape, pending))
+        return change("replace", r.ModelsPending(pending, retrained=verbs <= {"replace", "create"}), diff=True)
 
     if gen.address in ctx.replace and entry is not None and entry.status != Status.RUNNING:
-        return change("replace", f"--replace: run it again ({shape})")
+        return change("replace", r.RunAgainRequested(shape))
     if entry is not None and entry.identity == identity:
         if entry.status == Status.SUCCEEDED:
             if entry.output is not None and entry.output != gen.output_display and facts.sidecar_identity == identity:
-                return change(
-                    "adopt",
-                    f"its {len(facts.sidecar_files)} images are already in {gen.output_display} (moved with the "
-                    "manifest; sidecar matches): record them",
-                )
+                return change("adopt", r.FoundOnDisk(len(facts.sidecar_files), gen.output_display))
             if entry.output is not None and entry.output != gen.output_display:
-                return change("replace", f"output folder changed: {shape}")  # a move when its files are held
+                return change("replace", r.OutputFolderChanged(shape))  # a move when its files are held
             if not entry.files and entry.history:
-                return change("replace", f"its images moved to history, then the apply stopped: run it again ({shape})")
+                return change("replace", r.StoppedAfterHistory(shape))
             if facts.files_intact:
                 if facts.remote and not facts.in_remote:
                     ctx.stores.append((gen.address, len(entry.files)))
@@ -578,66 +556,40 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
                 ctx.fetches.append((gen.address, facts.missing))
                 return None
             return change(
-                "replace",
-                f"{facts.missing} of its {len(entry.files) or gen.image_num} images are missing or changed "
-                f"in {gen.output_display}: regenerate",
+                "replace", r.ImagesMissing(facts.missing, len(entry.files) or gen.image_num, gen.output_display)
             )
         if entry.status == Status.RUNNING and entry.task_id:
             seen = ctx.remote.generations.get(entry.task_id) if ctx.remote is not None else None
             if seen is None or not generation_lost(seen.status):
-                status = f" ({_gen_status(seen)})" if seen else ""
-                return change(
-                    "resume",
-                    f"wait for generation task {entry.task_id}, in flight{status}; nothing is changed or resubmitted",
-                    task_id=entry.task_id,
-                )
-            why = "vanished" if seen.status == NOT_FOUND else f"failed ({seen.reason or 'no reason given'})"
-            return change("replace", f"generation task {entry.task_id} {why}: run it again")
+                status, progress = (seen.status, seen.progress) if seen else (None, None)
+                return change("resume", r.GenerationInFlight(entry.task_id, status, progress), task_id=entry.task_id)
+            if seen.status == NOT_FOUND:
+                return change("replace", r.GenerationVanished(entry.task_id))
+            return change("replace", r.GenerationFailed(entry.task_id, seen.reason))
         if entry.status in SUBMIT_UNRESOLVED:
             # Novita cannot list generation tasks, so nobody can tell whether the unanswered submit ran: the
             # policy decides (reconciler.plan.policy), never a guess.
             if ctx.policy.for_generation(gen) == "resubmit":
-                return change("replace", "the previous submit got no answer: submitting again (may be paid twice)")
-            ctx.warnings.append(
-                f"{gen.address}: a previous apply stopped while submitting it (killed, or Novita gave no "
-                "answer), and Novita cannot list generation tasks, so nobody can tell whether it ran. It is "
-                "held (on_unanswered_submit: hold), not submitted again on its own: run "
-                f"`reconciler apply --replace {gen.address}` to submit it again (if the first submit did run, "
-                "that pays for it twice)."
-            )
+                return change("replace", r.UnansweredResubmit())
+            ctx.warnings.append(r.HeldUnanswered(gen.address))
             return None
-        why = f" ({entry.reason})" if entry.reason else ""
-        return change("replace", f"the previous run failed{why}: run it again")
+        return change("replace", r.PreviousRunFailed(entry.reason))
 
     if facts.sidecar_identity == identity:
         return change(
-            "adopt",
-            f"its {len(facts.sidecar_files)} images are already in {gen.output_display} (sidecar matches): adopt",
-            task_id=facts.sidecar_task_id,
+            "adopt", r.FoundOnDisk(len(facts.sidecar_files), gen.output_display), task_id=facts.sidecar_task_id
         )
-    stored = next((r for r in facts.remote_sidecars if r.identity == identity), None)
+    stored = next((s for s in facts.remote_sidecars if s.identity == identity), None)
     if stored is not None:
-        return change(
-            "adopt",
-            f"its {len(stored.files)} images are in the outputs remote (sidecar matches): adopt and fetch them (free)",
-            task_id=stored.task_id,
-        )
+        return change("adopt", r.FoundInOutputsRemote(len(stored.files)), task_id=stored.task_id)
     if entry is None:
-        return change("create", shape)
-    changed_models = [
+        return change("create", r.NewGeneration(shape))
+    changed_models = tuple(
         m for m in gen.lora_models if names.get(m) and entry.models.get(m) and names.get(m) != entry.models.get(m)
-    ]
+    )
     if changed_models:
-        deps = ", ".join(f"LoraModel/{m}" for m in changed_models)
-        return change("replace", f"depends on {deps}, which was retrained", diff=True)
-    return change("replace", f"definition changed: {shape}", diff=True)
-
-
-def _gen_status(seen: AccountGeneration) -> str:
-    status = seen.status.removeprefix("TASK_STATUS_")
-    if seen.progress:
-        status += f" {seen.progress:.0f}%"
-    return status
+        return change("replace", r.ModelsRetrained(changed_models), diff=True)
+    return change("replace", r.GenerationChanged(shape), diff=True)
 
 
 # --- Dataset -----------------------------------------------------------------------------------------
@@ -652,20 +604,21 @@ def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> Resour
     training = ctx.trainings_by_dataset(changes).get(name, [])
     needed = {i.sha256 for c in training for i in ctx.desired.models[c.name].images}
     uploads = tuple(sorted({h for c in training for h in c.uploads}))
-    already = len(needed) - len(uploads)
+    changed = entry is not None
+    reason: Reason
     if uploads:
-        reason = f"{plural(len(uploads), 'new image')} to upload ({already} already uploaded)"
+        reason = r.UploadsNeeded(len(uploads), len(needed) - len(uploads), changed)
     elif training:
-        reason = f"all {len(needed)} images already uploaded"
+        reason = r.AllUploaded(len(needed), changed)
     else:
-        reason = f"{len(dataset.images)} images, nothing to upload (no training needs them)"
+        reason = r.NothingToUpload(len(dataset.images), changed)
     after = dataset.attributes()
     if entry is None:
         return ResourceChange(dataset.address, "create", reason, after=after, uploads=uploads)
     return ResourceChange(
         dataset.address,
         "replace",
-        f"images changed; {reason}",
+        reason,
         changes=diff_attributes(entry.attributes, after),
         before=entry.attributes,
         after=after,
@@ -677,20 +630,11 @@ def _plan_dataset(ctx: _Ctx, name: str, changes: list[ResourceChange]) -> Resour
 
 
 def _forget(addr: str, entry: ResourceEntry, prune: bool) -> ResourceChange:
+    reason: Reason
     if isinstance(entry, ModelEntry):
-        if entry.in_flight:
-            what = f"its training {entry.task_name} keeps running in the account"
-        elif entry.model_name:
-            what = f"the trained model {entry.model_name} stays in the account: Novita has no delete"
-        else:
-            what = "nothing was trained"
-        reason = f"no longer in the manifests: forget ({what})"
+        reason = r.ForgetModel(entry.task_name, entry.model_name, entry.in_flight)
     elif isinstance(entry, GenerationEntry):
-        images = plural(len(entry.files), "image")
-        if prune:
-            reason = f"no longer in the manifests: forget, and --prune removes its {images} and history"
-        else:
-            reason = f"no longer in the manifests: forget (its {images} stay on disk; --prune removes them)"
+        reason = r.ForgetGeneration(len(entry.files), prune)
     else:
-        reason = "no longer in the manifests: forget (uploaded images stay in Novita's storage)"
+        reason = r.ForgetDataset()
     return ResourceChange(addr, "forget", reason, before=entry.attributes)

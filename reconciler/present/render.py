@@ -3,32 +3,40 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler import __version__
 from reconciler.desired.resources import matrix_address
 from reconciler.plan.planner import Action, AttrChange, Plan, ResourceChange
+from reconciler.plan.reasons import fields_of
+from reconciler.present.wording import note_text, reason_text, warning_text
 from reconciler.text import size
 
 JSON_FORMAT_VERSION = "1.0"
-SYMBOLS: dict[Action, str] = {
-    "create": "+",
-    "replace": "-/+",
-    "resume": "~",
-    "adopt": "<=",
-    "move": "->",
-    "copy": ">>",
-    "forget": "-",
+
+
+@dataclass(frozen=True)
+class ActionLook:
+    """How a plan shows one action: its symbol, colour, legend and the words that count it in a matrix heading."""
+
+    symbol: str
+    colour: str
+    legend: str
+    count: str
+
+
+# One row per Action (a new action adds its row here; tests check that every Action has one).
+ACTIONS: dict[Action, ActionLook] = {
+    "create": ActionLook("+", "green", "create", "to create"),
+    "replace": ActionLook("-/+", "yellow", "replace (train or generate again)", "to replace"),
+    "resume": ActionLook("~", "cyan", "wait for work in flight (not an update)", "to wait for"),
+    "adopt": ActionLook("<=", "blue", "adopt what is already there", "to adopt"),
+    "move": ActionLook("->", "blue", "move its images into the declared folder (free)", "to move"),
+    "copy": ActionLook(">>", "blue", "copy images already paid for (free)", "to copy"),
+    "forget": ActionLook("-", "red", "forget", "to forget"),
 }
-COLOURS: dict[Action, str] = {
-    "create": "green",
-    "replace": "yellow",
-    "resume": "cyan",
-    "adopt": "blue",
-    "move": "blue",
-    "copy": "blue",
-    "forget": "red",
-}
+SYMBOLS: dict[Action, str] = {action: look.symbol for action, look in ACTIONS.items()}
 ANSI = {"green": 32, "yellow": 33, "blue": 34, "cyan": 36, "red": 31}
 NO_CHANGES = "No changes. Novita matches the manifests."
 
@@ -83,15 +91,6 @@ def _attr_line(change: AttrChange) -> str:
     return f"~ {change.path}: {format_value(change.before)} → {format_value(change.after)}"
 
 
-LEGEND: dict[Action, str] = {
-    "create": "create",
-    "replace": "replace (train or generate again)",
-    "resume": "wait for work in flight (not an update)",
-    "adopt": "adopt what is already there (free)",
-    "move": "move its images into the declared folder (free)",
-    "copy": "copy images already paid for (free)",
-    "forget": "forget",
-}
 TARGETED = (
     "Warning: resource targeting is in effect, so this plan may be incomplete: it covers only {targets} "
     "and what {they} on, not every change the manifests ask for. --target is for exceptional cases; "
@@ -101,8 +100,8 @@ TARGETED = (
 
 def legend_line(plan: Plan) -> str:
     """What the symbols of this plan mean (shown under the plan on a terminal)."""
-    used = [action for action in SYMBOLS if any(c.action == action for c in plan.changes)]
-    return "Symbols: " + ", ".join(f"{SYMBOLS[a]} {LEGEND[a]}" for a in used)
+    used = [action for action in ACTIONS if any(c.action == action for c in plan.changes)]
+    return "Symbols: " + ", ".join(f"{ACTIONS[a].symbol} {ACTIONS[a].legend}" for a in used)
 
 
 def render_text(plan: Plan, *, colour: bool = False, legend: bool = False) -> str:
@@ -110,7 +109,7 @@ def render_text(plan: Plan, *, colour: bool = False, legend: bool = False) -> st
     what its symbols mean); a targeted plan ends with the warning that it may be incomplete."""
 
     def style(text: str, action: Action) -> str:
-        return f"\x1b[1;{ANSI[COLOURS[action]]}m{text}\x1b[0m" if colour else text
+        return f"\x1b[1;{ANSI[ACTIONS[action].colour]}m{text}\x1b[0m" if colour else text
 
     lines = [refresh_line(plan), ""]
     if plan.targets:
@@ -131,9 +130,9 @@ def render_text(plan: Plan, *, colour: bool = False, legend: bool = False) -> st
             lines.append(f"  {matrix}" + " " * max(1, width - len(matrix) - 2) + groups[matrix])
         symbol = SYMBOLS[change.action]
         styled = indent + style(symbol, change.action) + head[len(indent) + len(symbol) :]
-        lines.append(styled + " " * (width - len(head)) + change.reason)
+        lines.append(styled + " " * (width - len(head)) + reason_text(change.reason))
         lines.extend(indent + "    " + _attr_line(a) for a in change.changes)
-        lines.extend(indent + "    " + note for note in change.notes)
+        lines.extend(indent + "    " + note_text(note) for note in change.notes)
     lines += ["", summary_line(plan)] if plan.changes else [summary_line(plan)]
     if legend:
         lines.append(legend_line(plan))
@@ -167,17 +166,6 @@ def _outputs_lines(plan: Plan) -> list[str]:
     return ["", *lines] if lines else []
 
 
-_ACTION_WORDS: dict[Action, str] = {
-    "create": "to create",
-    "replace": "to replace",
-    "resume": "to wait for",
-    "adopt": "to adopt",
-    "move": "to move",
-    "copy": "to copy",
-    "forget": "to forget",
-}
-
-
 def _matrix_groups(changes: tuple[ResourceChange, ...]) -> dict[str, str]:
     """Each matrix with members in the plan → its heading: `matrix, 9 members: 6 to create, 3 to replace`."""
     counts: dict[str, dict[Action, int]] = {}
@@ -189,7 +177,7 @@ def _matrix_groups(changes: tuple[ResourceChange, ...]) -> dict[str, str]:
     headings = {}
     for matrix, by_action in counts.items():
         total = sum(by_action.values())
-        parts = ", ".join(f"{n} {_ACTION_WORDS[action]}" for action, n in by_action.items())
+        parts = ", ".join(f"{n} {ACTIONS[action].count}" for action, n in by_action.items())
         headings[matrix] = f"matrix, {_plural(total, 'member')}: {parts}"
     return headings
 
@@ -219,7 +207,7 @@ def _prune_lines(plan: Plan) -> list[str]:
 
 
 def _warning_lines(plan: Plan) -> list[str]:
-    return [line for w in plan.warnings for line in ("", f"Warning: {w}")]
+    return [line for w in plan.warnings for line in ("", f"Warning: {warning_text(w)}")]
 
 
 def _targeted_lines(plan: Plan) -> list[str]:
@@ -237,11 +225,14 @@ def _change_json(change: ResourceChange) -> dict[str, Any]:
         "kind": change.kind,
         "name": change.name,
         "actions": [change.action],
-        "reason": change.reason,
+        "reason": reason_text(change.reason),
+        "reason_kind": change.reason.kind,
+        "reason_fields": fields_of(change.reason),
+        "paid": change.paid,
         "before": change.before,
         "after": change.after,
         "changes": [{"path": a.path, "before": a.before, "after": a.after} for a in change.changes],
-        "notes": list(change.notes),
+        "notes": [note_text(n) for n in change.notes],
         "task_name": change.task_name,
         "task_id": change.task_id,
         "uploads": len(change.uploads),
@@ -271,7 +262,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "state": {"serial": plan.state_serial, "lineage": plan.state_lineage or None},
         "desired_digest": plan.desired_digest,
         "targets": list(plan.targets),
-        "warnings": list(plan.warnings),
+        "warnings": [warning_text(w) for w in plan.warnings],
         "refresh": refresh,
         "summary": {
             "uploads": plan.uploads,
@@ -308,7 +299,7 @@ def render_json(plan: Plan) -> str:
 def render_markdown(plan: Plan) -> str:
     """A pull-request comment: summary, a table of changes, the full text plan folded."""
     out = ["### reconciler plan", "", f"**{summary_line(plan)}**", "", f"_{refresh_line(plan)}_", ""]
-    out += [f"> **Warning:** {w}\n" for w in plan.warnings]
+    out += [f"> **Warning:** {warning_text(w)}\n" for w in plan.warnings]
     out += [f"_{line}_\n" for line in outputs_lines(plan)]
     if plan.targets:
         out.append("> **" + _targeted(plan).replace(":", ":**", 1) + "\n")
@@ -316,7 +307,7 @@ def render_markdown(plan: Plan) -> str:
         return "\n".join(out)
     out += ["| | Resource | Why |", "|---|---|---|"]
     for change in plan.changes:
-        reason = change.reason.replace("|", "\\|")
+        reason = reason_text(change.reason).replace("|", "\\|")
         out.append(f"| `{SYMBOLS[change.action]}` | `{change.address}` | {reason} |")
     out += [
         "",

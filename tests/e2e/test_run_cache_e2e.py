@@ -84,7 +84,7 @@ def test_folder_and_manifest_moved_together_records_the_images_where_they_are(pr
     paid_for = images(project, PORTRAITS)
     shutil.move(project.root / PORTRAITS, project.root / "outputs/portraits")
     project.edit(GENS, "output: ../outputs/alice-portraits", "output: ../outputs/portraits")
-    apply_free(project, mark, "<= Generation/alice-portraits", "moved with the manifest; sidecar matches")
+    apply_free(project, mark, "<= Generation/alice-portraits", "already in outputs/portraits (sidecar matches)")
     assert images(project, "outputs/portraits") == paid_for
     assert not (project.root / "outputs/portraits/history").exists()  # nothing was overwritten
 

@@ -1,0 +1,196 @@
+"""Pure: the English of the planner's decisions. One function words each kind of reason, note and warning.
+
+The planner decides in values (`reconciler.plan.reasons`); the text plan, `--json`'s `reason` and the
+markdown comment all say them with these words. A kind left out here fails type-checking (`assert_never`).
+"""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from reconciler.plan import reasons as r
+from reconciler.text import plural
+
+KEEPS_WAITING = "nothing is changed or resubmitted"
+FORGET = "no longer in the manifests: forget"
+
+
+def _copied(source: str, owner: str, images: str, where: str) -> str:
+    if source == "state":
+        return f"same request as {owner}: copy its {images} from {where} (free)"
+    if source == "history":
+        return f"made before by {owner}: copy its {images} from its history {where} (free)"
+    if source == "forgotten":
+        return f"made before by {owner} (forgotten): copy its {images} from {where} (free)"
+    if source == "folder":
+        return f"its {images} are in {where} (sidecar matches): copy them (free)"
+    return f"made before by {owner}: copy its {images} from the outputs remote (free)"
+
+
+def reason_text(reason: r.Reason) -> str:
+    """The line beside a change's address: why it is planned."""
+    match reason:
+        case r.NewTraining(task_name, images):
+            return f"train as {task_name} ({images} images)"
+        case r.DefinitionChanged(task_name):
+            return f"definition changed: retrain as {task_name}"
+        case r.DatasetChanged(dataset, task_name):
+            return f"dataset {dataset} changed: retrain as {task_name}"
+        case r.RetrainRequested(task_name):
+            return f"--replace: train again as {task_name}"
+        case r.TrainingMissing(task_name, trained):
+            gone = "is no longer in" if trained else "vanished from"
+            return f"training {task_name} {gone} the account: retrain"
+        case r.TrainingEnded(task_name, status):
+            return f"training {task_name} ended {status}: retrain"
+        case r.PreviousTrainingFailed(failed_task, error, task_name):
+            return f"the previous training {failed_task} failed{_why(error)}: retrain as {task_name}"
+        case r.UnansweredNotListed(task_name):
+            return (
+                f"a previous submit of {task_name} got no answer and the account does not list it: "
+                "look it up again, then train it only if it is still missing"
+            )
+        case r.UnansweredLookup(task_name):
+            return (
+                f"a previous submit of {task_name} got no answer: look it up by name and wait for it, do not resubmit"
+            )
+        case r.UnansweredInFlight(task_name, seen):
+            return f"training {task_name} in flight ({task_status(seen)}): wait, do not resubmit"
+        case r.TrainingFinished(task_name, seen):
+            return f"training {task_name} finished ({task_status(seen)}): record it"
+        case r.TrainingInFlight(task_name, seen):
+            status = f" ({task_status(seen)})" if seen is not None else ""
+            return f"wait for training {task_name}, in flight{status}; {KEEPS_WAITING}"
+        case r.FoundInAccount(task_name, seen, finished):
+            wait = "" if finished else " and wait for it"
+            return f"found in the account as {task_name} ({task_status(seen)}): adopt{wait}"
+        case r.NewGeneration(shape):
+            return shape_text(shape)
+        case r.WaitsForModels(shape, models):
+            return f"{shape_text(shape)}; waits for {_models(models)}"
+        case r.ModelsPending(models, retrained):
+            return f"depends on {_models(models)}, which {'is retrained' if retrained else 'is not trained yet'}"
+        case r.ModelsRetrained(models):
+            return f"depends on {_models(models)}, which was retrained"
+        case r.GenerationChanged(shape):
+            return f"definition changed: {shape_text(shape)}"
+        case r.RunAgainRequested(shape):
+            return f"--replace: run it again ({shape_text(shape)})"
+        case r.StoppedAfterHistory(shape):
+            return f"its images moved to history, then the apply stopped: run it again ({shape_text(shape)})"
+        case r.ImagesMissing(missing, total, folder):
+            return f"{missing} of its {total} images are missing or changed in {folder}: regenerate"
+        case r.GenerationInFlight(task_id, status, progress):
+            shown = f" ({generation_status(status, progress)})" if status is not None else ""
+            return f"wait for generation task {task_id}, in flight{shown}; {KEEPS_WAITING}"
+        case r.GenerationVanished(task_id):
+            return f"generation task {task_id} vanished: run it again"
+        case r.GenerationFailed(task_id, error):
+            return f"generation task {task_id} failed ({error or 'no reason given'}): run it again"
+        case r.PreviousRunFailed(error):
+            return f"the previous run failed{_why(error)}: run it again"
+        case r.UnansweredResubmit():
+            return "the previous submit got no answer: submitting again (may be paid twice)"
+        case r.FoundOnDisk(images, folder):
+            return f"its {images} images are already in {folder} (sidecar matches): adopt"
+        case r.FoundInOutputsRemote(images):
+            return f"its {images} images are in the outputs remote (sidecar matches): adopt and fetch them (free)"
+        case r.OutputFolderChanged(shape):
+            return f"output folder changed and its images are nowhere to move from: {shape_text(shape)}"
+        case r.TrainedUnderAnotherName(task_name, source, finished):
+            where = "in the state" if source == "state" else "in the account"
+            wait = "" if finished else " and wait for it"
+            return f"same definition trained as {task_name} ({where}): adopt it{wait} (free)"
+        case r.RunMoved(owner, own, images, source_folder, folder, stem):
+            some, s = plural(images, "image"), "s" if images == 1 else ""
+            if own:
+                return f"output folder changed: its {some} move{s} from {source_folder} to {folder} (free)"
+            if source_folder == folder:
+                return f"moved from {owner}: its {some} stay{s} in {folder}, named after {stem} (free)"
+            return f"moved from {owner}: its {some} move{s} from {source_folder} to {folder} (free)"
+        case r.RunCopied(source, owner, images, where):
+            return _copied(source, owner, plural(images, "image"), where)
+        case r.CopiedFromThisPlan(owner):
+            return f"same request as {owner} in this plan: copy its images once it is done (free)"
+        case r.UploadsNeeded(new, already, changed):
+            return _changed(changed) + f"{plural(new, 'new image')} to upload ({already} already uploaded)"
+        case r.AllUploaded(images, changed):
+            return _changed(changed) + f"all {images} images already uploaded"
+        case r.NothingToUpload(images, changed):
+            return _changed(changed) + f"{images} images, nothing to upload (no training needs them)"
+        case r.ForgetModel(task_name, _, in_flight=True):
+            return f"{FORGET} (its training {task_name} keeps running in the account)"
+        case r.ForgetModel(_, str(model_name)):
+            return f"{FORGET} (the trained model {model_name} stays in the account: Novita has no delete)"
+        case r.ForgetModel():
+            return f"{FORGET} (nothing was trained)"
+        case r.ForgetGeneration(images, prune):
+            if prune:
+                return f"{FORGET}, and --prune removes its {plural(images, 'image')} and history"
+            return f"{FORGET} (its {plural(images, 'image')} stay on disk; --prune removes them)"
+        case r.ForgetDataset():
+            return f"{FORGET} (uploaded images stay in Novita's storage)"
+        case _:
+            assert_never(reason)
+
+
+def note_text(note: r.Note) -> str:
+    """A line under a change: what else happens, or stays."""
+    match note:
+        case r.CurrentModelStays(model_name):
+            return f"(the current model {model_name} stays in the account)"
+        case r.OldModelStays(model_name):
+            return f"(the old model {model_name} stays in the account: Novita has no delete)"
+        case r.EarlierTrainingEnded(task_name, status):
+            return f"(an earlier training {task_name} ended {status})"
+        case r.CurrentImagesToHistory(images):
+            return f"(its {plural(images, 'current image')} move to history)"
+        case r.FolderImagesToHistory(images, folder):
+            return f"(the {plural(images, 'image')} already in {folder} move to history)"
+        case _:
+            assert_never(note)
+
+
+def warning_text(warning: r.PlanWarning) -> str:
+    """A paragraph after the plan: what needs a person's decision."""
+    address = warning.address
+    return (
+        f"{address}: a previous apply stopped while submitting it (killed, or Novita gave no "
+        "answer), and Novita cannot list generation tasks, so nobody can tell whether it ran. It is "
+        "held (on_unanswered_submit: hold), not submitted again on its own: run "
+        f"`reconciler apply --replace {address}` to submit it again (if the first submit did run, "
+        "that pays for it twice)."
+    )
+
+
+def shape_text(shape: r.Shape) -> str:
+    """`2 images, txt2img 512×384`."""
+    return f"{plural(shape.images, 'image')}, {shape.task_type} {shape.width}×{shape.height}"
+
+
+def task_status(seen: r.TaskStatus) -> str:
+    """`SUCCESS, SERVING`, `TRAINING 40%`: a training's status as the account listed it."""
+    parts = [seen.status]
+    if seen.status == "TRAINING" and seen.progress is not None:
+        parts[0] = f"TRAINING {seen.progress:.0f}%"
+    if seen.model_status:
+        parts.append(seen.model_status)
+    return ", ".join(parts)
+
+
+def generation_status(status: str, progress: float | None) -> str:
+    """`PROCESSING 40%`: a generation task's status without Novita's TASK_STATUS_ prefix."""
+    shown = status.removeprefix("TASK_STATUS_")
+    return f"{shown} {progress:.0f}%" if progress else shown
+
+
+def _models(models: tuple[str, ...]) -> str:
+    return ", ".join(f"LoraModel/{m}" for m in models)
+
+
+def _why(error: str | None) -> str:
+    return f" ({error})" if error else ""
+
+
+def _changed(changed: bool) -> str:
+    return "images changed; " if changed else ""
