@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import Applier
+from reconciler.plan.reasons import CurrentImagesToHistory
 from reconciler.state import GenerationEntry, ModelEntry, State
 from reconciler.status import Status
 from tests.apply_world import PROJECT, Event, World, plain_generation, sha256, sidecar, worlds
@@ -317,7 +318,7 @@ def test_a_regenerated_generation_keeps_every_old_image_in_its_history(
 
     planned = world.plan()
     assert planned.actions() == {"Generation/landscape": "replace"}
-    assert planned.plan.changes[0].notes == ("(its 2 current images move to history)",)  # the edited one is not ours
+    assert planned.plan.changes[0].notes == (CurrentImagesToHistory(2),)  # the edited one is not ours
     applied = world.apply(planned)
 
     assert applied.result.ok and (applied.result.generated, applied.result.images) == (1, 1)

@@ -52,8 +52,8 @@ def find_generation(
     for h in sorted(look.cache.generation(identity), key=lambda h: h.owner != gen.address):  # its own run first
         retiring = h.source == "state" and h.owner != gen.address and not desired_has(h.owner)
         own = h.owner == gen.address
-        if h.source == "state" and own and h.where == gen.output_display:
-            continue  # its own files where they belong are not missing: the caller judged them
+        if h.source in ("state", "folder") and own and h.where == gen.output_display:
+            continue  # its own files where they belong: the caller judged them (adopted, or the policy decides)
         if retiring and h.owner in look.claimed:
             continue
         if draw and not (own or retiring):
