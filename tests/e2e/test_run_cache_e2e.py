@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -255,3 +256,19 @@ def test_a_copy_moves_a_differing_file_in_its_way_to_history(project: Project) -
     apply_free(project, mark, "-> Generation/alice-portraits")
     digest = hashlib.sha256(b"someone else's file").hexdigest()
     assert (project.root / "outputs/portraits/history" / digest[:12] / "alice-portraits-1.png").is_file()
+
+
+def test_a_fresh_clone_reverting_a_prompt_copies_from_the_outputs_remote(project: Project, tmp_path: Path) -> None:
+    """Another clone shares the state and the outputs remote but has none of the images: a revert pays nothing."""
+    (tmp_path / "remote").mkdir()
+    project.env["RECONCILER_OUTPUTS_REMOTE"] = (tmp_path / "remote").as_uri()
+    converge(project)
+    paid_for = images(project, PORTRAITS)
+    project.edit(GENS, PROMPT, "prompt: a photo of ohwx woman, golden hour")
+    mark = converge(project)
+    clone = Project(tmp_path / "clone", project.sim, dict(project.env))
+    shutil.copytree(project.root / "manifests", clone.root / "manifests")
+    shutil.copytree(project.root / "state", clone.root / "state")
+    clone.edit(GENS, "prompt: a photo of ohwx woman, golden hour", PROMPT)
+    apply_free(clone, mark, ">> Generation/alice-portraits", "from the outputs remote (free)")
+    assert images(clone, PORTRAITS) == paid_for
