@@ -116,3 +116,15 @@ def test_place_never_writes_over_other_bytes(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         place_file(tmp_path / "x.png", src, digest)  # the source no longer has the recorded hash
     assert make_room(tmp_path / "missing.png") is None
+
+
+def test_explain_can_ask_for_an_identity_its_own_entry_already_holds(tmp_path: Path) -> None:
+    g = gen(tmp_path, "a", "cat")
+    files = [write(tmp_path, "out/a/a-1.png", PNG + b"1")]
+    entry = GenerationEntry(name="a", identity=identity(g), output="out/a", files=files)
+    state = State(resources={g.address: entry})
+    facts = {g.address: OutputFacts(True)}
+    cache = observe_run_cache(desired(g), state, HashCache(None), tmp_path, facts, identities=[identity(g)])
+    assert [(h.source, h.owner, h.files) for h in cache.find(identity(g))] == [
+        ("state", "Generation/a", (("out/a/a-1.png", files[0].sha256),))
+    ]

@@ -35,12 +35,16 @@ def observe_run_cache(
     outputs: Mapping[str, OutputFacts],
     account: Account | None = None,
     remote: OutputsRemote | None = None,
+    identities: Iterable[str] | None = None,
 ) -> RunCache:
     """The run cache for planning `desired` against `state`: trainings from the state and the account's listing,
-    generation runs from the state's records, the output folders and the outputs remote."""
+    generation runs from the state's records, the output folders and the outputs remote.
+
+    Generation runs are looked up for the identities a plan may pay for (those the manifests' generations' own
+    entries do not hold where declared), or for exactly `identities` when given (`explain` asks for one)."""
     trainings = training_holdings(state, account)
     names = model_names(desired, run_cache((), trainings), state)
-    wanted = wanted_identities(desired, state, outputs, names)
+    wanted = set(identities) if identities is not None else wanted_identities(desired, state, outputs, names)
     if not wanted:
         return run_cache((), trainings)
     found = [*_recorded(state, wanted), *_folders(desired, state, root, wanted, cache)]
@@ -231,8 +235,3 @@ def _remote_run(remote: OutputsRemote, index: RemoteIndex, name: str, identity: 
     task_id = str(record["task_id"]) if record.get("task_id") else None
     seed = str(record["seed"]) if record.get("seed") is not None else None
     return Holding(identity, "remote", f"Generation/{name}", files, REMOTE, task_id, seed)
-
-
-def own_generation(gen: DesiredGeneration, holding: Holding) -> bool:
-    """Is `holding` the generation's own run (its own record, history or folder)?"""
-    return holding.owner == gen.address

@@ -247,7 +247,7 @@ def test_every_write_into_an_output_folder_moves_a_differing_file_aside(project:
     assert any(f["sha256"] == digest for record in history for f in record["files"])
 
 
-def test_a_copy_moves_a_differing_file_in_its_way_to_history(project: Project) -> None:
+def test_a_move_or_copy_moves_a_differing_file_in_its_way_to_history(project: Project) -> None:
     mark = converge(project)
     project.edit(GENS, "output: ../outputs/alice-portraits", "output: ../outputs/portraits")
     target = project.root / "outputs/portraits/alice-portraits-1.png"
@@ -272,3 +272,19 @@ def test_a_fresh_clone_reverting_a_prompt_copies_from_the_outputs_remote(project
     clone.edit(GENS, "prompt: a photo of ohwx woman, golden hour", PROMPT)
     apply_free(clone, mark, ">> Generation/alice-portraits", "from the outputs remote (free)")
     assert images(clone, PORTRAITS) == paid_for
+
+
+def test_pull_moves_a_differing_local_file_to_history_before_it_writes(project: Project, tmp_path: Path) -> None:
+    (tmp_path / "remote").mkdir()
+    project.env["RECONCILER_OUTPUTS_REMOTE"] = (tmp_path / "remote").as_uri()
+    converge(project)
+    paid_for = images(project, PORTRAITS)
+    mine = project.root / PORTRAITS / "alice-portraits-1.png"
+    mine.write_bytes(b"touched up by hand")
+    pulled = project.run("pull")
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    assert images(project, PORTRAITS) == paid_for
+    digest = hashlib.sha256(b"touched up by hand").hexdigest()
+    assert (project.root / PORTRAITS / "history" / digest[:12] / "alice-portraits-1.png").read_bytes() == (
+        b"touched up by hand"
+    )
