@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.desired.hashing import HashCache
-from reconciler.desired.resources import Desired, DesiredGeneration
+from reconciler.desired.resources import Desired
 from reconciler.observe.facts import Account, OutputFacts
 from reconciler.observe.runcache import Holding, RunCache, TrainingHolding, run_cache, task_hash
 from reconciler.state import FileRecord, State
