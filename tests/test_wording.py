@@ -86,10 +86,6 @@ REASONS: list[tuple[r.Reason, str]] = [
         "its 2 images are in the outputs remote (sidecar matches): adopt and fetch them (free)",
     ),
     (
-        r.OutputFolderChanged(r.Shape(2, "txt2img", 512, 384)),
-        "output folder changed and its images are nowhere to move from: 2 images, txt2img 512×384",
-    ),
-    (
         r.TrainedUnderAnotherName("alice-v1-e62b23ea", "state", True),
         "same definition trained as alice-v1-e62b23ea (in the state): adopt it (free)",
     ),

@@ -67,6 +67,7 @@ def find_generation(
     if paying is not None and not draw:
         source = Holding(identity, "plan", paying, (), "")
         return Free("copy", source, r.CopiedFromThisPlan(paying))
+    paid(look, gen, identity)
     return None
 
 

@@ -20,7 +20,8 @@ from reconciler.errors import PlanFileError
 from reconciler.files import atomic_write
 from reconciler.observe.facts import PruneFile
 from reconciler.observe.runcache import Holding
-from reconciler.plan.planner import AttrChange, Plan, RefreshSummary, ResourceChange
+from reconciler.plan.diff import AttrChange
+from reconciler.plan.planner import Plan, RefreshSummary, ResourceChange
 from reconciler.plan.reasons import Note, PlanWarning, Reason, from_record, record
 from reconciler.present.render import plan_json
 

@@ -22,24 +22,17 @@ from reconciler.load.matrix import normalise_address
 from reconciler.observe.facts import Account, AccountTraining, OrphanFacts, OutputFacts, PruneFile
 from reconciler.observe.runcache import Holding, RunCache
 from reconciler.plan import reasons as r
-from reconciler.plan.freeactions import Lookups, find_generation, find_training, paid
+from reconciler.plan.diff import AttrChange, diff_attributes
+from reconciler.plan.freeactions import Free, Lookups, find_generation, find_training
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.plan.reasons import Note, PlanWarning, Reason
 from reconciler.state import ForgottenEntry, GenerationEntry, ModelEntry, ResourceEntry, State
 from reconciler.status import NOT_FOUND, SUBMIT_UNRESOLVED, Status, generation_lost
 
 Action = Literal["create", "replace", "resume", "adopt", "forget", "move", "copy"]
-UNSET = "(unset)"
 
 
 # ------------------------------------------------------------------------------------------ output
-
-
-@dataclass(frozen=True)
-class AttrChange:
-    path: str
-    before: Any
-    after: Any
 
 
 @dataclass(frozen=True)
@@ -137,14 +130,6 @@ class Plan:
         return sum(c.images for c in self.changes if c.kind == "Generation" and c.action in ("create", "replace"))
 
     @property
-    def moves(self) -> int:
-        return sum(1 for c in self.changes if c.action == "move")
-
-    @property
-    def copies(self) -> int:
-        return sum(1 for c in self.changes if c.action == "copy")
-
-    @property
     def forgets(self) -> int:
         return sum(1 for c in self.changes if c.action == "forget")
 
@@ -155,73 +140,6 @@ class Plan:
     @property
     def store_images(self) -> int:
         return sum(n for _, n in self.stores)
-
-
-# ------------------------------------------------------------------------------------------ diff
-
-
-def diff_attributes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> tuple[AttrChange, ...]:
-    """What the manifest owns that changed, as `path: old → new`. The only user of deepdiff.
-
-    Image lists are summarised (count, added and removed files) instead of listed element by element;
-    lists keep their order (components, loras, images are ordered).
-    """
-    from deepdiff import DeepDiff
-
-    before = dict(before or {})
-    after = dict(after)
-    changes: list[AttrChange] = []
-    b_images, a_images = before.pop("images", None), after.pop("images", None)
-    if b_images is not None or a_images is not None:
-        summary = _images_change(b_images or [], a_images or [])
-        if summary is not None:
-            changes.append(summary)
-    diff = DeepDiff(before, after, view="tree", verbose_level=2)
-    for report in diff.values():
-        for item in report:
-            path = _path(item.path(output_format="list"))
-            changes.append(AttrChange(path, _value(item.t1), _value(item.t2)))
-    changes.sort(key=lambda c: c.path)
-    return tuple(changes)
-
-
-def _path(parts: list[Any]) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _value(value: Any) -> Any:
-    if type(value).__name__ == "NotPresent":
-        return UNSET
-    return value
-
-
-def _images_change(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> AttrChange | None:
-    key = [(i.get("sha256"), i.get("caption")) for i in before]
-    new = [(i.get("sha256"), i.get("caption")) for i in after]
-    if key == new:
-        return None
-    b_set, a_set = set(key), set(new)
-    added = [i["file"] for i in after if (i.get("sha256"), i.get("caption")) not in b_set]
-    removed = [i["file"] for i in before if (i.get("sha256"), i.get("caption")) not in a_set]
-    detail = []
-    if added:
-        detail.append(f"+{len(added)} ({_some(added)})")
-    if removed:
-        detail.append(f"-{len(removed)} ({_some(removed)})")
-    if not detail:
-        detail.append("reordered")
-    return AttrChange("images", f"{len(before)} images", f"{len(after)} images: {', '.join(detail)}")
-
-
-def _some(files: list[str], limit: int = 3) -> str:
-    shown = ", ".join(files[:limit])
-    return shown + (f", … {len(files) - limit} more" if len(files) > limit else "")
 
 
 # ------------------------------------------------------------------------------------------ planner
@@ -453,7 +371,7 @@ def _plan_model(ctx: _Ctx, model: DesiredModel) -> ResourceChange | None:
             after=after,
             task_name=held.task_name,
             task_id=held.task_id,
-            model_name=held.model_name if held.succeeded else None,
+            model_name=ctx.model_names[model.name],
         )
     ctx.model_names[model.name] = None
     notes: tuple[Note, ...] = ()
@@ -512,13 +430,10 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
     shape = r.Shape(gen.image_num, gen.task_type, gen.request.get("width", 512), gen.request.get("height", 512))
 
     def change(action: Action, reason: Reason, *, diff: bool = False, **kw: Any) -> ResourceChange:
-        if action in ("create", "replace") and identity is not None and gen.address not in ctx.replace:
-            free = find_generation(ctx.look, gen, identity, lambda a: _desired_has(ctx.desired, a))
-            if free is not None:  # held already: never paid again
-                action, reason, kw = free.action, free.reason, {"source": free.source}
-                diff = diff and entry is not None and entry.identity != identity
-            else:
-                paid(ctx.look, gen, identity)
+        free = _free(ctx, gen, identity) if action in ("create", "replace") else None
+        if free is not None:  # held already: never paid again
+            action, reason, kw = free.action, free.reason, {"source": free.source}
+            diff = diff and entry is not None and entry.identity != identity
         changes = diff_attributes(before, after) if diff else ()
         images = gen.image_num if action in ("create", "replace") else 0
         notes: tuple[Note, ...] = ()
@@ -545,7 +460,8 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
             if entry.output is not None and entry.output != gen.output_display and facts.sidecar_identity == identity:
                 return change("adopt", r.FoundOnDisk(len(facts.sidecar_files), gen.output_display))
             if entry.output is not None and entry.output != gen.output_display:
-                return change("replace", r.OutputFolderChanged(shape))  # a move when its files are held
+                held = len(entry.files) or gen.image_num  # missing where declared; a move when held elsewhere
+                return change("replace", r.ImagesMissing(held, held, gen.output_display))
             if not entry.files and entry.history:
                 return change("replace", r.StoppedAfterHistory(shape))
             if facts.files_intact:
@@ -590,6 +506,13 @@ def _plan_generation(ctx: _Ctx, gen: DesiredGeneration) -> ResourceChange | None
     if changed_models:
         return change("replace", r.ModelsRetrained(changed_models), diff=True)
     return change("replace", r.GenerationChanged(shape), diff=True)
+
+
+def _free(ctx: _Ctx, gen: DesiredGeneration, identity: str | None) -> Free | None:
+    """The free action for a generation about to be paid for, if the run cache holds its identity."""
+    if identity is None or gen.address in ctx.replace:
+        return None
+    return find_generation(ctx.look, gen, identity, lambda a: _desired_has(ctx.desired, a))
 
 
 # --- Dataset -----------------------------------------------------------------------------------------

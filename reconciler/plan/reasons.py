@@ -320,18 +320,8 @@ class FoundOnDisk(_Reason):
 
 
 @dataclass(frozen=True)
-class OutputFolderChanged(_Reason):
-    """Its `output:` changed and nothing holds its run any more (else it is a move): run it again there."""
-
-    kind = "output_folder_changed"
-    paid = True
-    shape: Shape
-
-
-@dataclass(frozen=True)
 class TrainedUnderAnotherName(_Reason):
-    """A training of this very identity is held under another task name (a renamed LoraModel): adopt it, free.
-    `source` is where it was found: "state" or "account"."""
+    """A training of this identity is held under another task name (a renamed LoraModel); `source`: state|account."""
 
     kind = "trained_under_another_name"
     paid = False
@@ -342,8 +332,7 @@ class TrainedUnderAnotherName(_Reason):
 
 @dataclass(frozen=True)
 class RunMoved(_Reason):
-    """Its own paid run is recorded elsewhere: its images move into the declared folder (free). `owner` is the
-    address whose record it was (itself when only its `output:` changed)."""
+    """Its own paid run is recorded elsewhere (`owner`'s record; itself when only `output:` changed): it moves in."""
 
     kind = "run_moved"
     paid = False
@@ -357,8 +346,7 @@ class RunMoved(_Reason):
 
 @dataclass(frozen=True)
 class RunCopied(_Reason):
-    """The same request was paid for before and the project holds its images: copied in (free). `source` is where:
-    state (another resource), history, forgotten, folder, remote."""
+    """The request was paid for before; `source` (state|history|forgotten|folder|remote) holds it: copied in."""
 
     kind = "run_copied"
     paid = False
@@ -481,7 +469,6 @@ Reason: TypeAlias = (
     | UnansweredResubmit
     | FoundOnDisk
     | FoundInOutputsRemote
-    | OutputFolderChanged
     | TrainedUnderAnotherName
     | RunMoved
     | RunCopied

@@ -8,7 +8,8 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.desired.resources import matrix_address
-from reconciler.plan.planner import Action, AttrChange, Plan, ResourceChange
+from reconciler.plan.diff import AttrChange
+from reconciler.plan.planner import Action, Plan, ResourceChange
 from reconciler.plan.reasons import fields_of
 from reconciler.present.wording import note_text, reason_text, warning_text
 from reconciler.text import size
@@ -59,7 +60,8 @@ def summary_line(plan: Plan) -> str:
         gens += f" ({_plural(plan.generation_images, 'image')})"
     parts.append(gens)
     parts.append(f"{plan.forgets} to forget")
-    free = [f"{n} to {verb}" for n, verb in ((plan.adopts, "adopt"), (plan.moves, "move"), (plan.copies, "copy")) if n]
+    moves, copies = plan.count("Generation", "move"), plan.count("Generation", "copy")
+    free = [f"{n} to {verb}" for n, verb in ((plan.adopts, "adopt"), (moves, "move"), (copies, "copy")) if n]
     if free:  # paid and free apart: a free action costs nothing on Novita
         parts[-1] += "; free: " + ", ".join(free)
     if plan.prune and plan.prunable:
@@ -269,8 +271,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "trainings": plan.trainings,
             "waits": plan.waits,
             "adopts": plan.adopts,
-            "moves": plan.moves,
-            "copies": plan.copies,
+            "moves": plan.count("Generation", "move"),
+            "copies": plan.count("Generation", "copy"),
             "generations": plan.generations,
             "generation_images": plan.generation_images,
             "forgets": plan.forgets,

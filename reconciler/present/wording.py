@@ -95,8 +95,6 @@ def reason_text(reason: r.Reason) -> str:
             return f"its {images} images are already in {folder} (sidecar matches): adopt"
         case r.FoundInOutputsRemote(images):
             return f"its {images} images are in the outputs remote (sidecar matches): adopt and fetch them (free)"
-        case r.OutputFolderChanged(shape):
-            return f"output folder changed and its images are nowhere to move from: {shape_text(shape)}"
         case r.TrainedUnderAnotherName(task_name, source, finished):
             where = "in the state" if source == "state" else "in the account"
             wait = "" if finished else " and wait for it"
