@@ -41,7 +41,7 @@ class Copier:
         names: dict[str, str | None] = {m: await self.generator.trainer.trained_name(m) for m in gen.lora_models}
         identity = gen.identity(names)
         assert identity is not None and change.source is not None
-        source = await self._source(change.source)
+        source = await self._source(change.source, gen.address)
         run.check_stop()
         own = change.action == "move" and source.owner == gen.address
         retiring = change.action == "move" and not own
@@ -91,11 +91,11 @@ class Copier:
             text = f"{verb} {plural(len(files), 'image')} within {where} (now named after {gen.stem})"
         run.emit(verb, gen.address, text)
 
-    async def _source(self, source: Holding) -> Holding:
+    async def _source(self, source: Holding, me: str) -> Holding:
         """Where the images are now. A resource this apply changes is copied from once its work is done (a run it
         pays for, or one it moves; its current images may have moved to its history meanwhile): the run is then
         found on record again by its identity, wherever it went."""
-        work = self.paying.get(source.owner)
+        work = self.paying.get(source.owner) if source.owner != me else None  # its own run: nothing to wait for
         if work is not None:
             try:
                 await asyncio.shield(work)
