@@ -93,7 +93,7 @@ class World:
 STATS = {"examples": 0, "applies": 0, "refactor_steps": 0, "images": 0}
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(steps=st.lists(st.lists(STEPS, min_size=1, max_size=3), min_size=1, max_size=5))
 def test_refactors_never_pay_again_and_lose_nothing(steps: list[list[tuple[str, int, object]]]) -> None:
     config = SimConfig.fast(ipm_txt2img=0, ipm_img2img=0)
