@@ -20,7 +20,7 @@ from reconciler.desired.hashing import sha256_file
 from reconciler.desired.resources import DesiredGeneration
 from reconciler.files import display_path
 from reconciler.observe.runcache import Holding
-from reconciler.outputs.folders import SIDECAR_SUFFIX, image_path, write_sidecar
+from reconciler.outputs.folders import SIDECAR_SUFFIX, image_path, sidecar_record, write_sidecar
 from reconciler.outputs.place import place_file
 from reconciler.outputs.store import inside
 from reconciler.plan.planner import ResourceChange
@@ -66,7 +66,7 @@ class Copier:
             seed=source.seed,
             history=history,
         )
-        sidecar = _sidecar(gen, entry)
+        sidecar = sidecar_record(gen, entry)
         write_sidecar(gen, sidecar)
         run.state.put(entry)
         if retiring:
@@ -184,18 +184,3 @@ def _request(gen: DesiredGeneration, names: dict[str, str | None]) -> dict[str, 
     if gen.init_image is not None:
         request["init_image_sha256"] = gen.init_image.sha256
     return request
-
-
-def _sidecar(gen: DesiredGeneration, entry: GenerationEntry) -> dict[str, Any]:
-    return {
-        "generation": gen.name,
-        "matrix": gen.matrix,
-        "axes": dict(gen.axes),
-        "identity": entry.identity,
-        "task_id": entry.task_id,
-        "task_type": gen.task_type,
-        "request": entry.request,
-        "seed": entry.seed,
-        "images": [{"file": Path(f.path).name, "sha256": f.sha256} for f in entry.files],
-        "written_at": now_iso(),
-    }

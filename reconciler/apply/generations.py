@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from pathlib import Path
 from typing import Any
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
@@ -34,6 +33,7 @@ from reconciler.outputs.folders import (
     image_path,
     move_aside,
     recorded_history,
+    sidecar_record,
     write_sidecar,
 )
 from reconciler.outputs.place import make_room
@@ -282,18 +282,7 @@ class Generator:
             run.emit("image_written", gen.address, f"wrote {rel}", path=rel, sha256=digest)
         entry.files = files
         entry.seed = result.seed
-        sidecar: dict[str, Any] = {
-            "generation": gen.name,
-            "matrix": gen.matrix,
-            "axes": dict(gen.axes),
-            "identity": entry.identity,
-            "task_id": entry.task_id,
-            "task_type": gen.task_type,
-            "request": entry.request,
-            "seed": result.seed,
-            "images": [{"file": Path(f.path).name, "sha256": f.sha256} for f in files],
-            "written_at": now_iso(),
-        }
+        sidecar = sidecar_record(gen, entry)
         write_sidecar(gen, sidecar)
         if run.outputs_remote is not None:
             # before it counts as done: a kill in between stores again on the next apply, never generates again

@@ -127,6 +127,22 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def sidecar_record(gen: DesiredGeneration, entry: GenerationEntry) -> dict[str, Any]:
+    """What a generation's sidecar says of its run: the exact request, the seed, the identity, each image's hash."""
+    return {
+        "generation": gen.name,
+        "matrix": gen.matrix,
+        "axes": dict(gen.axes),
+        "identity": entry.identity,
+        "task_id": entry.task_id,
+        "task_type": gen.task_type,
+        "request": entry.request,
+        "seed": entry.seed,
+        "images": [{"file": Path(f.path).name, "sha256": f.sha256} for f in entry.files],
+        "written_at": now_iso(),
+    }
+
+
 def write_sidecar(gen: DesiredGeneration, record: dict[str, Any]) -> None:
     """Atomically write the generation's sidecar (clearing the temporary file of a write a kill cut short;
     apply holds the state lock, so no other process is writing it)."""
