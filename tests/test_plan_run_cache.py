@@ -261,3 +261,16 @@ def test_find_lists_every_holding_best_first() -> None:
     cache = run_cache([held(G, "remote", where="the outputs remote"), history, held(G)])
     assert [h.source for h in cache.find(ID)] == ["state", "history", "remote"]
     assert RunCache().find(ID) == ()
+
+
+def test_a_saved_plan_keeps_where_each_move_and_copy_comes_from(tmp_path: Path) -> None:
+    from reconciler.plan.planfile import load_plan, save_plan
+
+    result = plan(desired(RENAMED, TWIN), state(done(G)), None, {}, run_cache=run_cache([held(G)]))
+    save_plan(result, tmp_path / "plan.json")
+    again = load_plan(tmp_path / "plan.json").plan
+    assert again.changes == result.changes
+    assert [c.source for c in again.changes if c.source is not None] == [
+        held(G),
+        Holding(ID, "plan", "Generation/close-ups", (), ""),
+    ]
