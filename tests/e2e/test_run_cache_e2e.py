@@ -288,3 +288,41 @@ def test_pull_moves_a_differing_local_file_to_history_before_it_writes(project: 
     assert (project.root / PORTRAITS / "history" / digest[:12] / "alice-portraits-1.png").read_bytes() == (
         b"touched up by hand"
     )
+
+
+SWEEP = """
+---
+apiVersion: reconciler/v1
+kind: Generation
+metadata: {name: sweep}
+spec:
+  model_name: realisticVisionV51_v51VAE_94301.safetensors
+  prompt: a lighthouse in fog
+  width: 256
+  height: 256
+  output: ../outputs/sweep
+  matrix:
+    seed: [1, 2]
+    steps: [20, 30]
+"""
+
+
+def test_reordered_axes_and_a_new_one_value_axis_pay_nothing(project: Project) -> None:
+    path = project.root / GENS
+    path.write_text(path.read_text() + SWEEP)
+    converge(project)
+    before = everything(project)
+    mark = len(project.sim.requests())
+    path.write_text(
+        path.read_text().replace(
+            "    seed: [1, 2]\n    steps: [20, 30]\n",
+            "    steps: [20, 30]\n    guidance_scale: [7.5]\n    seed: [1, 2]\n",
+        )
+    )
+    apply_free(project, mark, "free: 4 to move")
+    current = {
+        hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (project.root / "outputs/sweep").rglob("*.png")
+        if "history" not in p.parts
+    }
+    assert len(current) == 4 and current <= before
