@@ -126,13 +126,13 @@ def test_json_plan_schema(example: Path) -> None:
     assert data["format_version"] == "1.0"
     assert data["state"] == {"serial": 0, "lineage": None}
     assert data["summary"] == {
-        "uploads": 13, "trainings": 1, "waits": 0, "adopts": 0, "generations": 2, "generation_images": 3,
-        "forgets": 0, "changes": 4,
+        "uploads": 13, "trainings": 1, "waits": 0, "adopts": 0, "moves": 0, "copies": 0, "generations": 2,
+        "generation_images": 3, "forgets": 0, "changes": 4,
     }  # fmt: skip
     first = data["resource_changes"][1]
     assert set(first) == {
         "address", "kind", "name", "actions", "reason", "reason_kind", "reason_fields", "paid", "before", "after",
-        "changes", "notes", "task_name", "task_id", "uploads", "images", "matrix",
+        "changes", "notes", "task_name", "task_id", "uploads", "images", "matrix", "source",
     }  # fmt: skip
     assert (first["address"], first["actions"], first["before"]) == ("LoraModel/alice-v1", ["create"], None)
     assert (first["reason_kind"], first["reason_fields"], first["paid"]) == (

@@ -99,7 +99,7 @@ ROWS = [
                 files_intact=False, sidecar_identity=G_DONE.identity, sidecar_files=(("a", "b"), ("c", "d"))
             )
         },
-        summary="Plan: 0 images to upload, 0 models to train, 2 to adopt, 0 generations to run, 0 to forget.",
+        summary="Plan: 0 images to upload, 0 models to train, 0 generations to run, 0 to forget; free: 2 to adopt.",
     ),
     Row(
         "state lost, outputs gone: adopt the model, generate again",

@@ -85,6 +85,50 @@ REASONS: list[tuple[r.Reason, str]] = [
         r.FoundInOutputsRemote(2),
         "its 2 images are in the outputs remote (sidecar matches): adopt and fetch them (free)",
     ),
+    (
+        r.TrainedUnderAnotherName("alice-v1-e62b23ea", "state", True),
+        "same definition trained as alice-v1-e62b23ea (in the state): adopt it (free)",
+    ),
+    (
+        r.TrainedUnderAnotherName("alice-v1-e62b23ea", "account", False),
+        "same definition trained as alice-v1-e62b23ea (in the account): adopt it and wait for it (free)",
+    ),
+    (
+        r.RunMoved("Generation/p", True, 2, "out/p", "out/q", "p"),
+        "output folder changed: its 2 images move from out/p to out/q (free)",
+    ),
+    (
+        r.RunMoved("Generation/p", False, 1, "out/p", "out/p", "q"),
+        "moved from Generation/p: its 1 image stays in out/p, named after q (free)",
+    ),
+    (
+        r.RunMoved("Generation/p", False, 2, "out/p", "out/q", "q"),
+        "moved from Generation/p: its 2 images move from out/p to out/q (free)",
+    ),
+    (
+        r.RunCopied("state", "Generation/p", 2, "out/p"),
+        "same request as Generation/p: copy its 2 images from out/p (free)",
+    ),
+    (
+        r.RunCopied("history", "Generation/p", 2, "out/p/history/abc"),
+        "made before by Generation/p: copy its 2 images from its history out/p/history/abc (free)",
+    ),
+    (
+        r.RunCopied("forgotten", "Generation/p", 2, "out/p"),
+        "made before by Generation/p (forgotten): copy its 2 images from out/p (free)",
+    ),
+    (
+        r.RunCopied("folder", "Generation/q", 2, "out/q"),
+        "its 2 images are in out/q (sidecar matches): copy them (free)",
+    ),
+    (
+        r.RunCopied("remote", "Generation/p", 2, "the outputs remote"),
+        "made before by Generation/p: copy its 2 images from the outputs remote (free)",
+    ),
+    (
+        r.CopiedFromThisPlan("Generation/p"),
+        "same request as Generation/p in this plan: copy its images once it is done (free)",
+    ),
     (r.UploadsNeeded(1, 3, changed=True), "images changed; 1 new image to upload (3 already uploaded)"),
     (r.UploadsNeeded(2, 0, changed=False), "2 new images to upload (0 already uploaded)"),
     (r.AllUploaded(3, changed=False), "all 3 images already uploaded"),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from reconciler.apply.context import ApplyOptions, Run
+from reconciler.apply.copies import Copier
 from reconciler.apply.generations import Generator
 from reconciler.apply.outcome import (
     ApplyResult,
@@ -110,11 +111,14 @@ class Applier:
         for change in plan.changes:
             if change.kind == "LoraModel" and change.action != "forget":
                 self.trainer.tasks[change.name] = run.spawn(self._guard(change, self.trainer.apply(change)))
-        gens = [
-            run.spawn(self._guard(c, self.generator.apply(c)))
-            for c in plan.changes
-            if c.kind == "Generation" and c.action != "forget"
-        ]
+        first: dict[str, asyncio.Task[None]] = {}  # what a copy of this plan's own run waits for
+        copier = Copier(run, self.generator, first)
+        for c in plan.changes:
+            if c.kind == "Generation" and c.action not in ("forget", "copy"):
+                work = copier.apply(c) if c.action == "move" else self.generator.apply(c)
+                first[c.address] = run.spawn(self._guard(c, work))
+        copies = [run.spawn(self._guard(c, copier.apply(c))) for c in plan.changes if c.action == "copy"]
+        gens = [*first.values(), *copies]
         outcomes = await asyncio.gather(*self.trainer.tasks.values(), *gens, return_exceptions=True)
         if deadline is not None:
             deadline.cancel()

@@ -35,7 +35,7 @@ from reconciler.apply.outcome import (
 )
 from reconciler.apply.polling import Look
 from reconciler.apply.trainings import Trainer
-from reconciler.desired.hashing import HashCache
+from reconciler.desired.hashing import HashCache, sha256_file
 from reconciler.desired.resources import DesiredGeneration
 from reconciler.errors import AmbiguousSubmitError, NovitaError, RemoteError
 from reconciler.files import display_path, remove_partials
@@ -49,6 +49,7 @@ from reconciler.outputs.folders import (
     write_sidecar,
 )
 from reconciler.outputs.guard import UnsafePath
+from reconciler.outputs.place import make_room
 from reconciler.outputs.sidecar import BadSidecar, Sidecar
 from reconciler.plan.changes import ResourceChange
 from reconciler.plan.policy import Choice
@@ -312,6 +313,11 @@ class Generator:
             if rel in done and dest.is_file():
                 files.append(done[rel])
                 continue
+            aside = make_room(dest)  # never over paid bytes: whatever is in the way goes to history, on record
+            if aside is not None:
+                kept = FileRecord(path=display_path(aside, run.root), sha256=sha256_file(aside))
+                folder = display_path(aside.parent, run.root)
+                entry.history = [*entry.history, HistoryRecord(identity="", folder=folder, files=[kept])]
             async with run.slots:
                 got = await run.client.download_image(image.image_url, dest, expected_type=image.image_type)
             digest = add_png_parameters(dest, params) if got.format == "png" else got.sha256

@@ -121,6 +121,16 @@ class OutputsStoreFailed:
     detail: str
 
 
+@dataclass(frozen=True)
+class CopySourceLost:
+    """The run a move or copy takes its images from is gone: the generation that was to make it did not finish
+    (`unfinished`), a file changed or vanished since the plan (`path`), or the run is nowhere on record any more."""
+
+    owner: str
+    path: str | None = None
+    unfinished: bool = False
+
+
 Cause = (
     Rejected
     | ClientError
@@ -135,6 +145,7 @@ Cause = (
     | OutputsChanged
     | BadRecord
     | OutputsStoreFailed
+    | CopySourceLost
 )
 
 
@@ -268,6 +279,8 @@ class ApplyResult:
     pruned: int = 0
     moved_to_history: int = 0  # images of replaced generations moved into their history folders
     outcomes: dict[str, Outcome] = field(default_factory=dict)  # address -> how its work in this apply ended
+    moved: int = 0  # generations whose run moved into their declared folder (free)
+    copied: int = 0  # generations whose run was copied from where the project holds it (free)
     # generations submitted again after a submit that got no answer (one entry per resubmit): may be paid twice
     resubmitted: list[str] = field(default_factory=list)
     still_running: list[StillRunning] = field(default_factory=list)
@@ -341,6 +354,8 @@ class ApplyResult:
             "forgotten": self.forgotten,
             "pruned": self.pruned,
             "moved_to_history": self.moved_to_history,
+            "moved": self.moved,
+            "copied": self.copied,
             "submitted_not_waited": self.submitted_not_waited,
             "interrupted": self.interrupted,
             "timed_out": self.timed_out,

@@ -73,7 +73,8 @@ class Trainer:
         else:  # adopt / resume
             known = run.state.model(model.name)
             if known is None or known.identity != model.identity:
-                known = self._record(ModelEntry.of(model, Status.TRAINING, task_id=change.task_id))
+                entry_of = ModelEntry.of(model, Status.TRAINING, task_id=change.task_id, task_name=change.task_name)
+                known = self._record(entry_of)
             entry = known
             task_id = change.task_id or entry.task_id
             if task_id is None:
@@ -87,17 +88,18 @@ class Trainer:
                 entry.status, entry.model_name = Status.SUCCEEDED, change.model_name
             entry.updated_at = now_iso()
             await run.commit()
+            shown = entry.task_name or model.task_name  # a training adopted by identity keeps its own task name
             if change.action == "adopt":
                 run.result.adopted += 1
                 run.result.outcomes[addr] = Adopted()
-                run.emit("adopted", addr, f"adopted training {model.task_name} ({task_id})", task_id=task_id)
+                run.emit("adopted", addr, f"adopted training {shown} ({task_id})", task_id=task_id)
             else:
                 run.result.resumed += 1
             if change.model_name:
                 run.emit(
                     "task_done",
                     addr,
-                    f"training {model.task_name} done: {change.model_name}",
+                    f"training {shown} done: {change.model_name}",
                     model_name=change.model_name,
                 )
                 return change.model_name

@@ -35,7 +35,7 @@ from reconciler.commands.workspace import (
 from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import Desired
 from reconciler.errors import ReconcilerError
-from reconciler.observe.facts import Account, OutputFacts
+from reconciler.observe.facts import Account, OrphanFacts, OutputFacts
 from reconciler.plan.changes import Plan
 from reconciler.plan.planfile import SIMULATOR, Origin, check_endpoint, check_fresh, load_plan, settle
 from reconciler.present.progress import Reporter
@@ -46,6 +46,49 @@ from reconciler.urls import redact_url_password
 if TYPE_CHECKING:
     from reconciler.apply import ApplyOptions, ApplyResult
     from reconciler.observe.refresh import EarlyListing
+    from reconciler.outputs.store import OutputsRemote
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a plan reads besides the manifests and the state: the outputs on disk (and in the outputs remote), the
+    account (None: offline), the history and forgotten files on disk."""
+
+    outputs: dict[str, OutputFacts]
+    account: Account | None
+    orphans: OrphanFacts
+    outputs_remote: OutputsRemote | None
+
+
+def observe_all(
+    settings: Settings,
+    desired: Desired,
+    cache: HashCache,
+    state: State,
+    endpoint: Endpoint | None,
+    listed: EarlyListing | None = None,
+) -> Observed:
+    """Observe the outputs (first: a bad outputs remote asks nobody anything), then refresh from the account
+    (unless offline; with the training list `listed` early, if any)."""
+    from reconciler.outputs.folders import observe, observe_orphans
+
+    outputs_remote = settings.outputs()
+    outputs = observe(desired, state, cache, settings.root, outputs_remote)
+    account = None
+    if endpoint is not None:
+        from reconciler.observe.refresh import refresh, settled
+
+        tasks = listed.tasks() if listed is not None else None
+        account = settled(state, tasks) if tasks is not None else None
+
+        async def go() -> Account:
+            async with make_client(endpoint) as client:
+                return await refresh(client, state, tasks)
+
+        if account is None:  # something in flight needs a status call (or the list is still to fetch)
+            account = asyncio.run(go())
+    orphans = observe_orphans(desired, state, cache, settings.root)
+    return Observed(outputs, account, orphans, outputs_remote)
 
 
 def make_plan(
@@ -60,32 +103,30 @@ def make_plan(
     prune: bool = False,
     ipm: Mapping[str, int] | None = None,
 ) -> tuple[Plan, dict[str, OutputFacts]]:
-    """Refresh (unless offline; with the training list `listed` early, if any), observe the outputs, and plan
-    `scope`; the outputs seen go on to apply (`prune`: the plan removes the history and forgotten outputs it
-    lists)."""
-    from reconciler.outputs.folders import observe, observe_orphans, untrusted
+    """Observe, look up the run cache (paid work found by its identity), and plan `scope`; the outputs seen go on
+    to apply (`prune`: the plan removes the history and forgotten outputs it lists)."""
+    from reconciler.observe.holdings import observe_run_cache
+    from reconciler.outputs.folders import untrusted
     from reconciler.plan.planner import plan
 
-    outputs = observe(desired, state, cache, settings.root, settings.outputs())  # first: a bad remote asks nobody
-    remote = None
-    if endpoint is not None:
-        from reconciler.observe.refresh import refresh, settled
-
-        tasks = listed.tasks() if listed is not None else None
-        remote = settled(state, tasks) if tasks is not None else None
-
-        async def go() -> Account:
-            async with make_client(endpoint) as client:
-                return await refresh(client, state, tasks)
-
-        if remote is None:  # something in flight needs a status call (or the list is still to fetch)
-            remote = asyncio.run(go())
-    orphans = observe_orphans(desired, state, cache, settings.root)
-    result = plan(desired, state, remote, outputs, scope.targets, scope.replace, orphans, prune, policy=settings.policy)
+    seen = observe_all(settings, desired, cache, state, endpoint, listed)
+    held = observe_run_cache(desired, state, cache, settings.root, seen.outputs, seen.account, seen.outputs_remote)
+    result = plan(
+        desired,
+        state,
+        seen.account,
+        seen.outputs,
+        scope.targets,
+        scope.replace,
+        seen.orphans,
+        prune,
+        policy=settings.policy,
+        run_cache=held,
+    )
     result = estimated(settings, result, desired, state, endpoint, ipm)
     cache.save()
-    skipped = untrusted(state, outputs)
-    return replace(result, warnings=(*skipped, *result.warnings)), outputs
+    skipped = untrusted(state, seen.outputs)
+    return replace(result, warnings=(*skipped, *result.warnings)), seen.outputs
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from reconciler.desired.hashing import HashCache, sha256_file
 from reconciler.errors import ConfigError, RemoteError
 from reconciler.files import atomic_write
 from reconciler.outputs.guard import inside_output
+from reconciler.outputs.place import place_bytes
 from reconciler.outputs.sidecar import MAX_BYTES, BadSidecar, Sidecar, parse, sidecar_name
 from reconciler.state import GenerationEntry
 from reconciler.urls import redact_url_password
@@ -188,6 +189,11 @@ class OutputsRemote:
             )
         return data
 
+    def fetch_to(self, sha256: str, dest: Path) -> Path | None:
+        """Write the image with this hash to `dest` (hash-checked, atomically); a differing file there first moves
+        to its folder's history (returned: where it went). Nothing is ever overwritten."""
+        return place_bytes(dest, self.fetch(sha256), sha256)[1]
+
     # ------------------------------------------------------------------------------------------ write
 
     def store(self, path: Path, sha256: str, known: frozenset[str] | set[str] = frozenset()) -> bool:
@@ -257,8 +263,8 @@ class OutputsRemote:
                     "nothing was written"
                 ) from None
             fetched.append((inside_output(folder, sidecar_name(entry.stem)), raw))
-        for dest, data in fetched:
-            atomic_write(dest, data)
+        for dest, data in fetched:  # never over a differing local file: it moves to the folder's history first
+            place_bytes(dest, data, hashlib.sha256(data).hexdigest())
         return len(missing) + self._pull_history(entry, folder, cache)
 
     def _pull_history(self, entry: GenerationEntry, folder: Path, cache: HashCache | None) -> int:
@@ -275,12 +281,12 @@ class OutputsRemote:
                     continue
                 if file is not record.sidecar:
                     if digest in known:
-                        atomic_write(dest, self.fetch(digest))
+                        self.fetch_to(digest, dest)
                         written += 1
                     continue
                 raw = self._sidecar_bytes(entry.name, record.identity)
                 if raw is not None and hashlib.sha256(raw).hexdigest() == digest:  # the very bytes on record
-                    atomic_write(dest, raw)
+                    place_bytes(dest, raw, digest)
         return written
 
     def push_run(self, entry: GenerationEntry, root: Path) -> int:

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.observe.facts import PruneFile
+from reconciler.observe.runcache import Holding
 from reconciler.plan.reasons import HeldUnanswered, Note, PlanWarning, Reason
 
 if TYPE_CHECKING:
     from reconciler.plan.estimate import Estimate
 
-Action = Literal["create", "replace", "resume", "adopt", "forget"]
+Action = Literal["create", "replace", "resume", "adopt", "forget", "move", "copy"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class ResourceChange:
     # LoraModel create/replace: the ids of the account's tasks with this task name when planned (None: planned
     # offline). A look-up after an unanswered create never takes one of them for the task it made.
     known_tasks: tuple[str, ...] | None = None
+    source: Holding | None = None  # move / copy: where the run's images come from (see plan.freeactions)
 
     @property
     def kind(self) -> str:

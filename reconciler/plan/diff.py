@@ -72,6 +72,3 @@ def _images_change(before: list[dict[str, Any]], after: list[dict[str, Any]]) ->
 def _some(files: list[str], limit: int = 3) -> str:
     shown = ", ".join(files[:limit])
     return shown + (f", … {len(files) - limit} more" if len(files) > limit else "")
-
-
-# ------------------------------------------------------------------------------------------ planner

@@ -15,6 +15,7 @@ from reconciler.observe.facts import Account, OutputFacts
 from reconciler.plan import reasons as r
 from reconciler.plan.changes import Action, ResourceChange
 from reconciler.plan.diff import diff_attributes
+from reconciler.plan.freeactions import Free, find_generation
 from reconciler.plan.inputs import Inputs
 from reconciler.plan.lora_models import ModelDecision
 from reconciler.plan.reasons import Note, Reason
@@ -41,6 +42,7 @@ class _Generation:
     before: dict[str, Any] | None
     after: dict[str, Any]
     facts: OutputFacts
+    inputs: Inputs
 
     @classmethod
     def of(cls, inputs: Inputs, gen: DesiredGeneration, models: Mapping[str, ModelDecision]) -> _Generation:
@@ -54,6 +56,7 @@ class _Generation:
             entry.attributes if entry else None,
             gen.attributes(names),
             inputs.outputs.get(gen.address, OutputFacts(files_intact=False)),
+            inputs,
         )
 
     @property
@@ -62,11 +65,16 @@ class _Generation:
         return r.Shape(self.gen.image_num, self.gen.task_type, request.get("width", 512), request.get("height", 512))
 
     def decide(self, action: Action, reason: Reason, *, diff: bool = False, **kw: Any) -> GenerationDecision:
-        """The change for this generation; a create or replace says which images move to history."""
+        """The change for this generation; a create or replace says which images move to history. A create or
+        replace of an identity the run cache holds is a free move or copy instead: never paid again."""
         entry, facts = self.entry, self.facts
+        free = self._free() if action in ("create", "replace") else None
+        if free is not None:
+            action, reason, kw = free.action, free.reason, {"source": free.source}
+            diff = diff and entry is not None and entry.identity != self.identity
         images = self.gen.image_num if action in ("create", "replace") else 0
         notes: tuple[Note, ...] = ()
-        if action in ("create", "replace"):
+        if action in ("create", "replace", "copy"):
             if entry is not None and entry.files and len(entry.files) > facts.missing:
                 notes = (r.CurrentImagesToHistory(len(entry.files) - facts.missing),)
             elif entry is None and facts.sidecar_files:
@@ -83,6 +91,12 @@ class _Generation:
             **kw,
         )
         return GenerationDecision(change)
+
+    def _free(self) -> Free | None:
+        """Where the run cache holds this identity (never for `--replace`)."""
+        if self.identity is None or self.gen.address in self.inputs.replace:
+            return None
+        return find_generation(self.inputs.look, self.gen, self.identity, self.inputs.has)
 
 
 def decide_generation(
@@ -118,6 +132,11 @@ def _waits_for_models(g: _Generation, models: Mapping[str, ModelDecision]) -> Ge
 def _generated(g: _Generation, entry: GenerationEntry) -> GenerationDecision:
     """Generated, same identity: nothing to generate while its images are here or in the outputs remote."""
     facts = g.facts
+    if entry.output is not None and entry.output != g.gen.output_display:  # `output:` moved
+        if facts.sidecar_identity == g.identity:
+            return g.decide("adopt", r.FoundOnDisk(len(facts.sidecar_files), g.gen.output_display))
+        held = len(entry.files) or g.gen.image_num  # missing where declared; a move when held elsewhere
+        return g.decide("replace", r.ImagesMissing(held, held, g.gen.output_display))
     if not entry.files and entry.history:
         return g.decide("replace", r.StoppedAfterHistory(g.shape))
     if facts.files_intact:

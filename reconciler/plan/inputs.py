@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from reconciler.desired.resources import Desired
 from reconciler.observe.facts import Account, OutputFacts
+from reconciler.plan.freeactions import Lookups
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.state import State
 
@@ -19,3 +20,13 @@ class Inputs:
     outputs: Mapping[str, OutputFacts] = field(default_factory=dict)  # by Generation address
     replace: frozenset[str] = frozenset()  # addresses `--replace` forces to be trained or generated again
     policy: SubmitPolicy = field(default_factory=SubmitPolicy)
+    look: Lookups = field(default_factory=Lookups)  # the run cache, and what this plan's look-ups claimed
+
+    def has(self, addr: str) -> bool:
+        """A resource of the manifests."""
+        kind, _, name = addr.partition("/")
+        if kind == "Dataset":
+            return name in self.desired.datasets
+        if kind == "LoraModel":
+            return name in self.desired.models
+        return kind == "Generation" and name in self.desired.generations

@@ -7,14 +7,16 @@ A model's decision is its change (None: nothing to do) and the trained model its
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.desired.resources import DesiredModel
 from reconciler.observe.facts import Account, AccountTraining
+from reconciler.observe.runcache import TrainingHolding
 from reconciler.plan import reasons as r
 from reconciler.plan.changes import Action, AttrChange, ResourceChange
 from reconciler.plan.diff import diff_attributes
+from reconciler.plan.freeactions import find_training
 from reconciler.plan.inputs import Inputs
 from reconciler.plan.reasons import Note, Reason
 from reconciler.state import ModelEntry
@@ -43,6 +45,7 @@ class _Model:
     uploads: tuple[str, ...]  # image hashes a training of it would upload
     before: dict[str, Any] | None
     after: dict[str, Any]
+    held: TrainingHolding | None = None  # a training of its identity under another task name (a renamed model)
 
     @classmethod
     def of(cls, inputs: Inputs, model: DesiredModel) -> _Model:
@@ -86,14 +89,14 @@ class _Model:
             changes=changes,
             before=self.before,
             after=self.after,
-            task_name=self.model.task_name,
-            **kw,
+            **{"task_name": self.model.task_name, **kw},
         )
         return ModelDecision(change, usable)
 
 
 def decide_model(inputs: Inputs, model: DesiredModel) -> ModelDecision:
     m = _Model.of(inputs, model)
+    m = replace(m, held=find_training(inputs.look.cache, model.identity, model.task_name))
     entry = m.entry
     if model.address in inputs.replace and entry is not None and not entry.in_flight:
         return _retrain_requested(m, entry)
@@ -166,6 +169,8 @@ def _new_or_changed(m: _Model, entry: ModelEntry | None) -> ModelDecision:
     """Not in the state, or its definition changed: adopt what the account already has of it, else train it."""
     if m.live is not None:
         return _adopt(m, m.live)
+    if m.held is not None:  # trained before under another name (a renamed LoraModel): its own training
+        return _trained_under_another_name(m, m.held)
     notes: tuple[Note, ...] = ()
     if m.found:
         notes = (r.EarlierTrainingEnded(m.found[0].task_name, m.found[0].status),)
@@ -186,3 +191,10 @@ def _adopt(m: _Model, task: AccountTraining) -> ModelDecision:
     name = task.model_name if task.succeeded else None
     reason = r.FoundInAccount(task.task_name, r.TaskStatus.of(task), finished=task.succeeded)
     return m.decide("adopt", reason, usable=name, task_id=task.task_id, model_name=name)
+
+
+def _trained_under_another_name(m: _Model, held: TrainingHolding) -> ModelDecision:
+    """The run cache holds a training of this identity under another task name: adopt it (free), never train."""
+    usable = held.model_name if held.succeeded else None
+    reason = r.TrainedUnderAnotherName(held.task_name, held.source, held.succeeded)
+    return m.decide("adopt", reason, usable=usable, task_id=held.task_id, model_name=usable, task_name=held.task_name)

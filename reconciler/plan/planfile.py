@@ -18,6 +18,7 @@ from typing import Any
 from reconciler.errors import PlanFileError
 from reconciler.files import atomic_write
 from reconciler.observe.facts import PruneFile
+from reconciler.observe.runcache import Holding
 from reconciler.plan.changes import AttrChange, Plan, RefreshSummary, ResourceChange
 from reconciler.plan.estimate import estimate_of
 from reconciler.plan.reasons import Note, PlanWarning, Reason, from_record, record
@@ -175,6 +176,7 @@ def _plan(raw: dict[str, Any]) -> Plan:
                 "notes": tuple(from_record(n, Note) for n in c["notes"]),
                 "uploads": tuple(c["uploads"]),
                 "known_tasks": None if c.get("known_tasks") is None else tuple(c["known_tasks"]),
+                "source": _holding(c.get("source")),
             }
         )
         for c in raw["changes"]
@@ -195,6 +197,12 @@ def _plan(raw: dict[str, Any]) -> Plan:
         prune_kept=tuple(raw.get("prune_kept") or ()),
         estimate=estimate_of(raw.get("estimate")),
     )
+
+
+def _holding(raw: dict[str, Any] | None) -> Holding | None:
+    if raw is None:
+        return None
+    return Holding(**{**raw, "files": tuple((str(p), str(h)) for p, h in raw["files"])})
 
 
 def check_fresh(saved: SavedPlan, path: Path, *, serial: int, lineage: str, desired_digest: str) -> None:

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from reconciler.desired.resources import Desired, address, matrix_address, sort_key
 from reconciler.load.matrix import normalise_address
 from reconciler.observe.facts import Account, OrphanFacts, OutputFacts
+from reconciler.observe.runcache import RunCache
 from reconciler.plan.changes import Plan, RefreshSummary, ResourceChange
 from reconciler.plan.datasets import decide_dataset, trainings_by_dataset
 from reconciler.plan.forget import forget
+from reconciler.plan.freeactions import Lookups
 from reconciler.plan.generations import GenerationDecision, decide_generation
 from reconciler.plan.inputs import Inputs
 from reconciler.plan.lora_models import decide_model
@@ -35,6 +37,7 @@ def plan(
     orphans: OrphanFacts | None = None,
     prune: bool = False,
     policy: SubmitPolicy | None = None,
+    run_cache: RunCache | None = None,
 ) -> Plan:
     """The changes that make Novita and the outputs match the manifests.
 
@@ -43,10 +46,12 @@ def plan(
     `replace` forces those resources to be trained or generated again even though nothing changed.
     `orphans` are the recorded history and forgotten outputs found on disk; with `prune` removing them is
     part of the plan, else the plan only counts them. `policy` says what to do with a generation whose
-    submit got no answer (see `reconciler.plan.policy`).
+    submit got no answer (see `reconciler.plan.policy`). `run_cache` says where each identity is already held: a
+    hit is a free action (`reconciler.plan.freeactions`), never a paid one.
     """
     replaced = frozenset(desired.expand(list(replace)))
-    inputs = Inputs(desired, state, remote, outputs or {}, replaced, policy or SubmitPolicy())
+    look = Lookups(cache=run_cache or RunCache())
+    inputs = Inputs(desired, state, remote, outputs or {}, replaced, policy or SubmitPolicy(), look)
     scope = _Scope.of(desired, targets)
     models = {name: decide_model(inputs, desired.models[name]) for name in sorted(desired.models)}
     generations = {
@@ -110,6 +115,7 @@ def _forgets(inputs: Inputs, scope: _Scope, prune: bool) -> list[ResourceChange]
         for addr, entry in sorted(inputs.state.resources.items(), key=lambda kv: sort_key(kv[0]))
         if not _desired_has(inputs.desired, addr)
         and not isinstance(entry, ForgottenEntry | LedgerEntry)
+        and addr not in inputs.look.claimed  # moved to the address that now has its run
         and scope.targeted(addr)
     ]
 

@@ -308,6 +308,48 @@ class FoundOnDisk(_Free):
 
 
 @dataclass(frozen=True)
+class TrainedUnderAnotherName(_Free):
+    """A training of this identity is held under another task name (a renamed LoraModel); `source`: state|account."""
+
+    kind = "trained_under_another_name"
+    task_name: str
+    source: str
+    finished: bool
+
+
+@dataclass(frozen=True)
+class RunMoved(_Free):
+    """Its own paid run is recorded elsewhere (`owner`'s record; itself when only `output:` changed): it moves in."""
+
+    kind = "run_moved"
+    owner: str
+    own: bool
+    images: int
+    source_folder: str
+    folder: str
+    stem: str
+
+
+@dataclass(frozen=True)
+class RunCopied(_Free):
+    """The request was paid for before; `source` (state|history|forgotten|folder|remote) holds it: copied in."""
+
+    kind = "run_copied"
+    source: str
+    owner: str
+    images: int
+    where: str
+
+
+@dataclass(frozen=True)
+class CopiedFromThisPlan(_Free):
+    """A generation of this very plan runs (or moves in) the same request: copied from it once done (free)."""
+
+    kind = "copied_from_this_plan"
+    owner: str
+
+
+@dataclass(frozen=True)
 class FoundInOutputsRemote(_Free):
     """Its images are in the outputs remote with a matching sidecar: adopt them and fetch them (free)."""
 
@@ -404,6 +446,10 @@ Reason: TypeAlias = (
     | UnansweredResubmit
     | FoundOnDisk
     | FoundInOutputsRemote
+    | TrainedUnderAnotherName
+    | RunMoved
+    | RunCopied
+    | CopiedFromThisPlan
     | UploadsNeeded
     | AllUploaded
     | NothingToUpload

@@ -8,6 +8,7 @@ from reconciler.apply.outcome import (
     Blocked,
     Cause,
     ClientError,
+    CopySourceLost,
     Failed,
     Held,
     NoImages,
@@ -82,6 +83,12 @@ def cause(why: Cause, address: str) -> str:
             return f"its images in {output} changed since the plan; plan again"
         case BadRecord(detail) | OutputsStoreFailed(detail):
             return detail
+        case CopySourceLost(owner, _, True):
+            return f"{owner}, whose images it copies, did not finish"
+        case CopySourceLost(_, str() as path, _):
+            return f"{path} changed or vanished since the plan; plan again"
+        case CopySourceLost(owner, None, False):
+            return f"the images of {owner} it copies are no longer where they were; plan again"
     raise AssertionError(why)  # pragma: no cover - every cause is worded above
 
 
@@ -148,6 +155,8 @@ def summary(result: ApplyResult) -> str:
         f"{head(result)}: {result.uploaded} uploaded, {result.trained} trained, {result.adopted} adopted, "
         f"{result.generated} generated ({plural(result.images, 'image')}), {len(result.failed)} failed"
     )
+    if result.moved or result.copied:
+        text += f", {result.moved} moved, {result.copied} copied (free)"
     if result.skipped:
         text += f", {len(result.skipped)} skipped"
     if result.stalled:

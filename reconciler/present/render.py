@@ -33,6 +33,8 @@ ACTIONS: dict[Action, ActionLook] = {
     "replace": ActionLook("-/+", "yellow", "replace (train or generate again)", "to replace"),
     "resume": ActionLook("~", "cyan", "wait for work in flight (not an update)", "to wait for"),
     "adopt": ActionLook("<=", "blue", "adopt what is already there", "to adopt"),
+    "move": ActionLook("->", "blue", "move its images into the declared folder (free)", "to move"),
+    "copy": ActionLook(">>", "blue", "copy images already paid for (free)", "to copy"),
     "forget": ActionLook("-", "red", "forget", "to forget"),
 }
 SYMBOLS: dict[Action, str] = {action: look.symbol for action, look in ACTIONS.items()}
@@ -49,13 +51,15 @@ def summary_line(plan: Plan) -> str:
     ]
     if plan.waits:
         parts.append(f"{plan.waits} to wait for")
-    if plan.adopts:
-        parts.append(f"{plan.adopts} to adopt")
     gens = plural(plan.generations, "generation") + " to run"
     if plan.generations:
         gens += f" ({plural(plan.generation_images, 'image')})"
     parts.append(gens)
     parts.append(f"{plan.forgets} to forget")
+    moves, copies = plan.count("Generation", "move"), plan.count("Generation", "copy")
+    free = [f"{n} to {verb}" for n, verb in ((plan.adopts, "adopt"), (moves, "move"), (copies, "copy")) if n]
+    if free:  # paid and free apart: a free action costs nothing on Novita
+        parts[-1] += "; free: " + ", ".join(free)
     if plan.prune and plan.prunable:
         parts.append(plural(len(plan.prunable), "file") + " to prune")
     return "Plan: " + ", ".join(parts) + "."
@@ -232,7 +236,16 @@ def _change_json(change: ResourceChange) -> dict[str, Any]:
         "uploads": len(change.uploads),
         "images": change.images,
         "matrix": matrix_address(change.address),
+        "source": _source_json(change),
     }
+
+
+def _source_json(change: ResourceChange) -> dict[str, Any] | None:
+    """Where a move or copy takes its images from."""
+    s = change.source
+    if s is None:
+        return None
+    return {"kind": s.source, "owner": s.owner, "where": s.where, "identity": s.identity, "images": len(s.files)}
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -254,6 +267,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             "trainings": plan.trainings,
             "waits": plan.waits,
             "adopts": plan.adopts,
+            "moves": plan.count("Generation", "move"),
+            "copies": plan.count("Generation", "copy"),
             "generations": plan.generations,
             "generation_images": plan.generation_images,
             "forgets": plan.forgets,

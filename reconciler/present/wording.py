@@ -16,6 +16,18 @@ KEEPS_WAITING = "nothing is changed or resubmitted"
 FORGET = "no longer in the manifests: forget"
 
 
+def _copied(source: str, owner: str, images: str, where: str) -> str:
+    if source == "state":
+        return f"same request as {owner}: copy its {images} from {where} (free)"
+    if source == "history":
+        return f"made before by {owner}: copy its {images} from its history {where} (free)"
+    if source == "forgotten":
+        return f"made before by {owner} (forgotten): copy its {images} from {where} (free)"
+    if source == "folder":
+        return f"its {images} are in {where} (sidecar matches): copy them (free)"
+    return f"made before by {owner}: copy its {images} from the outputs remote (free)"
+
+
 def reason_text(reason: r.Reason) -> str:
     """The line beside a change's address: why it is planned."""
     match reason:
@@ -84,6 +96,21 @@ def reason_text(reason: r.Reason) -> str:
             return f"its {images} images are already in {folder} (sidecar matches): adopt"
         case r.FoundInOutputsRemote(images):
             return f"its {images} images are in the outputs remote (sidecar matches): adopt and fetch them (free)"
+        case r.TrainedUnderAnotherName(task_name, source, finished):
+            where = "in the state" if source == "state" else "in the account"
+            wait = "" if finished else " and wait for it"
+            return f"same definition trained as {task_name} ({where}): adopt it{wait} (free)"
+        case r.RunMoved(owner, own, images, source_folder, folder, stem):
+            some, s = plural(images, "image"), "s" if images == 1 else ""
+            if own:
+                return f"output folder changed: its {some} move{s} from {source_folder} to {folder} (free)"
+            if source_folder == folder:
+                return f"moved from {owner}: its {some} stay{s} in {folder}, named after {stem} (free)"
+            return f"moved from {owner}: its {some} move{s} from {source_folder} to {folder} (free)"
+        case r.RunCopied(source, owner, images, where):
+            return _copied(source, owner, plural(images, "image"), where)
+        case r.CopiedFromThisPlan(owner):
+            return f"same request as {owner} in this plan: copy its images once it is done (free)"
         case r.UploadsNeeded(new, already, changed):
             return _changed(changed) + f"{plural(new, 'new image')} to upload ({already} already uploaded)"
         case r.AllUploaded(images, changed):
