@@ -49,8 +49,9 @@ def main() -> None:
     (root / "reconciler.yaml").write_text(
         "apply:\n  budget: {max_images: 5000, max_cost: 50}\nprices:\n  training: 1.50\n  image: 0.002\n"
     )
-    import reconciler.commands.costs as costs
     import reconciler.commands.workflow as workflow
+
+    import reconciler.commands.costs as costs
     from reconciler.commands.workspace import Settings
     from reconciler.present.estimate import estimate_lines
     from reconciler.present.render import render_text

@@ -6,8 +6,10 @@ Shapes (synth.Shape.named):
   Generations in files of 100, 1,500 generated images; 700 trainings on the account, pages of 50);
 - `issue23`: issue #23's project: the same with one manifest file per Generation and a caption sidecar on every
   third photo;
-- `photos50k`: issue23 with 1,000 datasets of 50 small photos (~4 KB): 50,000 photos, 1,000 LoraModels, the
-  same 1,000 Generations, and 1,500 trainings on the account (30 pages).
+- `photos50k`: issue23 with 1,000 datasets of 50 small photos (~4 KB): 50,000 photo files, 1,000 LoraModels,
+  the same 1,000 Generations, and 1,500 trainings on the account (30 pages). The files hold 10,000 distinct
+  contents (each in five datasets, uploaded once): applying 50,000 distinct photos took over an hour on this
+  shared machine, most of it in the state's commit after each upload.
 
 Each shape is built and applied once (bench/.work/shape-<name>/, see common.converged) and made a DVC
 repository (peers.dvc_tracked). Then, in one run, `reconciler plan --detailed-exitcode` and `dvc status -q`
@@ -44,6 +46,8 @@ class ShapeResult:
     plan_rss: list[float]
     dvc_s: list[float]
     dvc_rss: list[float]
+    plan_cpu: list[float]
+    dvc_cpu: list[float]
 
     @property
     def ratio(self) -> float:
@@ -67,6 +71,8 @@ def measure(name: str, runs: int = 5) -> ShapeResult:
     files = sum(len(os.listdir(folder)) for folder in photos.iterdir() if folder.is_dir())  # photos, captions
     files += shape.generation_images
     plan_s: list[float] = []
+    plan_cpu: list[float] = []
+    dvc_cpu: list[float] = []
     plan_rss: list[float] = []
     dvc_s: list[float] = []
     dvc_rss: list[float] = []
@@ -80,12 +86,16 @@ def measure(name: str, runs: int = 5) -> ShapeResult:
             r = timed(plan, proj.root, env)
             assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
             plan_s.append(r.seconds)
+            plan_cpu.append(r.cpu_seconds)
             plan_rss.append(r.max_rss_mb)
             p = timed(status, proj.root)
             assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
             dvc_s.append(p.seconds)
+            dvc_cpu.append(p.cpu_seconds)
             dvc_rss.append(p.max_rss_mb)
-    return ShapeResult(name, shape.images, files, proj.setup_seconds, plan_s, plan_rss, dvc_s, dvc_rss)
+    return ShapeResult(
+        name, shape.images, files, proj.setup_seconds, plan_s, plan_rss, dvc_s, dvc_rss, plan_cpu, dvc_cpu
+    )
 
 
 def report(results: list[ShapeResult], floor: float) -> bool:
@@ -104,6 +114,8 @@ def report(results: list[ShapeResult], floor: float) -> bool:
         )
         runs = ", ".join(f"{s:.2f}" for s in r.plan_s), ", ".join(f"{s:.2f}" for s in r.dvc_s)
         print(f"    plan runs: {runs[0]} s; dvc runs: {runs[1]} s")
+        cpu = statistics.median(r.plan_cpu), statistics.median(r.dvc_cpu)
+        print(f"    CPU time (user + system), medians: plan {cpu[0]:.2f} s, dvc status {cpu[1]:.2f} s")
         ok &= ok_t and ok_m
     by_name = {r.name: r for r in results}
     small, big = by_name.get("issue23"), by_name.get("photos50k")
@@ -133,6 +145,7 @@ def main() -> None:
     names = [n.strip() for n in args.shapes.split(",") if n.strip()]
     head = subprocess.run(["git", "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout.strip()
     print(f"commit: {head[:100]}", flush=True)
+    print(f"load average at the start: {load()}", flush=True)
     results = [measure(n, args.runs) for n in names]
     sys.exit(0 if report(results, bare_rss()) else 1)
 

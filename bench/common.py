@@ -38,6 +38,7 @@ class Timed:
     returncode: int
     stdout: str
     stderr: str
+    cpu_seconds: float = 0.0  # user + system time of that child
 
 
 def timed(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 3600) -> Timed:
@@ -51,7 +52,8 @@ def timed(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None, tim
         _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Timed(seconds, usage.ru_maxrss / 1024, proc.returncode, out_f.read_text(), err_f.read_text())
+    cpu = usage.ru_utime + usage.ru_stime
+    return Timed(seconds, usage.ru_maxrss / 1024, proc.returncode, out_f.read_text(), err_f.read_text(), cpu)
 
 
 def reconciler(*args: str) -> list[str]:

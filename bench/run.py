@@ -2,7 +2,7 @@
 
     python bench/run.py                      # all, at scale 1 (scaling at 0.5, 1, 2)
     python bench/run.py --only noop,cold     # some: startup, noop, cold, apply, first, polling, pipeline, scaling,
-                                             # team, gallery
+                                             # team, gallery, shapes
     python bench/run.py --scale 0.25         # a smaller project for noop and cold (scaling: --scales)
 
 Converged projects are built on first use under bench/.work/ (git-ignored) and reused; delete that folder
@@ -26,11 +26,12 @@ import bench_noop
 import bench_pipeline
 import bench_polling
 import bench_scaling
+import bench_shapes
 import bench_startup
 import bench_team
 from common import machine
 
-ALL = ("startup", "noop", "cold", "apply", "first", "polling", "pipeline", "scaling", "team", "gallery")
+ALL = ("startup", "noop", "cold", "apply", "first", "polling", "pipeline", "scaling", "team", "gallery", "shapes")
 
 
 def main() -> None:
@@ -69,6 +70,8 @@ def main() -> None:
             ok &= bench_scaling.report(bench_scaling.run([float(s) for s in args.scales.split(",")]))
         elif name == "gallery":
             ok &= bench_gallery.report(bench_gallery.measure())
+        elif name == "shapes":
+            ok &= bench_shapes.report([bench_shapes.measure(n) for n in bench_shapes.SHAPES], bench_shapes.bare_rss())
         print(flush=True)
     print(f"{'All targets met' if ok else 'Some targets missed'} ({time.perf_counter() - t0:.0f} s).")
     sys.exit(0 if ok else 1)

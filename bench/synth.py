@@ -41,6 +41,7 @@ class Shape:
     double_generations: int = 0  # of the generations, how many make images_per_generation + 1 images
     generations_per_file: int = 100  # Generation documents per manifest file (1: one file each)
     caption_every: int = 0  # every Nth photo of a dataset has a caption sidecar (x.txt next to x.jpg); 0: none
+    distinct_photos: int = 0  # the photos' distinct contents (0: every file its own); half JPEG, half PNG
 
     @classmethod
     def at(cls, scale: float) -> Shape:
@@ -59,15 +60,18 @@ class Shape:
     def named(cls, name: str) -> Shape:
         """The shapes of bench_shapes.py: `world` (Shape.at(1)), `issue23` (issue #23's project: the world with
         one manifest file per Generation and a caption sidecar on every third photo) and `photos50k` (the same
-        with 1,000 datasets of 50 small photos: 50,000 photos, 1,000 LoraModels, 1,500 trainings listed)."""
+        with 1,000 datasets of 50 small photos: 50,000 photo files of 10,000 distinct contents, each content in
+        five datasets, so the setup uploads 10,000; 1,000 LoraModels, 1,500 trainings listed)."""
         world = cls.at(1.0)
         if name == "world":
             return world
         issue = replace(world, generations_per_file=1, caption_every=3)
         if name == "issue23":
             return issue
-        if name == "photos50k":  # Novita trains on at most 50 images: 1,000 datasets of 50
-            return replace(issue, datasets=1000, images_per_dataset=50, pngs_per_dataset=25, image_kb=4)
+        if name == "photos50k":  # Novita trains on at most 50 images: 1,000 datasets of 50, 10,000 contents
+            return replace(
+                issue, datasets=1000, images_per_dataset=50, pngs_per_dataset=25, image_kb=4, distinct_photos=10_000
+            )
         raise ValueError(f"unknown shape {name!r}: world, issue23, photos50k")
 
     @property
@@ -138,7 +142,12 @@ def generate(out: Path, shape: Shape, *, fresh: bool = True) -> dict[str, object
         for i in range(shape.images_per_dataset):
             is_jpeg = i < jpeg_count
             bases, suffix = (jpegs, "jpg") if is_jpeg else (pngs, "png")
-            data = distinct(bases[(d + i) % len(bases)], f"{name}/{i}")
+            if shape.distinct_photos:  # the same bytes in several datasets (uploaded once, as Novita's are)
+                count, nth = (jpeg_count, i) if is_jpeg else (shape.pngs_per_dataset, i - jpeg_count)
+                content = (d * count + nth) % (shape.distinct_photos // 2)
+                data = distinct(bases[content % len(bases)], f"{suffix}-{content}")
+            else:
+                data = distinct(bases[(d + i) % len(bases)], f"{name}/{i}")
             (folder / f"img-{i:03d}.{suffix}").write_bytes(data)
             total_bytes += len(data)
             if shape.caption_every and i % shape.caption_every == 0:

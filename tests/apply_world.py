@@ -31,7 +31,7 @@ from reconciler.desired.resources import Desired
 from reconciler.novita import NovitaClient, RetryInfo
 from reconciler.observe.facts import OutputFacts
 from reconciler.outputs.folders import observe
-from reconciler.plan.planner import Plan
+from reconciler.plan.changes import Plan
 from reconciler.sim.config import SimConfig
 from reconciler.sim.server import RunningSimulator, running_simulator
 from reconciler.state import State

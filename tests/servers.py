@@ -4,6 +4,10 @@ PostgreSQL is Debian's (`postgresql`; `.ci/run` installs it when `initdb` is mis
 as root, so as root the cluster is made and run by the `postgres` user (`runuser`) in a folder it owns. The
 superuser has a password (the wrong-password test needs password authentication over TCP); roles and databases
 are made per test. moto's standalone server (`moto[server]`) answers the real S3 client over HTTP.
+
+Under pytest-xdist each worker starts its own of each (tests/conftest.py's session fixtures): a cluster in its own
+temporary folder (data, Unix socket) on its own port, a moto server on its own port; a port another process took
+between the pick and the bind is picked again.
 """
 
 from __future__ import annotations
@@ -133,27 +137,24 @@ def start_postgres(*, fsync: bool = False) -> Cluster:
         "--no-instructions",
     )
     pwfile.unlink()
-    options = f"-p {cluster.port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    if not fsync:
-        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    cluster.options = options
-    started = cluster._run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(folder / "data"),
-        "-o",
-        options,
-        "-l",
-        str(folder / "log"),
-        "-w",
-        "start",
-        check=False,
-    )
-    if started.returncode != 0:
+    for attempt in range(5):  # a free port can be taken by another process (an xdist worker's) before we bind it
+        if attempt:
+            cluster.port = free_port()
+        options = f"-p {cluster.port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not fsync:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        cluster.options = options
+        data, logfile = str(folder / "data"), str(folder / "log")
+        started = cluster._run(
+            str(bindir / "pg_ctl"), "-D", data, "-o", options, "-l", logfile, "-w", "start", check=False
+        )
+        if started.returncode == 0:
+            return cluster
         log = (folder / "log").read_text() if (folder / "log").exists() else ""
-        shutil.rmtree(folder, ignore_errors=True)
-        raise RuntimeError(f"PostgreSQL did not start: {started.stdout}{started.stderr}{log}")
-    return cluster
+        if "could not bind" not in log and "already in use" not in log:
+            break
+    shutil.rmtree(folder, ignore_errors=True)
+    raise RuntimeError(f"PostgreSQL did not start: {started.stdout}{started.stderr}{log}")
 
 
 @contextlib.contextmanager
@@ -225,8 +226,16 @@ def start_s3(folder: Path, port: int | None = None) -> S3Server:
     """moto's standalone server on a free loopback port (or `port`: started again where a stopped one was); its
     access log goes to `folder/moto.log`."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
     log = folder / "moto.log"
+    for _ in range(1 if port else 5):  # a free port can be taken by another process (an xdist worker's) first
+        server = _try_s3(port or free_port(), log)
+        if server is not None:
+            return server
+    raise RuntimeError(f"moto server did not start: {log.read_text()}")
+
+
+def _try_s3(port: int, log: Path) -> S3Server | None:
+    """moto on `port`, once it answers; None if it exited (its port was taken)."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -237,10 +246,10 @@ def start_s3(folder: Path, port: int | None = None) -> S3Server:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"moto server did not start: {log.read_text()}")
+            return None
         with contextlib.suppress(httpx.HTTPError):
             httpx.get(f"{endpoint}/moto-api/", timeout=1)
             return S3Server(proc, endpoint, log)
-        time.sleep(0.1)
+        time.sleep(0.05)
     proc.kill()
     raise RuntimeError("moto server did not answer within 30 s")

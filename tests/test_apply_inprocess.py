@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.apply import Applier
 from reconciler.apply.outcome import Postponed, StillRunning, Stopped
-from reconciler.plan.reasons import CurrentImagesToHistory
+from reconciler.plan import reasons as r
 from reconciler.present import outcome as words
 from reconciler.state import GenerationEntry, ModelEntry, State
 from reconciler.status import Status
@@ -319,7 +319,7 @@ def test_a_regenerated_generation_keeps_every_old_image_in_its_history(
 
     planned = world.plan()
     assert planned.actions() == {"Generation/landscape": "replace"}
-    assert planned.plan.changes[0].notes == (CurrentImagesToHistory(2),)  # the edited one is not ours
+    assert planned.plan.changes[0].notes == (r.CurrentImagesToHistory(2),)  # the edited one is not ours
     applied = world.apply(planned)
 
     assert applied.result.ok and (applied.result.generated, applied.result.images) == (1, 1)

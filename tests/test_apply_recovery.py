@@ -21,8 +21,9 @@ from reconciler.commands.plan_apply import apply_command
 from reconciler.commands.workspace import load_desired
 from reconciler.novita import RetryInfo
 from reconciler.plan import reasons as r
+from reconciler.plan.changes import Plan
 from reconciler.plan.planfile import save_plan
-from reconciler.plan.planner import Plan, plan
+from reconciler.plan.planner import plan
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.present import outcome as words
 from reconciler.present.progress import Reporter

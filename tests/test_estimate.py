@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.errors import ConfigError
 from reconciler.load.config import BudgetConfig, PricesConfig, load_config
+from reconciler.plan.changes import Plan
 from reconciler.plan.estimate import (
     DEFAULT_TRAINING_SECONDS,
     Balance,
@@ -20,7 +21,7 @@ from reconciler.plan.estimate import (
     training_time,
     with_balance,
 )
-from reconciler.plan.planner import Plan, plan
+from reconciler.plan.planner import plan
 from reconciler.present.estimate import money, spend_lines
 from reconciler.present.render import render_json, render_markdown, render_text
 from reconciler.state.model import SpendRecord

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import StateError
-from reconciler.state import FileBackend, GenerationEntry, ModelEntry, State, StateStore
+from reconciler.state import GenerationEntry, ModelEntry, State
+from reconciler.state.file import FileBackend, StateStore
 from reconciler.state.journal import JournaledBackend, Record, journal_folder, read_journal, replay
 from reconciler.status import Status
 from tests.reliability.cli_inprocess import run_main

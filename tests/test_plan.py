@@ -10,7 +10,10 @@ import pytest
 
 from reconciler.observe.facts import AccountGeneration, OutputFacts, RemoteSidecar
 from reconciler.plan import reasons as r
-from reconciler.plan.planner import Plan, plan
+from reconciler.plan.changes import Plan
+from reconciler.plan.inputs import Inputs
+from reconciler.plan.lora_models import decide_model
+from reconciler.plan.planner import plan
 from reconciler.plan.policy import SubmitPolicy
 from reconciler.state import State
 from tests.planner_fixtures import (
@@ -549,3 +552,44 @@ def test_a_resume_line_reads_as_a_wait_and_the_legend_names_only_the_symbols_use
         "Symbols: + create, ~ wait for work in flight (not an update)\n"
     )
     assert "Symbols:" not in render_text(waiting)  # not in CI logs, pull-request comments or --out files
+
+
+def test_paid_changes_are_the_trainings_and_generations_it_submits() -> None:
+    first = plan(desired(DS, M, G), state(), remote(foreign=3))
+    assert [(c.address, c.paid) for c in first.changes] == [
+        ("Dataset/photos", False),  # uploads are free
+        ("LoraModel/alice", True),
+        ("Generation/portraits", True),
+    ]
+    assert [c.address for c in first.paid] == ["LoraModel/alice", "Generation/portraits"]
+    waiting = plan(
+        desired(DS, M), state(DS_DONE, model_entry(M, status="training"), uploaded=ALL_UPLOADED), remote(remote_task(M))
+    )
+    assert [(c.action, c.paid) for c in waiting.changes] == [("resume", False)] and waiting.paid == ()
+
+
+@pytest.mark.parametrize(
+    ("entry", "account", "action", "usable"),
+    [
+        (model_entry(M), remote(remote_task(M)), None, trained_name(M)),  # trained: its generations use it
+        (model_entry(M, status="training"), remote(remote_task(M)), "resume", trained_name(M)),  # finished unseen
+        (model_entry(M, status="training"), remote(remote_task(M, status="TRAINING")), "resume", None),
+        (
+            model_entry(M, status="unanswered", task_id=None),
+            remote(remote_task(M, task_id="x")),
+            "resume",
+            trained_name(M),
+        ),
+        (model_entry(M, status="unanswered", task_id=None), None, "resume", None),
+        (model_entry(M, status="failed"), remote(remote_task(M)), "adopt", trained_name(M)),
+        (None, remote(remote_task(M, status="QUEUING")), "adopt", None),
+        (None, remote(), "create", None),
+        (model_entry(M), remote(), "replace", None),  # gone from the account
+    ],
+)
+def test_a_model_decision_says_what_its_generations_can_use(
+    entry: Any, account: Any, action: str | None, usable: str | None
+) -> None:
+    inputs = Inputs(desired(DS, M), state(DS_DONE, *([entry] if entry else []), uploaded=ALL_UPLOADED), account)
+    decision = decide_model(inputs, M)
+    assert (decision.action, decision.usable) == (action, usable)

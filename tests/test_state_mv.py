@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import ReconcilerError
-from reconciler.state import FileBackend, GenerationEntry, HistoryRecord, ModelEntry, State, StateStore
+from reconciler.state import GenerationEntry, HistoryRecord, ModelEntry, State
+from reconciler.state.file import FileBackend, StateStore
 from reconciler.state.moves import apply_move, plan_move
 from tests.reliability.cli_inprocess import run_main
 

@@ -11,8 +11,8 @@ import pytest
 
 from reconciler.errors import PlanFileError
 from reconciler.plan import reasons as r
+from reconciler.plan.changes import Action, Plan, ResourceChange
 from reconciler.plan.planfile import PLANFILE_VERSION, Origin, load_plan, save_plan
-from reconciler.plan.planner import Action, Plan, ResourceChange
 from reconciler.present.render import ACTIONS, plan_json, render_markdown, render_text
 from reconciler.present.wording import note_text, reason_text, warning_text
 

@@ -34,7 +34,7 @@ from reconciler.novita import NovitaClient, error_detail
 from reconciler.observe.facts import OutputFacts
 from reconciler.outputs.folders import forget_outputs, prune
 from reconciler.outputs.store import OutputsRemote
-from reconciler.plan.planner import Plan, ResourceChange
+from reconciler.plan.changes import Plan, ResourceChange
 from reconciler.present import outcome as words
 from reconciler.present.progress import Reporter
 from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry, State, now_iso

@@ -50,7 +50,7 @@ from reconciler.outputs.folders import (
 )
 from reconciler.outputs.guard import UnsafePath
 from reconciler.outputs.sidecar import BadSidecar, Sidecar
-from reconciler.plan.planner import ResourceChange
+from reconciler.plan.changes import ResourceChange
 from reconciler.plan.policy import Choice
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
 from reconciler.status import SUBMIT_UNRESOLVED, Status

@@ -40,7 +40,7 @@ from reconciler.desired.resources import DesiredModel
 from reconciler.errors import AmbiguousSubmitError, NovitaError
 from reconciler.novita import TrainingStatus
 from reconciler.observe.facts import Account, AccountTraining
-from reconciler.plan.planner import ResourceChange
+from reconciler.plan.changes import ResourceChange
 from reconciler.state import ModelEntry, now_iso
 from reconciler.status import SUBMIT_UNRESOLVED, Status
 from reconciler.text import duration

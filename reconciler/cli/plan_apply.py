@@ -27,10 +27,14 @@ from reconciler.cli.common import (
 )
 from reconciler.cli.group import cli
 from reconciler.errors import ReconcilerError
+from reconciler.text import plural
 
 if TYPE_CHECKING:
-    from reconciler.apply import ApplyResult
-    from reconciler.plan.planner import Plan
+    from reconciler.apply import ApplyOptions, ApplyResult
+    from reconciler.commands.outputs_sync import Synced
+    from reconciler.commands.plan_apply import ApplyOutcome
+    from reconciler.commands.workspace import Settings
+    from reconciler.plan.changes import Plan
     from reconciler.present.progress import Reporter
 
 
@@ -223,10 +227,7 @@ def apply(
     Exit 0 when everything that could be done was (with --no-wait: submitted), 1 when anything failed (or the
     balance ran out), 3 when the plan is over budget, 124 when --timeout passed or a task stopped making progress.
     """
-    from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions
-    from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
     from reconciler.commands.plan_apply import apply_command
-    from reconciler.commands.workspace import sim_poll_policies
 
     if planfile and (targets or replace or prune):
         raise click.UsageError(
@@ -236,41 +237,19 @@ def apply(
         raise click.UsageError(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
-    if planfile:
-        from reconciler.commands.plan_apply import saved_plan_settings
-
-        settings = saved_plan_settings(
-            Path(planfile),
-            sim=sim or None,  # a plain flag: given only when True
-            state=state_path,
-            files=files,
-            lock_timeout=lock_timeout,
-            workspace=workspace,
-        )
-        settings.on_unanswered_submit = on_unanswered_submit  # type: ignore[assignment]  # click.Choice checked it
-    else:
-        settings = make_settings(
-            files, state_path, sim, lock_timeout, targets, replace, workspace, on_unanswered_submit
-        )
+    settings = _apply_settings(
+        planfile, files, state_path, workspace, lock_timeout, sim, targets, replace, on_unanswered_submit
+    )
     settings.budget_flags = (max_trainings, max_images, max_cost)
-    train_poll, gen_poll = sim_poll_policies() if settings.sim else (TRAINING, GENERATION)
-    if poll_interval is not None:
-        train_poll = gen_poll = PollPolicy.every(poll_interval)
-    project = settings.config.apply
-    options = ApplyOptions(
-        parallelism=parallelism if parallelism is not None else project.parallelism,
+    options = _apply_options(
+        settings,
+        parallelism=parallelism,
         wait=wait,
         prune=prune,
-        ipm={
-            "txt2img": ipm_txt2img if ipm_txt2img is not None else project.ipm.txt2img,
-            "img2img": ipm_img2img if ipm_img2img is not None else project.ipm.img2img,
-        },
-        training_poll=train_poll,
-        generation_poll=gen_poll,
+        ipm={"txt2img": ipm_txt2img, "img2img": ipm_img2img},
+        poll_interval=poll_interval,
         timeout=timeout,
-        training_stall=stall_timeout or TRAINING_STALL,
-        generation_stall=stall_timeout or GENERATION_STALL,
-        policy=settings.policy,
+        stall_timeout=stall_timeout,
     )
     outcome = apply_command(
         settings,
@@ -279,18 +258,99 @@ def apply(
         planfile=Path(planfile) if planfile else None,
         gallery=settings.config.outputs.gallery if gallery is None else gallery,
     )
+    _report(outcome, saved_plan=bool(planfile), as_json=as_json)
+
+
+def _apply_settings(
+    planfile: str | None,
+    files: tuple[str, ...],
+    state_path: str | None,
+    workspace: str | None,
+    lock_timeout: float,
+    sim: bool,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
+    on_unanswered_submit: str | None,
+) -> Settings:
+    """apply's settings: a saved plan's own (where it was made, unless the flags name the same), else the flags'."""
+    if not planfile:
+        return make_settings(files, state_path, sim, lock_timeout, targets, replace, workspace, on_unanswered_submit)
+    from reconciler.commands.plan_apply import saved_plan_settings
+
+    settings = saved_plan_settings(
+        Path(planfile),
+        sim=sim or None,  # a plain flag: given only when True
+        state=state_path,
+        files=files,
+        lock_timeout=lock_timeout,
+        workspace=workspace,
+    )
+    settings.on_unanswered_submit = on_unanswered_submit  # type: ignore[assignment]  # click.Choice checked it
+    return settings
+
+
+def _report(outcome: ApplyOutcome, *, saved_plan: bool, as_json: bool) -> None:
+    """What apply says once it is done (and its exit status)."""
     if outcome.cancelled:
         click.echo("Apply cancelled; nothing changed.")
         return
     if outcome.synced is not None:
-        click.echo(outcome.synced.describe(), file=sys.stderr if as_json else sys.stdout)
+        click.echo(synced_line(outcome.synced), file=sys.stderr if as_json else sys.stdout)
     if outcome.result is None:
-        if planfile and as_json:  # without --json the plan shown already said so
+        if saved_plan and as_json:  # without --json the plan shown already said so
             click.echo("No changes. Novita matches the manifests.", file=sys.stderr)
         _refuse_held(outcome.plan)
         return
     _finish_apply(outcome.result)
     _refuse_held(outcome.plan)
+
+
+def _apply_options(
+    settings: Settings,
+    *,
+    parallelism: int | None,
+    wait: bool,
+    prune: bool,
+    ipm: dict[str, int | None],
+    poll_interval: float | None,
+    timeout: float | None,
+    stall_timeout: float | None,
+) -> ApplyOptions:
+    """The applier's options: each flag, else its setting in reconciler.yaml, else the default."""
+    from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions
+    from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
+    from reconciler.commands.workspace import sim_poll_policies
+
+    train_poll, gen_poll = sim_poll_policies() if settings.sim else (TRAINING, GENERATION)
+    if poll_interval is not None:
+        train_poll = gen_poll = PollPolicy.every(poll_interval)
+    project = settings.config.apply
+    configured = {"txt2img": project.ipm.txt2img, "img2img": project.ipm.img2img}
+    return ApplyOptions(
+        parallelism=parallelism if parallelism is not None else project.parallelism,
+        wait=wait,
+        prune=prune,
+        ipm={kind: given if given is not None else configured[kind] for kind, given in ipm.items()},
+        training_poll=train_poll,
+        generation_poll=gen_poll,
+        timeout=timeout,
+        training_stall=stall_timeout or TRAINING_STALL,
+        generation_stall=stall_timeout or GENERATION_STALL,
+        policy=settings.policy,
+    )
+
+
+def synced_line(synced: Synced) -> str:
+    """What apply (and nothing else) copied between the output folders and the outputs remote."""
+    done = []
+    if synced.fetched:
+        done.append(f"fetched {plural(synced.fetched, 'image')} from")
+    if synced.stored:
+        done.append(f"stored {plural(synced.stored, 'image')} in")
+    if not done:
+        return f"The output folders and the outputs remote {synced.remote} already match."
+    text = " and ".join(done) + f" the outputs remote {synced.remote}."
+    return text[0].upper() + text[1:]
 
 
 class _ApplyConsole:

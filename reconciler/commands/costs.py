@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from reconciler.commands.workspace import Endpoint, Settings, make_client
 from reconciler.desired.resources import Desired
 from reconciler.errors import NovitaError, OverBudget, ReconcilerError
+from reconciler.plan.changes import Plan
 from reconciler.plan.estimate import Balance, Budget, check_budget, estimate, with_balance
-from reconciler.plan.planner import Plan
 from reconciler.present.estimate import money, overrun_text
 from reconciler.state import State
 

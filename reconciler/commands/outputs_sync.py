@@ -12,10 +12,9 @@ from reconciler.desired.hashing import HashCache
 from reconciler.errors import ConfigError, StateError
 from reconciler.observe.facts import SkippedRecord
 from reconciler.outputs.guard import UnsafePath
-from reconciler.plan.planner import Plan
+from reconciler.plan.changes import Plan
 from reconciler.state import GenerationEntry, State
 from reconciler.status import Status
-from reconciler.text import plural
 
 
 @dataclass(frozen=True)
@@ -25,17 +24,6 @@ class Synced:
     remote: str  # the remote's URL as shown
     fetched: int = 0  # images written here from the remote
     stored: int = 0  # images stored in the remote from here
-
-    def describe(self) -> str:
-        done = []
-        if self.fetched:
-            done.append(f"fetched {plural(self.fetched, 'image')} from")
-        if self.stored:
-            done.append(f"stored {plural(self.stored, 'image')} in")
-        if not done:
-            return f"The output folders and the outputs remote {self.remote} already match."
-        text = " and ".join(done) + f" the outputs remote {self.remote}."
-        return text[0].upper() + text[1:]
 
 
 def sync_outputs(settings: Settings, plan: Plan, state: State) -> Synced | None:

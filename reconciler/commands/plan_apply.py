@@ -36,8 +36,8 @@ from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import Desired
 from reconciler.errors import ReconcilerError
 from reconciler.observe.facts import Account, OutputFacts
+from reconciler.plan.changes import Plan
 from reconciler.plan.planfile import SIMULATOR, Origin, check_endpoint, check_fresh, load_plan, settle
-from reconciler.plan.planner import Plan
 from reconciler.present.progress import Reporter
 from reconciler.state import State
 from reconciler.state.file import describe_holder

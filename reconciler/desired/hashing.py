@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 CACHE_VERSION = 1
+Stamp = tuple[int, int, int]  # what says a file is unchanged: (size, mtime_ns, inode)
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def sha256_file(path: Path) -> str:
@@ -46,41 +51,41 @@ class HashCache:
         self.parsed = parsed
         self._entries: dict[str, list[int | str]] = {}
         self._dirty = False
-        self._stats: dict[str, os.stat_result] = {}  # taken by known_format, used once by the hashing after it
+        self._stats: dict[str, Stamp] = {}  # taken by known_format, used once by the hashing after it
         self._formats: dict[str, str] = {}  # sniffed formats waiting for their file's entry
         if cache_file is not None:
             self._entries = _read_cache(cache_file)
 
     @staticmethod
-    def _matches(entry: list[int | str] | None, st: os.stat_result) -> bool:
-        return entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns and entry[2] == st.st_ino
+    def _matches(entry: list[int | str] | None, stamp: Stamp) -> bool:
+        return entry is not None and entry[0] == stamp[0] and entry[1] == stamp[1] and entry[2] == stamp[2]
 
-    def _fresh(self, path: Path) -> tuple[str, os.stat_result, str | None]:
+    def _fresh(self, path: Path) -> tuple[str, Stamp, str | None]:
         key = str(path)
-        st = self._stats.pop(key, None) or path.stat()
+        stamp = self._stats.pop(key, None) or _stamp(os.stat(key))
         entry = self._entries.get(key)
-        if self._matches(entry, st):
+        if self._matches(entry, stamp):
             assert entry is not None
-            return key, st, str(entry[3])
-        return key, st, None
+            return key, stamp, str(entry[3])
+        return key, stamp, None
 
     def known_format(self, path: str) -> str | None:
         """The image format sniffed earlier from the file at `path` (absolute), if it is unchanged since."""
         try:
-            st = os.stat(path)
+            stamp = _stamp(os.stat(path))
         except OSError:
             return None  # the caller opens it and says why it cannot
-        self._stats[path] = st
+        self._stats[path] = stamp
         entry = self._entries.get(path)
-        if self._matches(entry, st) and entry is not None and len(entry) > 4:
+        if self._matches(entry, stamp) and entry is not None and len(entry) > 4:
             return str(entry[4])
         return None
 
     def note_format(self, path: str, fmt: str) -> None:
         """Remember the format sniffed from `path`, with its entry (now if it is fresh, else once hashed)."""
-        st = self._stats.get(path)
+        stamp = self._stats.get(path)
         entry = self._entries.get(path)
-        if st is not None and entry is not None and self._matches(entry, st):
+        if stamp is not None and entry is not None and self._matches(entry, stamp):
             entry[4:] = [fmt]
             self._dirty = True
         else:
@@ -89,13 +94,13 @@ class HashCache:
     def hash_many(self, paths: Iterable[Path], workers: int | None = None) -> dict[Path, str]:
         """Hashes of every path; cache misses are read in parallel (hashlib releases the GIL)."""
         result: dict[Path, str] = {}
-        todo: list[tuple[Path, str, os.stat_result]] = []
+        todo: list[tuple[Path, str, Stamp]] = []
         for path in dict.fromkeys(paths):
-            key, st, known = self._fresh(path)
+            key, stamp, known = self._fresh(path)
             if known is not None:
                 result[path] = known
             else:
-                todo.append((path, key, st))
+                todo.append((path, key, stamp))
         if todo:
             workers = workers or min(8, (os.cpu_count() or 2) + 1)
             if len(todo) == 1 or workers == 1:
@@ -103,8 +108,8 @@ class HashCache:
             else:
                 with ThreadPoolExecutor(max_workers=workers) as pool:
                     digests = list(pool.map(sha256_file, [p for p, _, _ in todo]))
-            for (path, key, st), digest in zip(todo, digests, strict=True):
-                entry: list[int | str] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
+            for (path, key, stamp), digest in zip(todo, digests, strict=True):
+                entry: list[int | str] = [*stamp, digest]
                 if key in self._formats:
                     entry.append(self._formats.pop(key))
                 self._entries[key] = entry

@@ -213,7 +213,7 @@ def move_aside(root: Path, entry: GenerationEntry | None, previous: OldOutputs) 
             moved.append(FileRecord(path=display_path(dst, root), sha256=record.sha256))
         elif src.is_file():
             digest = sha256_file(src)
-            folder.mkdir(parents=True, exist_ok=True)
+            dst.parent.mkdir(parents=True, exist_ok=True)  # the guarded path's folder, never another
             os.replace(src, dst)
             moved.append(FileRecord(path=display_path(dst, root), sha256=digest))
     if not moved:

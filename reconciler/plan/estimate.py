@@ -20,7 +20,7 @@ from reconciler.load.config import BudgetConfig, PricesConfig
 from reconciler.state import State
 
 if TYPE_CHECKING:
-    from reconciler.plan.planner import Plan, ResourceChange
+    from reconciler.plan.changes import Plan, ResourceChange
 
 DEFAULT_TRAINING_SECONDS = 15 * 60.0  # until this state saw a training finish
 UNTHROTTLED_IMAGE_SECONDS = 1.0  # an image type with no images-per-minute limit (ipm 0)

@@ -18,8 +18,8 @@ from typing import Any
 from reconciler.errors import PlanFileError
 from reconciler.files import atomic_write
 from reconciler.observe.facts import PruneFile
+from reconciler.plan.changes import AttrChange, Plan, RefreshSummary, ResourceChange
 from reconciler.plan.estimate import estimate_of
-from reconciler.plan.planner import AttrChange, Plan, RefreshSummary, ResourceChange
 from reconciler.plan.reasons import Note, PlanWarning, Reason, from_record, record
 from reconciler.state.backend import DEFAULT_STATE, SIM_STATE
 

@@ -1,7 +1,8 @@
 """Pure: why the planner decided each change, as values. Only `reconciler.present.wording` turns them into English.
 
 One frozen dataclass per kind of decision, with the facts a renderer words and a program reads: `kind` (the
-name in `--json` and in saved plans) and `paid` (whether carrying the change out costs money on Novita).
+name in `--json` and in saved plans) and `paid` (whether carrying the change out costs money on Novita: a
+reason is a `_Paid` or a `_Free` one).
 `Reason` is the union a ResourceChange carries; `Note` the extra lines under a change; `PlanWarning` what
 needs a person. To add a kind: one dataclass here, added to its union; `wording.py` then fails type-checking
 until it words it, and saved plans read and write it with no further code.
@@ -51,132 +52,133 @@ class _Reason(_Value):
     may_pay_twice: ClassVar[bool] = False  # ...and may pay again for work that might already have been done
 
 
+@dataclass(frozen=True)
+class _Paid(_Reason):
+    """A reason for submitting a training or a generation: Novita charges for it."""
+
+    paid = True
+
+
+@dataclass(frozen=True)
+class _Free(_Reason):
+    """A reason for a change that submits nothing: waiting, recording, adopting, uploading, forgetting."""
+
+    paid = False
+
+
 # --- LoraModel -----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class NewTraining(_Reason):
+class NewTraining(_Paid):
     """Not in the state and not in the account: train it."""
 
     kind = "new_training"
-    paid = True
     task_name: str
     images: int
 
 
 @dataclass(frozen=True)
-class DefinitionChanged(_Reason):
+class DefinitionChanged(_Paid):
     """The model's settings changed since it was trained: train the new definition under its new task name."""
 
     kind = "definition_changed"
-    paid = True
     task_name: str
 
 
 @dataclass(frozen=True)
-class DatasetChanged(_Reason):
+class DatasetChanged(_Paid):
     """Only the model's images changed: train again under the new task name."""
 
     kind = "dataset_changed"
-    paid = True
     dataset: str
     task_name: str
 
 
 @dataclass(frozen=True)
-class RetrainRequested(_Reason):
+class RetrainRequested(_Paid):
     """`--replace` named this model."""
 
     kind = "retrain_requested"
-    paid = True
     task_name: str
 
 
 @dataclass(frozen=True)
-class TrainingMissing(_Reason):
+class TrainingMissing(_Paid):
     """The training the state records is not in the account (`trained`: it had finished; else it was in flight)."""
 
     kind = "training_missing"
-    paid = True
     task_name: str | None
     trained: bool
 
 
 @dataclass(frozen=True)
-class TrainingEnded(_Reason):
+class TrainingEnded(_Paid):
     """The account says the training ended without a model (FAILED, CANCELED): train again."""
 
     kind = "training_ended"
-    paid = True
     task_name: str
     status: str
 
 
 @dataclass(frozen=True)
-class PreviousTrainingFailed(_Reason):
+class PreviousTrainingFailed(_Paid):
     """The state records a failed training of this same definition: train again."""
 
     kind = "previous_training_failed"
-    paid = True
     failed_task: str | None
     error: str | None
     task_name: str
 
 
 @dataclass(frozen=True)
-class UnansweredNotListed(_Reason):
+class UnansweredNotListed(_Paid):
     """A create got no answer and the account does not list the task: look it up again, train only if missing."""
 
     kind = "unanswered_not_listed"
-    paid = True
     task_name: str
 
 
 @dataclass(frozen=True)
-class UnansweredLookup(_Reason):
+class UnansweredLookup(_Free):
     """A create got no answer, planned offline: apply looks the name up and waits, never resubmits."""
 
     kind = "unanswered_lookup"
-    paid = False
     task_name: str
 
 
 @dataclass(frozen=True)
-class UnansweredInFlight(_Reason):
+class UnansweredInFlight(_Free):
     """A create got no answer, but it did make the task, which is still running: wait for it."""
 
     kind = "unanswered_in_flight"
-    paid = False
     task_name: str
     seen: TaskStatus
 
 
 @dataclass(frozen=True)
-class TrainingFinished(_Reason):
+class TrainingFinished(_Free):
     """The training finished while nobody was watching: record its model."""
 
     kind = "training_finished"
-    paid = False
     task_name: str
     seen: TaskStatus
 
 
 @dataclass(frozen=True)
-class TrainingInFlight(_Reason):
+class TrainingInFlight(_Free):
     """The training is running: wait for it (`seen` is None when planned offline)."""
 
     kind = "training_in_flight"
-    paid = False
     task_name: str
     seen: TaskStatus | None
 
 
 @dataclass(frozen=True)
-class FoundInAccount(_Reason):
+class FoundInAccount(_Free):
     """A training of this definition is in the account but not in the state: adopt it (and wait, unless finished)."""
 
     kind = "found_in_account"
-    paid = False
     task_name: str
     seen: TaskStatus
     finished: bool
@@ -186,145 +188,130 @@ class FoundInAccount(_Reason):
 
 
 @dataclass(frozen=True)
-class NewGeneration(_Reason):
+class NewGeneration(_Paid):
     """Not in the state and not found in its output folder or the outputs remote: generate it."""
 
     kind = "new_generation"
-    paid = True
     shape: Shape
 
 
 @dataclass(frozen=True)
-class WaitsForModels(_Reason):
+class WaitsForModels(_Paid):
     """A new generation whose LoRAs are not trained yet: it runs once `models` are."""
 
     kind = "waits_for_models"
-    paid = True
     shape: Shape
     models: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class ModelsPending(_Reason):
+class ModelsPending(_Paid):
     """A generation whose LoRAs will change: `retrained` when this plan trains them, else they are not trained yet."""
 
     kind = "models_pending"
-    paid = True
     models: tuple[str, ...]
     retrained: bool
 
 
 @dataclass(frozen=True)
-class ModelsRetrained(_Reason):
+class ModelsRetrained(_Paid):
     """A generation whose LoRAs were trained again since it ran."""
 
     kind = "models_retrained"
-    paid = True
     models: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class GenerationChanged(_Reason):
+class GenerationChanged(_Paid):
     """The generation's request changed since it ran."""
 
     kind = "generation_changed"
-    paid = True
     shape: Shape
 
 
 @dataclass(frozen=True)
-class RunAgainRequested(_Reason):
+class RunAgainRequested(_Paid):
     """`--replace` named this generation."""
 
     kind = "run_again_requested"
-    paid = True
     shape: Shape
 
 
 @dataclass(frozen=True)
-class StoppedAfterHistory(_Reason):
+class StoppedAfterHistory(_Paid):
     """An apply moved its images to history, then stopped before generating new ones."""
 
     kind = "stopped_after_history"
-    paid = True
     shape: Shape
 
 
 @dataclass(frozen=True)
-class ImagesMissing(_Reason):
+class ImagesMissing(_Paid):
     """Some of its images are gone or changed in the output folder (and not in an outputs remote)."""
 
     kind = "images_missing"
-    paid = True
     missing: int
     total: int
     folder: str
 
 
 @dataclass(frozen=True)
-class GenerationInFlight(_Reason):
+class GenerationInFlight(_Free):
     """The generation task is running: wait for it (`status` None: not seen, e.g. planned offline)."""
 
     kind = "generation_in_flight"
-    paid = False
     task_id: str
     status: str | None
     progress: float | None
 
 
 @dataclass(frozen=True)
-class GenerationVanished(_Reason):
+class GenerationVanished(_Paid):
     """Novita no longer knows the task the state waits for."""
 
     kind = "generation_vanished"
-    paid = True
     task_id: str
 
 
 @dataclass(frozen=True)
-class GenerationFailed(_Reason):
+class GenerationFailed(_Paid):
     """The task the state waits for failed on Novita (`error`: Novita's reason, "" when none was given)."""
 
     kind = "generation_failed"
-    paid = True
     task_id: str
     error: str
 
 
 @dataclass(frozen=True)
-class PreviousRunFailed(_Reason):
+class PreviousRunFailed(_Paid):
     """The state records a failed run of this same generation."""
 
     kind = "previous_run_failed"
-    paid = True
     error: str | None
 
 
 @dataclass(frozen=True)
-class UnansweredResubmit(_Reason):
+class UnansweredResubmit(_Paid):
     """A submit got no answer, Novita cannot list generations, and the policy says resubmit."""
 
     kind = "unanswered_resubmit"
-    paid = True
     may_pay_twice = True
 
 
 @dataclass(frozen=True)
-class FoundOnDisk(_Reason):
+class FoundOnDisk(_Free):
     """Its images are already in the output folder with a matching sidecar: adopt them."""
 
     kind = "found_on_disk"
-    paid = False
     images: int
     folder: str
 
 
 @dataclass(frozen=True)
-class FoundInOutputsRemote(_Reason):
+class FoundInOutputsRemote(_Free):
     """Its images are in the outputs remote with a matching sidecar: adopt them and fetch them (free)."""
 
     kind = "found_in_outputs_remote"
-    paid = False
     images: int
 
 
@@ -332,32 +319,29 @@ class FoundInOutputsRemote(_Reason):
 
 
 @dataclass(frozen=True)
-class UploadsNeeded(_Reason):
+class UploadsNeeded(_Free):
     """Its trainings will upload `new` images (`already` are in Novita's storage); `changed`: the images changed."""
 
     kind = "uploads_needed"
-    paid = False
     new: int
     already: int
     changed: bool
 
 
 @dataclass(frozen=True)
-class AllUploaded(_Reason):
+class AllUploaded(_Free):
     """Its trainings need only images already uploaded."""
 
     kind = "all_uploaded"
-    paid = False
     images: int
     changed: bool
 
 
 @dataclass(frozen=True)
-class NothingToUpload(_Reason):
+class NothingToUpload(_Free):
     """No training in this plan needs its images."""
 
     kind = "nothing_to_upload"
-    paid = False
     images: int
     changed: bool
 
@@ -366,32 +350,29 @@ class NothingToUpload(_Reason):
 
 
 @dataclass(frozen=True)
-class ForgetModel(_Reason):
+class ForgetModel(_Free):
     """No longer in the manifests; what stays in the account (a running training, a trained model, or nothing)."""
 
     kind = "forget_model"
-    paid = False
     task_name: str | None
     model_name: str | None
     in_flight: bool
 
 
 @dataclass(frozen=True)
-class ForgetGeneration(_Reason):
+class ForgetGeneration(_Free):
     """No longer in the manifests; its images stay on disk unless `prune`."""
 
     kind = "forget_generation"
-    paid = False
     images: int
     prune: bool
 
 
 @dataclass(frozen=True)
-class ForgetDataset(_Reason):
+class ForgetDataset(_Free):
     """No longer in the manifests; uploaded images stay in Novita's storage."""
 
     kind = "forget_dataset"
-    paid = False
 
 
 Reason: TypeAlias = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.plan.changes import Plan
 from reconciler.plan.estimate import Estimate, Overrun
-from reconciler.plan.planner import Plan
 from reconciler.state.model import SpendRecord
 from reconciler.text import duration, plural
 

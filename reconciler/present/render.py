@@ -8,11 +8,11 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.desired.resources import matrix_address
-from reconciler.plan.planner import Action, AttrChange, Plan, ResourceChange
+from reconciler.plan.changes import Action, AttrChange, Plan, ResourceChange
 from reconciler.plan.reasons import fields_of
 from reconciler.present.estimate import budget_lines, budget_markdown, estimate_json, estimate_lines, estimate_markdown
 from reconciler.present.wording import note_text, reason_text, warning_text
-from reconciler.text import size
+from reconciler.text import plural, size
 
 JSON_FORMAT_VERSION = "1.0"
 
@@ -40,28 +40,24 @@ ANSI = {"green": 32, "yellow": 33, "blue": 34, "cyan": 36, "red": 31}
 NO_CHANGES = "No changes. Novita matches the manifests."
 
 
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n} {word if n == 1 else (plural or word + 's')}"
-
-
 def summary_line(plan: Plan) -> str:
     if plan.empty:
         return NO_CHANGES
     parts = [
-        _plural(plan.uploads, "image") + " to upload",
-        _plural(plan.trainings, "model") + " to train",
+        plural(plan.uploads, "image") + " to upload",
+        plural(plan.trainings, "model") + " to train",
     ]
     if plan.waits:
         parts.append(f"{plan.waits} to wait for")
     if plan.adopts:
         parts.append(f"{plan.adopts} to adopt")
-    gens = _plural(plan.generations, "generation") + " to run"
+    gens = plural(plan.generations, "generation") + " to run"
     if plan.generations:
-        gens += f" ({_plural(plan.generation_images, 'image')})"
+        gens += f" ({plural(plan.generation_images, 'image')})"
     parts.append(gens)
     parts.append(f"{plan.forgets} to forget")
     if plan.prune and plan.prunable:
-        parts.append(_plural(len(plan.prunable), "file") + " to prune")
+        parts.append(plural(len(plan.prunable), "file") + " to prune")
     return "Plan: " + ", ".join(parts) + "."
 
 
@@ -69,8 +65,8 @@ def refresh_line(plan: Plan) -> str:
     r = plan.refresh
     if r is None:
         return "Not refreshed (--no-refresh): planned from the state file alone."
-    flight = f", {_plural(r.in_flight, 'training')} in flight" if r.in_flight else ""
-    return f"Refreshing: {_plural(r.pages, 'page')} of trainings ({_plural(r.tasks, 'task')}, {r.ours} ours){flight}."
+    flight = f", {plural(r.in_flight, 'training')} in flight" if r.in_flight else ""
+    return f"Refreshing: {plural(r.pages, 'page')} of trainings ({plural(r.tasks, 'task')}, {r.ours} ours){flight}."
 
 
 def format_value(value: Any) -> str:
@@ -143,12 +139,12 @@ def outputs_lines(plan: Plan) -> list[str]:
     lines = []
     if plan.fetches:
         lines.append(
-            f"Outputs: {_plural(plan.fetch_images, 'image')} to fetch from the outputs remote (free) for "
+            f"Outputs: {plural(plan.fetch_images, 'image')} to fetch from the outputs remote (free) for "
             f"{_addresses(plan.fetches)}: `reconciler pull` or `reconciler apply` writes them."
         )
     if plan.stores:
         lines.append(
-            f"Outputs: {_plural(plan.store_images, 'image')} to store in the outputs remote for "
+            f"Outputs: {plural(plan.store_images, 'image')} to store in the outputs remote for "
             f"{_addresses(plan.stores)}: `reconciler apply` stores them."
         )
     return lines
@@ -176,7 +172,7 @@ def _matrix_groups(changes: tuple[ResourceChange, ...]) -> dict[str, str]:
     for matrix, by_action in counts.items():
         total = sum(by_action.values())
         parts = ", ".join(f"{n} {ACTIONS[action].count}" for action, n in by_action.items())
-        headings[matrix] = f"matrix, {_plural(total, 'member')}: {parts}"
+        headings[matrix] = f"matrix, {plural(total, 'member')}: {parts}"
     return headings
 
 
@@ -189,17 +185,17 @@ def _prune_lines(plan: Plan) -> list[str]:
         if files:
             lines = [
                 "",
-                f"Outputs: {_plural(len(files), 'file')} ({total}) in history or left by forgotten generations; "
+                f"Outputs: {plural(len(files), 'file')} ({total}) in history or left by forgotten generations; "
                 "`apply --prune` removes them (`plan --prune` lists them).",
             ]
         return lines
     if files:
-        lines = ["", f"Prune: apply --prune removes {_plural(len(files), 'file')} ({total}):"]
+        lines = ["", f"Prune: apply --prune removes {plural(len(files), 'file')} ({total}):"]
         lines += [f"  - {f.path}  ({f.what} of {f.owner})" for f in files]
     elif not plan.prune_kept:
         lines = ["", "Prune: no history or forgotten outputs to remove."]
     if plan.prune_kept:
-        lines += ["", f"Kept: {_plural(len(plan.prune_kept), 'file')} changed since written:"]
+        lines += ["", f"Kept: {plural(len(plan.prune_kept), 'file')} changed since written:"]
         lines += [f"  {path}" for path in plan.prune_kept]
     return lines
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -302,8 +301,7 @@ def test_no_wait_then_collect(project: Project) -> None:
     assert "Still running on Novita (the next apply collects them, nothing is resubmitted):" in submitted.stderr
     plan = project.run("plan")
     assert "~ LoraModel/alice-v1" in plan.stdout
-    time.sleep(1.0)
-    collected = project.apply()
+    collected = project.apply()  # waits for the training it finds running, then generates
     assert collected.returncode == 0, collected.stderr
     counts = submissions(project.sim.requests())
     assert set(counts["trainings"].values()) == {1}

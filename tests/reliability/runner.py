@@ -45,25 +45,43 @@ def start_apply(project: Project, tag: str, *extra: str) -> Running:
 
 
 _BACKENDS: dict[str, Any] = {}
+_READ: dict[str, tuple[int, dict[str, Any]]] = {}  # per state URL: the last serial read, and what it held
 
 
 def read_state(project: Project) -> dict[str, Any]:
     """The state as it is now ({} when there is none): the file (the writer renames atomically, so it always
-    parses) or, for a project on PostgreSQL, the database's current serial (a commit is one transaction)."""
+    parses) or, for a project on PostgreSQL, the database's current serial (a commit is one transaction). The
+    suites poll this every few milliseconds while an apply runs: on PostgreSQL a serial already read is not read
+    again (a serial names one committed version), so the poll does not eat the CPU the apply needs."""
     if project.state_url is not None:
         from reconciler.state.postgres import PostgresBackend
 
-        backend = _BACKENDS.get(project.state_url) or _BACKENDS.setdefault(
-            project.state_url, PostgresBackend(project.state_url)
-        )
+        url = project.state_url
+        backend = _BACKENDS.get(url) or _BACKENDS.setdefault(url, PostgresBackend(url))
+        seen = _READ.get(url)
+        if seen is not None and seen[0] == _current_serial(backend):
+            return seen[1]
         state = backend.read()
-        return state.model_dump(mode="json") if state.serial else {}
+        data = state.model_dump(mode="json") if state.serial else {}
+        _READ[url] = (state.serial, data)
+        return data
     path = project.root / "state" / "state.json"
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return {}
     return dict(json.loads(raw))
+
+
+def _current_serial(backend: Any) -> int:
+    """The workspace's current serial; 0 while there is none (no schema yet, or no save), as State() says."""
+    exists = backend.conn.execute("SELECT to_regclass('reconciler_workspaces')").fetchone()
+    if exists is None or exists[0] is None:
+        return 0
+    row = backend.conn.execute(
+        "SELECT serial FROM reconciler_workspaces WHERE workspace = %s", (backend.workspace,)
+    ).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def wait_until(run: Running, predicate: Callable[[], bool], timeout: float = 60, interval: float = 0.01) -> bool:
