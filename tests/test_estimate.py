@@ -167,8 +167,8 @@ def test_money() -> None:
 def test_spend_lines_newest_first() -> None:
     applies = [
         SpendRecord(started_at="2026-01-01T10:00:00Z", balance_before=5.0, balance_after=3.5, images=2, trainings=1,
-                    outcome="Apply complete"),
-        SpendRecord(started_at="2026-01-02T10:00:00Z", outcome="Apply failed"),
+                    outcome="complete"),
+        SpendRecord(started_at="2026-01-02T10:00:00Z", outcome="failed"),
     ]  # fmt: skip
     assert spend_lines(applies)[2:] == [
         "2026-01-02T10:00:00Z\tspent unknown (balance not read)\t0 trainings, 0 images\tApply failed",
