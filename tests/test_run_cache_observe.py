@@ -73,7 +73,10 @@ def test_a_history_folder_no_record_names_is_found_by_its_sidecar(tmp_path: Path
     folder = f"out/a/history/{identity(cat)[:12]}"
     image = write(tmp_path, f"{folder}/a-1.png", PNG + b"cat")
     sidecar = {
+        "generation": "a",
         "identity": identity(cat),
+        "task_type": cat.task_type,
+        "request": {"request": cat.resolved_request({}), "extra": cat.extra},
         "task_id": "t-9",
         "seed": "5",
         "images": [{"file": "a-1.png", "sha256": image.sha256}],

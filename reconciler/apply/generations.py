@@ -365,7 +365,8 @@ class Generator:
     async def _found_history(self, gen: DesiredGeneration) -> list[HistoryRecord]:
         """Adopting after a state loss: the history folders on disk go back on record (prune and the gallery).
         Hashing them runs on a thread, so the other resources' downloads and polls go on meanwhile."""
-        return await asyncio.to_thread(recorded_history, self.run.root, gen, HashCache(None))
+        found = functools.partial(recorded_history, self.run.root, gen.output_dir, gen.stem, gen.name, HashCache(None))
+        return await asyncio.to_thread(found)
 
 
 def _counts(entry: GenerationEntry | None) -> dict[str, int]:

@@ -168,19 +168,12 @@ def _folders(desired: Desired, state: State, root: Path, wanted: set[str], cache
             continue
         if not names:
             continue
-        for record in recorded_history(root, _Stemmed(folder, stem), cache):  # type: ignore[arg-type]
+        for record in recorded_history(root, folder, stem, owner.partition("/")[2], cache):
             if record.identity in wanted:
                 files = _files(record.files)
                 where = record.folder
                 out.append(Holding(record.identity, "history", owner, files, where, record.task_id, record.seed))
     return out
-
-
-class _Stemmed:
-    """What `recorded_history` reads of a generation: its output folder and what its files are named after."""
-
-    def __init__(self, output_dir: Path, stem: str) -> None:
-        self.output_dir, self.stem = output_dir, stem
 
 
 def _verified(found: list[Holding], cache: HashCache, root: Path) -> list[Holding]:

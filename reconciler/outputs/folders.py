@@ -365,19 +365,18 @@ def prune(root: Path, state: State, chosen: Iterable[PruneFile]) -> tuple[int, i
     return removed, kept
 
 
-def recorded_history(root: Path, gen: DesiredGeneration, cache: HashCache) -> list[HistoryRecord]:
-    """After a state loss: the history folders of `gen` whose sidecar's images are all there, unchanged."""
+def recorded_history(root: Path, output_dir: Path, stem: str, name: str, cache: HashCache) -> list[HistoryRecord]:
+    """The history folders in `output_dir` (of Generation/`name`, its files named after `stem`) whose sidecar's
+    images are all there, unchanged: after a state loss, or for the run cache on a fresh clone."""
     records: list[HistoryRecord] = []
-    base = gen.output_dir / HISTORY
+    base = output_dir / HISTORY
     if not base.is_dir():
         return records
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         try:
-            sidecar = inside_output(gen.output_dir, f"{HISTORY}/{folder.name}/{sidecar_name(gen.stem)}")
-            found = read_local(sidecar, gen.name)
-            files = [
-                (inside_output(gen.output_dir, f"{HISTORY}/{folder.name}/{i.file}"), i.sha256) for i in found.images
-            ]
+            sidecar = inside_output(output_dir, f"{HISTORY}/{folder.name}/{sidecar_name(stem)}")
+            found = read_local(sidecar, name)
+            files = [(inside_output(output_dir, f"{HISTORY}/{folder.name}/{i.file}"), i.sha256) for i in found.images]
         except (OSError, BadSidecar, UnsafePath):
             continue  # not a history folder reconciler wrote: left alone, not on record
         if not _check(files, cache)[0]:
