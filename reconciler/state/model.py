@@ -79,7 +79,7 @@ class HistoryRecord(_Lenient):
 
     Kept (and shown in the gallery) until `apply --prune` removes the files."""
 
-    identity: str  # the identity the images were generated for
+    identity: str  # the identity the images were generated for; "": files that stood in a write's way, kept
     folder: str  # <output>/history/<12 hex of identity>[-2, -3… on a clash], relative to the project folder
     files: list[FileRecord] = Field(default_factory=list)
     sidecar: FileRecord | None = None
@@ -303,7 +303,8 @@ def entry_problem(entry: ResourceEntry) -> tuple[str, str] | None:
         for n, record in enumerate(entry.history):
             where = f"history[{n}]"
             folder_ok = record.folder.rpartition("/")[0] == f"{output}/{HISTORY}"
-            checks.append((f"{where}.identity", hash_problem(record.identity)))
+            # "" is a file that stood in the way of a write and was kept: no run of ours is known for it
+            checks.append((f"{where}.identity", hash_problem(record.identity) if record.identity else None))
             checks.append(
                 (f"{where}.folder", folder_problem(record.folder) or (None if folder_ok else "not in history/"))
             )
