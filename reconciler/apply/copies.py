@@ -18,10 +18,12 @@ from reconciler.apply.generations import Generator
 from reconciler.apply.outcome import BadRecord, CopySourceLost, ResourceFailed
 from reconciler.desired.hashing import sha256_file
 from reconciler.desired.resources import DesiredGeneration
+from reconciler.errors import StateError
 from reconciler.filenames import SIDECAR_SUFFIX, path_problem
 from reconciler.files import display_path
 from reconciler.observe.runcache import Holding
 from reconciler.outputs.folders import image_path, write_sidecar
+from reconciler.outputs.guard import UnsafePath
 from reconciler.outputs.place import place_file
 from reconciler.outputs.sidecar import Sidecar
 from reconciler.plan.changes import ResourceChange
@@ -37,6 +39,15 @@ class Copier:
         self.paying = paying  # address -> the work of a generation this apply pays for (a "plan" source)
 
     async def apply(self, change: ResourceChange) -> None:
+        try:
+            await self._apply(change)
+        except UnsafePath as exc:  # the record it moves from names a folder nothing may be written in or out of
+            assert change.source is not None
+            raise StateError(
+                f"the state's entry {change.source.owner} (output): {exc.problem}; nothing was written"
+            ) from None
+
+    async def _apply(self, change: ResourceChange) -> None:
         run = self.run
         gen = run.desired.generations[change.name]
         names: dict[str, str | None] = {m: await self.generator.trainer.trained_name(m) for m in gen.lora_models}
