@@ -8,7 +8,7 @@ commands that need them, so `--help` and `validate` start fast.
     common      shared options, settings from flags, terminal facts, exit statuses
     project     init, validate, schema, models, graph (offline)
     plan_apply  plan, apply
-    views       show, output, gallery
+    views       show, output, explain, gallery
     state       refresh, state ..., pull, import, force-unlock
 """
 

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli.common import colour, empty_state_note, isatty, make_settings, sim_option, state_option
+from reconciler.cli.common import (
+    colour,
+    empty_state_note,
+    files_option,
+    isatty,
+    make_settings,
+    sim_option,
+    state_option,
+)
 from reconciler.cli.group import cli
 
 
@@ -127,3 +135,35 @@ def gallery(state_path: str | None, workspace: str | None, sim: bool, out: str |
         if not folder.is_relative_to(settings.root):
             raise click.UsageError("--serve needs the gallery inside the project folder (its pages link to the images)")
         serve_gallery(settings.root, folder, port, lambda url: click.echo(f"Serving on {url} (Ctrl-C stops)."))
+
+
+@cli.command(short_help="Say what a resource's identity is made of, where it is held, and what apply pays for it.")
+@click.argument("address")
+@files_option
+@state_option
+@sim_option
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    help="Read the account's trainings first (default), or explain from the state and the disk alone (offline).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+def explain(
+    address: str,
+    files: tuple[str, ...],
+    state_path: str | None,
+    workspace: str | None,
+    sim: bool,
+    refresh: bool,
+    as_json: bool,
+) -> None:
+    """Explain ADDRESS (e.g. Generation/alice-portraits, or a bare name): the fields its identity is the hash of
+    (what is asked of Novita), that hash, where the project already holds that identity (the state, history
+    folders, another resource, the outputs remote, a training on the account), and what the next apply does about
+    it: nothing, a free action (move, copy, adopt) or a paid one, with the plan's reason. Changes nothing."""
+    from reconciler.commands.explain import explain_command
+    from reconciler.present.explain import explain_json, explain_text
+
+    settings = make_settings(files, state_path, sim, workspace=workspace)
+    found = explain_command(settings, address, refresh=refresh)
+    click.echo(explain_json(found) if as_json else explain_text(found), nl=False)

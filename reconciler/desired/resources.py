@@ -35,7 +35,14 @@ def canonical_hash(value: Any) -> str:
 def generation_identity(task_type: str, request: dict[str, Any], extra: dict[str, Any], init_image: str | None) -> str:
     """A generation's identity: its type, its request with LoRAs resolved to trained model names, its `extra`, and
     its init image's hash (recomputed from a sidecar to check the identity it claims)."""
-    return canonical_hash({"type": task_type, "request": request, "extra": extra, "init_image": init_image})
+    return canonical_hash(generation_fields(task_type, request, extra, init_image))
+
+
+def generation_fields(
+    task_type: str, request: dict[str, Any], extra: dict[str, Any], init_image: str | None
+) -> dict[str, Any]:
+    """What a generation's identity is the hash of (`explain` shows it)."""
+    return {"type": task_type, "request": request, "extra": extra, "init_image": init_image}
 
 
 def address(kind: str, name: str) -> str:
@@ -97,14 +104,11 @@ class DesiredModel:
     identity: str = field(init=False)
 
     def __post_init__(self) -> None:
-        ident = canonical_hash(
-            {
-                "type": self.task_type,
-                **self.settings,
-                "images": [[i.sha256, i.caption] for i in self.images],
-            }
-        )
-        object.__setattr__(self, "identity", ident)
+        object.__setattr__(self, "identity", canonical_hash(self.identity_fields()))
+
+    def identity_fields(self) -> dict[str, Any]:
+        """Everything that shapes its training: what its identity is the hash of (`explain` shows it)."""
+        return {"type": self.task_type, **self.settings, "images": [[i.sha256, i.caption] for i in self.images]}
 
     @property
     def address(self) -> str:
@@ -212,6 +216,12 @@ class DesiredGeneration:
             return None
         init_image = self.init_image.sha256 if self.init_image else None
         return generation_identity(self.task_type, self.resolved_request(model_names), self.extra, init_image)
+
+    def identity_fields(self, model_names: dict[str, str | None]) -> dict[str, Any]:
+        """What was asked of Novita, its identity's input (`explain`); an untrained LoRA of ours reads
+        `(known after apply)`."""
+        init_image = self.init_image.sha256 if self.init_image else None
+        return generation_fields(self.task_type, self.resolved_request(model_names), self.extra, init_image)
 
     def attributes(self, model_names: dict[str, str | None]) -> dict[str, Any]:
         attrs: dict[str, Any] = {"type": self.task_type, **self.resolved_request(model_names), **self.extra}
