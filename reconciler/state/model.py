@@ -302,7 +302,9 @@ def entry_problem(entry: ResourceEntry) -> tuple[str, str] | None:
         checks += _files_problems("files", entry.files, output)
         for n, record in enumerate(entry.history):
             where = f"history[{n}]"
-            folder_ok = record.folder.rpartition("/")[0] == f"{output}/{HISTORY}"
+            # its own history folder, or one a run it took over by a move left in its old output folder
+            parent = record.folder.rpartition("/")[0]
+            folder_ok = parent == HISTORY or parent.endswith(f"/{HISTORY}")
             # "" is a file that stood in the way of a write and was kept: no run of ours is known for it
             checks.append((f"{where}.identity", hash_problem(record.identity) if record.identity else None))
             checks.append(

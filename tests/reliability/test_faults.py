@@ -107,8 +107,8 @@ def test_fault_suite(fault_run: FaultRun, figure: Any) -> None:
         assert f"-/+ {addr} " in plan_lines or f"+ {addr} " in plan_lines, ("faults removed", run.cleared.stdout)
     assert run.final_plan.returncode == 0, ("final plan", run.final_plan.stdout)
     state = _state(run.project)
-    assert {e.status for e in state.resources.values()} == {"succeeded"}
-    assert len(state.resources) == 2 * MODELS + GENERATIONS
+    assert {e.status for e in state.listed.values()} == {"succeeded"}
+    assert len(state.listed) == 2 * MODELS + GENERATIONS  # the ledger of applies aside
     counts = created(run.log)
     # every training definition once, model3 more: FAILED then retried (its task name is the same definition)
     assert len(counts["trainings"]) == MODELS

@@ -67,7 +67,7 @@ def test_ctrl_c_with_hundreds_queued_behind_the_throttle_exits_at_once(
     assert "Traceback" not in err
     assert "Interrupted: no new submissions; saving the state" in err
     state = parse_state((project.root / "state/state.json").read_bytes(), "state.json")
-    done = sum(1 for e in state.resources.values() if e.status == "succeeded")
+    done = sum(1 for e in state.listed.values() if e.status == "succeeded")
     assert f"Not done yet, {QUEUED - done - len(state.running_remotely())} resources (the next apply does them)" in err
     for entry in state.running_remotely():
         assert f"  {entry.address} ({entry.task_id})" in err
