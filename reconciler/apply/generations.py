@@ -53,6 +53,7 @@ from reconciler.outputs.place import make_room
 from reconciler.outputs.sidecar import BadSidecar, Sidecar
 from reconciler.plan.changes import ResourceChange
 from reconciler.plan.policy import Choice
+from reconciler.present.wording import generation_status
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
 from reconciler.status import SUBMIT_UNRESOLVED, Status
 from reconciler.text import plural
@@ -276,15 +277,12 @@ class Generator:
                 # Not a status Novita documents: stop waiting (no hang) but keep the task as running, so the next
                 # apply checks it again instead of paying for a new one.
                 raise ResourceFailed(UnknownStatus(task, result.status))
-            text = f"{gen.task_type} {result.status.removeprefix('TASK_STATUS_')}"
-            if result.progress_percent:
-                text += f" {result.progress_percent:.0f}%"
+            text = f"{gen.task_type} {progress(result)}"
             run.emit("task_progress", gen.address, text, status=result.status)
             return None
 
         def progress(result: TaskResult) -> str:
-            where = result.status.removeprefix("TASK_STATUS_")
-            return where + (f" {result.progress_percent:.0f}%" if result.progress_percent else "")
+            return generation_status(result.status, result.progress_percent)
 
         result = await run.wait_for(
             look,
