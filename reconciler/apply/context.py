@@ -20,7 +20,16 @@ from typing import Any, NoReturn, TypeVar
 
 from reconciler.apply.billing import Billing, is_unfunded, unfunded
 from reconciler.apply.commit import Committer
-from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled, StopReason, Stuck, Task
+from reconciler.apply.outcome import (
+    ApplyResult,
+    Interrupted,
+    ResourceFailed,
+    Stalled,
+    StopReason,
+    Stuck,
+    Task,
+    TaskEnded,
+)
 from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
 from reconciler.apply.slots import Slots
 from reconciler.apply.throttle import IpmLimiter
@@ -225,6 +234,18 @@ class Run:
         entry.status, entry.reason = Status.FAILED, error_detail(error)
         await self.commit()
         raise error
+
+    async def accepted(self, entry: ModelEntry | GenerationEntry, task_id: str, status: Status) -> None:
+        """Novita accepted the create: the entry records its task id and `status` (no reason), committed."""
+        entry.task_id, entry.status, entry.reason, entry.updated_at = task_id, status, None, now_iso()
+        await self.commit()
+
+    async def task_failed(self, entry: ModelEntry | GenerationEntry, reason: str, failure: TaskEnded) -> NoReturn:
+        """The task ended without a result: the entry is recorded FAILED with `reason`, committed, and `failure`
+        raised."""
+        entry.status, entry.reason, entry.updated_at = Status.FAILED, reason, now_iso()
+        await self.commit()
+        raise ResourceFailed(failure)
 
     # ---------------------------------------------------------------------------------------- polling
 

@@ -171,8 +171,7 @@ class Generator:
                     await run.refused(entry, previous, exc)
             delays = run.options.unanswered_delays
             await run.pause(delays[min(attempts, len(delays)) - 1] if delays else 0.0)  # outside the slot
-        entry.task_id, entry.status, entry.reason, entry.updated_at = task_id, Status.RUNNING, None, now_iso()
-        await run.commit()
+        await run.accepted(entry, task_id, Status.RUNNING)
         run.emit(
             "task_submitted",
             gen.address,
@@ -270,9 +269,7 @@ class Generator:
                 return result
             if result.is_failed:
                 reason = result.reason or "no reason given"
-                entry.status, entry.reason, entry.updated_at = Status.FAILED, reason, now_iso()
-                await run.commit()
-                raise ResourceFailed(TaskEnded(task, reason))
+                await run.task_failed(entry, reason, TaskEnded(task, reason))
             if not result.is_pending:
                 # Not a status Novita documents: stop waiting (no hang) but keep the task as running, so the next
                 # apply checks it again instead of paying for a new one.
