@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TypeVar
 from reconciler.apply.billing import Billing, is_unfunded, unfunded
 from reconciler.apply.commit import Committer
 from reconciler.apply.outcome import (
+    Adopted,
     ApplyResult,
     Interrupted,
     ResourceFailed,
@@ -289,3 +290,9 @@ class Run:
 
     def emit(self, event: str, address: str | None, message: str, **data: Any) -> None:
         self.report.emit(event, address, message, **data)
+
+    def adopted(self, address: str, message: str, **data: Any) -> None:
+        """A resource taken over as it is (paid work found, nothing submitted): counted, its outcome, the event."""
+        self.result.adopted += 1
+        self.result.outcomes[address] = Adopted()
+        self.emit("adopted", address, message, **data)

@@ -19,7 +19,6 @@ import functools
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
 from reconciler.apply.outcome import (
-    Adopted,
     BadRecord,
     Held,
     NoImages,
@@ -353,9 +352,7 @@ class Generator:
         run.state.put(entry)
         await run.commit()
         run.finished.add(gen.address)
-        run.result.adopted += 1
-        run.result.outcomes[gen.address] = Adopted()
-        run.emit("adopted", gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")
+        run.adopted(gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")
 
     async def _found_history(self, gen: DesiredGeneration) -> list[HistoryRecord]:
         """Adopting after a state loss: the history folders on disk go back on record (prune and the gallery).

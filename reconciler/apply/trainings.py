@@ -16,7 +16,6 @@ import time
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
 from reconciler.apply.outcome import (
-    Adopted,
     Blocked,
     Deferred,
     Failed,
@@ -90,9 +89,7 @@ class Trainer:
             await run.commit()
             shown = entry.task_name or model.task_name  # a training adopted by identity keeps its own task name
             if change.action == "adopt":
-                run.result.adopted += 1
-                run.result.outcomes[addr] = Adopted()
-                run.emit("adopted", addr, f"adopted training {shown} ({task_id})", task_id=task_id)
+                run.adopted(addr, f"adopted training {shown} ({task_id})", task_id=task_id)
             else:
                 run.result.resumed += 1
             if change.model_name:
