@@ -20,7 +20,17 @@ from typing import Any, NoReturn, TypeVar
 
 from reconciler.apply.billing import Billing, is_unfunded, unfunded
 from reconciler.apply.commit import Committer
-from reconciler.apply.outcome import ApplyResult, Interrupted, Stalled, StopReason, Stuck, Task
+from reconciler.apply.outcome import (
+    Adopted,
+    ApplyResult,
+    Interrupted,
+    ResourceFailed,
+    Stalled,
+    StopReason,
+    Stuck,
+    Task,
+    TaskEnded,
+)
 from reconciler.apply.polling import GENERATION, TRAINING, Look, PollPolicy
 from reconciler.apply.slots import Slots
 from reconciler.apply.throttle import IpmLimiter
@@ -226,6 +236,18 @@ class Run:
         await self.commit()
         raise error
 
+    async def accepted(self, entry: ModelEntry | GenerationEntry, task_id: str, status: Status) -> None:
+        """Novita accepted the create: the entry records its task id and `status` (no reason), committed."""
+        entry.task_id, entry.status, entry.reason, entry.updated_at = task_id, status, None, now_iso()
+        await self.commit()
+
+    async def task_failed(self, entry: ModelEntry | GenerationEntry, reason: str, failure: TaskEnded) -> NoReturn:
+        """The task ended without a result: the entry is recorded FAILED with `reason`, committed, and `failure`
+        raised."""
+        entry.status, entry.reason, entry.updated_at = Status.FAILED, reason, now_iso()
+        await self.commit()
+        raise ResourceFailed(failure)
+
     # ---------------------------------------------------------------------------------------- polling
 
     async def wait_for(
@@ -268,3 +290,9 @@ class Run:
 
     def emit(self, event: str, address: str | None, message: str, **data: Any) -> None:
         self.report.emit(event, address, message, **data)
+
+    def adopted(self, address: str, message: str, **data: Any) -> None:
+        """A resource taken over as it is (paid work found, nothing submitted): counted, its outcome, the event."""
+        self.result.adopted += 1
+        self.result.outcomes[address] = Adopted()
+        self.emit("adopted", address, message, **data)

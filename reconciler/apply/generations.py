@@ -19,7 +19,6 @@ import functools
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
 from reconciler.apply.outcome import (
-    Adopted,
     BadRecord,
     Held,
     NoImages,
@@ -53,6 +52,7 @@ from reconciler.outputs.place import make_room
 from reconciler.outputs.sidecar import BadSidecar, Sidecar
 from reconciler.plan.changes import ResourceChange
 from reconciler.plan.policy import Choice
+from reconciler.present.wording import generation_status
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
 from reconciler.status import SUBMIT_UNRESOLVED, Status
 from reconciler.text import plural
@@ -170,8 +170,7 @@ class Generator:
                     await run.refused(entry, previous, exc)
             delays = run.options.unanswered_delays
             await run.pause(delays[min(attempts, len(delays)) - 1] if delays else 0.0)  # outside the slot
-        entry.task_id, entry.status, entry.reason, entry.updated_at = task_id, Status.RUNNING, None, now_iso()
-        await run.commit()
+        await run.accepted(entry, task_id, Status.RUNNING)
         run.emit(
             "task_submitted",
             gen.address,
@@ -269,22 +268,17 @@ class Generator:
                 return result
             if result.is_failed:
                 reason = result.reason or "no reason given"
-                entry.status, entry.reason, entry.updated_at = Status.FAILED, reason, now_iso()
-                await run.commit()
-                raise ResourceFailed(TaskEnded(task, reason))
+                await run.task_failed(entry, reason, TaskEnded(task, reason))
             if not result.is_pending:
                 # Not a status Novita documents: stop waiting (no hang) but keep the task as running, so the next
                 # apply checks it again instead of paying for a new one.
                 raise ResourceFailed(UnknownStatus(task, result.status))
-            text = f"{gen.task_type} {result.status.removeprefix('TASK_STATUS_')}"
-            if result.progress_percent:
-                text += f" {result.progress_percent:.0f}%"
+            text = f"{gen.task_type} {progress(result)}"
             run.emit("task_progress", gen.address, text, status=result.status)
             return None
 
         def progress(result: TaskResult) -> str:
-            where = result.status.removeprefix("TASK_STATUS_")
-            return where + (f" {result.progress_percent:.0f}%" if result.progress_percent else "")
+            return generation_status(result.status, result.progress_percent)
 
         result = await run.wait_for(
             look,
@@ -358,9 +352,7 @@ class Generator:
         run.state.put(entry)
         await run.commit()
         run.finished.add(gen.address)
-        run.result.adopted += 1
-        run.result.outcomes[gen.address] = Adopted()
-        run.emit("adopted", gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")
+        run.adopted(gen.address, f"adopted {plural(len(files), 'image')} {where} {gen.output_display}")
 
     async def _found_history(self, gen: DesiredGeneration) -> list[HistoryRecord]:
         """Adopting after a state loss: the history folders on disk go back on record (prune and the gallery).

@@ -16,7 +16,6 @@ import time
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
 from reconciler.apply.outcome import (
-    Adopted,
     Blocked,
     Deferred,
     Failed,
@@ -90,9 +89,7 @@ class Trainer:
             await run.commit()
             shown = entry.task_name or model.task_name  # a training adopted by identity keeps its own task name
             if change.action == "adopt":
-                run.result.adopted += 1
-                run.result.outcomes[addr] = Adopted()
-                run.emit("adopted", addr, f"adopted training {shown} ({task_id})", task_id=task_id)
+                run.adopted(addr, f"adopted training {shown} ({task_id})", task_id=task_id)
             else:
                 run.result.resumed += 1
             if change.model_name:
@@ -210,11 +207,7 @@ class Trainer:
                 asset_rounds += 1
                 attempts -= 1  # a refused create costs nothing
                 assets = await self._upload_again(model, assets, exc, first_round=asset_rounds == 1)
-        entry.task_id = task_id
-        entry.status = Status.TRAINING
-        entry.reason = None
-        entry.updated_at = now_iso()
-        await run.commit()
+        await run.accepted(entry, task_id, Status.TRAINING)
         run.emit("task_submitted", model.address, f"training {model.task_name} submitted ({task_id})", task_id=task_id)
         return entry
 
@@ -301,9 +294,7 @@ class Trainer:
             )
             return status.model_name
         if status.is_failed:
-            entry.status, entry.reason, entry.updated_at = Status.FAILED, f"ended {status.task_status}", now_iso()
-            await run.commit()
-            raise ResourceFailed(TaskEnded(task, status.task_status))
+            await run.task_failed(entry, f"ended {status.task_status}", TaskEnded(task, status.task_status))
         if not status.is_pending:
             raise ResourceFailed(UnknownStatus(task, status.task_status))
         if status.is_done:  # SUCCESS and SERVING, yet no model name to generate with

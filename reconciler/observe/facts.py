@@ -69,12 +69,7 @@ class AccountTraining:
         return training_failed(self.status)
 
     def describe(self) -> str:
-        parts = [self.status]
-        if self.status == "TRAINING" and self.progress is not None:
-            parts[0] = f"TRAINING {self.progress:.0f}%"
-        if self.model_status:
-            parts.append(self.model_status)
-        return ", ".join(parts)
+        return describe_training(self.status, self.progress, self.model_status)
 
 
 @dataclass(frozen=True)
@@ -121,6 +116,16 @@ class Account:
         that is not one of `prior` (those were there before the create). It may have FAILED already."""
         before = set(prior)
         return next((t for t in self.named(task_name) if t.task_id not in before), None)
+
+
+def describe_training(status: str, progress: float | None, model_status: str | None) -> str:
+    """`SUCCESS, SERVING`, `TRAINING 40%`: a training's status as the account lists it."""
+    parts = [status]
+    if status == "TRAINING" and progress is not None:
+        parts[0] = f"TRAINING {progress:.0f}%"
+    if model_status:
+        parts.append(model_status)
+    return ", ".join(parts)
 
 
 def best_first(tasks: Iterable[AccountTraining]) -> list[AccountTraining]:

@@ -28,24 +28,15 @@ def output_values(state: State) -> dict[str, dict[str, Any]]:
     """Address → its outputs, for every LoraModel and Generation in the state, sorted by address."""
     values: dict[str, dict[str, Any]] = {}
     for addr, entry in sorted(state.resources.items()):
+        own: dict[str, Any]
         if isinstance(entry, ModelEntry):
-            values[addr] = {
-                "kind": "LoraModel",
-                "name": entry.name,
-                "status": str(entry.status),
-                "model_name": entry.model_name,
-                "task_name": entry.task_name,
-                "task_id": entry.task_id,
-            }
+            own = {"model_name": entry.model_name, "task_name": entry.task_name, "task_id": entry.task_id}
         elif isinstance(entry, GenerationEntry):
-            values[addr] = {
-                "kind": "Generation",
-                "name": entry.name,
-                "status": str(entry.status),
-                "output": entry.output,
-                "images": [{"path": f.path, "sha256": f.sha256} for f in entry.files],
-            }
-        if isinstance(entry, ModelEntry | GenerationEntry) and entry.matrix:  # a member: its sweep's values
+            own = {"output": entry.output, "images": [{"path": f.path, "sha256": f.sha256} for f in entry.files]}
+        else:
+            continue
+        values[addr] = {"kind": entry.kind, "name": entry.name, "status": str(entry.status)} | own
+        if entry.matrix:  # a member: its sweep's values
             values[addr] |= {"matrix": entry.matrix, "axes": dict(entry.axes)}
     return values
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from reconciler.observe.facts import SkippedRecord
+from reconciler.observe.facts import SkippedRecord, describe_training
 from reconciler.plan import reasons as r
 from reconciler.text import plural
 
@@ -172,12 +172,7 @@ def shape_text(shape: r.Shape) -> str:
 
 def task_status(seen: r.TaskStatus) -> str:
     """`SUCCESS, SERVING`, `TRAINING 40%`: a training's status as the account listed it."""
-    parts = [seen.status]
-    if seen.status == "TRAINING" and seen.progress is not None:
-        parts[0] = f"TRAINING {seen.progress:.0f}%"
-    if seen.model_status:
-        parts.append(seen.model_status)
-    return ", ".join(parts)
+    return describe_training(seen.status, seen.progress, seen.model_status)
 
 
 def generation_status(status: str, progress: float | None) -> str:

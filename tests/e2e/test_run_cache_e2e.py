@@ -326,3 +326,23 @@ def test_reordered_axes_and_a_new_one_value_axis_pay_nothing(project: Project) -
         if "history" not in p.parts
     }
     assert len(current) == 4 and current <= before
+
+
+def test_a_fresh_clone_on_postgresql_reverting_a_prompt_pays_nothing(
+    project: Project, tmp_path: Path, pg_url: str
+) -> None:
+    """The team's setup: the state in PostgreSQL, images in an outputs remote. A clone with the manifests only (no
+    state folder, no images) reverts a prompt another runner changed: it is copied from the remote, not paid."""
+    (tmp_path / "remote").mkdir()
+    project.env["RECONCILER_OUTPUTS_REMOTE"] = (tmp_path / "remote").as_uri()
+    project.env["RECONCILER_STATE_URL"] = pg_url
+    converge(project)
+    paid_for = images(project, PORTRAITS)
+    project.edit(GENS, PROMPT, "prompt: a photo of ohwx woman, golden hour")
+    mark = converge(project)
+    clone = Project(tmp_path / "clone", project.sim, dict(project.env))
+    shutil.copytree(project.root / "manifests", clone.root / "manifests")
+    clone.edit(GENS, "prompt: a photo of ohwx woman, golden hour", PROMPT)
+    apply_free(clone, mark, ">> Generation/alice-portraits", "from the outputs remote (free)")
+    assert images(clone, PORTRAITS) == paid_for
+    assert not (clone.root / "state/state.json").exists()  # the clone's state is the team's, in PostgreSQL
