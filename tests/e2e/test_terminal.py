@@ -94,7 +94,12 @@ def project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     root = tmp_path / "project"
     shutil.copytree(REPO / "manifests", root / "manifests")
     (tmp_path / "sim.json").write_text(json.dumps(FAST_SIM))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOVITA_", "RECONCILER_")) and k != "NO_COLOR"}
+    # the pty's own size decides the width: a COLUMNS/LINES inherited from the runner (CI sets them) would not
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NOVITA_", "RECONCILER_")) and k not in ("NO_COLOR", "COLUMNS", "LINES")
+    }
     env.update(TERM="xterm-256color", RECONCILER_SIM_CONFIG=str(tmp_path / "sim.json"), PYTHONPATH=str(REPO))
     return root, env
 
