@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from reconciler.apply.context import Run
 from reconciler.apply.generations import Generator
@@ -25,7 +24,7 @@ from reconciler.observe.runcache import Holding
 from reconciler.outputs.folders import image_path, write_sidecar
 from reconciler.outputs.guard import UnsafePath
 from reconciler.outputs.place import place_file
-from reconciler.outputs.sidecar import Sidecar
+from reconciler.outputs.sidecar import BadSidecar, Sidecar, read_local
 from reconciler.plan.changes import ResourceChange
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
 from reconciler.status import Status
@@ -72,7 +71,7 @@ class Copier:
             identity,
             names,
             Status.SUCCEEDED,
-            request={"extra": gen.extra, "request": _request(gen, names)},
+            request=gen.recorded_request(names),
             files=files,
             task_id=source.task_id,
             seed=source.seed,
@@ -174,7 +173,7 @@ class Copier:
                 src.unlink()
         if old is not None and old.output:
             sidecar = inside(root, f"{old.output}/{old.stem}{SIDECAR_SUFFIX}")
-            if display_path(sidecar, root) not in written and _records(sidecar, source.identity):
+            if display_path(sidecar, root) not in written and _records(sidecar, old.name, source.identity):
                 sidecar.unlink()
 
 
@@ -182,20 +181,12 @@ def _pairs(files: list[FileRecord]) -> tuple[tuple[str, str], ...]:
     return tuple((f.path, f.sha256) for f in files)
 
 
-def _records(sidecar: Path, identity: str) -> bool:
-    import json
-
+def _records(sidecar: Path, generation: str, identity: str) -> bool:
+    """The sidecar there is the one of this run (checked as any sidecar read from disk)."""
     try:
-        return bool(json.loads(sidecar.read_text(encoding="utf-8")).get("identity") == identity)
-    except (OSError, ValueError, AttributeError):
+        return read_local(sidecar, generation).identity == identity
+    except (OSError, BadSidecar):
         return False
-
-
-def _request(gen: DesiredGeneration, names: dict[str, str | None]) -> dict[str, Any]:
-    request = gen.resolved_request(names)
-    if gen.init_image is not None:
-        request["init_image_sha256"] = gen.init_image.sha256
-    return request
 
 
 def inside(root: Path, path: str) -> Path:

@@ -192,15 +192,12 @@ class Generator:
         """The entry of this submit, `submitting`, in the state (committed by the create, before the POST); a submit
         again after one without an answer is counted and said (it may be paid twice)."""
         run = self.run
-        request = gen.resolved_request(names)
-        if gen.init_image is not None:
-            request["init_image_sha256"] = gen.init_image.sha256
         entry = GenerationEntry.of(
             gen,
             identity,
             names,
             Status.SUBMITTING,
-            request={"extra": gen.extra, "request": request},
+            request=gen.recorded_request(names),
             history=history,
             **counts,
         )

@@ -217,6 +217,14 @@ class DesiredGeneration:
         init_image = self.init_image.sha256 if self.init_image else None
         return generation_identity(self.task_type, self.resolved_request(model_names), self.extra, init_image)
 
+    def recorded_request(self, model_names: dict[str, str | None]) -> dict[str, Any]:
+        """The request as the state and the sidecar record it (an init image as its hash): what a sidecar's
+        identity is recomputed from."""
+        request = self.resolved_request(model_names)
+        if self.init_image is not None:
+            request["init_image_sha256"] = self.init_image.sha256
+        return {"extra": self.extra, "request": request}
+
     def identity_fields(self, model_names: dict[str, str | None]) -> dict[str, Any]:
         """What was asked of Novita, its identity's input (`explain`); an untrained LoRA of ours reads
         `(known after apply)`."""
@@ -247,6 +255,15 @@ class Desired:
     models: dict[str, DesiredModel]
     generations: dict[str, DesiredGeneration]
     manifest_digest: str
+
+    def has(self, addr: str) -> bool:
+        """A resource of the manifests at this address."""
+        kind, _, name = addr.partition("/")
+        if kind == "Dataset":
+            return name in self.datasets
+        if kind == "LoraModel":
+            return name in self.models
+        return kind == "Generation" and name in self.generations
 
     def addresses(self) -> list[str]:
         found = [d.address for d in self.datasets.values()]

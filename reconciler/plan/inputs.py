@@ -24,9 +24,4 @@ class Inputs:
 
     def has(self, addr: str) -> bool:
         """A resource of the manifests."""
-        kind, _, name = addr.partition("/")
-        if kind == "Dataset":
-            return name in self.desired.datasets
-        if kind == "LoraModel":
-            return name in self.desired.models
-        return kind == "Generation" and name in self.desired.generations
+        return self.desired.has(addr)

@@ -97,7 +97,7 @@ class _Scope:
     def of(cls, desired: Desired, targets: Iterable[str]) -> _Scope:
         ordered = tuple(sorted(set(targets), key=sort_key))
         chosen = frozenset({*map(normalise_address, ordered), *desired.expand(list(ordered))})
-        closure = frozenset(desired.closure([t for t in chosen if _desired_has(desired, t)])) if ordered else None
+        closure = frozenset(desired.closure([t for t in chosen if desired.has(t)])) if ordered else None
         return cls(ordered, chosen, closure)
 
     def covers(self, addr: str) -> bool:
@@ -113,7 +113,7 @@ def _forgets(inputs: Inputs, scope: _Scope, prune: bool) -> list[ResourceChange]
     return [
         forget(addr, entry, prune)
         for addr, entry in sorted(inputs.state.resources.items(), key=lambda kv: sort_key(kv[0]))
-        if not _desired_has(inputs.desired, addr)
+        if not inputs.desired.has(addr)
         and not isinstance(entry, ForgottenEntry | LedgerEntry)
         and addr not in inputs.look.claimed  # moved to the address that now has its run
         and scope.targeted(addr)
@@ -124,15 +124,6 @@ def _outputs(
     generations: Mapping[str, GenerationDecision], count: Callable[[GenerationDecision], int | None]
 ) -> tuple[tuple[str, int], ...]:
     return tuple((addr, n) for addr, d in generations.items() if (n := count(d)) is not None)
-
-
-def _desired_has(desired: Desired, addr: str) -> bool:
-    kind, _, name = addr.partition("/")
-    if kind == "Dataset":
-        return name in desired.datasets
-    if kind == "LoraModel":
-        return name in desired.models
-    return kind == "Generation" and name in desired.generations
 
 
 def _refresh_summary(inputs: Inputs, account: Account) -> RefreshSummary:
