@@ -318,8 +318,9 @@ def _apply_options(
 ) -> ApplyOptions:
     """The applier's options: each flag, else its setting in reconciler.yaml, else the default."""
     from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions
+    from reconciler.apply.context import UNANSWERED_DELAYS
     from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
-    from reconciler.commands.workspace import sim_poll_policies
+    from reconciler.commands.workspace import sim_poll_policies, wait_scale
 
     train_poll, gen_poll = sim_poll_policies() if settings.sim else (TRAINING, GENERATION)
     if poll_interval is not None:
@@ -336,6 +337,7 @@ def _apply_options(
         timeout=timeout,
         training_stall=stall_timeout or TRAINING_STALL,
         generation_stall=stall_timeout or GENERATION_STALL,
+        unanswered_delays=tuple(delay * wait_scale() for delay in UNANSWERED_DELAYS),
         policy=settings.policy,
     )
 

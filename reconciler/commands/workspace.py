@@ -43,6 +43,7 @@ SIM_DATA = Path("state/.sim")
 SIM_KEY = "sim-local-key"  # the in-process simulator accepts any key; this one is not a secret
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 RECONCILER_OUTPUTS_REMOTE = "RECONCILER_OUTPUTS_REMOTE"
+WAIT_SCALE_ENV = "RECONCILER_TEST_WAIT_SCALE"  # a test hook: see wait_scale()
 
 
 def _origin(flag: object, env_name: str, file_key: str, loaded: LoadedConfig) -> str:
@@ -231,8 +232,29 @@ def make_client(endpoint: Endpoint) -> NovitaClient:
     from reconciler.novita import NovitaClient
 
     if endpoint.api_key is None:
-        return NovitaClient.from_env(endpoint.base_url)
-    return NovitaClient(endpoint.api_key, endpoint.base_url or "")
+        client = NovitaClient.from_env(endpoint.base_url)
+    else:
+        client = NovitaClient(endpoint.api_key, endpoint.base_url or "")
+    scale = wait_scale()
+    client.backoff_base, client.backoff_max = client.backoff_base * scale, client.backoff_max * scale
+    return client
+
+
+def wait_scale() -> float:
+    """A test hook for the test suites' simulators, whose tasks take a second instead of minutes: the factor
+    RECONCILER_TEST_WAIT_SCALE (a number in (0, 1]; 1 when unset) applies to the waits an apply chooses itself,
+    the retry backoff and the pauses between the look-ups after an unanswered create. A Retry-After that Novita
+    sends is honoured as sent."""
+    text = os.environ.get(WAIT_SCALE_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = 0.0
+    if not 0 < scale <= 1:
+        raise ConfigError(f"{WAIT_SCALE_ENV}={text!r}: expected a number greater than 0 and at most 1")
+    return scale
 
 
 def sim_poll_policies() -> tuple[PollPolicy, PollPolicy]:
