@@ -18,6 +18,11 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "sk-e2e-4f1c9a7b2d-never-written-anywhere"
+# The reliability suites' simulators run a task in about a second, not minutes: their applies take their own
+# pauses (retry backoff, the look-ups after an unanswered create, 1, 2 and 4 s by default) at this fraction, the
+# same steps in the same order (RECONCILER_TEST_WAIT_SCALE, a test hook; README, "The tests").
+WAIT_SCALE = 0.25
+QUICK_WAITS = {"RECONCILER_TEST_WAIT_SCALE": str(WAIT_SCALE)}
 
 
 @dataclass

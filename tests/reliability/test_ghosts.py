@@ -1,6 +1,6 @@
 """Ghost suite: a Novita look-alike that creates the task and then answers 500, 500 CREATE_TASK_FAILED, 503 or
-drops the connection (30 % of training and generation creates), whose listing lags a create by 1.5 s, on top of
-ordinary 5xx and dropped connections. Over several rounds of retraining every model, with no person involved:
+drops the connection (30 % of training and generation creates), whose listing lags a create, on top of ordinary
+5xx and dropped connections. Over several rounds of retraining every model, with no person involved:
 
 - every training exists exactly once in the account (a create without an answer is looked up by its name before
   anything is sent again);
@@ -10,6 +10,11 @@ ordinary 5xx and dropped connections. Over several rounds of retraining every mo
   generation's four submits of an apply all go unanswered twice in a row (each apply tries a generation at most
   four times, since every try may be paid; at ~35 % unanswered submits that is ~1.5 % of generation-applies).
   The fault suite holds the two-apply promise at its 20 %.
+
+The simulator does not limit images per minute, and neither do the applies (--ipm-* 0: a throttle's minute is
+no part of what this suite checks). Their look-ups after an unanswered create come at a quarter of their usual
+pauses (harness.WAIT_SCALE) and the listing lags by a quarter of 1.5 s: found, as with the usual pauses, by the
+third look.
 
 Which requests fault is the simulator's draw from the run's seed (tests/seed.py), printed in the figure line:
 rerun one with RECONCILER_TEST_SEED=<seed>.
@@ -27,14 +32,15 @@ import httpx
 import pytest
 
 from reconciler.state import parse_state
-from tests.e2e.harness import API_KEY, Project, start_sim
+from tests.e2e.harness import API_KEY, QUICK_WAITS, WAIT_SCALE, Project, start_sim
 from tests.reliability.projectgen import MODELS, generation_prompt, make_generated_project, model_doc
 from tests.reliability.runner import created
 from tests.seed import run_seed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]  # minutes on a loaded machine
 
-GHOSTS = ["training-create:ghost=0.3", "txt2img:ghost=0.3", "img2img:ghost=0.3", "list-lag=1.5"]
+LIST_LAG = 1.5 * WAIT_SCALE  # seconds: found by the third look-up, after the pauses' first two
+GHOSTS = ["training-create:ghost=0.3", "txt2img:ghost=0.3", "img2img:ghost=0.3", f"list-lag={LIST_LAG}"]
 BACKGROUND = ["5xx=0.05", "drop=0.02", "latency=0.005"]
 GENERATIONS = 10
 ROUNDS = (500, 600, 700)  # max_train_steps of every model: each round retrains all and regenerates all
@@ -63,6 +69,7 @@ def test_ghost_suite(tmp_path: Path, figure: Any) -> None:
                     *(a for f in specs for a in ("--fault", f)))  # fmt: skip
     try:
         project: Project = make_generated_project(tmp_path, sim, GENERATIONS)
+        project.env.update(QUICK_WAITS)
         applies: list[int] = []
         resubmit_events = paid_twice = 0
         applies_per_round: list[int] = []
@@ -72,7 +79,7 @@ def test_ghost_suite(tmp_path: Path, figure: Any) -> None:
             mark = len(sim.requests())
             results = []
             for _ in range(3):  # converges unattended: two applies, three in a rare round (see the docstring)
-                results.append(project.apply("--json", timeout=300))
+                results.append(project.apply("--json", "--ipm-txt2img", "0", "--ipm-img2img", "0", timeout=300))
                 if results[-1].returncode == 0:
                     break
             codes = [r.returncode for r in results]
@@ -108,7 +115,7 @@ def test_ghost_suite(tmp_path: Path, figure: Any) -> None:
         figure(
             f"ghost suite: {len(ROUNDS)} rounds x {MODELS} retrains + {GENERATIONS} generations, {len(applies)} "
             f"applies (exit {','.join(map(str, applies))}), {sum(ghosts.values())} ghost creates {ghosts}, listing "
-            f"lag 1.5s, {sum(kinds.values()) - sum(ghosts.values())} other faults; trainings created per name: "
+            f"lag {LIST_LAG}s, {sum(kinds.values()) - sum(ghosts.values())} other faults; trainings created per name: "
             f"{sorted(set(listed.values()))} ({len(listed)} names, {lookups} listing requests); "
             f"{resubmit_events} generation submits resubmitted after no answer, {paid_twice} generation(s) paid "
             f"twice, all counted; applies per round to converge: {applies_per_round} (seed {run_seed()})"
