@@ -3,6 +3,9 @@ end, after the last successful apply, with an empty plan, within two applies onc
 deciding anything (the default on_unanswered_submit policy); and right after any successful apply the plan is
 already empty.
 
+The applies take their own pauses at a quarter of their length (harness.WAIT_SCALE); a ghost's listing lag
+(0.5 s) is then found by the third look-up instead of the second.
+
 Hypothesis draws the sequences, and the simulator its faults, from the run's seed (tests/seed.py), printed in the
 figure line: rerun one with RECONCILER_TEST_SEED=<seed>."""
 
@@ -21,6 +24,7 @@ from hypothesis import strategies as st
 
 from reconciler.sim.config import SimConfig
 from reconciler.sim.server import running_simulator
+from tests.e2e.harness import QUICK_WAITS
 from tests.reliability.cli_inprocess import run_main
 from tests.reliability.projectgen import jpeg
 from tests.seed import run_seed
@@ -102,8 +106,8 @@ class World:
 
 @contextmanager
 def environment(base_url: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in ("NOVITA_API_KEY", "NOVITA_API_BASE", "NO_COLOR")}
-    os.environ.update(NOVITA_API_KEY="sk-convergence", NOVITA_API_BASE=base_url, NO_COLOR="1")
+    saved = {k: os.environ.get(k) for k in ("NOVITA_API_KEY", "NOVITA_API_BASE", "NO_COLOR", *QUICK_WAITS)}
+    os.environ.update(NOVITA_API_KEY="sk-convergence", NOVITA_API_BASE=base_url, NO_COLOR="1", **QUICK_WAITS)
     try:
         yield
     finally:

@@ -3,6 +3,9 @@ the simulator's request log that nothing paid for was lost or paid for twice. Th
 generation whose submit a kill cut on the wire cannot be looked up (Novita cannot list generations), so the next
 apply submits it again (the default on_unanswered_submit policy) and counts it; it may be paid twice only then.
 
+The applies take their own pauses at a quarter of their length (harness.WAIT_SCALE): a kill that cut a training
+create before it left leaves look-ups that find nothing, as before, in 1.75 s instead of 7 s.
+
 The moments drawn at random come from the run's seed (tests/seed.py), printed in the figure line: rerun one with
 RECONCILER_TEST_SEED=<seed>.
 """
@@ -22,7 +25,7 @@ import pytest
 
 from reconciler.state import parse_state
 from reconciler.state.journal import read_journal
-from tests.e2e.harness import Project, start_sim
+from tests.e2e.harness import QUICK_WAITS, Project, start_sim
 from tests.reliability.projectgen import MODELS, distinct_images, generation_doc, make_generated_project
 from tests.reliability.runner import Running, created, kill, read_state, start_apply, wait_until
 from tests.seed import run_seed
@@ -166,6 +169,7 @@ def _round(tmp: Path, r: int, rng: random.Random, stats: Stats, postgres: Cluste
     sim = start_sim(tmp / f"sim{r}", *SIM)
     try:
         project = make_generated_project(tmp / f"r{r}", sim, GENERATIONS)
+        project.env.update(QUICK_WAITS)  # a kill before a create left the wire: looked up, then submitted
         if postgres is not None:  # a team's setup: the state in PostgreSQL, the images in an outputs remote
             project.use_postgres(postgres.url(password=None, db=postgres.database()), SUPERUSER_PASSWORD)
             (tmp / f"remote{r}").mkdir()

@@ -3,6 +3,9 @@ spikes, expires upload URLs early, forgets assets and fails some tasks by name. 
 that can succeed, names each failure with Novita's reason (exit 1), and the next apply, faults removed, finishes
 the rest (exit 0). Then the secrets check: the API key is nowhere on disk, in any log, or sent to storage.
 
+The applies take their own pauses (retry backoff, the pauses after an unanswered create) at a quarter of their
+length (harness.WAIT_SCALE); a 429's Retry-After is honoured as sent.
+
 Which requests fault is the simulator's draw from the run's seed (tests/seed.py), printed in the figure line:
 rerun one with RECONCILER_TEST_SEED=<seed>."""
 
@@ -17,7 +20,7 @@ from typing import Any
 import pytest
 
 from reconciler.state import State, parse_state
-from tests.e2e.harness import API_KEY, Project, start_sim
+from tests.e2e.harness import API_KEY, QUICK_WAITS, Project, start_sim
 from tests.reliability.projectgen import MODELS, generation_prompt, make_generated_project
 from tests.reliability.runner import created, storage_auth_refusals
 from tests.seed import run_seed
@@ -68,6 +71,7 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     sim = start_sim(tmp / "sim", *args, *(a for f in FAULTS for a in ("--fault", f)))
     try:
         project = make_generated_project(tmp, sim, GENERATIONS)
+        project.env.update(QUICK_WAITS)  # retry backoff and the pauses after an unanswered create, at a quarter
         # Faults stay on. No person in the loop: no --replace, no decision; the default policy resubmits an
         # unanswered generation submit. Everything that can succeed has, after at most two applies.
         faulted = [project.apply(timeout=240) for _ in range(2)]
