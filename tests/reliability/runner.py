@@ -4,6 +4,7 @@ tolerate a concurrent writer, and the counts the simulator's request log gives."
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -46,13 +47,15 @@ def start_apply(project: Project, tag: str, *extra: str) -> Running:
 
 _BACKENDS: dict[str, Any] = {}
 _READ: dict[str, tuple[int, dict[str, Any]]] = {}  # per state URL: the last serial read, and what it held
+_FILES: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}  # per state file: its stat, and what it held
 
 
 def read_state(project: Project) -> dict[str, Any]:
     """The state as it is now ({} when there is none): the file (the writer renames atomically, so it always
     parses) or, for a project on PostgreSQL, the database's current serial (a commit is one transaction). The
     suites poll this every few milliseconds while an apply runs: on PostgreSQL a serial already read is not read
-    again (a serial names one committed version), so the poll does not eat the CPU the apply needs."""
+    again (a serial names one committed version), and a file is parsed again only once another one took its place
+    (each save renames a new file over it: a new inode), so the poll does not eat the CPU the apply needs."""
     if project.state_url is not None:
         from reconciler.state.postgres import PostgresBackend
 
@@ -67,10 +70,17 @@ def read_state(project: Project) -> dict[str, Any]:
         return data
     path = project.root / "state" / "state.json"
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            info = os.fstat(f.fileno())
+            version = (info.st_ino, info.st_mtime_ns, info.st_size)
+            seen_file = _FILES.get(path)
+            if seen_file is not None and seen_file[0] == version:
+                return seen_file[1]
+            data = dict(json.loads(f.read()))
     except FileNotFoundError:
         return {}
-    return dict(json.loads(raw))
+    _FILES[path] = (version, data)
+    return data
 
 
 def _current_serial(backend: Any) -> int:

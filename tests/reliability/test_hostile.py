@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import SimProcess, make_project, start_sim
+from tests.e2e.harness import QUICK_WAITS, SimProcess, make_project, start_sim
 from tests.reliability.hostile_proxy import hostile_proxy
 
 pytestmark = pytest.mark.e2e
@@ -95,6 +95,7 @@ def test_hostile_answer_fails_the_resource_cleanly(tmp_path: Path, sim: SimProce
     with hostile_proxy(sim.base_url, rewrite) as base:
         project = make_project(tmp_path, sim)
         project.env["NOVITA_API_BASE"] = base
+        project.env.update(QUICK_WAITS)  # the retries of a hostile answer, backed off at a quarter
         result = project.apply(timeout=180)
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 1, result.stdout + result.stderr
