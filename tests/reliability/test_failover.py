@@ -128,8 +128,11 @@ def test_longer_than_the_window_exits_naming_the_journal_and_the_next_apply_repl
     tmp_path: Path, cluster: Cluster, sim: SimProcess
 ) -> None:
     project = project_on(cluster, tmp_path, sim, RECONCILER_RECONNECT_WINDOW="3")
-    sim.faults(latency=2.0)  # a create takes 2 s: its task id comes back after the server went
     run = start_apply(project, "lost")
+    # once the uploads are done and a training runs (at full speed: 120 requests), every request takes 2 s: a
+    # generation's create then comes back with its task id after the server went
+    wait_while_running(run, lambda: "training" in statuses(project, "LoraModel"))
+    sim.faults(latency=2.0)
     wait_while_running(run, lambda: "submitting" in statuses(project, "Generation"))
     time.sleep(0.3)  # its own commit before the create is written (it takes milliseconds); the create is on the wire
     cluster.halt()
