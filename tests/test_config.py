@@ -114,3 +114,21 @@ def test_the_reconnect_window_from_the_file_or_the_environment(tmp_path: Path) -
         "RECONCILER_RECONNECT_WINDOW 'a minute': a number of seconds from 0 to 86400 (how long a commit keeps "
         "reconnecting to a PostgreSQL state that went away)"
     )
+
+
+def test_the_test_hook_that_shortens_an_apply_s_own_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.commands.workspace import Endpoint, make_client, wait_scale
+
+    monkeypatch.delenv("RECONCILER_TEST_WAIT_SCALE", raising=False)
+    assert wait_scale() == 1.0
+    whole = make_client(Endpoint("http://127.0.0.1:9", "k"))
+    monkeypatch.setenv("RECONCILER_TEST_WAIT_SCALE", "0.25")
+    assert wait_scale() == 0.25
+    quick = make_client(Endpoint("http://127.0.0.1:9", "k"))
+    assert (quick.backoff_base, quick.backoff_max) == (whole.backoff_base / 4, whole.backoff_max / 4)
+    for bad in ("0", "2", "fast"):
+        monkeypatch.setenv("RECONCILER_TEST_WAIT_SCALE", bad)
+        with pytest.raises(ConfigError) as refused:
+            wait_scale()
+        expected = f"RECONCILER_TEST_WAIT_SCALE={bad!r}: expected a number greater than 0 and at most 1"
+        assert str(refused.value) == expected
