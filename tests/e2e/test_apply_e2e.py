@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.harness import (
     API_KEY,
+    QUICK_WAITS,
     Project,
     SimProcess,
     make_project,
@@ -218,7 +219,9 @@ def test_sigkill_then_apply_again_submits_nothing_twice(project: Project, when: 
 
 def test_an_unanswered_generation_submit_is_submitted_again_and_counted(project: Project) -> None:
     """Novita creates the task and the answer is lost, every time: each submit is retried a few times in the
-    apply, all counted; the next apply (faults gone) submits it once more, as its plan says, and converges."""
+    apply, all counted; the next apply (faults gone) submits it once more, as its plan says, and converges. The
+    pauses before each submit again at a quarter of their length (harness.QUICK_WAITS)."""
+    project.env.update(QUICK_WAITS)
     project.sim.faults(specs=["txt2img:drop-after=1"])
     first = project.apply()
     assert first.returncode == 1, first.stdout + first.stderr
