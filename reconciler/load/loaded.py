@@ -15,7 +15,7 @@ class Source:
     line: int  # 1-based line where the document starts
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per photo: no __dict__ each
 class ImageFile:
     path: Path  # absolute, resolved
     display: str  # relative to project_root, as shown to users
