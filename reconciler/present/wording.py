@@ -30,6 +30,20 @@ def _copied(source: str, owner: str, images: str, where: str) -> str:
 
 def reason_text(reason: r.Reason) -> str:
     """The line beside a change's address: why it is planned."""
+    if isinstance(reason, r.PaidTraining):
+        return _paid_training(reason)
+    if isinstance(reason, r.PaidGeneration):
+        return _paid_generation(reason)
+    if isinstance(reason, r.Waiting):
+        return _waiting(reason)
+    if isinstance(reason, r.Reusing):
+        return _reusing(reason)
+    if isinstance(reason, r.Uploading):
+        return _uploading(reason)
+    return _forgetting(reason)
+
+
+def _paid_training(reason: r.PaidTraining) -> str:
     match reason:
         case r.NewTraining(task_name, images):
             return f"train as {task_name} ({images} images)"
@@ -51,20 +65,12 @@ def reason_text(reason: r.Reason) -> str:
                 f"a previous submit of {task_name} got no answer and the account does not list it: "
                 "look it up again, then train it only if it is still missing"
             )
-        case r.UnansweredLookup(task_name):
-            return (
-                f"a previous submit of {task_name} got no answer: look it up by name and wait for it, do not resubmit"
-            )
-        case r.UnansweredInFlight(task_name, seen):
-            return f"training {task_name} in flight ({task_status(seen)}): wait, do not resubmit"
-        case r.TrainingFinished(task_name, seen):
-            return f"training {task_name} finished ({task_status(seen)}): record it"
-        case r.TrainingInFlight(task_name, seen):
-            status = f" ({task_status(seen)})" if seen is not None else ""
-            return f"wait for training {task_name}, in flight{status}; {KEEPS_WAITING}"
-        case r.FoundInAccount(task_name, seen, finished):
-            wait = "" if finished else " and wait for it"
-            return f"found in the account as {task_name} ({task_status(seen)}): adopt{wait}"
+        case _:
+            assert_never(reason)
+
+
+def _paid_generation(reason: r.PaidGeneration) -> str:
+    match reason:
         case r.NewGeneration(shape):
             return shape_text(shape)
         case r.WaitsForModels(shape, models):
@@ -81,9 +87,6 @@ def reason_text(reason: r.Reason) -> str:
             return f"its images moved to history, then the apply stopped: run it again ({shape_text(shape)})"
         case r.ImagesMissing(missing, total, folder):
             return f"{missing} of its {total} images are missing or changed in {folder}: regenerate"
-        case r.GenerationInFlight(task_id, status, progress):
-            shown = f" ({generation_status(status, progress)})" if status is not None else ""
-            return f"wait for generation task {task_id}, in flight{shown}; {KEEPS_WAITING}"
         case r.GenerationVanished(task_id):
             return f"generation task {task_id} vanished: run it again"
         case r.GenerationFailed(task_id, error):
@@ -92,6 +95,35 @@ def reason_text(reason: r.Reason) -> str:
             return f"the previous run failed{_why(error)}: run it again"
         case r.UnansweredResubmit():
             return "the previous submit got no answer: submitting again (may be paid twice)"
+        case _:
+            assert_never(reason)
+
+
+def _waiting(reason: r.Waiting) -> str:
+    match reason:
+        case r.UnansweredLookup(task_name):
+            return (
+                f"a previous submit of {task_name} got no answer: look it up by name and wait for it, do not resubmit"
+            )
+        case r.UnansweredInFlight(task_name, seen):
+            return f"training {task_name} in flight ({task_status(seen)}): wait, do not resubmit"
+        case r.TrainingFinished(task_name, seen):
+            return f"training {task_name} finished ({task_status(seen)}): record it"
+        case r.TrainingInFlight(task_name, seen):
+            status = f" ({task_status(seen)})" if seen is not None else ""
+            return f"wait for training {task_name}, in flight{status}; {KEEPS_WAITING}"
+        case r.FoundInAccount(task_name, seen, finished):
+            wait = "" if finished else " and wait for it"
+            return f"found in the account as {task_name} ({task_status(seen)}): adopt{wait}"
+        case r.GenerationInFlight(task_id, status, progress):
+            shown = f" ({generation_status(status, progress)})" if status is not None else ""
+            return f"wait for generation task {task_id}, in flight{shown}; {KEEPS_WAITING}"
+        case _:
+            assert_never(reason)
+
+
+def _reusing(reason: r.Reusing) -> str:
+    match reason:
         case r.FoundOnDisk(images, folder):
             return f"its {images} images are already in {folder} (sidecar matches): adopt"
         case r.FoundInOutputsRemote(images):
@@ -111,12 +143,24 @@ def reason_text(reason: r.Reason) -> str:
             return _copied(source, owner, plural(images, "image"), where)
         case r.CopiedFromThisPlan(owner):
             return f"same request as {owner} in this plan: copy its images once it is done (free)"
+        case _:
+            assert_never(reason)
+
+
+def _uploading(reason: r.Uploading) -> str:
+    match reason:
         case r.UploadsNeeded(new, already, changed):
             return _changed(changed) + f"{plural(new, 'new image')} to upload ({already} already uploaded)"
         case r.AllUploaded(images, changed):
             return _changed(changed) + f"all {images} images already uploaded"
         case r.NothingToUpload(images, changed):
             return _changed(changed) + f"{images} images, nothing to upload (no training needs them)"
+        case _:
+            assert_never(reason)
+
+
+def _forgetting(reason: r.Forgetting) -> str:
+    match reason:
         case r.ForgetModel(task_name, _, in_flight=True):
             return f"{FORGET} (its training {task_name} keeps running in the account)"
         case r.ForgetModel(_, str(model_name)):
