@@ -7,10 +7,11 @@ Pure data: addresses, task references and Novita's own words (a status, an error
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 StopReason = Literal["interrupt", "timeout"]
 StopPoint = Literal["waiting", "submitting", "before-submit"]  # waiting: it keeps running on Novita
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,13 @@ class Task:
 
 
 @dataclass(frozen=True)
-class Rejected:
-    """Novita refused a request for this resource (an HTTP error with a status); `detail` is its answer."""
+class _Answered:
+    detail: str  # the other side's answer, in its own words
 
-    detail: str
+
+@dataclass(frozen=True)
+class Rejected(_Answered):
+    """Novita refused a request for this resource (an HTTP error with a status); `detail` is its answer."""
 
 
 @dataclass(frozen=True)
@@ -49,45 +53,45 @@ class UploadFailed:
 
 
 @dataclass(frozen=True)
-class TaskEnded:
+class _OfTask:
+    task: Task  # the task on Novita this is about
+
+
+@dataclass(frozen=True)
+class _TaskStatus(_OfTask):
+    status: str  # Novita's status (or reason) for the task
+
+
+@dataclass(frozen=True)
+class TaskEnded(_TaskStatus):
     """The task ended without success on Novita: a training's status (FAILED, CANCELED), a generation's reason."""
 
-    task: Task
-    status: str
-
 
 @dataclass(frozen=True)
-class UnknownStatus:
+class UnknownStatus(_TaskStatus):
     """A status Novita does not document: waiting stops (no hang), the task stays recorded as in flight."""
 
-    task: Task
-    status: str
-
 
 @dataclass(frozen=True)
-class NoModelName:
+class NoModelName(_OfTask):
     """The training serves, yet Novita names no model to generate with (it stays recorded as training)."""
 
-    task: Task
+
+@dataclass(frozen=True)
+class NoImages(_OfTask):
+    """The generation task succeeded, yet Novita gave no image."""
 
 
 @dataclass(frozen=True)
-class NoImages:
-    task: Task
-
-
-@dataclass(frozen=True)
-class NotInAccount:
+class NotInAccount(_OfTask):
     """A training the plan adopts or resumes is no longer listed."""
 
-    task: Task
-
 
 @dataclass(frozen=True)
-class Unanswered:
-    """No answer to `attempts` submits in this apply (the last one's `cause`); it stays recorded as unanswered."""
+class Unanswered(_OfTask):
+    """No answer to `attempts` submits in this apply (the last one's `cause`); it stays recorded as unanswered.
+    `task`: a training by its name; a generation by its type (ref "": no task id was given)."""
 
-    task: Task  # a training by its name; a generation by its type (ref "": no task id was given)
     attempts: int
     cause: str
 
@@ -108,17 +112,14 @@ class OutputsChanged:
 
 
 @dataclass(frozen=True)
-class BadRecord:
-    """A record read from the outputs remote or a shared state failed a check (a sidecar, a path, a hash)."""
-
-    detail: str  # where it came from and what is wrong, as the check said it
+class BadRecord(_Answered):
+    """A record read from the outputs remote or a shared state failed a check (a sidecar, a path, a hash); `detail`:
+    where it came from and what is wrong, as the check said it."""
 
 
 @dataclass(frozen=True)
-class OutputsStoreFailed:
+class OutputsStoreFailed(_Answered):
     """The outputs remote failed (network, credentials, a full bucket, bytes that do not hash to their name)."""
-
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -199,10 +200,9 @@ class Postponed:
 
 
 @dataclass(frozen=True)
-class Stuck:
+class Stuck(_OfTask):
     """No progress for `idle` seconds (last seen `where`): this apply stopped waiting; it stays in flight."""
 
-    task: Task
     idle: float
     where: str
 
@@ -238,29 +238,25 @@ class ResourceFailed(Exception):
         self.cause = cause
 
 
-class Skipped(Exception):
+class _EndsAs(Exception, Generic[E]):
+    """The resource's work ends here, with `outcome` (recorded as it is)."""
+
+    def __init__(self, outcome: E) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+class Skipped(_EndsAs[Blocked | Unfunded]):
     """Not attempted because a LoRA it needs failed or has no trained model, or for want of balance."""
 
-    def __init__(self, outcome: Blocked | Unfunded) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
 
-
-class Deferred(Exception):
+class Deferred(_EndsAs[Postponed]):
     """Not attempted yet, and not a failure: a training it needs is still in flight (see `Postponed`)."""
 
-    def __init__(self, outcome: Postponed) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
 
-
-class Stalled(Exception):
+class Stalled(_EndsAs[Stuck]):
     """The task showed no progress for longer than the ceiling: this apply stops waiting on it. It stays recorded
     as in flight, so the next apply checks it again; nothing is resubmitted."""
-
-    def __init__(self, outcome: Stuck) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
 
 
 class Interrupted(Exception):
