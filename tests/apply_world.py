@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.apply import Applier, ApplyOptions, ApplyResult
+from reconciler.apply import Applier, ApplyOptions, ApplyResult, Run
 from reconciler.apply.polling import PollPolicy
 from reconciler.commands.plan_apply import make_plan
 from reconciler.commands.targets import Scope
@@ -320,8 +320,7 @@ class World:
 
         async def go() -> ApplyResult:
             async with NovitaClient(KEY, self.base_url, timeout=10, sleep=quick, on_retry=on_retry) as client:
-                applier = Applier(
-                    planned.plan,
+                run = Run(
                     planned.desired,
                     store,
                     client,
@@ -330,6 +329,7 @@ class World:
                     self.root,
                     planned.outputs,
                 )
+                applier = Applier(planned.plan, run)
                 if on_event is not None:
                     recorder.hook = lambda event: on_event(applier, event)
                 return await applier.run()

@@ -84,7 +84,8 @@ def halted_before_sent(error: NovitaError) -> bool:
 
 
 class Run:
-    """One apply in progress. Created by the Applier; handed to the uploader, trainer and generator."""
+    """One apply in progress: what it works with (the desired resources, the state, the client, the reporter, the
+    options, the project's outputs). Handed to the Applier, which hands it to the uploader, trainer and generator."""
 
     def __init__(
         self,

@@ -249,7 +249,7 @@ def apply_command(
     gallery: bool = False,
 ) -> ApplyOutcome:
     """`reconciler apply`: plan (or load a saved plan and check it is fresh), confirm, apply."""
-    from reconciler.apply import Applier
+    from reconciler.apply import Applier, Run
     from reconciler.outputs.folders import observe
 
     desired, cache = load_desired(settings)
@@ -285,18 +285,8 @@ def apply_command(
             if the_plan.empty:
                 return ApplyOutcome(the_plan, synced=sync_outputs(settings, the_plan, store.state))
             client, reporter = make_client(endpoint), ui.reporter()
-            applier = Applier(
-                the_plan,
-                desired,
-                store,
-                client,
-                reporter,
-                options,
-                settings.root,
-                outputs,
-                settings.outputs(),
-                finishing=gallery_refresher(settings, cache) if gallery else None,
-            )
+            run = Run(desired, store, client, reporter, options, settings.root, outputs, settings.outputs())
+            applier = Applier(the_plan, run, finishing=gallery_refresher(settings, cache) if gallery else None)
             result = run_applier(applier, client, reporter, ui)
             synced = sync_outputs(settings, the_plan, store.state) if not result.interrupted else None
             return ApplyOutcome(the_plan, result, synced=synced)
