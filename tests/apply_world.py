@@ -23,7 +23,7 @@ import httpx
 
 from reconciler.apply import Applier, ApplyOptions, ApplyResult, Run
 from reconciler.apply.polling import PollPolicy
-from reconciler.commands.plan_apply import make_plan
+from reconciler.commands.plan_apply import PlanInputs, make_plan
 from reconciler.commands.targets import Scope
 from reconciler.commands.workspace import Endpoint, Settings, load_desired
 from reconciler.desired.hashing import HashCache
@@ -298,7 +298,8 @@ class World:
         desired, cache = load_desired(settings)
         endpoint = None if offline else self.endpoint
         scope = Scope(tuple(targets), tuple(replace))
-        plan, outputs = make_plan(settings, desired, cache, self.state(), endpoint, scope=scope, prune=prune)
+        inputs = PlanInputs(settings, desired, cache, self.state(), endpoint)
+        plan, outputs = make_plan(inputs, scope=scope, prune=prune)
         return Planned(plan, desired, outputs)
 
     def apply(
