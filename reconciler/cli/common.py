@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -12,9 +13,10 @@ import click
 from reconciler.plan.policy import CHOICES
 
 if TYPE_CHECKING:
-    from reconciler.commands.workspace import Settings
+    from reconciler.commands.workspace import Flags, Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 EXIT_INTERRUPTED = 130
 EXIT_OVER_BUDGET = 3  # plan (and apply) over apply.budget or --max-*
 EXIT_TIMED_OUT = 124  # apply --timeout passed, or a task stopped making progress (the status GNU timeout uses)
@@ -131,28 +133,41 @@ def target_option(f: F) -> F:
     )(f)
 
 
-def make_settings(
-    files: tuple[str, ...],
-    state_path: str | None,
-    sim: bool,
-    lock_timeout: float = 0.0,
-    targets: tuple[str, ...] = (),
-    replace: tuple[str, ...] = (),
-    workspace: str | None = None,
-    on_unanswered_submit: str | None = None,
-) -> Settings:
+# a command's parameter -> the Flags field it fills (Settings.make resolves them)
+_FLAGS = {
+    "files": "files",
+    "state_path": "state",
+    "workspace": "workspace",
+    "sim": "sim",
+    "lock_timeout": "lock_timeout",
+    "targets": "targets",
+    "replace": "replace",
+    "on_unanswered_submit": "on_unanswered_submit",  # click.Choice checked it
+}
+_BUDGET = ("max_trainings", "max_images", "max_cost")
+
+
+def gathers_flags(command: Callable[..., R]) -> Callable[..., R]:
+    """Put right above a command's function, under its options: the options that say where and what to work on
+    (those the command has, see `_FLAGS`, and the budget) reach it as one `flags: Flags` instead of one parameter
+    each."""
+
+    @functools.wraps(command)
+    def gathered(**given: Any) -> R:
+        from reconciler.commands.workspace import Flags
+
+        flags = {field: given.pop(name) for name, field in _FLAGS.items() if name in given}
+        if all(name in given for name in _BUDGET):
+            flags["budget"] = tuple(given.pop(name) for name in _BUDGET)
+        return command(flags=Flags(**flags), **given)
+
+    return gathered
+
+
+def make_settings(flags: Flags) -> Settings:
     from reconciler.commands.workspace import Settings
 
-    return Settings.make(
-        files,
-        state_path,
-        sim,
-        lock_timeout,
-        targets,
-        replace,
-        workspace,
-        on_unanswered_submit,  # type: ignore[arg-type]  # click.Choice checked it
-    )
+    return Settings.make(flags)
 
 
 def colour() -> bool:

@@ -17,6 +17,7 @@ from reconciler.cli.common import (
     colour,
     dumb_terminal,
     files_option,
+    gathers_flags,
     isatty,
     make_settings,
     sim_option,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from reconciler.apply import ApplyOptions, ApplyResult
     from reconciler.commands.outputs_sync import Synced
     from reconciler.commands.plan_apply import ApplyOutcome
-    from reconciler.commands.workspace import Settings
+    from reconciler.commands.workspace import Flags, Settings
     from reconciler.plan.changes import Plan
     from reconciler.present.progress import Reporter
 
@@ -71,23 +72,15 @@ if TYPE_CHECKING:
 )
 @unanswered_option
 @budget_options
+@gathers_flags
 def plan(
-    files: tuple[str, ...],
-    state_path: str | None,
-    workspace: str | None,
-    sim: bool,
-    targets: tuple[str, ...],
-    replace: tuple[str, ...],
+    flags: Flags,
     out: str | None,
     as_json: bool,
     fmt: str,
     detailed_exitcode: bool,
     refresh: bool,
     prune: bool,
-    on_unanswered_submit: str | None,
-    max_trainings: int | None,
-    max_images: int | None,
-    max_cost: float | None,
 ) -> None:
     """Show what apply would upload, train, generate, adopt and forget.
 
@@ -98,16 +91,7 @@ def plan(
     from reconciler.plan.planfile import save_plan
     from reconciler.present.render import plan_json, render_json, render_markdown, render_text
 
-    settings = make_settings(
-        files,
-        state_path,
-        sim,
-        targets=targets,
-        replace=replace,
-        workspace=workspace,
-        on_unanswered_submit=on_unanswered_submit,
-    )
-    settings.budget_flags = (max_trainings, max_images, max_cost)
+    settings = make_settings(flags)
     planned = plan_command(settings, refresh=refresh, prune=prune)
     result = planned.plan
     fmt = "json" if as_json else fmt
@@ -194,15 +178,10 @@ def plan(
 )
 @unanswered_option
 @budget_options
+@gathers_flags
 def apply(
     planfile: str | None,
-    files: tuple[str, ...],
-    state_path: str | None,
-    workspace: str | None,
-    lock_timeout: float,
-    sim: bool,
-    targets: tuple[str, ...],
-    replace: tuple[str, ...],
+    flags: Flags,
     auto_approve: bool,
     parallelism: int | None,
     prune: bool,
@@ -214,10 +193,6 @@ def apply(
     poll_interval: float | None,
     timeout: float | None,
     stall_timeout: float | None,
-    on_unanswered_submit: str | None,
-    max_trainings: int | None,
-    max_images: int | None,
-    max_cost: float | None,
 ) -> None:
     """Upload, train and generate only what is missing; or apply a saved PLANFILE exactly.
 
@@ -229,7 +204,7 @@ def apply(
     """
     from reconciler.commands.plan_apply import apply_command
 
-    if planfile and (targets or replace or prune):
+    if planfile and (flags.targets or flags.replace or prune):
         raise click.UsageError(
             "--target, --replace and --prune cannot be combined with a saved plan: pass them to `plan --out` instead"
         )
@@ -237,10 +212,7 @@ def apply(
         raise click.UsageError(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
-    settings = _apply_settings(
-        planfile, files, state_path, workspace, lock_timeout, sim, targets, replace, on_unanswered_submit
-    )
-    settings.budget_flags = (max_trainings, max_images, max_cost)
+    settings = _apply_settings(planfile, flags)
     options = _apply_options(
         settings,
         parallelism=parallelism,
@@ -261,32 +233,13 @@ def apply(
     _report(outcome, saved_plan=bool(planfile), as_json=as_json)
 
 
-def _apply_settings(
-    planfile: str | None,
-    files: tuple[str, ...],
-    state_path: str | None,
-    workspace: str | None,
-    lock_timeout: float,
-    sim: bool,
-    targets: tuple[str, ...],
-    replace: tuple[str, ...],
-    on_unanswered_submit: str | None,
-) -> Settings:
+def _apply_settings(planfile: str | None, flags: Flags) -> Settings:
     """apply's settings: a saved plan's own (where it was made, unless the flags name the same), else the flags'."""
     if not planfile:
-        return make_settings(files, state_path, sim, lock_timeout, targets, replace, workspace, on_unanswered_submit)
+        return make_settings(flags)
     from reconciler.commands.plan_apply import saved_plan_settings
 
-    settings = saved_plan_settings(
-        Path(planfile),
-        sim=sim or None,  # a plain flag: given only when True
-        state=state_path,
-        files=files,
-        lock_timeout=lock_timeout,
-        workspace=workspace,
-    )
-    settings.on_unanswered_submit = on_unanswered_submit  # type: ignore[assignment]  # click.Choice checked it
-    return settings
+    return saved_plan_settings(Path(planfile), flags)
 
 
 def _report(outcome: ApplyOutcome, *, saved_plan: bool, as_json: bool) -> None:

@@ -3,20 +3,32 @@ force-unlock."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from reconciler.cli.common import empty_state_note, files_option, make_settings, sim_option, state_option, state_options
+from reconciler.cli.common import (
+    empty_state_note,
+    files_option,
+    gathers_flags,
+    make_settings,
+    sim_option,
+    state_option,
+    state_options,
+)
 from reconciler.cli.group import cli
 from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:
+    from reconciler.commands.workspace import Flags
 
 
 @cli.command(short_help="Record remote progress in the state; change nothing remote.")
 @files_option
 @state_options
 @sim_option
-def refresh(
-    files: tuple[str, ...], state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool
-) -> None:
+@gathers_flags
+def refresh(flags: Flags) -> None:
     """Update the state from the account without changing anything remote.
 
     Records trainings that finished or failed since the last apply. Downloads nothing and submits nothing.
@@ -24,7 +36,7 @@ def refresh(
     from reconciler.commands.state_cmds import refresh_command
     from reconciler.text import plural
 
-    refreshed = refresh_command(make_settings(files, state_path, sim, lock_timeout, workspace=workspace))
+    refreshed = refresh_command(make_settings(flags))
     remote = refreshed.remote
     click.echo(f"Refreshed: {plural(remote.pages, 'page')} of trainings ({plural(len(remote.trainings), 'task')}).")
     for line in refreshed.changed:
@@ -41,13 +53,14 @@ def state() -> None:
 @state.command("list", short_help="List the resources in the state, with their status.")
 @state_option
 @sim_option
-def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None:
+@gathers_flags
+def state_list(flags: Flags) -> None:
     """List the resources in the state, with their status."""
     from reconciler.commands.state_cmds import pull_state
     from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry
     from reconciler.text import plural
 
-    settings = make_settings((), state_path, sim, workspace=workspace)
+    settings = make_settings(flags)
     data = pull_state(settings)
     if not data.listed:
         empty_state_note(settings)
@@ -70,13 +83,14 @@ def state_list(state_path: str | None, workspace: str | None, sim: bool) -> None
 @click.argument("address")
 @state_option
 @sim_option
-def state_show(address: str, state_path: str | None, workspace: str | None, sim: bool) -> None:
+@gathers_flags
+def state_show(address: str, flags: Flags) -> None:
     """Show everything the state holds for ADDRESS (e.g. LoraModel/alice-v1)."""
     import json
 
     from reconciler.commands.state_cmds import pull_state
 
-    settings = make_settings((), state_path, sim, workspace=workspace)
+    settings = make_settings(flags)
     entry = pull_state(settings).entry(address)
     if entry is None:
         raise ReconcilerError(f"{address} is not in the state ({settings.backend().display})")
@@ -87,13 +101,12 @@ def state_show(address: str, state_path: str | None, workspace: str | None, sim:
 @click.argument("addresses", nargs=-1, required=True)
 @state_options
 @sim_option
-def state_rm(
-    addresses: tuple[str, ...], state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool
-) -> None:
+@gathers_flags
+def state_rm(addresses: tuple[str, ...], flags: Flags) -> None:
     """Forget ADDRESSES in the state without touching Novita or any file (the next plan may adopt them)."""
     from reconciler.commands.state_cmds import remove_from_state
 
-    remove_from_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), addresses)
+    remove_from_state(make_settings(flags), addresses)
     for addr in addresses:
         click.echo(f"Removed {addr} from the state.")
 
@@ -104,15 +117,8 @@ def state_rm(
 @state_options
 @sim_option
 @click.option("--dry-run", is_flag=True, help="Check the move and say what it would do; change nothing.")
-def state_mv(
-    source: str,
-    target: str,
-    state_path: str | None,
-    workspace: str | None,
-    lock_timeout: float,
-    sim: bool,
-    dry_run: bool,
-) -> None:
+@gathers_flags
+def state_mv(source: str, target: str, flags: Flags, dry_run: bool) -> None:
     """Move the state entry at FROM to TO (e.g. Generation/old-name Generation/new-name), as Terraform's state mv.
 
     What the entry records (identity, Novita task, trained model, images and their history) stays; only its
@@ -122,7 +128,7 @@ def state_mv(
     """
     from reconciler.commands.state_mv import move_in_state
 
-    settings = make_settings((), state_path, sim, lock_timeout, workspace=workspace)
+    settings = make_settings(flags)
     move = move_in_state(settings, source, target, dry_run=dry_run)
     verb = "Would move" if dry_run else "Moved"
     click.echo(f"{verb} {move.source} to {move.target} in the state.")
@@ -132,11 +138,12 @@ def state_mv(
 @state_option
 @sim_option
 @click.option("--serial", type=click.IntRange(1), metavar="N", help="A kept earlier version (see `state history`).")
-def state_pull(state_path: str | None, workspace: str | None, sim: bool, serial: int | None) -> None:
+@gathers_flags
+def state_pull(flags: Flags, serial: int | None) -> None:
     """Print the state as JSON (the current version, or --serial N), e.g. to keep a copy or to inspect it."""
     from reconciler.commands.state_cmds import pull_state
 
-    data = pull_state(make_settings((), state_path, sim, workspace=workspace), serial)
+    data = pull_state(make_settings(flags), serial)
     click.echo(data.model_dump_json(indent=1))
 
 
@@ -145,9 +152,8 @@ def state_pull(state_path: str | None, workspace: str | None, sim: bool, serial:
 @state_options
 @sim_option
 @click.option("--force", is_flag=True, help="Replace the state even if FILE has another lineage or a lower serial.")
-def state_push(
-    source: str, state_path: str | None, workspace: str | None, lock_timeout: float, sim: bool, force: bool
-) -> None:
+@gathers_flags
+def state_push(source: str, flags: Flags, force: bool) -> None:
     """Replace the state with FILE (a state JSON document; - reads standard input).
 
     Refused when FILE is another state (lineage) or older (a lower serial, or the same serial with other
@@ -156,7 +162,7 @@ def state_push(
     """
     from reconciler.commands.state_cmds import push_state
 
-    pushed = push_state(make_settings((), state_path, sim, lock_timeout, workspace=workspace), source, force=force)
+    pushed = push_state(make_settings(flags), source, force=force)
     if pushed.recorded is not None:
         from reconciler.text import plural
 
@@ -174,15 +180,8 @@ def state_push(
 @state_options
 @sim_option
 @click.option("--force", is_flag=True, help="Replace a state the destination already holds.")
-def state_migrate(
-    to: str,
-    to_workspace: str | None,
-    state_path: str | None,
-    workspace: str | None,
-    lock_timeout: float,
-    sim: bool,
-    force: bool,
-) -> None:
+@gathers_flags
+def state_migrate(to: str, to_workspace: str | None, flags: Flags, force: bool) -> None:
     """Copy the state to another backend (a file to PostgreSQL, or back) and check nothing was lost.
 
     Both states are locked while copying; the copy is read back and compared with the source. The source
@@ -190,7 +189,7 @@ def state_migrate(
     """
     from reconciler.commands.state_cmds import describe_migration, migrate_state
 
-    settings = make_settings((), state_path, sim, lock_timeout, workspace=workspace)
+    settings = make_settings(flags)
     migrated = migrate_state(settings, to, to_workspace, force=force)
     click.echo(describe_migration(migrated))
 
@@ -198,14 +197,15 @@ def state_migrate(
 @state.command("history", short_help="List the kept versions of the state, newest first.")
 @state_option
 @sim_option
-def state_history(state_path: str | None, workspace: str | None, sim: bool) -> None:
+@gathers_flags
+def state_history(flags: Flags) -> None:
     """List the kept versions of the state, newest first (read one with `state pull --serial N`), then what each
     apply spent: the account's balance before and after it."""
     from reconciler.commands.state_cmds import pull_state
     from reconciler.commands.state_cmds import state_history as history
     from reconciler.present.estimate import spend_lines
 
-    settings = make_settings((), state_path, sim, workspace=workspace)
+    settings = make_settings(flags)
     where, versions = history(settings)
     if not versions:
         click.echo(f"No versions of the state in {where}.")
@@ -219,7 +219,8 @@ def state_history(state_path: str | None, workspace: str | None, sim: bool) -> N
 
 @cli.command("pull", short_help="Write the generated images from the outputs remote into outputs/.")
 @state_option
-def pull(state_path: str | None, workspace: str | None) -> None:
+@gathers_flags
+def pull(flags: Flags) -> None:
     """Write every image the state records into its output folder from the outputs remote (hash-checked).
 
     Free: nothing is generated and the state is not changed. Images already here and intact are kept. Needs
@@ -229,7 +230,7 @@ def pull(state_path: str | None, workspace: str | None) -> None:
     from reconciler.present.wording import warning_text
     from reconciler.text import plural
 
-    pulled = pull_command(make_settings((), state_path, False, workspace=workspace))
+    pulled = pull_command(make_settings(flags))
     for warning in pulled.warnings:
         click.echo(f"Warning: {warning_text(warning)}", err=True)
     for address, n in sorted(pulled.fetched.items()):
@@ -253,15 +254,8 @@ def pull(state_path: str | None, workspace: str | None) -> None:
 @files_option
 @state_options
 @sim_option
-def import_(
-    address: str,
-    task_id: str,
-    files: tuple[str, ...],
-    state_path: str | None,
-    workspace: str | None,
-    lock_timeout: float,
-    sim: bool,
-) -> None:
+@gathers_flags
+def import_(address: str, task_id: str, flags: Flags) -> None:
     """Adopt an existing Novita training TASK_ID as LoraModel ADDRESS (e.g. LoraModel/alice-v1 d660cdd0-…).
 
     The training is recorded as the model's current definition: the next plan will not retrain it unless
@@ -269,9 +263,7 @@ def import_(
     """
     from reconciler.commands.state_cmds import import_training
 
-    imported = import_training(
-        make_settings(files, state_path, sim, lock_timeout, workspace=workspace), address, task_id
-    )
+    imported = import_training(make_settings(flags), address, task_id)
     entry = imported.entry
     click.echo(f"Imported {entry.task_name} ({entry.task_id}, {imported.task_status}) as {address}.")
 
@@ -280,7 +272,8 @@ def import_(
 @state_option
 @sim_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def force_unlock(state_path: str | None, workspace: str | None, sim: bool, yes: bool) -> None:
+@gathers_flags
+def force_unlock(flags: Flags, yes: bool) -> None:
     """Remove a stale state lock left by a process that is gone (e.g. on another machine).
 
     On PostgreSQL the lock is the server's and goes with its holder's connection, so only a stale record of
@@ -289,7 +282,7 @@ def force_unlock(state_path: str | None, workspace: str | None, sim: bool, yes: 
     from reconciler.commands.state_cmds import force_unlock_state, lock_holder
     from reconciler.state.file import describe_holder
 
-    settings = make_settings((), state_path, sim, workspace=workspace)
+    settings = make_settings(flags)
     info = lock_holder(settings)
     if info is None:  # no lock file, or one released cleanly (emptied)
         click.echo("The state is not locked.")

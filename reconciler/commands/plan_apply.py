@@ -25,6 +25,7 @@ from reconciler.commands.targets import EVERYTHING, Scope, resolve_scope
 from reconciler.commands.workspace import (
     DEFAULT_MANIFESTS,
     Endpoint,
+    Flags,
     Settings,
     default_endpoint_url,
     endpoint_url,
@@ -197,29 +198,23 @@ def plan_origin(settings: Settings, scope: Scope) -> Origin:
     )
 
 
-def saved_plan_settings(
-    planfile: Path,
-    *,
-    sim: bool | None,
-    state: str | None,
-    files: tuple[str, ...],
-    lock_timeout: float,
-    workspace: str | None = None,
-) -> Settings:
+def saved_plan_settings(planfile: Path, flags: Flags) -> Settings:
     """The settings `apply PLANFILE` runs with: where the plan was made, unless the command line names the same.
 
-    `sim`, `state` and `workspace` are None when not given on the command line. A plan file made before plans
-    recorded their origin is applied with the command line's settings, as it always was.
+    A plan file made before plans recorded their origin is applied with the command line's settings, as it always
+    was.
     """
     origin = load_plan(planfile).origin
     if origin is None:
-        return Settings.make(files, state, bool(sim), lock_timeout, workspace=workspace)
-    typed = tuple(str(Path(f)) for f in files)  # as plan_origin records them: `./manifests` is the default
+        return Settings.make(flags)
+    typed = tuple(str(Path(f)) for f in flags.files)  # as plan_origin records them: `./manifests` is the default
     typed = () if typed == (str(DEFAULT_MANIFESTS),) else typed
+    state = flags.state
     state = None if state is None else str(Path(state)) if "://" not in state else state
+    sim = flags.sim or None  # a plain flag: given only when True
     sim_, state_, files_ = settle(origin, planfile, sim=sim, state=state, files=typed)
-    chosen = workspace if workspace is not None else origin.workspace
-    settings = Settings.make(files_, state_, sim_, lock_timeout, workspace=chosen)
+    chosen = flags.workspace if flags.workspace is not None else origin.workspace
+    settings = Settings.make(replace(flags, files=files_, state=state_, sim=sim_, workspace=chosen))
     check_endpoint(origin, planfile, SIMULATOR if sim_ else endpoint_url(), settings.workspace, default_endpoint_url())
     return settings
 
