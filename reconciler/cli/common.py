@@ -65,55 +65,56 @@ def unanswered_option(f: F) -> F:
     )(f)
 
 
-def files_option(f: F) -> F:
-    return click.option(
-        "-f",
-        "--file",
-        "files",
-        multiple=True,
-        type=click.Path(),
-        help="A manifest file or folder, searched recursively for *.yaml/*.yml (repeatable). Default: manifests/.",
-    )(f)
+files_option = click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(),
+    help="A manifest file or folder, searched recursively for *.yaml/*.yml (repeatable). Default: manifests/.",
+)
+_STATE = click.option(
+    "--state",
+    "state_path",
+    metavar="PATH|URL",
+    help="The state: a file, or postgresql://user@host:5432/db [default: RECONCILER_STATE_URL, state.url in "
+    "reconciler.yaml, else state/state.json (state/sim.json with --sim)].",
+)
+_WORKSPACE = click.option(
+    "--workspace",
+    "workspace",
+    metavar="NAME",
+    help="One of several named states in the same backend [default: RECONCILER_WORKSPACE, state.workspace in "
+    "reconciler.yaml, else default]. A file state keeps workspace NAME in state/state.json.d/NAME/state.json.",
+)
+_LOCK_TIMEOUT = click.option(
+    "--lock-timeout",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for another reconciler holding the state lock, instead of failing at once.",
+)
+_SIM = click.option(
+    "--sim",
+    is_flag=True,
+    help="Run against a local Novita simulator started in this process (its account lives in state/.sim/; "
+    "no API key needed).",
+)
 
 
-def state_option(f: F) -> F:
-    """--state and --workspace: where the state is, for every command that reads it."""
-    f = click.option(
-        "--workspace",
-        "workspace",
-        metavar="NAME",
-        help="One of several named states in the same backend [default: RECONCILER_WORKSPACE, state.workspace in "
-        "reconciler.yaml, else default]. A file state keeps workspace NAME in state/state.json.d/NAME/state.json.",
-    )(f)
-    return click.option(
-        "--state",
-        "state_path",
-        metavar="PATH|URL",
-        help="The state: a file, or postgresql://user@host:5432/db [default: RECONCILER_STATE_URL, state.url in "
-        "reconciler.yaml, else state/state.json (state/sim.json with --sim)].",
-    )(f)
+def where_options(*, files: bool = False, lock: bool = False, sim: bool = True) -> Callable[[F], F]:
+    """Where a command works, in this order: -f (with `files`), --state and --workspace (every command that reads
+    the state), --lock-timeout (with `lock`: the commands that take the state's lock), --sim (unless not `sim`)."""
+    chosen = [files_option] if files else []
+    chosen += [_STATE, _WORKSPACE, *([_LOCK_TIMEOUT] if lock else []), *([_SIM] if sim else [])]
 
+    def add(command: F) -> F:
+        for option in reversed(chosen):  # click lists a command's options in the reverse order they are added
+            command = option(command)
+        return command
 
-def state_options(f: F) -> F:
-    """--state, and --lock-timeout for the commands that take the lock."""
-    f = click.option(
-        "--lock-timeout",
-        type=float,
-        default=0.0,
-        show_default=True,
-        metavar="SECONDS",
-        help="Wait this long for another reconciler holding the state lock, instead of failing at once.",
-    )(f)
-    return state_option(f)
-
-
-def sim_option(f: F) -> F:
-    return click.option(
-        "--sim",
-        is_flag=True,
-        help="Run against a local Novita simulator started in this process (its account lives in state/.sim/; "
-        "no API key needed).",
-    )(f)
+    return add
 
 
 def target_option(f: F) -> F:

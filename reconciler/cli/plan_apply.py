@@ -16,15 +16,12 @@ from reconciler.cli.common import (
     budget_options,
     colour,
     dumb_terminal,
-    files_option,
     gathers_flags,
     isatty,
     make_settings,
-    sim_option,
-    state_option,
-    state_options,
     target_option,
     unanswered_option,
+    where_options,
 )
 from reconciler.cli.group import cli
 from reconciler.errors import ReconcilerError
@@ -40,9 +37,7 @@ if TYPE_CHECKING:
 
 
 @cli.command(short_help="Show what apply would change.")
-@files_option
-@state_option
-@sim_option
+@where_options(files=True)
 @target_option
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Save the plan to FILE for `apply FILE`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (same as --format json).")
@@ -114,9 +109,7 @@ def plan(
 
 @cli.command(short_help="Upload, train and generate what is missing.")
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False))
-@files_option
-@state_options
-@sim_option
+@where_options(files=True, lock=True)
 @target_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required when stdin is not a terminal).")
 @click.option(

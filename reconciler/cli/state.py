@@ -9,12 +9,9 @@ import click
 
 from reconciler.cli.common import (
     empty_state_note,
-    files_option,
     gathers_flags,
     make_settings,
-    sim_option,
-    state_option,
-    state_options,
+    where_options,
 )
 from reconciler.cli.group import cli
 from reconciler.errors import ReconcilerError
@@ -24,9 +21,7 @@ if TYPE_CHECKING:
 
 
 @cli.command(short_help="Record remote progress in the state; change nothing remote.")
-@files_option
-@state_options
-@sim_option
+@where_options(files=True, lock=True)
 @gathers_flags
 def refresh(flags: Flags) -> None:
     """Update the state from the account without changing anything remote.
@@ -51,8 +46,7 @@ def state() -> None:
 
 
 @state.command("list", short_help="List the resources in the state, with their status.")
-@state_option
-@sim_option
+@where_options()
 @gathers_flags
 def state_list(flags: Flags) -> None:
     """List the resources in the state, with their status."""
@@ -81,8 +75,7 @@ def state_list(flags: Flags) -> None:
 
 @state.command("show", short_help="Show everything the state holds for one resource.")
 @click.argument("address")
-@state_option
-@sim_option
+@where_options()
 @gathers_flags
 def state_show(address: str, flags: Flags) -> None:
     """Show everything the state holds for ADDRESS (e.g. LoraModel/alice-v1)."""
@@ -99,8 +92,7 @@ def state_show(address: str, flags: Flags) -> None:
 
 @state.command("rm", short_help="Forget resources in the state only (Novita and files untouched).")
 @click.argument("addresses", nargs=-1, required=True)
-@state_options
-@sim_option
+@where_options(lock=True)
 @gathers_flags
 def state_rm(addresses: tuple[str, ...], flags: Flags) -> None:
     """Forget ADDRESSES in the state without touching Novita or any file (the next plan may adopt them)."""
@@ -114,8 +106,7 @@ def state_rm(addresses: tuple[str, ...], flags: Flags) -> None:
 @state.command("mv", short_help="Move a resource to another address in the state (a rename).")
 @click.argument("source", metavar="FROM")
 @click.argument("target", metavar="TO")
-@state_options
-@sim_option
+@where_options(lock=True)
 @click.option("--dry-run", is_flag=True, help="Check the move and say what it would do; change nothing.")
 @gathers_flags
 def state_mv(source: str, target: str, flags: Flags, dry_run: bool) -> None:
@@ -135,8 +126,7 @@ def state_mv(source: str, target: str, flags: Flags, dry_run: bool) -> None:
 
 
 @state.command("pull", short_help="Print the state as JSON (now, or an earlier --serial).")
-@state_option
-@sim_option
+@where_options()
 @click.option("--serial", type=click.IntRange(1), metavar="N", help="A kept earlier version (see `state history`).")
 @gathers_flags
 def state_pull(flags: Flags, serial: int | None) -> None:
@@ -149,8 +139,7 @@ def state_pull(flags: Flags, serial: int | None) -> None:
 
 @state.command("push", short_help="Replace the state with a JSON file (refused if older).")
 @click.argument("source", metavar="FILE")
-@state_options
-@sim_option
+@where_options(lock=True)
 @click.option("--force", is_flag=True, help="Replace the state even if FILE has another lineage or a lower serial.")
 @gathers_flags
 def state_push(source: str, flags: Flags, force: bool) -> None:
@@ -177,8 +166,7 @@ def state_push(source: str, flags: Flags, force: bool) -> None:
 @state.command("migrate", short_help="Copy the state to another backend, and check it.")
 @click.option("--to", "to", required=True, metavar="PATH|URL", help="Where to copy the state: a file or a URL.")
 @click.option("--to-workspace", metavar="NAME", help="The workspace there [default: the same name].")
-@state_options
-@sim_option
+@where_options(lock=True)
 @click.option("--force", is_flag=True, help="Replace a state the destination already holds.")
 @gathers_flags
 def state_migrate(to: str, to_workspace: str | None, flags: Flags, force: bool) -> None:
@@ -195,8 +183,7 @@ def state_migrate(to: str, to_workspace: str | None, flags: Flags, force: bool) 
 
 
 @state.command("history", short_help="List the kept versions of the state, newest first.")
-@state_option
-@sim_option
+@where_options()
 @gathers_flags
 def state_history(flags: Flags) -> None:
     """List the kept versions of the state, newest first (read one with `state pull --serial N`), then what each
@@ -218,7 +205,7 @@ def state_history(flags: Flags) -> None:
 
 
 @cli.command("pull", short_help="Write the generated images from the outputs remote into outputs/.")
-@state_option
+@where_options(sim=False)
 @gathers_flags
 def pull(flags: Flags) -> None:
     """Write every image the state records into its output folder from the outputs remote (hash-checked).
@@ -251,9 +238,7 @@ def pull(flags: Flags) -> None:
 @cli.command("import", short_help="Adopt an existing Novita training as a LoraModel.")
 @click.argument("address")
 @click.argument("task_id")
-@files_option
-@state_options
-@sim_option
+@where_options(files=True, lock=True)
 @gathers_flags
 def import_(address: str, task_id: str, flags: Flags) -> None:
     """Adopt an existing Novita training TASK_ID as LoraModel ADDRESS (e.g. LoraModel/alice-v1 d660cdd0-…).
@@ -269,8 +254,7 @@ def import_(address: str, task_id: str, flags: Flags) -> None:
 
 
 @cli.command("force-unlock", short_help="Remove a stale state lock.")
-@state_option
-@sim_option
+@where_options()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @gathers_flags
 def force_unlock(flags: Flags, yes: bool) -> None:

@@ -11,12 +11,10 @@ import click
 from reconciler.cli.common import (
     colour,
     empty_state_note,
-    files_option,
     gathers_flags,
     isatty,
     make_settings,
-    sim_option,
-    state_option,
+    where_options,
 )
 from reconciler.cli.group import cli
 
@@ -26,8 +24,7 @@ if TYPE_CHECKING:
 
 @cli.command(short_help="Show a saved plan, or the state.")
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False))
-@state_option
-@sim_option
+@where_options()
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON (the plan as `plan --json` does).")
 @gathers_flags
 def show(planfile: str | None, flags: Flags, as_json: bool) -> None:
@@ -70,8 +67,7 @@ def show(planfile: str | None, flags: Flags, as_json: bool) -> None:
 
 @cli.command(short_help="Print what apply produced: trained model names, image paths.")
 @click.argument("name", required=False)
-@state_option
-@sim_option
+@where_options()
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
 @gathers_flags
 def output(name: str | None, flags: Flags, as_json: bool) -> None:
@@ -105,8 +101,7 @@ def output(name: str | None, flags: Flags, as_json: bool) -> None:
 
 
 @cli.command(short_help="Write a static HTML gallery of the outputs.")
-@state_option
-@sim_option
+@where_options()
 @click.option(
     "--out",
     "out",
@@ -147,9 +142,7 @@ def gallery(flags: Flags, out: str | None, serve: bool, port: int) -> None:
 
 @cli.command(short_help="Say what a resource's identity is made of, where it is held, and what apply pays for it.")
 @click.argument("address")
-@files_option
-@state_option
-@sim_option
+@where_options(files=True)
 @click.option(
     "--refresh/--no-refresh",
     default=True,
