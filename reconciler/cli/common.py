@@ -156,10 +156,11 @@ def gathers_flags(command: Callable[..., R]) -> Callable[..., R]:
     @functools.wraps(command)
     def gathered(**given: Any) -> R:
         from reconciler.commands.workspace import Flags
+        from reconciler.load.config import BudgetConfig
 
         flags = {field: given.pop(name) for name, field in _FLAGS.items() if name in given}
         if all(name in given for name in _BUDGET):
-            flags["budget"] = tuple(given.pop(name) for name in _BUDGET)
+            flags["budget"] = BudgetConfig(**{name: given.pop(name) for name in _BUDGET})
         return command(flags=Flags(**flags), **given)
 
     return gathered

@@ -20,6 +20,7 @@ from reconciler.errors import ConfigError
 from reconciler.load.config import (
     CONFIG_FILE,
     RECONNECT_WINDOW_ENV,
+    BudgetConfig,
     LoadedConfig,
     ProjectConfig,
     load_config,
@@ -68,7 +69,7 @@ class Flags:
     targets: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     on_unanswered_submit: Choice | None = None
-    budget: tuple[int | None, int | None, float | None] = (None, None, None)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # only the limits given as flags
 
 
 @dataclass
@@ -90,7 +91,7 @@ class Settings:
     outputs_setting: str = RECONCILER_OUTPUTS_REMOTE
     state_location: str = ""  # the state's location as given (a path before its workspace, or a URL)
     on_unanswered_submit: Choice | None = None  # --on-unanswered-submit: this run's explicit choice
-    budget_flags: tuple[int | None, int | None, float | None] = (None, None, None)  # --max-trainings/-images/-cost
+    budget_flags: BudgetConfig = field(default_factory=BudgetConfig)  # --max-trainings/-images/-cost
 
     @classmethod
     def make(cls, flags: Flags) -> Settings:
