@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 import types
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeAlias, Union, dataclass_transform, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, TypeAlias, Union, get_args, get_origin, get_type_hints
 
 from reconciler.observe.facts import AccountTraining, SkippedRecord
+from reconciler.values import Value
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,15 @@ class Shape:
     height: int
 
 
-@dataclass_transform(frozen_default=True)
-class _Value:
+class _Value(Value):
     """A reason, note or warning: each subclass is a frozen dataclass, named by the `kind` its class line gives."""
 
     kind: ClassVar[str]
-    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def __init_subclass__(cls, kind: str = "", **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
         if kind:
             cls.kind = kind
-        dataclass(frozen=True)(cls)
+        super().__init_subclass__(**kwargs)
 
 
 class _Reason(_Value):
