@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.apply import Applier, ApplyOptions, ApplyResult, Run
+from reconciler.apply import GENERATION_STALL, TRAINING_STALL, Applier, ApplyOptions, ApplyResult, Run, Watch
 from reconciler.apply.polling import PollPolicy
 from reconciler.commands.plan_apply import PlanInputs, make_plan
 from reconciler.commands.targets import Scope
@@ -41,8 +41,8 @@ from tests.manifest_helpers import image_bytes, write
 KEY = "sk-apply-inprocess-0c1d2e3f"
 # fast polling, and short pauses after an unanswered create (the look-ups of a training name, a resubmit)
 FAST_POLL = {
-    "training_poll": PollPolicy.every(0.05),
-    "generation_poll": PollPolicy.every(0.02),
+    "training": Watch(PollPolicy.every(0.05), TRAINING_STALL),
+    "generation": Watch(PollPolicy.every(0.02), GENERATION_STALL),
     "unanswered_delays": (0.05, 0.1),
 }
 

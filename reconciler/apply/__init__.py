@@ -22,7 +22,7 @@ generation (its task id is recorded the moment Novita accepts it; one whose subm
 
 from reconciler.apply.applier import Applier
 from reconciler.apply.commit import Committer
-from reconciler.apply.context import DEFAULT_IPM, GENERATION_STALL, TRAINING_STALL, ApplyOptions, Run
+from reconciler.apply.context import DEFAULT_IPM, GENERATION_STALL, TRAINING_STALL, ApplyOptions, Run, Watch
 from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, ResourceFailed, Skipped, Stalled
 from reconciler.apply.throttle import IpmLimiter
 
@@ -41,4 +41,5 @@ __all__ = [
     "Run",
     "Skipped",
     "Stalled",
+    "Watch",
 ]

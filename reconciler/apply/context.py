@@ -62,17 +62,25 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Watch:
+    """How a kind of task is waited for: when to look again (`poll`), and how long its status may show no progress
+    before the apply stops waiting on it and reports it (`stall_after`, --stall-timeout; None: no ceiling)."""
+
+    poll: PollPolicy
+    stall_after: float | None = None
+
+
 @dataclass
 class ApplyOptions:
     parallelism: int = 16
     wait: bool = True
     prune: bool = False
     ipm: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_IPM))
-    training_poll: PollPolicy = TRAINING  # by Novita's estimate; --poll-interval: PollPolicy.every(seconds)
-    generation_poll: PollPolicy = GENERATION
+    # polling by Novita's estimate (--poll-interval: PollPolicy.every(seconds)); the no-progress ceilings
+    training: Watch = Watch(TRAINING, TRAINING_STALL)
+    generation: Watch = Watch(GENERATION, GENERATION_STALL)
     timeout: float | None = None  # --timeout: stop waiting (and submitting) after this many seconds
-    training_stall: float = TRAINING_STALL
-    generation_stall: float = GENERATION_STALL
     unanswered_delays: tuple[float, ...] = UNANSWERED_DELAYS
     policy: SubmitPolicy = field(default_factory=SubmitPolicy)
 
@@ -242,12 +250,12 @@ class Run:
         entry.task_id, entry.status, entry.reason, entry.updated_at = task_id, status, None, now_iso()
         await self.commit()
 
-    async def task_failed(self, entry: ModelEntry | GenerationEntry, reason: str, failure: TaskEnded) -> NoReturn:
-        """The task ended without a result: the entry is recorded FAILED with `reason`, committed, and `failure`
-        raised."""
+    async def task_failed(self, entry: ModelEntry | GenerationEntry, reason: str, task: Task, status: str) -> NoReturn:
+        """The task ended without a result (Novita's `status`, or its reason): the entry is recorded FAILED with
+        `reason`, committed, and the resource fails with TaskEnded."""
         entry.status, entry.reason, entry.updated_at = Status.FAILED, reason, now_iso()
         await self.commit()
-        raise ResourceFailed(failure)
+        raise ResourceFailed(TaskEnded(task, status))
 
     # ---------------------------------------------------------------------------------------- polling
 
@@ -255,20 +263,21 @@ class Run:
         self,
         look: Callable[[], Awaitable[S]],
         settle: Callable[[S], Awaitable[R | None]],
-        policy: PollPolicy,
+        watch: Watch,
         pace: Callable[[S], Look],
         *,
         progress: Callable[[S], str] | None = None,
-        stall_after: float | None = None,
         what: Task | None = None,
     ) -> R:
         """Poll a task: `look` fetches its status, `settle` returns the result once it finished (or raises
-        when it failed) and None while it runs; between looks, wait as long as `policy` says from what `pace`
+        when it failed) and None while it runs; between looks, wait as long as `watch.poll` says from what `pace`
         reads in the status (Novita's estimate, progress; a stop ends the wait at once).
 
         `progress(status)` describes how far the task got (e.g. `TRAINING 45%`); when that has not changed for
-        `stall_after` seconds, `Stalled` is raised naming `what`: the task is reported, not polled forever (it stays
-        recorded as in flight). The apply-wide deadline (`--timeout`) is a stop, so it ends this wait like Ctrl-C."""
+        `watch.stall_after` seconds, `Stalled` is raised naming `what`: the task is reported, not polled forever (it
+        stays recorded as in flight). The apply-wide deadline (`--timeout`) is a stop, so it ends this wait like
+        Ctrl-C."""
+        policy, stall_after = watch.poll, watch.stall_after
         began, misses = self.clock(), 0
         seen_progress: str | None = None
         since = began

@@ -29,7 +29,6 @@ from reconciler.apply.outcome import (
     Submitted,
     Succeeded,
     Task,
-    TaskEnded,
     Unanswered,
     UnknownStatus,
 )
@@ -266,7 +265,7 @@ class Generator:
                 return result
             if result.is_failed:
                 reason = result.reason or "no reason given"
-                await run.task_failed(entry, reason, TaskEnded(task, reason))
+                await run.task_failed(entry, reason, task, reason)
             if not result.is_pending:
                 # Not a status Novita documents: stop waiting (no hang) but keep the task as running, so the next
                 # apply checks it again instead of paying for a new one.
@@ -281,10 +280,9 @@ class Generator:
         result = await run.wait_for(
             look,
             settle,
-            run.options.generation_poll,
+            run.options.generation,
             lambda result: Look(result.eta, result.progress_percent),
             progress=progress,
-            stall_after=run.options.generation_stall,
             what=task,
         )
         if not result.images:

@@ -263,7 +263,7 @@ def _apply_options(
     stall_timeout: float | None,
 ) -> ApplyOptions:
     """The applier's options: each flag, else its setting in reconciler.yaml, else the default."""
-    from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions
+    from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions, Watch
     from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
     from reconciler.commands.workspace import sim_poll_policies
 
@@ -277,11 +277,9 @@ def _apply_options(
         wait=wait,
         prune=prune,
         ipm={kind: given if given is not None else configured[kind] for kind, given in ipm.items()},
-        training_poll=train_poll,
-        generation_poll=gen_poll,
+        training=Watch(train_poll, stall_timeout or TRAINING_STALL),
+        generation=Watch(gen_poll, stall_timeout or GENERATION_STALL),
         timeout=timeout,
-        training_stall=stall_timeout or TRAINING_STALL,
-        generation_stall=stall_timeout or GENERATION_STALL,
         policy=settings.policy,
     )
 
