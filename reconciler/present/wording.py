@@ -15,6 +15,25 @@ from reconciler.text import plural
 KEEPS_WAITING = "nothing is changed or resubmitted"
 FORGET = "no longer in the manifests: forget"
 
+# Kinds whose sentences differ only in their words around one field (`{}`): a training under its task name, a
+# generation of its shape, a model that stays in the account.
+_TRAINS_AS: dict[type[r.PaidTraining], str] = {
+    r.DefinitionChanged: "definition changed: retrain as {}",
+    r.RetrainRequested: "--replace: train again as {}",
+    r.UnansweredNotListed: "a previous submit of {} got no answer and the account does not list it: "
+    "look it up again, then train it only if it is still missing",
+}
+_GENERATES: dict[type[r.PaidGeneration], str] = {
+    r.NewGeneration: "{}",
+    r.GenerationChanged: "definition changed: {}",
+    r.RunAgainRequested: "--replace: run it again ({})",
+    r.StoppedAfterHistory: "its images moved to history, then the apply stopped: run it again ({})",
+}
+_MODEL_STAYS: dict[type[r.Note], str] = {
+    r.CurrentModelStays: "(the current model {} stays in the account)",
+    r.OldModelStays: "(the old model {} stays in the account: Novita has no delete)",
+}
+
 
 def _copied(source: str, owner: str, images: str, where: str) -> str:
     if source == "state":
@@ -47,12 +66,10 @@ def _paid_training(reason: r.PaidTraining) -> str:
     match reason:
         case r.NewTraining(task_name, images):
             return f"train as {task_name} ({images} images)"
-        case r.DefinitionChanged(task_name):
-            return f"definition changed: retrain as {task_name}"
+        case r.DefinitionChanged(task_name) | r.RetrainRequested(task_name) | r.UnansweredNotListed(task_name):
+            return _TRAINS_AS[type(reason)].format(task_name)
         case r.DatasetChanged(dataset, task_name):
             return f"dataset {dataset} changed: retrain as {task_name}"
-        case r.RetrainRequested(task_name):
-            return f"--replace: train again as {task_name}"
         case r.TrainingMissing(task_name, trained):
             gone = "is no longer in" if trained else "vanished from"
             return f"training {task_name} {gone} the account: retrain"
@@ -60,31 +77,25 @@ def _paid_training(reason: r.PaidTraining) -> str:
             return f"training {task_name} ended {status}: retrain"
         case r.PreviousTrainingFailed(failed_task, error, task_name):
             return f"the previous training {failed_task} failed{_why(error)}: retrain as {task_name}"
-        case r.UnansweredNotListed(task_name):
-            return (
-                f"a previous submit of {task_name} got no answer and the account does not list it: "
-                "look it up again, then train it only if it is still missing"
-            )
         case _:
             assert_never(reason)
 
 
 def _paid_generation(reason: r.PaidGeneration) -> str:
     match reason:
-        case r.NewGeneration(shape):
-            return shape_text(shape)
+        case (
+            r.NewGeneration(shape)
+            | r.GenerationChanged(shape)
+            | r.RunAgainRequested(shape)
+            | r.StoppedAfterHistory(shape)
+        ):
+            return _GENERATES[type(reason)].format(shape_text(shape))
         case r.WaitsForModels(shape, models):
             return f"{shape_text(shape)}; waits for {_models(models)}"
         case r.ModelsPending(models, retrained):
             return f"depends on {_models(models)}, which {'is retrained' if retrained else 'is not trained yet'}"
         case r.ModelsRetrained(models):
             return f"depends on {_models(models)}, which was retrained"
-        case r.GenerationChanged(shape):
-            return f"definition changed: {shape_text(shape)}"
-        case r.RunAgainRequested(shape):
-            return f"--replace: run it again ({shape_text(shape)})"
-        case r.StoppedAfterHistory(shape):
-            return f"its images moved to history, then the apply stopped: run it again ({shape_text(shape)})"
         case r.ImagesMissing(missing, total, folder):
             return f"{missing} of its {total} images are missing or changed in {folder}: regenerate"
         case r.GenerationVanished(task_id):
@@ -181,10 +192,8 @@ def _forgetting(reason: r.Forgetting) -> str:
 def note_text(note: r.Note) -> str:
     """A line under a change: what else happens, or stays."""
     match note:
-        case r.CurrentModelStays(model_name):
-            return f"(the current model {model_name} stays in the account)"
-        case r.OldModelStays(model_name):
-            return f"(the old model {model_name} stays in the account: Novita has no delete)"
+        case r.CurrentModelStays(model_name) | r.OldModelStays(model_name):
+            return _MODEL_STAYS[type(note)].format(model_name)
         case r.EarlierTrainingEnded(task_name, status):
             return f"(an earlier training {task_name} ended {status})"
         case r.CurrentImagesToHistory(images):
