@@ -103,6 +103,11 @@ _SIM = click.option(
 )
 
 
+def on_unless_no(name: str, help: str) -> Callable[[F], F]:
+    """`--NAME/--no-NAME`: a switch that is on unless --no-NAME is given (--help shows the default)."""
+    return click.option(f"--{name}/--no-{name}", default=True, show_default=True, help=help)
+
+
 def where_options(*, files: bool = False, lock: bool = False, sim: bool = True) -> Callable[[F], F]:
     """Where a command works, in this order: -f (with `files`), --state and --workspace (every command that reads
     the state), --lock-timeout (with `lock`: the commands that take the state's lock), --sim (unless not `sim`)."""

@@ -19,6 +19,7 @@ from reconciler.cli.common import (
     gathers_flags,
     isatty,
     make_settings,
+    on_unless_no,
     target_option,
     unanswered_option,
     where_options,
@@ -54,12 +55,7 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Exit 0 when there are no changes, 2 when there are (or something is held for a decision), 1 on error.",
 )
-@click.option(
-    "--refresh/--no-refresh",
-    default=True,
-    show_default=True,
-    help="Read the account's trainings first; --no-refresh plans from the state file alone, offline.",
-)
+@on_unless_no("refresh", "Read the account's trainings first; --no-refresh plans from the state file alone, offline.")
 @click.option(
     "--prune",
     is_flag=True,
@@ -130,12 +126,7 @@ def plan(
     help="Refresh the gallery after writing images. [default: outputs.gallery in reconciler.yaml, else on]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line per event, for CI tools.")
-@click.option(
-    "--wait/--no-wait",
-    default=True,
-    show_default=True,
-    help="--no-wait submits what can be submitted now, records it and returns; a later apply collects it.",
-)
+@on_unless_no("wait", "--no-wait submits what can be submitted now, records it and returns; a later apply collects it.")
 @click.option(
     "--ipm-txt2img",
     type=click.IntRange(0),
