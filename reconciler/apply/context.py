@@ -91,36 +91,27 @@ def halted_before_sent(error: NovitaError) -> bool:
     return error.status == 429 or (isinstance(error, NovitaTransportError) and error.status is None)
 
 
+@dataclass(eq=False, repr=False)  # one apply: compared by identity
 class Run:
     """One apply in progress: what it works with (the desired resources, the state, the client, the reporter, the
     options, the project's outputs). Handed to the Applier, which hands it to the uploader, trainer and generator."""
 
-    def __init__(
-        self,
-        desired: Desired,
-        store: Store,
-        client: NovitaClient,
-        reporter: Reporter,
-        options: ApplyOptions,
-        project_root: Path,
-        outputs: dict[str, OutputFacts],
-        outputs_remote: OutputsRemote | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.desired = desired
-        self.store = store
-        self.client = client
-        self.report = reporter
-        self.options = options
-        self.root = project_root
-        self.outputs = outputs
-        self.outputs_remote = outputs_remote  # where every generated image is stored before it counts as done
-        self.clock = clock
+    desired: Desired
+    store: Store
+    client: NovitaClient
+    report: Reporter
+    options: ApplyOptions
+    root: Path  # the project folder
+    outputs: dict[str, OutputFacts]  # each generation's outputs as observed for the plan
+    outputs_remote: OutputsRemote | None = None  # where every generated image is stored before it counts as done
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
         self.result = ApplyResult()
-        self.committer = Committer(store, self._state_connection)
-        self.slots = Slots(options.parallelism)  # uploads queue by their training's turn; the rest go first
-        self.limiters = {kind: IpmLimiter(n) for kind, n in options.ipm.items()}
-        self.billing = Billing(client)  # paid creates one at a time; stopped when the balance runs out
+        self.committer = Committer(self.store, self._state_connection)
+        self.slots = Slots(self.options.parallelism)  # uploads queue by their training's turn; the rest go first
+        self.limiters = {kind: IpmLimiter(n) for kind, n in self.options.ipm.items()}
+        self.billing = Billing(self.client)  # paid creates one at a time; stopped when the balance runs out
         self.stopped: StopReason | None = None
         self.abandoned = False  # a second stop: creates on the wire are not waited for either
         self.finished: set[str] = set()  # addresses whose work is done (recorded), whatever a stop cuts after
