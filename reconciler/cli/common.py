@@ -75,7 +75,7 @@ files_option = click.option(
 )
 _STATE = click.option(
     "--state",
-    "state_path",
+    "state",
     metavar="PATH|URL",
     help="The state: a file, or postgresql://user@host:5432/db [default: RECONCILER_STATE_URL, state.url in "
     "reconciler.yaml, else state/state.json (state/sim.json with --sim)].",
@@ -139,17 +139,8 @@ def target_option(f: F) -> F:
     )(f)
 
 
-# a command's parameter -> the Flags field it fills (Settings.make resolves them)
-_FLAGS = {
-    "files": "files",
-    "state_path": "state",
-    "workspace": "workspace",
-    "sim": "sim",
-    "lock_timeout": "lock_timeout",
-    "targets": "targets",
-    "replace": "replace",
-    "on_unanswered_submit": "on_unanswered_submit",  # click.Choice checked it
-}
+# the options Settings.make resolves, by the name of their Flags field (--on-unanswered-submit: click.Choice checked it)
+_FLAGS = ("files", "state", "workspace", "sim", "lock_timeout", "targets", "replace", "on_unanswered_submit")
 _BUDGET = ("max_trainings", "max_images", "max_cost")
 
 
@@ -163,7 +154,7 @@ def gathers_flags(command: Callable[..., R]) -> Callable[..., R]:
         from reconciler.commands.workspace import Flags
         from reconciler.load.config import BudgetConfig
 
-        flags = {field: given.pop(name) for name, field in _FLAGS.items() if name in given}
+        flags = {name: given.pop(name) for name in _FLAGS if name in given}
         if all(name in given for name in _BUDGET):
             flags["budget"] = BudgetConfig(**{name: given.pop(name) for name in _BUDGET})
         return command(flags=Flags(**flags), **given)
