@@ -15,6 +15,7 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
@@ -287,6 +288,7 @@ class SkippedEntry:
     address: str
     field: str  # which of its fields, e.g. `files[0].path`
     problem: str
+    entry: ResourceEntry | None = dataclass_field(default=None, compare=False)  # as read: what `state pull` prints
 
 
 def entry_problem(entry: ResourceEntry) -> tuple[str, str] | None:
@@ -350,8 +352,15 @@ class State(_Lenient):
             problem = entry_problem(entry)
             if problem is not None:
                 del self.resources[address]
-                self._skipped.append(SkippedEntry(address, *problem))
+                self._skipped.append(SkippedEntry(address, *problem, entry))
         return self
+
+    def as_stored(self) -> State:
+        """A copy with the skipped entries back in their places: the document as the backend holds it."""
+        if not self._skipped:
+            return self
+        held = {**self.resources, **{s.address: s.entry for s in self._skipped if s.entry is not None}}
+        return self.model_copy(update={"resources": dict(sorted(held.items()))})
 
     def entry(self, address: str) -> ResourceEntry | None:
         return self.resources.get(address)
