@@ -52,7 +52,7 @@ def main() -> None:
     import reconciler.commands.workflow as workflow
 
     import reconciler.commands.costs as costs
-    from reconciler.commands.workspace import Settings
+    from reconciler.commands.workspace import Flags, Settings
     from reconciler.present.estimate import estimate_lines
     from reconciler.present.render import render_text
 
@@ -77,7 +77,7 @@ def main() -> None:
             before = sim.log_size()
             spent.clear()
             began = time.perf_counter()
-            plan = workflow.plan_command(Settings.make((), None, False))
+            plan = workflow.plan_command(Settings.make(Flags()))
             rendered = time.perf_counter()
             render_text(plan)
             lines_began = time.perf_counter()

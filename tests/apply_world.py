@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
-from reconciler.apply import Applier, ApplyOptions, ApplyResult
+from reconciler.apply import GENERATION_STALL, TRAINING_STALL, Applier, ApplyOptions, ApplyResult, Run, Watch
 from reconciler.apply.polling import PollPolicy
-from reconciler.commands.plan_apply import make_plan
+from reconciler.commands.plan_apply import PlanInputs, make_plan
 from reconciler.commands.targets import Scope
 from reconciler.commands.workspace import Endpoint, Settings, load_desired
 from reconciler.desired.hashing import HashCache
@@ -41,8 +41,8 @@ from tests.manifest_helpers import image_bytes, write
 KEY = "sk-apply-inprocess-0c1d2e3f"
 # fast polling, and short pauses after an unanswered create (the look-ups of a training name, a resubmit)
 FAST_POLL = {
-    "training_poll": PollPolicy.every(0.05),
-    "generation_poll": PollPolicy.every(0.02),
+    "training": Watch(PollPolicy.every(0.05), TRAINING_STALL),
+    "generation": Watch(PollPolicy.every(0.02), GENERATION_STALL),
     "unanswered_delays": (0.05, 0.1),
 }
 
@@ -298,7 +298,8 @@ class World:
         desired, cache = load_desired(settings)
         endpoint = None if offline else self.endpoint
         scope = Scope(tuple(targets), tuple(replace))
-        plan, outputs = make_plan(settings, desired, cache, self.state(), endpoint, scope=scope, prune=prune)
+        inputs = PlanInputs(settings, desired, cache, self.state(), endpoint)
+        plan, outputs = make_plan(inputs, scope=scope, prune=prune)
         return Planned(plan, desired, outputs)
 
     def apply(
@@ -320,8 +321,7 @@ class World:
 
         async def go() -> ApplyResult:
             async with NovitaClient(KEY, self.base_url, timeout=10, sleep=quick, on_retry=on_retry) as client:
-                applier = Applier(
-                    planned.plan,
+                run = Run(
                     planned.desired,
                     store,
                     client,
@@ -330,6 +330,7 @@ class World:
                     self.root,
                     planned.outputs,
                 )
+                applier = Applier(planned.plan, run)
                 if on_event is not None:
                     recorder.hook = lambda event: on_event(applier, event)
                 return await applier.run()

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.apply import ApplyOptions, Interrupted, IpmLimiter, Stalled
+from reconciler.apply import ApplyOptions, Interrupted, IpmLimiter, Stalled, Watch
 from reconciler.apply.context import Run
 from reconciler.apply.outcome import Stuck, Task
 from reconciler.apply.polling import Look, PollPolicy
@@ -130,10 +130,9 @@ def test_wait_for_reports_a_task_that_stops_making_progress(tmp_path: Path) -> N
         await run.wait_for(
             look,
             settle,
-            PollPolicy.every(0.0),
+            Watch(PollPolicy.every(0.0), 3600),
             lambda s: Look(),
             progress=lambda s: s,
-            stall_after=3600,
             what=Task.training("x-1"),
         )
 
@@ -154,7 +153,7 @@ def test_wait_for_without_a_ceiling_polls_until_done(tmp_path: Path) -> None:
     async def settle(status: str) -> str | None:
         return "done" if status == "SUCCEED" else None
 
-    assert asyncio.run(run.wait_for(look, settle, PollPolicy.every(0.0), lambda s: Look())) == "done"
+    assert asyncio.run(run.wait_for(look, settle, Watch(PollPolicy.every(0.0)), lambda s: Look())) == "done"
 
 
 @pytest.mark.parametrize(

@@ -297,3 +297,19 @@ def test_an_interrupted_member_still_running_is_not_also_listed_as_not_done(caps
     err = capsys.readouterr().err
     assert f"  {member} (task-1)\n" in err
     assert "Not done yet, 1 resource (the next apply does them): Generation/other\n" in err
+
+
+def test_a_manifest_problem_is_said_before_an_unreadable_state(example: Path) -> None:
+    """The state is read before the manifests (the memory of a large project), but its problem is said after
+    theirs, as ever; neither file is touched."""
+    state = example / "state" / "state.json"
+    state.parent.mkdir()
+    state.write_bytes(b'{"version": 1,, }')
+    manifest = example / "manifests" / "alice.yaml"
+    manifest.write_text(manifest.read_text().replace("kind: Dataset", "kind: Datasett", 1))
+    code, _, err = run("plan", "--no-refresh")
+    assert code == 1 and 'unknown kind "Datasett"' in err and "state file" not in err
+    manifest.write_text(manifest.read_text().replace("kind: Datasett", "kind: Dataset", 1))
+    code, _, err = run("plan", "--no-refresh")
+    assert code == 1 and "the state file is corrupt" in err
+    assert state.read_bytes() == b'{"version": 1,, }'

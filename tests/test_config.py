@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.commands.workspace import Settings
+from reconciler.commands.workspace import Flags, Settings
 from reconciler.errors import ConfigError
 from reconciler.load.config import ProjectConfig, load_config
 
@@ -80,20 +80,20 @@ def test_precedence_flag_then_environment_then_file(tmp_path: Path, monkeypatch:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RECONCILER_STATE_URL", raising=False)
     monkeypatch.delenv("RECONCILER_WORKSPACE", raising=False)
-    assert Settings.make((), None, False).state_path == Path("state/state.json")
+    assert Settings.make(Flags()).state_path == Path("state/state.json")
     write(tmp_path, "state: {url: from-file.json, workspace: filews}\n")
     # a workspace other than "default" lives beside the file, like Terraform's terraform.tfstate.d/<workspace>/
-    assert Settings.make((), None, False).state_path == Path("from-file.json.d/filews/from-file.json")
-    assert Settings.make((), None, False).workspace == "filews"
+    assert Settings.make(Flags()).state_path == Path("from-file.json.d/filews/from-file.json")
+    assert Settings.make(Flags()).workspace == "filews"
     monkeypatch.setenv("RECONCILER_STATE_URL", "from-env.json")
     monkeypatch.setenv("RECONCILER_WORKSPACE", "envws")
-    assert Settings.make((), None, False).state_path == Path("from-env.json.d/envws/from-env.json")
-    assert Settings.make((), None, False).workspace == "envws"
-    flagged = Settings.make((), "from-flag.json", False, workspace="flagws")
+    assert Settings.make(Flags()).state_path == Path("from-env.json.d/envws/from-env.json")
+    assert Settings.make(Flags()).workspace == "envws"
+    flagged = Settings.make(Flags(state="from-flag.json", workspace="flagws"))
     assert (flagged.state_path, flagged.workspace) == (Path("from-flag.json.d/flagws/from-flag.json"), "flagws")
-    assert Settings.make((), "from-flag.json", False, workspace="default").state_path == Path("from-flag.json")
+    assert Settings.make(Flags(state="from-flag.json", workspace="default")).state_path == Path("from-flag.json")
     # --sim keeps its own state whatever the project's backend is, unless --state says otherwise
-    assert Settings.make((), None, True).state_path == Path("state/sim.json")
+    assert Settings.make(Flags(sim=True)).state_path == Path("state/sim.json")
 
 
 def test_the_reconnect_window_from_the_file_or_the_environment(tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def test_training_time_is_learnt_from_the_trainings_the_state_saw() -> None:
 def test_budgets_flag_over_file_and_what_is_over() -> None:
     first, want = fresh()
     found = estimate(first, want, state(), PRICED, IPM)  # type: ignore[arg-type]
-    budget = Budget.of(BudgetConfig(max_trainings=1, max_images=10, max_cost=1.0), max_images=3)
+    budget = Budget.of(BudgetConfig(max_trainings=1, max_images=10, max_cost=1.0), BudgetConfig(max_images=3))
     over = check_budget(found, budget).overruns
     assert over == (
         Overrun("images", 3, 4, "--max-images"),
@@ -131,7 +131,9 @@ def test_budgets_flag_over_file_and_what_is_over() -> None:
 def test_over_budget_is_said_first_in_text_json_and_markdown() -> None:
     first, want = fresh()
     found = estimate(first, want, state(), PRICED, IPM)  # type: ignore[arg-type]
-    over = dataclasses.replace(first, estimate=check_budget(found, Budget.of(BudgetConfig(), max_trainings=0)))
+    over = dataclasses.replace(
+        first, estimate=check_budget(found, Budget.of(BudgetConfig(), BudgetConfig(max_trainings=0)))
+    )
     assert render_text(over).startswith(
         "Over budget: it pays for 1 training and --max-trainings allows 0.\n"
         "apply refuses this plan before its first paid request; raise the budget or plan less.\n\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -67,3 +68,25 @@ def test_without_a_cache_every_image_is_sniffed(tmp_path: Path) -> None:
     _same_stat_other_bytes(image, GIF + b"\0" * (image.stat().st_size - len(GIF)))
     with pytest.raises(ManifestError, match="is a GIF image by its content"):
         load_manifests([Path("m")], tmp_path)
+
+
+@pytest.mark.parametrize("entry", [5, [1, 2], {"a": 1}, [1, 2, 3, 4], "size,mtime", None])
+def test_a_malformed_cache_is_an_empty_one(tmp_path: Path, entry: object) -> None:
+    """The stat cache is a local file anyone can break: anything unexpected in it costs a re-read, no error."""
+    image = tmp_path / "a.png"
+    image.write_bytes(b"png bytes")
+    cache_file = tmp_path / "cache.json"
+    cache_file.write_text(json.dumps({"version": 1, "entries": {str(image): entry}}))
+    assert HashCache(cache_file).hash(image) == hashlib.sha256(b"png bytes").hexdigest()
+
+
+def test_a_saved_entry_is_trusted_by_the_next_run_without_reading_the_file(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"png bytes")
+    cache_file = tmp_path / "cache.json"
+    first = HashCache(cache_file)
+    digest = first.hash(image)
+    first.save()
+    _same_stat_other_bytes(image, b"PNG BYTES")  # unseen by a stat: the saved hash is what comes back
+    assert HashCache(cache_file).hash(image) == digest
+    assert json.loads(cache_file.read_text())["entries"][str(image)][3] == digest

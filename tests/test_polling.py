@@ -88,7 +88,7 @@ def test_a_task_that_ends_within_the_shortest_interval_is_looked_at_sooner() -> 
 
 def test_wait_for_paces_by_what_each_look_said(tmp_path: Path) -> None:
     """Run.wait_for asks the policy after every look; here its pauses are recorded instead of slept."""
-    from reconciler.apply.context import ApplyOptions, Run
+    from reconciler.apply.context import ApplyOptions, Run, Watch
     from reconciler.state.file import StateStore
 
     run = Run(None, StateStore(tmp_path / "state.json"), None, None, ApplyOptions(), tmp_path, {})  # type: ignore[arg-type]
@@ -107,6 +107,6 @@ def test_wait_for_paces_by_what_each_look_said(tmp_path: Path) -> None:
         return "done" if len(pauses) == 5 else None
 
     quiet = PollPolicy(low=1.0, high=30.0, jitter=0.0)
-    assert asyncio.run(run.wait_for(look, settle, quiet, lambda s: Look(*s))) == "done"
+    assert asyncio.run(run.wait_for(look, settle, Watch(quiet), lambda s: Look(*s))) == "done"
     # half of each estimate; then none (or one that ran out while the task still runs): back off from 1 s
     assert pauses == [20.0, 6.0, 1.0, 1.5, 2.25]

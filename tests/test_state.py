@@ -130,3 +130,33 @@ def test_lock_from_another_host_needs_force_unlock(tmp_path: Path) -> None:
     assert force_unlock(state) == {"pid": 1, "host": "ci-runner-7", "since": "2026-01-01T00:00:00Z"}
     with StateLock(state):
         pass
+
+
+def test_equal_image_records_are_one_object_and_the_state_reads_back_unchanged(tmp_path: Path) -> None:
+    """A large state is held once per image record (its Dataset and every LoraModel list it), and sharing
+    changes no value: bools, numbers, empty strings and nulls are kept as written."""
+    record = {"file": "photos/a.jpg", "sha256": "ab" * 32, "caption": None}
+    other = {"file": "photos/b.jpg", "sha256": "cd" * 32, "caption": ""}
+    data = {
+        "version": 1,
+        "serial": 4,
+        "lineage": "00000000-0000-4000-8000-000000000000",
+        "images": {"ab" * 32: {"assets_id": "x1", "format": "jpeg", "uploaded_at": "", "status": "uploaded"}},
+        "resources": {
+            "Dataset/d": {"kind": "Dataset", "name": "d", "identity": "i1", "images": ["ab" * 32, "cd" * 32],
+                          "attributes": {"images": [dict(record), dict(other)], "flip": True}},
+            "LoraModel/m": {"kind": "LoraModel", "name": "m", "identity": "i2", "dataset": "d",
+                            "attributes": {"images": [dict(record), dict(other)], "flip": 1, "rate": 1.0}},
+        },
+    }  # fmt: skip
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(data))
+    state = read_state(path)
+    dataset, model = state.resources["Dataset/d"], state.resources["LoraModel/m"]
+    assert dataset.attributes["images"][0] is model.attributes["images"][0]
+    assert dataset.attributes["images"] == [record, other] and model.attributes["images"] == [record, other]
+    assert dataset.attributes["flip"] is True and model.attributes["flip"] == 1 and model.attributes["flip"] is not True
+    assert type(model.attributes["rate"]) is float
+    again = json.loads(state.model_dump_json())
+    for address, entry in data["resources"].items():
+        assert {k: again["resources"][address][k] for k in entry} == entry

@@ -103,3 +103,53 @@ def test_workspaces_on_the_file_backend_live_beside_it(project: Path) -> None:
     assert out.startswith("Generation/portraits\t")
     code, out, _ = run_main(["state", "list", "--workspace", "empty"], project)
     assert (code, out) == (0, "")
+
+
+def _with_an_untrusted_entry(root: Path) -> str:
+    """The project's state with a Generation entry whose file leaves its output folder, written as a shared
+    state could hold it (not through the store, which never writes one)."""
+    path = root / "state/state.json"
+    data = json.loads(path.read_text())
+    data["resources"]["Generation/escapes"] = {
+        "kind": "Generation",
+        "name": "escapes",
+        "identity": "2" * 64,
+        "output": "outputs/escapes",
+        "files": [{"path": "outputs/escapes/../../reconciler.yaml", "sha256": "b" * 64}],
+    }
+    path.write_text(json.dumps(data, indent=1))
+    return path.read_text()
+
+
+def test_an_entry_that_fails_a_check_is_named_by_list_show_and_pull_and_can_be_removed(project: Path) -> None:
+    raw = _with_an_untrusted_entry(project)
+    problem = (
+        "Warning: the state's entry Generation/escapes (files[0].path): 'outputs/escapes/../../reconciler.yaml' "
+        "leaves its folder (an empty, `.` or `..` part); {how}, but a plan treats Generation/escapes as if it were "
+        "not there (fix the entry, or `reconciler state rm Generation/escapes`)\n"
+    )
+    code, out, err = run_main(["state", "list"], project)
+    assert (code, out, err) == (0, "Generation/portraits\tsucceeded\t0 images in outputs/portraits\n",
+                                problem.format(how="left out of this list"))  # fmt: skip
+    code, out, err = run_main(["state", "show", "Generation/escapes"], project)
+    assert code == 0 and json.loads(out)["files"][0]["path"] == "outputs/escapes/../../reconciler.yaml"
+    assert err == problem.format(how="shown as stored")
+    code, out, err = run_main(["state", "pull"], project)
+    assert code == 0 and err == problem.format(how="printed as stored")
+    assert list(json.loads(out)["resources"]) == ["Generation/escapes", "Generation/portraits"]
+    assert (project / "state/state.json").read_text() == raw  # reading changed nothing
+    (project / "pulled.json").write_text(out)
+    code, out, err = run_main(["state", "push", "pulled.json", "--force"], project)
+    assert (code, out) == (1, "")
+    assert err == (
+        "Error: pulled.json: the state's entry Generation/escapes (files[0].path): "
+        "'outputs/escapes/../../reconciler.yaml' leaves its folder (an empty, `.` or `..` part). Nothing was "
+        "pushed: fix the entry or remove it from pulled.json (a state is never written with an entry a plan would "
+        "not trust).\n"
+    )
+    assert (project / "state/state.json").read_text() == raw
+    code, out, err = run_main(["state", "rm", "Generation/escapes"], project)
+    assert (code, out, err) == (0, "Removed Generation/escapes from the state.\n", "")
+    assert "escapes" not in (project / "state/state.json").read_text()
+    code, out, err = run_main(["state", "list"], project)
+    assert (code, err) == (0, "")

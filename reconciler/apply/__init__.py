@@ -22,7 +22,7 @@ generation (its task id is recorded the moment Novita accepts it; one whose subm
 
 from reconciler.apply.applier import Applier
 from reconciler.apply.commit import Committer
-from reconciler.apply.context import DEFAULT_IPM, GENERATION_STALL, TRAINING_STALL, ApplyOptions
+from reconciler.apply.context import DEFAULT_IPM, GENERATION_STALL, TRAINING_STALL, ApplyOptions, Run, Watch
 from reconciler.apply.outcome import ApplyResult, Deferred, Interrupted, ResourceFailed, Skipped, Stalled
 from reconciler.apply.throttle import IpmLimiter
 
@@ -38,6 +38,8 @@ __all__ = [
     "Interrupted",
     "IpmLimiter",
     "ResourceFailed",
+    "Run",
     "Skipped",
     "Stalled",
+    "Watch",
 ]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TypeVar
 
-from reconciler.apply.context import ApplyOptions, Run
+from reconciler.apply.context import Run
 from reconciler.apply.copies import Copier
 from reconciler.apply.generations import Generator
 from reconciler.apply.outcome import (
@@ -29,17 +28,12 @@ from reconciler.apply.outcome import (
 )
 from reconciler.apply.trainings import Trainer
 from reconciler.apply.uploads import Uploader
-from reconciler.desired.resources import Desired
 from reconciler.errors import AmbiguousSubmitError, NovitaError, RemoteError
-from reconciler.novita import NovitaClient, error_detail
-from reconciler.observe.facts import OutputFacts
+from reconciler.novita import error_detail
 from reconciler.outputs.folders import forget_outputs, prune
-from reconciler.outputs.store import OutputsRemote
 from reconciler.plan.changes import Plan, ResourceChange
 from reconciler.present import outcome as words
-from reconciler.present.progress import Reporter
 from reconciler.state import DatasetEntry, ForgottenEntry, GenerationEntry, ModelEntry, State, now_iso
-from reconciler.state.backend import Store
 from reconciler.status import RUNNING_REMOTELY, SUBMIT_UNRESOLVED
 from reconciler.text import plural
 
@@ -59,24 +53,14 @@ def failure_cause(error: ResourceFailed | NovitaError | RemoteError) -> Cause:
 
 
 class Applier:
-    """`await Applier(...).run()` applies the plan and returns what it did; `interrupt()` is Ctrl-C."""
+    """`await Applier(plan, Run(...)).run()` applies the plan and returns what it did; `interrupt()` is Ctrl-C."""
 
     def __init__(
-        self,
-        plan: Plan,
-        desired: Desired,
-        store: Store,
-        client: NovitaClient,
-        reporter: Reporter,
-        options: ApplyOptions,
-        project_root: Path,
-        outputs: dict[str, OutputFacts] | None = None,
-        outputs_remote: OutputsRemote | None = None,
-        finishing: Callable[[ApplyResult, State], str | None] | None = None,
+        self, plan: Plan, run: Run, finishing: Callable[[ApplyResult, State], str | None] | None = None
     ) -> None:
         self.plan = plan
         self.finishing = finishing  # run last, before the closing line (the gallery refresh); returns a note
-        self.run_ = Run(desired, store, client, reporter, options, project_root, outputs or {}, outputs_remote)
+        self.run_ = run
         self.uploader = Uploader(self.run_)
         self.trainer = Trainer(self.run_, self.uploader)
         self.generator = Generator(self.run_, self.trainer)

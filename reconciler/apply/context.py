@@ -62,17 +62,25 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Watch:
+    """How a kind of task is waited for: when to look again (`poll`), and how long its status may show no progress
+    before the apply stops waiting on it and reports it (`stall_after`, --stall-timeout; None: no ceiling)."""
+
+    poll: PollPolicy
+    stall_after: float | None = None
+
+
 @dataclass
 class ApplyOptions:
     parallelism: int = 16
     wait: bool = True
     prune: bool = False
     ipm: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_IPM))
-    training_poll: PollPolicy = TRAINING  # by Novita's estimate; --poll-interval: PollPolicy.every(seconds)
-    generation_poll: PollPolicy = GENERATION
+    # polling by Novita's estimate (--poll-interval: PollPolicy.every(seconds)); the no-progress ceilings
+    training: Watch = Watch(TRAINING, TRAINING_STALL)
+    generation: Watch = Watch(GENERATION, GENERATION_STALL)
     timeout: float | None = None  # --timeout: stop waiting (and submitting) after this many seconds
-    training_stall: float = TRAINING_STALL
-    generation_stall: float = GENERATION_STALL
     unanswered_delays: tuple[float, ...] = UNANSWERED_DELAYS
     policy: SubmitPolicy = field(default_factory=SubmitPolicy)
 
@@ -83,35 +91,27 @@ def halted_before_sent(error: NovitaError) -> bool:
     return error.status == 429 or (isinstance(error, NovitaTransportError) and error.status is None)
 
 
+@dataclass(eq=False, repr=False)  # one apply: compared by identity
 class Run:
-    """One apply in progress. Created by the Applier; handed to the uploader, trainer and generator."""
+    """One apply in progress: what it works with (the desired resources, the state, the client, the reporter, the
+    options, the project's outputs). Handed to the Applier, which hands it to the uploader, trainer and generator."""
 
-    def __init__(
-        self,
-        desired: Desired,
-        store: Store,
-        client: NovitaClient,
-        reporter: Reporter,
-        options: ApplyOptions,
-        project_root: Path,
-        outputs: dict[str, OutputFacts],
-        outputs_remote: OutputsRemote | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.desired = desired
-        self.store = store
-        self.client = client
-        self.report = reporter
-        self.options = options
-        self.root = project_root
-        self.outputs = outputs
-        self.outputs_remote = outputs_remote  # where every generated image is stored before it counts as done
-        self.clock = clock
+    desired: Desired
+    store: Store
+    client: NovitaClient
+    report: Reporter
+    options: ApplyOptions
+    root: Path  # the project folder
+    outputs: dict[str, OutputFacts]  # each generation's outputs as observed for the plan
+    outputs_remote: OutputsRemote | None = None  # where every generated image is stored before it counts as done
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
         self.result = ApplyResult()
-        self.committer = Committer(store, self._state_connection)
-        self.slots = Slots(options.parallelism)  # uploads queue by their training's turn; the rest go first
-        self.limiters = {kind: IpmLimiter(n) for kind, n in options.ipm.items()}
-        self.billing = Billing(client)  # paid creates one at a time; stopped when the balance runs out
+        self.committer = Committer(self.store, self._state_connection)
+        self.slots = Slots(self.options.parallelism)  # uploads queue by their training's turn; the rest go first
+        self.limiters = {kind: IpmLimiter(n) for kind, n in self.options.ipm.items()}
+        self.billing = Billing(self.client)  # paid creates one at a time; stopped when the balance runs out
         self.stopped: StopReason | None = None
         self.abandoned = False  # a second stop: creates on the wire are not waited for either
         self.finished: set[str] = set()  # addresses whose work is done (recorded), whatever a stop cuts after
@@ -241,12 +241,12 @@ class Run:
         entry.task_id, entry.status, entry.reason, entry.updated_at = task_id, status, None, now_iso()
         await self.commit()
 
-    async def task_failed(self, entry: ModelEntry | GenerationEntry, reason: str, failure: TaskEnded) -> NoReturn:
-        """The task ended without a result: the entry is recorded FAILED with `reason`, committed, and `failure`
-        raised."""
+    async def task_failed(self, entry: ModelEntry | GenerationEntry, reason: str, task: Task, status: str) -> NoReturn:
+        """The task ended without a result (Novita's `status`, or its reason): the entry is recorded FAILED with
+        `reason`, committed, and the resource fails with TaskEnded."""
         entry.status, entry.reason, entry.updated_at = Status.FAILED, reason, now_iso()
         await self.commit()
-        raise ResourceFailed(failure)
+        raise ResourceFailed(TaskEnded(task, status))
 
     # ---------------------------------------------------------------------------------------- polling
 
@@ -254,20 +254,21 @@ class Run:
         self,
         look: Callable[[], Awaitable[S]],
         settle: Callable[[S], Awaitable[R | None]],
-        policy: PollPolicy,
+        watch: Watch,
         pace: Callable[[S], Look],
         *,
         progress: Callable[[S], str] | None = None,
-        stall_after: float | None = None,
         what: Task | None = None,
     ) -> R:
         """Poll a task: `look` fetches its status, `settle` returns the result once it finished (or raises
-        when it failed) and None while it runs; between looks, wait as long as `policy` says from what `pace`
+        when it failed) and None while it runs; between looks, wait as long as `watch.poll` says from what `pace`
         reads in the status (Novita's estimate, progress; a stop ends the wait at once).
 
         `progress(status)` describes how far the task got (e.g. `TRAINING 45%`); when that has not changed for
-        `stall_after` seconds, `Stalled` is raised naming `what`: the task is reported, not polled forever (it stays
-        recorded as in flight). The apply-wide deadline (`--timeout`) is a stop, so it ends this wait like Ctrl-C."""
+        `watch.stall_after` seconds, `Stalled` is raised naming `what`: the task is reported, not polled forever (it
+        stays recorded as in flight). The apply-wide deadline (`--timeout`) is a stop, so it ends this wait like
+        Ctrl-C."""
+        policy, stall_after = watch.poll, watch.stall_after
         began, misses = self.clock(), 0
         seen_progress: str | None = None
         since = began

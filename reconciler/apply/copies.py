@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from reconciler.apply.context import Run
-from reconciler.apply.generations import Generator
+from reconciler.apply.generations import Generator, run_entry
 from reconciler.apply.outcome import BadRecord, CopySourceLost, ResourceFailed
 from reconciler.desired.hashing import sha256_file
 from reconciler.desired.resources import DesiredGeneration
@@ -66,12 +66,11 @@ class Copier:
         files, displaced = await asyncio.to_thread(self._write, gen, source)
         if displaced:
             history.append(displaced)
-        entry = GenerationEntry.of(
+        entry = run_entry(
             gen,
             identity,
             names,
             Status.SUCCEEDED,
-            request=gen.recorded_request(names),
             files=files,
             task_id=source.task_id,
             seed=source.seed,

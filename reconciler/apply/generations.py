@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+from typing import Any
 
 from reconciler.apply.context import SUBMIT_ATTEMPTS, Run
 from reconciler.apply.outcome import (
@@ -28,7 +29,6 @@ from reconciler.apply.outcome import (
     Submitted,
     Succeeded,
     Task,
-    TaskEnded,
     Unanswered,
     UnknownStatus,
 )
@@ -56,6 +56,14 @@ from reconciler.present.wording import generation_status
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, now_iso
 from reconciler.status import SUBMIT_UNRESOLVED, Status
 from reconciler.text import plural
+
+
+def run_entry(
+    gen: DesiredGeneration, identity: str, names: dict[str, str | None], status: Status, **fields: Any
+) -> GenerationEntry:
+    """The state entry of a run this apply makes, by submitting it or by copying a paid one: it records the request
+    (what a sidecar's identity is recomputed from)."""
+    return GenerationEntry.of(gen, identity, names, status, request=gen.recorded_request(names), **fields)
 
 
 class Generator:
@@ -192,15 +200,7 @@ class Generator:
         """The entry of this submit, `submitting`, in the state (committed by the create, before the POST); a submit
         again after one without an answer is counted and said (it may be paid twice)."""
         run = self.run
-        entry = GenerationEntry.of(
-            gen,
-            identity,
-            names,
-            Status.SUBMITTING,
-            request=gen.recorded_request(names),
-            history=history,
-            **counts,
-        )
+        entry = run_entry(gen, identity, names, Status.SUBMITTING, history=history, **counts)
         if again:
             entry.resubmits += 1
             run.result.resubmitted.append(gen.address)
@@ -265,7 +265,7 @@ class Generator:
                 return result
             if result.is_failed:
                 reason = result.reason or "no reason given"
-                await run.task_failed(entry, reason, TaskEnded(task, reason))
+                await run.task_failed(entry, reason, task, reason)
             if not result.is_pending:
                 # Not a status Novita documents: stop waiting (no hang) but keep the task as running, so the next
                 # apply checks it again instead of paying for a new one.
@@ -280,10 +280,9 @@ class Generator:
         result = await run.wait_for(
             look,
             settle,
-            run.options.generation_poll,
+            run.options.generation,
             lambda result: Look(result.eta, result.progress_percent),
             progress=progress,
-            stall_after=run.options.generation_stall,
             what=task,
         )
         if not result.images:

@@ -7,14 +7,16 @@ Pure data: addresses, task references and Novita's own words (a status, an error
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Generic, Literal, TypeVar
+
+from reconciler.values import Value
 
 StopReason = Literal["interrupt", "timeout"]
 StopPoint = Literal["waiting", "submitting", "before-submit"]  # waiting: it keeps running on Novita
+E = TypeVar("E")
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(Value):
     """A task on Novita as it is named to people: a training by its task name, a generation by its type and id."""
 
     kind: str  # "training", or a generation's task type ("txt2img", "img2img")
@@ -28,101 +30,84 @@ class Task:
 # -- why a resource failed ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Rejected:
+class _Answered(Value):
+    detail: str  # the other side's answer, in its own words
+
+
+class Rejected(_Answered):
     """Novita refused a request for this resource (an HTTP error with a status); `detail` is its answer."""
 
-    detail: str
 
-
-@dataclass(frozen=True)
-class ClientError:
+class ClientError(Value):
     """The client gave up on a request (no answer after its retries, a transport error): its own message."""
 
     message: str
 
 
-@dataclass(frozen=True)
-class UploadFailed:
+class UploadFailed(Value):
     image: str  # the image as shown (its path in the project)
     detail: str  # the storage's or the ticket's answer
 
 
-@dataclass(frozen=True)
-class TaskEnded:
+class _OfTask(Value):
+    task: Task  # the task on Novita this is about
+
+
+class _TaskStatus(_OfTask):
+    status: str  # Novita's status (or reason) for the task
+
+
+class TaskEnded(_TaskStatus):
     """The task ended without success on Novita: a training's status (FAILED, CANCELED), a generation's reason."""
 
-    task: Task
-    status: str
 
-
-@dataclass(frozen=True)
-class UnknownStatus:
+class UnknownStatus(_TaskStatus):
     """A status Novita does not document: waiting stops (no hang), the task stays recorded as in flight."""
 
-    task: Task
-    status: str
 
-
-@dataclass(frozen=True)
-class NoModelName:
+class NoModelName(_OfTask):
     """The training serves, yet Novita names no model to generate with (it stays recorded as training)."""
 
-    task: Task
+
+class NoImages(_OfTask):
+    """The generation task succeeded, yet Novita gave no image."""
 
 
-@dataclass(frozen=True)
-class NoImages:
-    task: Task
-
-
-@dataclass(frozen=True)
-class NotInAccount:
+class NotInAccount(_OfTask):
     """A training the plan adopts or resumes is no longer listed."""
 
-    task: Task
 
+class Unanswered(_OfTask):
+    """No answer to `attempts` submits in this apply (the last one's `cause`); it stays recorded as unanswered.
+    `task`: a training by its name; a generation by its type (ref "": no task id was given)."""
 
-@dataclass(frozen=True)
-class Unanswered:
-    """No answer to `attempts` submits in this apply (the last one's `cause`); it stays recorded as unanswered."""
-
-    task: Task  # a training by its name; a generation by its type (ref "": no task id was given)
     attempts: int
     cause: str
 
 
-@dataclass(frozen=True)
-class Held:
+class Held(Value):
     """A generation's submit got no answer and its policy is `hold`: a person decides (`apply --replace`)."""
 
     task_type: str
     cause: str
 
 
-@dataclass(frozen=True)
-class OutputsChanged:
+class OutputsChanged(Value):
     """The images a generation was to adopt changed on disk since the plan."""
 
     output: str  # the output folder as shown
 
 
-@dataclass(frozen=True)
-class BadRecord:
-    """A record read from the outputs remote or a shared state failed a check (a sidecar, a path, a hash)."""
-
-    detail: str  # where it came from and what is wrong, as the check said it
+class BadRecord(_Answered):
+    """A record read from the outputs remote or a shared state failed a check (a sidecar, a path, a hash); `detail`:
+    where it came from and what is wrong, as the check said it."""
 
 
-@dataclass(frozen=True)
-class OutputsStoreFailed:
+class OutputsStoreFailed(_Answered):
     """The outputs remote failed (network, credentials, a full bucket, bytes that do not hash to their name)."""
 
-    detail: str
 
-
-@dataclass(frozen=True)
-class CopySourceLost:
+class CopySourceLost(Value):
     """The run a move or copy takes its images from is gone: the generation that was to make it did not finish
     (`unfinished`), a file changed or vanished since the plan (`path`), or the run is nowhere on record any more."""
 
@@ -152,28 +137,23 @@ Cause = (
 # -- one outcome per resource -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Succeeded:
+class Succeeded(Value):
     """Done by this apply: trained until it serves, or generated with its images written."""
 
 
-@dataclass(frozen=True)
-class Adopted:
+class Adopted(Value):
     """Found done (a training in the account, images on disk or in the outputs remote) and recorded."""
 
 
-@dataclass(frozen=True)
-class Submitted:
+class Submitted(Value):
     """--no-wait: submitted (or found in flight) and recorded; a later apply collects it."""
 
 
-@dataclass(frozen=True)
-class Failed:
+class Failed(Value):
     cause: Cause
 
 
-@dataclass(frozen=True)
-class Blocked:
+class Blocked(Value):
     """Not attempted: the LoRA it needs (`needs`, an address) failed, was itself blocked, or has no trained model
     (`because` None)."""
 
@@ -181,16 +161,14 @@ class Blocked:
     because: Failed | Blocked | Unfunded | None = None
 
 
-@dataclass(frozen=True)
-class Unfunded:
+class Unfunded(Value):
     """Not submitted for want of balance: Novita refused this submit (`refused`: its answer), or one before it in
     this apply (None). Nothing was made; the next apply, after a top-up, submits it."""
 
     refused: str | None = None
 
 
-@dataclass(frozen=True)
-class Postponed:
+class Postponed(Value):
     """Not attempted yet, and not a failure: the training it needs is in flight and this apply does not wait for
     it (--no-wait, or that training `stalled`). The next apply does it."""
 
@@ -198,17 +176,14 @@ class Postponed:
     stalled: bool = False
 
 
-@dataclass(frozen=True)
-class Stuck:
+class Stuck(_OfTask):
     """No progress for `idle` seconds (last seen `where`): this apply stopped waiting; it stays in flight."""
 
-    task: Task
     idle: float
     where: str
 
 
-@dataclass(frozen=True)
-class Stopped:
+class Stopped(Value):
     """Cut short by Ctrl-C or the --timeout deadline, at one of three points."""
 
     by: StopReason
@@ -219,8 +194,7 @@ Ending = Literal["complete", "failed", "interrupted", "timed out"]
 Outcome = Succeeded | Adopted | Submitted | Failed | Blocked | Unfunded | Postponed | Stuck | Stopped
 
 
-@dataclass(frozen=True)
-class StillRunning:
+class StillRunning(Value):
     """A task the state records as running on Novita when the apply ended (the next apply collects it)."""
 
     address: str
@@ -238,29 +212,25 @@ class ResourceFailed(Exception):
         self.cause = cause
 
 
-class Skipped(Exception):
+class _EndsAs(Exception, Generic[E]):
+    """The resource's work ends here, with `outcome` (recorded as it is)."""
+
+    def __init__(self, outcome: E) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+class Skipped(_EndsAs[Blocked | Unfunded]):
     """Not attempted because a LoRA it needs failed or has no trained model, or for want of balance."""
 
-    def __init__(self, outcome: Blocked | Unfunded) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
 
-
-class Deferred(Exception):
+class Deferred(_EndsAs[Postponed]):
     """Not attempted yet, and not a failure: a training it needs is still in flight (see `Postponed`)."""
 
-    def __init__(self, outcome: Postponed) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
 
-
-class Stalled(Exception):
+class Stalled(_EndsAs[Stuck]):
     """The task showed no progress for longer than the ceiling: this apply stops waiting on it. It stays recorded
     as in flight, so the next apply checks it again; nothing is resubmitted."""
-
-    def __init__(self, outcome: Stuck) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
 
 
 class Interrupted(Exception):

@@ -29,7 +29,6 @@ from reconciler.apply.outcome import (
     Submitted,
     Succeeded,
     Task,
-    TaskEnded,
     Unanswered,
     UnknownStatus,
 )
@@ -151,9 +150,7 @@ class Trainer:
         run = self.run
         entry.task_id, entry.updated_at = task.task_id, now_iso()
         if task.failed:
-            entry.status, entry.reason = Status.FAILED, f"ended {task.status}"
-            await run.commit()
-            raise ResourceFailed(TaskEnded(Task.training(task.task_name), task.status))
+            await run.task_failed(entry, f"ended {task.status}", Task.training(task.task_name), task.status)
         entry.status, entry.reason = Status.TRAINING, None
         await run.commit()
         run.emit(
@@ -270,10 +267,9 @@ class Trainer:
         return await run.wait_for(
             look,
             settle,
-            run.options.training_poll,
+            run.options.training,
             lambda status: Look(status.eta_relative, status.progress_percent),
             progress=_how_far,
-            stall_after=run.options.training_stall,
             what=Task.training(model.task_name),
         )
 
@@ -294,7 +290,7 @@ class Trainer:
             )
             return status.model_name
         if status.is_failed:
-            await run.task_failed(entry, f"ended {status.task_status}", TaskEnded(task, status.task_status))
+            await run.task_failed(entry, f"ended {status.task_status}", task, status.task_status)
         if not status.is_pending:
             raise ResourceFailed(UnknownStatus(task, status.task_status))
         if status.is_done:  # SUCCESS and SERVING, yet no model name to generate with

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -12,9 +13,10 @@ import click
 from reconciler.plan.policy import CHOICES
 
 if TYPE_CHECKING:
-    from reconciler.commands.workspace import Settings
+    from reconciler.commands.workspace import Flags, Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 EXIT_INTERRUPTED = 130
 EXIT_OVER_BUDGET = 3  # plan (and apply) over apply.budget or --max-*
 EXIT_TIMED_OUT = 124  # apply --timeout passed, or a task stopped making progress (the status GNU timeout uses)
@@ -63,55 +65,61 @@ def unanswered_option(f: F) -> F:
     )(f)
 
 
-def files_option(f: F) -> F:
-    return click.option(
-        "-f",
-        "--file",
-        "files",
-        multiple=True,
-        type=click.Path(),
-        help="A manifest file or folder, searched recursively for *.yaml/*.yml (repeatable). Default: manifests/.",
-    )(f)
+files_option = click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(),
+    help="A manifest file or folder, searched recursively for *.yaml/*.yml (repeatable). Default: manifests/.",
+)
+_STATE = click.option(
+    "--state",
+    "state",
+    metavar="PATH|URL",
+    help="The state: a file, or postgresql://user@host:5432/db [default: RECONCILER_STATE_URL, state.url in "
+    "reconciler.yaml, else state/state.json (state/sim.json with --sim)].",
+)
+_WORKSPACE = click.option(
+    "--workspace",
+    "workspace",
+    metavar="NAME",
+    help="One of several named states in the same backend [default: RECONCILER_WORKSPACE, state.workspace in "
+    "reconciler.yaml, else default]. A file state keeps workspace NAME in state/state.json.d/NAME/state.json.",
+)
+_LOCK_TIMEOUT = click.option(
+    "--lock-timeout",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for another reconciler holding the state lock, instead of failing at once.",
+)
+_SIM = click.option(
+    "--sim",
+    is_flag=True,
+    help="Run against a local Novita simulator started in this process (its account lives in state/.sim/; "
+    "no API key needed).",
+)
 
 
-def state_option(f: F) -> F:
-    """--state and --workspace: where the state is, for every command that reads it."""
-    f = click.option(
-        "--workspace",
-        "workspace",
-        metavar="NAME",
-        help="One of several named states in the same backend [default: RECONCILER_WORKSPACE, state.workspace in "
-        "reconciler.yaml, else default]. A file state keeps workspace NAME in state/state.json.d/NAME/state.json.",
-    )(f)
-    return click.option(
-        "--state",
-        "state_path",
-        metavar="PATH|URL",
-        help="The state: a file, or postgresql://user@host:5432/db [default: RECONCILER_STATE_URL, state.url in "
-        "reconciler.yaml, else state/state.json (state/sim.json with --sim)].",
-    )(f)
+def on_unless_no(name: str, help: str) -> Callable[[F], F]:
+    """`--NAME/--no-NAME`: a switch that is on unless --no-NAME is given (--help shows the default)."""
+    return click.option(f"--{name}/--no-{name}", default=True, show_default=True, help=help)
 
 
-def state_options(f: F) -> F:
-    """--state, and --lock-timeout for the commands that take the lock."""
-    f = click.option(
-        "--lock-timeout",
-        type=float,
-        default=0.0,
-        show_default=True,
-        metavar="SECONDS",
-        help="Wait this long for another reconciler holding the state lock, instead of failing at once.",
-    )(f)
-    return state_option(f)
+def where_options(*, files: bool = False, lock: bool = False, sim: bool = True) -> Callable[[F], F]:
+    """Where a command works, in this order: -f (with `files`), --state and --workspace (every command that reads
+    the state), --lock-timeout (with `lock`: the commands that take the state's lock), --sim (unless not `sim`)."""
+    chosen = [files_option] if files else []
+    chosen += [_STATE, _WORKSPACE, *([_LOCK_TIMEOUT] if lock else []), *([_SIM] if sim else [])]
 
+    def add(command: F) -> F:
+        for option in reversed(chosen):  # click lists a command's options in the reverse order they are added
+            command = option(command)
+        return command
 
-def sim_option(f: F) -> F:
-    return click.option(
-        "--sim",
-        is_flag=True,
-        help="Run against a local Novita simulator started in this process (its account lives in state/.sim/; "
-        "no API key needed).",
-    )(f)
+    return add
 
 
 def target_option(f: F) -> F:
@@ -131,28 +139,33 @@ def target_option(f: F) -> F:
     )(f)
 
 
-def make_settings(
-    files: tuple[str, ...],
-    state_path: str | None,
-    sim: bool,
-    lock_timeout: float = 0.0,
-    targets: tuple[str, ...] = (),
-    replace: tuple[str, ...] = (),
-    workspace: str | None = None,
-    on_unanswered_submit: str | None = None,
-) -> Settings:
+# the options Settings.make resolves, by the name of their Flags field (--on-unanswered-submit: click.Choice checked it)
+_FLAGS = ("files", "state", "workspace", "sim", "lock_timeout", "targets", "replace", "on_unanswered_submit")
+_BUDGET = ("max_trainings", "max_images", "max_cost")
+
+
+def gathers_flags(command: Callable[..., R]) -> Callable[..., R]:
+    """Put right above a command's function, under its options: the options that say where and what to work on
+    (those the command has, see `_FLAGS`, and the budget) reach it as one `flags: Flags` instead of one parameter
+    each."""
+
+    @functools.wraps(command)
+    def gathered(**given: Any) -> R:
+        from reconciler.commands.workspace import Flags
+        from reconciler.load.config import BudgetConfig
+
+        flags = {name: given.pop(name) for name in _FLAGS if name in given}
+        if all(name in given for name in _BUDGET):
+            flags["budget"] = BudgetConfig(**{name: given.pop(name) for name in _BUDGET})
+        return command(flags=Flags(**flags), **given)
+
+    return gathered
+
+
+def make_settings(flags: Flags) -> Settings:
     from reconciler.commands.workspace import Settings
 
-    return Settings.make(
-        files,
-        state_path,
-        sim,
-        lock_timeout,
-        targets,
-        replace,
-        workspace,
-        on_unanswered_submit,  # type: ignore[arg-type]  # click.Choice checked it
-    )
+    return Settings.make(flags)
 
 
 def colour() -> bool:

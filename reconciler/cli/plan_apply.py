@@ -16,14 +16,13 @@ from reconciler.cli.common import (
     budget_options,
     colour,
     dumb_terminal,
-    files_option,
+    gathers_flags,
     isatty,
     make_settings,
-    sim_option,
-    state_option,
-    state_options,
+    on_unless_no,
     target_option,
     unanswered_option,
+    where_options,
 )
 from reconciler.cli.group import cli
 from reconciler.errors import ReconcilerError
@@ -33,15 +32,13 @@ if TYPE_CHECKING:
     from reconciler.apply import ApplyOptions, ApplyResult
     from reconciler.commands.outputs_sync import Synced
     from reconciler.commands.plan_apply import ApplyOutcome
-    from reconciler.commands.workspace import Settings
+    from reconciler.commands.workspace import Flags, Settings
     from reconciler.plan.changes import Plan
     from reconciler.present.progress import Reporter
 
 
 @cli.command(short_help="Show what apply would change.")
-@files_option
-@state_option
-@sim_option
+@where_options(files=True)
 @target_option
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Save the plan to FILE for `apply FILE`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (same as --format json).")
@@ -58,12 +55,7 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Exit 0 when there are no changes, 2 when there are (or something is held for a decision), 1 on error.",
 )
-@click.option(
-    "--refresh/--no-refresh",
-    default=True,
-    show_default=True,
-    help="Read the account's trainings first; --no-refresh plans from the state file alone, offline.",
-)
+@on_unless_no("refresh", "Read the account's trainings first; --no-refresh plans from the state file alone, offline.")
 @click.option(
     "--prune",
     is_flag=True,
@@ -71,23 +63,15 @@ if TYPE_CHECKING:
 )
 @unanswered_option
 @budget_options
+@gathers_flags
 def plan(
-    files: tuple[str, ...],
-    state_path: str | None,
-    workspace: str | None,
-    sim: bool,
-    targets: tuple[str, ...],
-    replace: tuple[str, ...],
+    flags: Flags,
     out: str | None,
     as_json: bool,
     fmt: str,
     detailed_exitcode: bool,
     refresh: bool,
     prune: bool,
-    on_unanswered_submit: str | None,
-    max_trainings: int | None,
-    max_images: int | None,
-    max_cost: float | None,
 ) -> None:
     """Show what apply would upload, train, generate, adopt and forget.
 
@@ -98,16 +82,7 @@ def plan(
     from reconciler.plan.planfile import save_plan
     from reconciler.present.render import plan_json, render_json, render_markdown, render_text
 
-    settings = make_settings(
-        files,
-        state_path,
-        sim,
-        targets=targets,
-        replace=replace,
-        workspace=workspace,
-        on_unanswered_submit=on_unanswered_submit,
-    )
-    settings.budget_flags = (max_trainings, max_images, max_cost)
+    settings = make_settings(flags)
     planned = plan_command(settings, refresh=refresh, prune=prune)
     result = planned.plan
     fmt = "json" if as_json else fmt
@@ -130,9 +105,7 @@ def plan(
 
 @cli.command(short_help="Upload, train and generate what is missing.")
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False))
-@files_option
-@state_options
-@sim_option
+@where_options(files=True, lock=True)
 @target_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (required when stdin is not a terminal).")
 @click.option(
@@ -153,12 +126,7 @@ def plan(
     help="Refresh the gallery after writing images. [default: outputs.gallery in reconciler.yaml, else on]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line per event, for CI tools.")
-@click.option(
-    "--wait/--no-wait",
-    default=True,
-    show_default=True,
-    help="--no-wait submits what can be submitted now, records it and returns; a later apply collects it.",
-)
+@on_unless_no("wait", "--no-wait submits what can be submitted now, records it and returns; a later apply collects it.")
 @click.option(
     "--ipm-txt2img",
     type=click.IntRange(0),
@@ -194,15 +162,10 @@ def plan(
 )
 @unanswered_option
 @budget_options
+@gathers_flags
 def apply(
     planfile: str | None,
-    files: tuple[str, ...],
-    state_path: str | None,
-    workspace: str | None,
-    lock_timeout: float,
-    sim: bool,
-    targets: tuple[str, ...],
-    replace: tuple[str, ...],
+    flags: Flags,
     auto_approve: bool,
     parallelism: int | None,
     prune: bool,
@@ -214,10 +177,6 @@ def apply(
     poll_interval: float | None,
     timeout: float | None,
     stall_timeout: float | None,
-    on_unanswered_submit: str | None,
-    max_trainings: int | None,
-    max_images: int | None,
-    max_cost: float | None,
 ) -> None:
     """Upload, train and generate only what is missing; or apply a saved PLANFILE exactly.
 
@@ -229,7 +188,7 @@ def apply(
     """
     from reconciler.commands.plan_apply import apply_command
 
-    if planfile and (targets or replace or prune):
+    if planfile and (flags.targets or flags.replace or prune):
         raise click.UsageError(
             "--target, --replace and --prune cannot be combined with a saved plan: pass them to `plan --out` instead"
         )
@@ -237,10 +196,7 @@ def apply(
         raise click.UsageError(
             "standard input is not a terminal, so apply cannot ask for approval: pass --auto-approve"
         )
-    settings = _apply_settings(
-        planfile, files, state_path, workspace, lock_timeout, sim, targets, replace, on_unanswered_submit
-    )
-    settings.budget_flags = (max_trainings, max_images, max_cost)
+    settings = _apply_settings(planfile, flags)
     options = _apply_options(
         settings,
         parallelism=parallelism,
@@ -261,32 +217,13 @@ def apply(
     _report(outcome, saved_plan=bool(planfile), as_json=as_json)
 
 
-def _apply_settings(
-    planfile: str | None,
-    files: tuple[str, ...],
-    state_path: str | None,
-    workspace: str | None,
-    lock_timeout: float,
-    sim: bool,
-    targets: tuple[str, ...],
-    replace: tuple[str, ...],
-    on_unanswered_submit: str | None,
-) -> Settings:
+def _apply_settings(planfile: str | None, flags: Flags) -> Settings:
     """apply's settings: a saved plan's own (where it was made, unless the flags name the same), else the flags'."""
     if not planfile:
-        return make_settings(files, state_path, sim, lock_timeout, targets, replace, workspace, on_unanswered_submit)
+        return make_settings(flags)
     from reconciler.commands.plan_apply import saved_plan_settings
 
-    settings = saved_plan_settings(
-        Path(planfile),
-        sim=sim or None,  # a plain flag: given only when True
-        state=state_path,
-        files=files,
-        lock_timeout=lock_timeout,
-        workspace=workspace,
-    )
-    settings.on_unanswered_submit = on_unanswered_submit  # type: ignore[assignment]  # click.Choice checked it
-    return settings
+    return saved_plan_settings(Path(planfile), flags)
 
 
 def _report(outcome: ApplyOutcome, *, saved_plan: bool, as_json: bool) -> None:
@@ -317,7 +254,7 @@ def _apply_options(
     stall_timeout: float | None,
 ) -> ApplyOptions:
     """The applier's options: each flag, else its setting in reconciler.yaml, else the default."""
-    from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions
+    from reconciler.apply import GENERATION_STALL, TRAINING_STALL, ApplyOptions, Watch
     from reconciler.apply.context import UNANSWERED_DELAYS
     from reconciler.apply.polling import GENERATION, TRAINING, PollPolicy
     from reconciler.commands.workspace import sim_poll_policies, wait_scale
@@ -332,11 +269,9 @@ def _apply_options(
         wait=wait,
         prune=prune,
         ipm={kind: given if given is not None else configured[kind] for kind, given in ipm.items()},
-        training_poll=train_poll,
-        generation_poll=gen_poll,
+        training=Watch(train_poll, stall_timeout or TRAINING_STALL),
+        generation=Watch(gen_poll, stall_timeout or GENERATION_STALL),
         timeout=timeout,
-        training_stall=stall_timeout or TRAINING_STALL,
-        generation_stall=stall_timeout or GENERATION_STALL,
         unanswered_delays=tuple(delay * wait_scale() for delay in UNANSWERED_DELAYS),
         policy=settings.policy,
     )

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.cli.common import (
     colour,
     empty_state_note,
-    files_option,
+    gathers_flags,
     isatty,
     make_settings,
-    sim_option,
-    state_option,
+    where_options,
 )
 from reconciler.cli.group import cli
+
+if TYPE_CHECKING:
+    from reconciler.commands.workspace import Flags
 
 
 @cli.command(short_help="Show a saved plan, or the state.")
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False))
-@state_option
-@sim_option
+@where_options()
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON (the plan as `plan --json` does).")
-def show(planfile: str | None, state_path: str | None, workspace: str | None, sim: bool, as_json: bool) -> None:
+@gathers_flags
+def show(planfile: str | None, flags: Flags, as_json: bool) -> None:
     """Show a saved PLANFILE in the same text as `plan` (with where it was made), or, without one, every
     resource in the state and what it owns. Reads only; needs no key."""
     import json
@@ -50,7 +53,7 @@ def show(planfile: str | None, state_path: str | None, workspace: str | None, si
     from reconciler.present.readout import state_text
     from reconciler.urls import redact_url_password
 
-    settings = make_settings((), state_path, sim, workspace=workspace)
+    settings = make_settings(flags)
     data = pull_state(settings)
     if as_json:
         click.echo(data.model_dump_json(indent=2))
@@ -64,10 +67,10 @@ def show(planfile: str | None, state_path: str | None, workspace: str | None, si
 
 @cli.command(short_help="Print what apply produced: trained model names, image paths.")
 @click.argument("name", required=False)
-@state_option
-@sim_option
+@where_options()
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
-def output(name: str | None, state_path: str | None, workspace: str | None, sim: bool, as_json: bool) -> None:
+@gathers_flags
+def output(name: str | None, flags: Flags, as_json: bool) -> None:
     """Print what apply produced, for scripts: each LoraModel's trained model file name (to use in other
     tools) and each Generation's image paths with their sha256. NAME (alice-v1 or LoraModel/alice-v1)
     prints only that one: the model file name alone, or the image paths one per line; a matrix's name prints
@@ -82,7 +85,7 @@ def output(name: str | None, state_path: str | None, workspace: str | None, sim:
         output_values,
     )
 
-    settings = make_settings((), state_path, sim, workspace=workspace)
+    settings = make_settings(flags)
     values = output_values(pull_state(settings))
     members = matrix_outputs(values, name) if name is not None and name not in values else {}
     if members:  # a matrix: each member's outputs, its axis values under `axes` in JSON
@@ -98,8 +101,7 @@ def output(name: str | None, state_path: str | None, workspace: str | None, sim:
 
 
 @cli.command(short_help="Write a static HTML gallery of the outputs.")
-@state_option
-@sim_option
+@where_options()
 @click.option(
     "--out",
     "out",
@@ -116,7 +118,8 @@ def output(name: str | None, state_path: str | None, workspace: str | None, sim:
     show_default=True,
     help="The port for --serve (0: any free one).",
 )
-def gallery(state_path: str | None, workspace: str | None, sim: bool, out: str | None, serve: bool, port: int) -> None:
+@gathers_flags
+def gallery(flags: Flags, out: str | None, serve: bool, port: int) -> None:
     """Write a static HTML gallery of the images the state records: models with their training images,
     each generation with its parameters and history, each matrix as a grid.
 
@@ -127,7 +130,7 @@ def gallery(state_path: str | None, workspace: str | None, sim: bool, out: str |
     from reconciler.commands.gallery import gallery_command, gallery_folder
     from reconciler.present.gallery import serve_gallery
 
-    settings = make_settings((), state_path, sim, workspace=workspace)
+    settings = make_settings(flags)
     folder = Path(out).resolve() if out else gallery_folder(settings)
     result = gallery_command(settings, folder)
     click.echo(result.summary())
@@ -139,24 +142,15 @@ def gallery(state_path: str | None, workspace: str | None, sim: bool, out: str |
 
 @cli.command(short_help="Say what a resource's identity is made of, where it is held, and what apply pays for it.")
 @click.argument("address")
-@files_option
-@state_option
-@sim_option
+@where_options(files=True)
 @click.option(
     "--refresh/--no-refresh",
     default=True,
     help="Read the account's trainings first (default), or explain from the state and the disk alone (offline).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
-def explain(
-    address: str,
-    files: tuple[str, ...],
-    state_path: str | None,
-    workspace: str | None,
-    sim: bool,
-    refresh: bool,
-    as_json: bool,
-) -> None:
+@gathers_flags
+def explain(address: str, flags: Flags, refresh: bool, as_json: bool) -> None:
     """Explain ADDRESS (e.g. Generation/alice-portraits, or a bare name): the fields its identity is the hash of
     (what is asked of Novita), that hash, where the project already holds that identity (the state, history
     folders, another resource, the outputs remote, a training on the account), and what the next apply does about
@@ -164,6 +158,6 @@ def explain(
     from reconciler.commands.explain import explain_command
     from reconciler.present.explain import explain_json, explain_text
 
-    settings = make_settings(files, state_path, sim, workspace=workspace)
+    settings = make_settings(flags)
     found = explain_command(settings, address, refresh=refresh)
     click.echo(explain_json(found) if as_json else explain_text(found), nl=False)

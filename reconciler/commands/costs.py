@@ -38,7 +38,7 @@ def estimated(
 
 def budget(settings: Settings) -> Budget:
     """--max-* > apply.budget in reconciler.yaml."""
-    return Budget.of(settings.config.apply.budget, *settings.budget_flags)
+    return Budget.of(settings.config.apply.budget, settings.budget_flags)
 
 
 def read_balance(endpoint: Endpoint) -> tuple[Balance | None, str | None]:

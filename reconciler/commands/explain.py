@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
-from reconciler.commands.plan_apply import observe_all
+from reconciler.commands.plan_apply import PlanInputs, observe_all
 from reconciler.commands.workspace import Endpoint, Settings, load_desired, novita_endpoint
 from reconciler.desired.resources import Desired
 from reconciler.errors import UsageError
@@ -24,7 +24,7 @@ def explain_command(settings: Settings, address: str, *, refresh: bool = True) -
         state = backend.read()
     with contextlib.ExitStack() as stack:
         endpoint: Endpoint | None = stack.enter_context(novita_endpoint(settings)) if refresh else None
-        seen = observe_all(settings, desired, cache, state, endpoint)
+        seen = observe_all(PlanInputs(settings, desired, cache, state, endpoint))
     trainings = run_cache((), training_holdings(state, seen.account))
     kind, _, name = addr.partition("/")
     names = model_names(desired, trainings, state)

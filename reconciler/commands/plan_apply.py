@@ -25,6 +25,7 @@ from reconciler.commands.targets import EVERYTHING, Scope, resolve_scope
 from reconciler.commands.workspace import (
     DEFAULT_MANIFESTS,
     Endpoint,
+    Flags,
     Settings,
     default_endpoint_url,
     endpoint_url,
@@ -60,25 +61,32 @@ class Observed:
     outputs_remote: OutputsRemote | None
 
 
-def observe_all(
-    settings: Settings,
-    desired: Desired,
-    cache: HashCache,
-    state: State,
-    endpoint: Endpoint | None,
-    listed: EarlyListing | None = None,
-) -> Observed:
+@dataclass(frozen=True)
+class PlanInputs:
+    """What a plan is made from: the settings, the manifests (hashed, with the cache of hashes), the state, and
+    the account's endpoint (None: offline) with its training list if that was fetched early (`listed`)."""
+
+    settings: Settings
+    desired: Desired
+    cache: HashCache
+    state: State
+    endpoint: Endpoint | None
+    listed: EarlyListing | None = None
+
+
+def observe_all(inputs: PlanInputs) -> Observed:
     """Observe the outputs (first: a bad outputs remote asks nobody anything), then refresh from the account
     (unless offline; with the training list `listed` early, if any)."""
     from reconciler.outputs.folders import observe, observe_orphans
 
+    settings, state, endpoint = inputs.settings, inputs.state, inputs.endpoint
     outputs_remote = settings.outputs()
-    outputs = observe(desired, state, cache, settings.root, outputs_remote)
+    outputs = observe(inputs.desired, state, inputs.cache, settings.root, outputs_remote)
     account = None
     if endpoint is not None:
         from reconciler.observe.refresh import refresh, settled
 
-        tasks = listed.tasks() if listed is not None else None
+        tasks = inputs.listed.tasks() if inputs.listed is not None else None
         account = settled(state, tasks) if tasks is not None else None
 
         async def go() -> Account:
@@ -87,17 +95,12 @@ def observe_all(
 
         if account is None:  # something in flight needs a status call (or the list is still to fetch)
             account = asyncio.run(go())
-    orphans = observe_orphans(desired, state, cache, settings.root)
+    orphans = observe_orphans(inputs.desired, state, inputs.cache, settings.root)
     return Observed(outputs, account, orphans, outputs_remote)
 
 
 def make_plan(
-    settings: Settings,
-    desired: Desired,
-    cache: HashCache,
-    state: State,
-    endpoint: Endpoint | None,
-    listed: EarlyListing | None = None,
+    inputs: PlanInputs,
     *,
     scope: Scope = EVERYTHING,
     prune: bool = False,
@@ -109,7 +112,8 @@ def make_plan(
     from reconciler.outputs.folders import untrusted
     from reconciler.plan.planner import plan
 
-    seen = observe_all(settings, desired, cache, state, endpoint, listed)
+    settings, desired, cache, state = inputs.settings, inputs.desired, inputs.cache, inputs.state
+    seen = observe_all(inputs)
     held = observe_run_cache(desired, state, cache, settings.root, seen.outputs, seen.account, seen.outputs_remote)
     result = plan(
         desired,
@@ -123,7 +127,7 @@ def make_plan(
         policy=settings.policy,
         run_cache=held,
     )
-    result = estimated(settings, result, desired, state, endpoint, ipm)
+    result = estimated(settings, result, desired, state, inputs.endpoint, ipm)
     cache.save()
     skipped = untrusted(state, seen.outputs)
     return replace(result, warnings=(*skipped, *result.warnings)), seen.outputs
@@ -137,12 +141,25 @@ class Planned:
     scope: Scope
 
 
-def _plan_inputs(settings: Settings) -> tuple[Desired, HashCache, State, Scope]:
-    """The manifests (hashed), the state (read without locking it) and the targets checked against both."""
+def _plan_inputs(
+    settings: Settings, endpoint: Endpoint | None = None, listed: EarlyListing | None = None
+) -> tuple[PlanInputs, Scope]:
+    """The manifests (hashed), the state (read without locking it) and the targets checked against both.
+
+    The state is read first, so that a large state's text is let go of before the images' caches are built
+    (the two at once were the peak of a 50,000-photo plan); a state that cannot be read is said after the
+    manifests' problems, as ever."""
+    unreadable: ReconcilerError | None = None
+    try:
+        with settings.backend() as backend:
+            state = backend.read()
+    except ReconcilerError as exc:
+        unreadable = exc
     desired, cache = load_desired(settings)
-    with settings.backend() as backend:
-        state = backend.read()
-    return desired, cache, state, resolve_scope(desired, state, settings.targets, settings.replace)
+    if unreadable is not None:
+        raise unreadable
+    scope = resolve_scope(desired, state, settings.targets, settings.replace)
+    return PlanInputs(settings, desired, cache, state, endpoint, listed), scope
 
 
 def plan_command(settings: Settings, *, refresh: bool = True, prune: bool = False) -> Planned:
@@ -152,11 +169,11 @@ def plan_command(settings: Settings, *, refresh: bool = True, prune: bool = Fals
     hashed; errors keep their order (manifests, state, targets, then the connection's own). Not with --sim:
     the in-process simulator writes its account, so it starts only once the inputs are known to be valid."""
     if not refresh or settings.sim:
-        desired, cache, state, scope = _plan_inputs(settings)
+        inputs, scope = _plan_inputs(settings)
         if not refresh:
-            return Planned(make_plan(settings, desired, cache, state, None, scope=scope, prune=prune)[0], scope)
+            return Planned(make_plan(inputs, scope=scope, prune=prune)[0], scope)
         with novita_endpoint(settings) as sim:
-            return Planned(make_plan(settings, desired, cache, state, sim, scope=scope, prune=prune)[0], scope)
+            return Planned(make_plan(replace(inputs, endpoint=sim), scope=scope, prune=prune)[0], scope)
     with contextlib.ExitStack() as stack:
         endpoint: Endpoint | None = None
         unusable: ReconcilerError | None = None  # e.g. no NOVITA_API_KEY: said after any manifest problem
@@ -170,12 +187,11 @@ def plan_command(settings: Settings, *, refresh: bool = True, prune: bool = Fals
 
             listed = EarlyListing(functools.partial(make_client, endpoint))
             stack.callback(listed.cancel)  # the manifests were invalid: the pages are not waited for
-        desired, cache, state, scope = _plan_inputs(settings)
+        inputs, scope = _plan_inputs(settings, endpoint, listed)
         if endpoint is None:
             assert unusable is not None
             raise unusable
-        made = make_plan(settings, desired, cache, state, endpoint, listed, scope=scope, prune=prune)[0]
-        return Planned(made, scope)
+        return Planned(make_plan(inputs, scope=scope, prune=prune)[0], scope)
 
 
 def plan_origin(settings: Settings, scope: Scope) -> Origin:
@@ -192,29 +208,23 @@ def plan_origin(settings: Settings, scope: Scope) -> Origin:
     )
 
 
-def saved_plan_settings(
-    planfile: Path,
-    *,
-    sim: bool | None,
-    state: str | None,
-    files: tuple[str, ...],
-    lock_timeout: float,
-    workspace: str | None = None,
-) -> Settings:
+def saved_plan_settings(planfile: Path, flags: Flags) -> Settings:
     """The settings `apply PLANFILE` runs with: where the plan was made, unless the command line names the same.
 
-    `sim`, `state` and `workspace` are None when not given on the command line. A plan file made before plans
-    recorded their origin is applied with the command line's settings, as it always was.
+    A plan file made before plans recorded their origin is applied with the command line's settings, as it always
+    was.
     """
     origin = load_plan(planfile).origin
     if origin is None:
-        return Settings.make(files, state, bool(sim), lock_timeout, workspace=workspace)
-    typed = tuple(str(Path(f)) for f in files)  # as plan_origin records them: `./manifests` is the default
+        return Settings.make(flags)
+    typed = tuple(str(Path(f)) for f in flags.files)  # as plan_origin records them: `./manifests` is the default
     typed = () if typed == (str(DEFAULT_MANIFESTS),) else typed
+    state = flags.state
     state = None if state is None else str(Path(state)) if "://" not in state else state
+    sim = flags.sim or None  # a plain flag: given only when True
     sim_, state_, files_ = settle(origin, planfile, sim=sim, state=state, files=typed)
-    chosen = workspace if workspace is not None else origin.workspace
-    settings = Settings.make(files_, state_, sim_, lock_timeout, workspace=chosen)
+    chosen = flags.workspace if flags.workspace is not None else origin.workspace
+    settings = Settings.make(replace(flags, files=files_, state=state_, sim=sim_, workspace=chosen))
     check_endpoint(origin, planfile, SIMULATOR if sim_ else endpoint_url(), settings.workspace, default_endpoint_url())
     return settings
 
@@ -249,7 +259,7 @@ def apply_command(
     gallery: bool = False,
 ) -> ApplyOutcome:
     """`reconciler apply`: plan (or load a saved plan and check it is fresh), confirm, apply."""
-    from reconciler.apply import Applier
+    from reconciler.apply import Applier, Run
     from reconciler.outputs.folders import observe
 
     desired, cache = load_desired(settings)
@@ -273,9 +283,8 @@ def apply_command(
                 refuse_unaffordable(the_plan)
                 outputs = observe(desired, store.state, cache, settings.root, settings.outputs())
             else:
-                the_plan, outputs = make_plan(
-                    settings, desired, cache, store.state, endpoint, scope=scope, prune=options.prune, ipm=options.ipm
-                )
+                inputs = PlanInputs(settings, desired, cache, store.state, endpoint)
+                the_plan, outputs = make_plan(inputs, scope=scope, prune=options.prune, ipm=options.ipm)
                 ui.show_plan(the_plan)
                 if the_plan.empty:
                     return ApplyOutcome(the_plan, synced=sync_outputs(settings, the_plan, store.state))
@@ -285,18 +294,8 @@ def apply_command(
             if the_plan.empty:
                 return ApplyOutcome(the_plan, synced=sync_outputs(settings, the_plan, store.state))
             client, reporter = make_client(endpoint), ui.reporter()
-            applier = Applier(
-                the_plan,
-                desired,
-                store,
-                client,
-                reporter,
-                options,
-                settings.root,
-                outputs,
-                settings.outputs(),
-                finishing=gallery_refresher(settings, cache) if gallery else None,
-            )
+            run = Run(desired, store, client, reporter, options, settings.root, outputs, settings.outputs())
+            applier = Applier(the_plan, run, finishing=gallery_refresher(settings, cache) if gallery else None)
             result = run_applier(applier, client, reporter, ui)
             synced = sync_outputs(settings, the_plan, store.state) if not result.interrupted else None
             return ApplyOutcome(the_plan, result, synced=synced)

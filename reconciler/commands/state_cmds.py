@@ -57,11 +57,12 @@ def remove_from_state(settings: Settings, addresses: Iterable[str]) -> None:
     """`reconciler state rm`: forget entries in the state only (Novita and files untouched)."""
     with settings.locked("state rm") as (backend, _):
         store = backend.open()
-        missing = [a for a in addresses if a not in store.state.resources]
+        skipped = {s.address for s in store.state.skipped}  # held, but failed a check: not written back
+        missing = [a for a in addresses if a not in store.state.resources and a not in skipped]
         if missing:
             raise ReconcilerError(f"not in the state: {', '.join(missing)}; nothing was removed")
         for addr in addresses:
-            del store.state.resources[addr]
+            store.state.resources.pop(addr, None)
         store.save()
 
 
@@ -146,6 +147,14 @@ def push_state(settings: Settings, source: str, *, force: bool = False) -> Pushe
     if source.endswith(JOURNAL_SUFFIX):
         return push_journal(settings, Path(source), force=force)
     new = read_state_file(source)
+    if new.skipped:
+        first, more = new.skipped[0], len(new.skipped) - 1
+        others = f" ({more} more {'entry fails' if more == 1 else 'entries fail'} a check)" if more else ""
+        raise StateError(
+            f"{source}: the state's entry {first.address} ({first.field}): {first.problem}{others}. Nothing was "
+            f"pushed: fix the entry or remove it from {source} (a state is never written with an entry a plan "
+            "would not trust)."
+        )
     with settings.locked("state push") as (backend, _):
         current = backend.read()
         if current.serial and not force:

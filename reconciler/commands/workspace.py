@@ -20,6 +20,7 @@ from reconciler.errors import ConfigError
 from reconciler.load.config import (
     CONFIG_FILE,
     RECONNECT_WINDOW_ENV,
+    BudgetConfig,
     LoadedConfig,
     ProjectConfig,
     load_config,
@@ -55,6 +56,23 @@ def _origin(flag: object, env_name: str, file_key: str, loaded: LoadedConfig) ->
     return f"{file_key} in {CONFIG_FILE}" if loaded.sets(file_key) else ""
 
 
+@dataclass(frozen=True)
+class Flags:
+    """What a command line says about where and what to work on, as `Settings.make` resolves it (None or empty:
+    not given): -f, --state, --workspace, --sim, --lock-timeout, --target, --replace, --on-unanswered-submit and
+    the --max-trainings/--max-images/--max-cost budget."""
+
+    files: tuple[str, ...] = ()
+    state: str | None = None
+    workspace: str | None = None
+    sim: bool = False
+    lock_timeout: float = 0.0
+    targets: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+    on_unanswered_submit: Choice | None = None
+    budget: BudgetConfig = field(default_factory=BudgetConfig)  # only the limits given as flags
+
+
 @dataclass
 class Settings:
     """One command's resolved settings: flags > environment > reconciler.yaml > defaults."""
@@ -74,20 +92,11 @@ class Settings:
     outputs_setting: str = RECONCILER_OUTPUTS_REMOTE
     state_location: str = ""  # the state's location as given (a path before its workspace, or a URL)
     on_unanswered_submit: Choice | None = None  # --on-unanswered-submit: this run's explicit choice
-    budget_flags: tuple[int | None, int | None, float | None] = (None, None, None)  # --max-trainings/-images/-cost
+    budget_flags: BudgetConfig = field(default_factory=BudgetConfig)  # --max-trainings/-images/-cost
 
     @classmethod
-    def make(
-        cls,
-        files: tuple[str, ...],
-        state: str | None,
-        sim: bool,
-        lock_timeout: float = 0.0,
-        targets: tuple[str, ...] = (),
-        replace: tuple[str, ...] = (),
-        workspace: str | None = None,
-        on_unanswered_submit: Choice | None = None,
-    ) -> Settings:
+    def make(cls, flags: Flags) -> Settings:
+        state, sim, workspace = flags.state, flags.sim, flags.workspace
         root = Path.cwd()
         loaded = load_config(root)
         config = loaded.config
@@ -122,15 +131,15 @@ class Settings:
             path = workspace_file(path, chosen)
         remote = None if sim else resolve(None, os.environ.get(RECONCILER_OUTPUTS_REMOTE), config.outputs.remote)
         outputs_setting = _origin(None, RECONCILER_OUTPUTS_REMOTE, "outputs.remote", loaded) or "outputs.remote"
-        files_ = [Path(f) for f in files] or [DEFAULT_MANIFESTS]
+        files_ = [Path(f) for f in flags.files] or [DEFAULT_MANIFESTS]
         return cls(
             root,
             files_,
             path,
             sim,
-            lock_timeout,
-            list(targets),
-            list(replace),
+            flags.lock_timeout,
+            list(flags.targets),
+            list(flags.replace),
             config,
             chosen,
             url,
@@ -138,7 +147,8 @@ class Settings:
             str(remote) if remote else None,
             outputs_setting,
             location,
-            on_unanswered_submit,
+            flags.on_unanswered_submit,
+            flags.budget,
         )
 
     @property

@@ -61,7 +61,7 @@ def matrix_address(addr: str) -> str | None:
     return f"{kind}/{base}" if base is not None else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per photo: no __dict__ each
 class DesiredImage:
     sha256: str
     path: Path

@@ -38,7 +38,7 @@ def _what_else(head: bytes) -> str:
     return "is not a png, jpeg or webp image (checked by its content, not its name)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per photo: no __dict__ each
 class Found:
     """An image file found on disk."""
 
@@ -55,6 +55,7 @@ class _Entry:
 
 
 _ENTRIES = {(f, s): _Entry(f, s) for f in (False, True) for s in (False, True)}  # one of each, shared
+_SNIFFED: dict[str, tuple[ImageFormat | None, str]] = {f: (f, "") for f in FORMATS}  # a file's sniff, shared
 
 
 class KnownFormats(Protocol):
@@ -77,8 +78,15 @@ class ImageFinder:
         self._resolved_dirs: dict[str, Path] = {}
         self._shown_dirs: dict[str, str] = {}  # a folder's display, with a trailing /
         self._sniffed: dict[str, tuple[ImageFormat | None, str]] = {}
-        self._captions: dict[Path, tuple[str | None, str | None]] = {}
+        self._captions: dict[str, tuple[str | None, str | None]] = {}  # by the sidecar's path
         self.notes: list[str] = []  # what a folder entry skipped and why, taken by the loader after each entry
+
+    def forget_files(self) -> None:
+        """Let go of the listings, sniffs and captions cached so far (the loader calls it after each Dataset):
+        what is held while loading grows with the largest dataset, not with every photo of the project."""
+        self._listings.clear()
+        self._sniffed.clear()
+        self._captions.clear()
 
     # -- paths -------------------------------------------------------------------------------------
     def inside(self, resolved: Path) -> bool:
@@ -125,8 +133,8 @@ class ImageFinder:
         key = str(resolved)
         if key not in self._sniffed:
             known = self.known.known_format(key) if self.known is not None else None
-            if known in FORMATS:
-                self._sniffed[key] = (known, "")
+            if known is not None and known in _SNIFFED:
+                self._sniffed[key] = _SNIFFED[known]
                 return self._sniffed[key]
             try:
                 with open(resolved, "rb") as handle:
@@ -136,14 +144,15 @@ class ImageFinder:
             else:
                 fmt = sniff(head)
                 problem = "" if fmt else _what_else(head)
-                self._sniffed[key] = (fmt, problem)
+                self._sniffed[key] = _SNIFFED[fmt] if fmt else (None, problem)
                 if fmt is not None and self.known is not None:
                     self.known.note_format(key, fmt)
         return self._sniffed[key]
 
     def _sidecar(self, sidecar: Path) -> tuple[str | None, str | None]:
         """(caption, problem) from a sidecar .txt known to exist."""
-        if sidecar not in self._captions:
+        key = str(sidecar)
+        if key not in self._captions:
             caption: str | None = None
             problem: str | None = None
             try:
@@ -159,8 +168,8 @@ class ImageFinder:
                         f"Novita accepts at most {MAX_CAPTION}"
                     )
                 caption = text or None
-            self._captions[sidecar] = (caption, problem)
-        return self._captions[sidecar]
+            self._captions[key] = (caption, problem)
+        return self._captions[key]
 
     def _found(self, folder: Path, name: str, entry: _Entry, given: str, problems: list[str]) -> Found | None:
         """An image file `name` in the resolved `folder` (listed as `entry`)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from reconciler.load.imagetype import ImageFormat
 from reconciler.load.schema import DatasetSpec, GenerationSpec, LoraModelSpec
 
 
@@ -15,12 +16,12 @@ class Source:
     line: int  # 1-based line where the document starts
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per photo: no __dict__ each
 class ImageFile:
     path: Path  # absolute, resolved
     display: str  # relative to project_root, as shown to users
     caption: str | None  # explicit caption, else the sidecar <stem>.txt (stripped), else None
-    format: Literal["png", "jpeg", "webp"]  # sniffed from the bytes, not the extension
+    format: ImageFormat  # sniffed from the bytes, not the extension
 
 
 @dataclass(frozen=True)

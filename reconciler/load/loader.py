@@ -270,6 +270,7 @@ def load_manifests(
             check_matrix(draft, out)
             if draft.kind == "Dataset":
                 _dataset_files(draft, finder, out)
+                finder.forget_files()
             elif draft.kind == "Generation":
                 _generation_files(draft, finder, out)
     cross_checks(drafts, out)

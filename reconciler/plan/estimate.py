@@ -139,6 +139,9 @@ def estimate_of(raw: Mapping[str, Any] | None) -> Estimate | None:
     )
 
 
+_NO_FLAGS = BudgetConfig()
+
+
 @dataclass(frozen=True)
 class Budget:
     """The limits of one apply, each with where it was set (a flag or reconciler.yaml)."""
@@ -149,18 +152,12 @@ class Budget:
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(
-        cls,
-        config: BudgetConfig,
-        max_trainings: int | None = None,
-        max_images: int | None = None,
-        max_cost: float | None = None,
-    ) -> Budget:
-        """Flag > reconciler.yaml (`apply.budget`)."""
+    def of(cls, config: BudgetConfig, flags: BudgetConfig = _NO_FLAGS) -> Budget:
+        """Flag (`flags`: the --max-* limits given) > reconciler.yaml (`apply.budget`)."""
         sources: dict[str, str] = {}
         values: dict[str, float | int | None] = {}
-        for name, flag in (("max_trainings", max_trainings), ("max_images", max_images), ("max_cost", max_cost)):
-            from_file = getattr(config, name)
+        for name in ("max_trainings", "max_images", "max_cost"):
+            flag, from_file = getattr(flags, name), getattr(config, name)
             values[name] = flag if flag is not None else from_file
             if flag is not None:
                 sources[name] = "--" + name.replace("_", "-")

@@ -15,6 +15,25 @@ from reconciler.text import plural
 KEEPS_WAITING = "nothing is changed or resubmitted"
 FORGET = "no longer in the manifests: forget"
 
+# Kinds whose sentences differ only in their words around one field (`{}`): a training under its task name, a
+# generation of its shape, a model that stays in the account.
+_TRAINS_AS: dict[type[r.PaidTraining], str] = {
+    r.DefinitionChanged: "definition changed: retrain as {}",
+    r.RetrainRequested: "--replace: train again as {}",
+    r.UnansweredNotListed: "a previous submit of {} got no answer and the account does not list it: "
+    "look it up again, then train it only if it is still missing",
+}
+_GENERATES: dict[type[r.PaidGeneration], str] = {
+    r.NewGeneration: "{}",
+    r.GenerationChanged: "definition changed: {}",
+    r.RunAgainRequested: "--replace: run it again ({})",
+    r.StoppedAfterHistory: "its images moved to history, then the apply stopped: run it again ({})",
+}
+_MODEL_STAYS: dict[type[r.Note], str] = {
+    r.CurrentModelStays: "(the current model {} stays in the account)",
+    r.OldModelStays: "(the old model {} stays in the account: Novita has no delete)",
+}
+
 
 def _copied(source: str, owner: str, images: str, where: str) -> str:
     if source == "state":
@@ -30,15 +49,27 @@ def _copied(source: str, owner: str, images: str, where: str) -> str:
 
 def reason_text(reason: r.Reason) -> str:
     """The line beside a change's address: why it is planned."""
+    if isinstance(reason, r.PaidTraining):
+        return _paid_training(reason)
+    if isinstance(reason, r.PaidGeneration):
+        return _paid_generation(reason)
+    if isinstance(reason, r.Waiting):
+        return _waiting(reason)
+    if isinstance(reason, r.Reusing):
+        return _reusing(reason)
+    if isinstance(reason, r.Uploading):
+        return _uploading(reason)
+    return _forgetting(reason)
+
+
+def _paid_training(reason: r.PaidTraining) -> str:
     match reason:
         case r.NewTraining(task_name, images):
             return f"train as {task_name} ({images} images)"
-        case r.DefinitionChanged(task_name):
-            return f"definition changed: retrain as {task_name}"
+        case r.DefinitionChanged(task_name) | r.RetrainRequested(task_name) | r.UnansweredNotListed(task_name):
+            return _TRAINS_AS[type(reason)].format(task_name)
         case r.DatasetChanged(dataset, task_name):
             return f"dataset {dataset} changed: retrain as {task_name}"
-        case r.RetrainRequested(task_name):
-            return f"--replace: train again as {task_name}"
         case r.TrainingMissing(task_name, trained):
             gone = "is no longer in" if trained else "vanished from"
             return f"training {task_name} {gone} the account: retrain"
@@ -46,11 +77,41 @@ def reason_text(reason: r.Reason) -> str:
             return f"training {task_name} ended {status}: retrain"
         case r.PreviousTrainingFailed(failed_task, error, task_name):
             return f"the previous training {failed_task} failed{_why(error)}: retrain as {task_name}"
-        case r.UnansweredNotListed(task_name):
-            return (
-                f"a previous submit of {task_name} got no answer and the account does not list it: "
-                "look it up again, then train it only if it is still missing"
-            )
+        case _:
+            assert_never(reason)
+
+
+def _paid_generation(reason: r.PaidGeneration) -> str:
+    match reason:
+        case (
+            r.NewGeneration(shape)
+            | r.GenerationChanged(shape)
+            | r.RunAgainRequested(shape)
+            | r.StoppedAfterHistory(shape)
+        ):
+            return _GENERATES[type(reason)].format(shape_text(shape))
+        case r.WaitsForModels(shape, models):
+            return f"{shape_text(shape)}; waits for {_models(models)}"
+        case r.ModelsPending(models, retrained):
+            return f"depends on {_models(models)}, which {'is retrained' if retrained else 'is not trained yet'}"
+        case r.ModelsRetrained(models):
+            return f"depends on {_models(models)}, which was retrained"
+        case r.ImagesMissing(missing, total, folder):
+            return f"{missing} of its {total} images are missing or changed in {folder}: regenerate"
+        case r.GenerationVanished(task_id):
+            return f"generation task {task_id} vanished: run it again"
+        case r.GenerationFailed(task_id, error):
+            return f"generation task {task_id} failed ({error or 'no reason given'}): run it again"
+        case r.PreviousRunFailed(error):
+            return f"the previous run failed{_why(error)}: run it again"
+        case r.UnansweredResubmit():
+            return "the previous submit got no answer: submitting again (may be paid twice)"
+        case _:
+            assert_never(reason)
+
+
+def _waiting(reason: r.Waiting) -> str:
+    match reason:
         case r.UnansweredLookup(task_name):
             return (
                 f"a previous submit of {task_name} got no answer: look it up by name and wait for it, do not resubmit"
@@ -65,33 +126,15 @@ def reason_text(reason: r.Reason) -> str:
         case r.FoundInAccount(task_name, seen, finished):
             wait = "" if finished else " and wait for it"
             return f"found in the account as {task_name} ({task_status(seen)}): adopt{wait}"
-        case r.NewGeneration(shape):
-            return shape_text(shape)
-        case r.WaitsForModels(shape, models):
-            return f"{shape_text(shape)}; waits for {_models(models)}"
-        case r.ModelsPending(models, retrained):
-            return f"depends on {_models(models)}, which {'is retrained' if retrained else 'is not trained yet'}"
-        case r.ModelsRetrained(models):
-            return f"depends on {_models(models)}, which was retrained"
-        case r.GenerationChanged(shape):
-            return f"definition changed: {shape_text(shape)}"
-        case r.RunAgainRequested(shape):
-            return f"--replace: run it again ({shape_text(shape)})"
-        case r.StoppedAfterHistory(shape):
-            return f"its images moved to history, then the apply stopped: run it again ({shape_text(shape)})"
-        case r.ImagesMissing(missing, total, folder):
-            return f"{missing} of its {total} images are missing or changed in {folder}: regenerate"
         case r.GenerationInFlight(task_id, status, progress):
             shown = f" ({generation_status(status, progress)})" if status is not None else ""
             return f"wait for generation task {task_id}, in flight{shown}; {KEEPS_WAITING}"
-        case r.GenerationVanished(task_id):
-            return f"generation task {task_id} vanished: run it again"
-        case r.GenerationFailed(task_id, error):
-            return f"generation task {task_id} failed ({error or 'no reason given'}): run it again"
-        case r.PreviousRunFailed(error):
-            return f"the previous run failed{_why(error)}: run it again"
-        case r.UnansweredResubmit():
-            return "the previous submit got no answer: submitting again (may be paid twice)"
+        case _:
+            assert_never(reason)
+
+
+def _reusing(reason: r.Reusing) -> str:
+    match reason:
         case r.FoundOnDisk(images, folder):
             return f"its {images} images are already in {folder} (sidecar matches): adopt"
         case r.FoundInOutputsRemote(images):
@@ -111,12 +154,24 @@ def reason_text(reason: r.Reason) -> str:
             return _copied(source, owner, plural(images, "image"), where)
         case r.CopiedFromThisPlan(owner):
             return f"same request as {owner} in this plan: copy its images once it is done (free)"
+        case _:
+            assert_never(reason)
+
+
+def _uploading(reason: r.Uploading) -> str:
+    match reason:
         case r.UploadsNeeded(new, already, changed):
             return _changed(changed) + f"{plural(new, 'new image')} to upload ({already} already uploaded)"
         case r.AllUploaded(images, changed):
             return _changed(changed) + f"all {images} images already uploaded"
         case r.NothingToUpload(images, changed):
             return _changed(changed) + f"{images} images, nothing to upload (no training needs them)"
+        case _:
+            assert_never(reason)
+
+
+def _forgetting(reason: r.Forgetting) -> str:
+    match reason:
         case r.ForgetModel(task_name, _, in_flight=True):
             return f"{FORGET} (its training {task_name} keeps running in the account)"
         case r.ForgetModel(_, str(model_name)):
@@ -137,10 +192,8 @@ def reason_text(reason: r.Reason) -> str:
 def note_text(note: r.Note) -> str:
     """A line under a change: what else happens, or stays."""
     match note:
-        case r.CurrentModelStays(model_name):
-            return f"(the current model {model_name} stays in the account)"
-        case r.OldModelStays(model_name):
-            return f"(the old model {model_name} stays in the account: Novita has no delete)"
+        case r.CurrentModelStays(model_name) | r.OldModelStays(model_name):
+            return _MODEL_STAYS[type(note)].format(model_name)
         case r.EarlierTrainingEnded(task_name, status):
             return f"(an earlier training {task_name} ended {status})"
         case r.CurrentImagesToHistory(images):

@@ -24,13 +24,12 @@ from reconciler.state.model import State, now_iso, parse_state
 
 def read_state(path: Path) -> State:
     """Read a state file; a missing file is a new, empty state (serial 0)."""
-    try:
-        raw = path.read_bytes()
+    try:  # the bytes are handed over, not kept here: parse_state lets go of each form once it has the next
+        return parse_state(path.read_bytes(), str(path))
     except FileNotFoundError:
         return State()
     except OSError as exc:
         raise StateError(f"{path}: cannot read the state file: {exc.strerror}") from exc
-    return parse_state(raw, str(path))
 
 
 def _header(path: Path) -> tuple[str, int] | None:
