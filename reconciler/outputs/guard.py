@@ -9,6 +9,7 @@ state), never in `.git/` nor in a folder where a manifest or a setting lives.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from reconciler.errors import ReconcilerError
@@ -33,27 +34,50 @@ def inside_output(folder: Path, name: str) -> Path:
     `name` is a plain image or sidecar name, or `history/<folder>/<name>`. The folder may not be (or be inside)
     `.git`, nor hold a manifest or a setting (a `.yaml`/`.yml` file); the result, symlinks resolved, stays inside it.
     """
-    parts = PurePosixPath(name).parts if "\\" not in name else (name,)
-    problem: str | None
-    if len(parts) == 3 and parts[0] == HISTORY:
-        problem = folder_problem(parts[1]) or name_problem(parts[2], sidecar=True)
-    elif len(parts) == 1 and name == parts[0]:
-        problem = name_problem(name, sidecar=True)
-    else:
-        problem = f"{short(name)} is not a file name in an output folder"
-    if problem is None:
-        problem = _folder_problem(folder)
-    if problem is None:
-        dest = folder / name
-        if not dest.resolve().is_relative_to(folder.resolve()):
+    return inside_output_all(folder, (name,))[0]
+
+
+def inside_output_all(folder: Path, names: Iterable[str]) -> list[Path]:
+    """`inside_output(folder, name)` for each of `names`, in order (the first refused raises), the folder resolved
+    and looked into once for all of them: a sidecar's images, a no-op plan's thousand output folders."""
+    checked: Path | None = None  # the folder, resolved, once it passed
+    found: list[Path] = []
+    for name in names:
+        problem = _name_problem(name)
+        if problem is None and checked is None:
+            resolved = folder.resolve()
+            problem = _folder_problem(resolved)
+            checked = resolved if problem is None else None
+        if problem is None and checked is not None and _leaves(checked, name):
             problem = "it leaves the output folder through a symbolic link"
-        else:
-            return dest
-    raise UnsafePath(os.fspath(folder), name, problem)
+        if problem is not None:
+            raise UnsafePath(os.fspath(folder), name, problem)
+        found.append(folder / name)
+    return found
 
 
-def _folder_problem(folder: Path) -> str | None:
-    resolved = folder.resolve()
+def _name_problem(name: str) -> str | None:
+    parts = PurePosixPath(name).parts if "\\" not in name else (name,)
+    if len(parts) == 3 and parts[0] == HISTORY:
+        return folder_problem(parts[1]) or name_problem(parts[2], sidecar=True)
+    if len(parts) == 1 and name == parts[0]:
+        return name_problem(name, sidecar=True)
+    return f"{short(name)} is not a file name in an output folder"
+
+
+def _leaves(resolved: Path, name: str) -> bool:
+    """Whether `resolved / name` (a name that passed `_name_problem`: plain parts, no `..`) ends outside the
+    resolved folder. Only a symbolic link among its own parts can take it out: they are looked at one by one, and
+    the whole path resolved only when one is a link."""
+    path = resolved
+    for part in name.split("/"):
+        path = path / part
+        if os.path.islink(path):
+            return not (resolved / name).resolve().is_relative_to(resolved)
+    return False
+
+
+def _folder_problem(resolved: Path) -> str | None:
     if ".git" in resolved.parts:
         return "the folder is inside .git"
     try:

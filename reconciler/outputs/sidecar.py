@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.desired.resources import generation_identity
 from reconciler.filenames import SIDECAR_SUFFIX, hash_problem, name_problem
-from reconciler.outputs.guard import inside_output
+from reconciler.outputs.guard import inside_output_all
 from reconciler.state import now_iso
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ class Sidecar:
 
     def files(self, folder: Path) -> list[tuple[Path, str]]:
         """(path, sha256) of its images in the output folder `folder` (each name through the write guard)."""
-        return [(inside_output(folder, i.file), i.sha256) for i in self.images]
+        paths = inside_output_all(folder, [i.file for i in self.images])
+        return [(path, i.sha256) for path, i in zip(paths, self.images, strict=True)]
 
 
 def sidecar_name(stem: str) -> str:
