@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.filenames import folder_problem, hash_problem, name_problem, path_problem
 from reconciler.observe.facts import SkippedRecord
-from reconciler.outputs.guard import UnsafePath, inside_output, inside_output_all
+from reconciler.outputs.guard import OutputFolder, UnsafePath, inside_output
 from reconciler.outputs.sidecar import BadSidecar, parse
 from reconciler.state import parse_state
 from reconciler.state.model import SkippedEntry
@@ -184,25 +184,30 @@ def test_a_sidecar_in_the_output_folder_adopts_only_when_it_passes(tmp_path: Pat
     )
 
 
-def test_the_guard_checks_a_folder_once_for_many_names_and_follows_links_among_their_parts(tmp_path: Path) -> None:
-    """inside_output_all: each name as inside_output would take it, in order (the first refused raises); a symbolic
-    link among a name's own parts is resolved, and allowed only while it stays inside the folder."""
+def test_an_output_folder_is_checked_once_and_links_among_a_names_parts_are_followed(tmp_path: Path) -> None:
+    """OutputFolder: each name as inside_output would take it, the folder looked at once; a symbolic link among a
+    name's own parts is resolved, and allowed only while it stays inside the folder."""
     out = tmp_path / "outputs/p"
     (out / "history/0123456789ab").mkdir(parents=True)
     (tmp_path / "elsewhere").mkdir()
     (out / "history/aaaaaaaaaaaa").symlink_to(out / "history/0123456789ab")  # stays inside
     (out / "history/bbbbbbbbbbbb").symlink_to(tmp_path / "elsewhere")  # leaves
     names = ["p-1.png", "history/aaaaaaaaaaaa/p-2.png", "p.reconciler.json"]
-    assert inside_output_all(out, names) == [out / n for n in names]
+    folder = OutputFolder(out)
+    assert [folder.path(n) for n in names] == [out / n for n in names]
     with pytest.raises(UnsafePath) as caught:
-        inside_output_all(out, ["p-1.png", "history/bbbbbbbbbbbb/p-2.png", "../x.png"])
+        folder.path("history/bbbbbbbbbbbb/p-2.png")
     assert (caught.value.name, caught.value.problem) == (
         "history/bbbbbbbbbbbb/p-2.png",
         "it leaves the output folder through a symbolic link",
     )
-    with pytest.raises(UnsafePath) as caught:
-        inside_output_all(out, ["../x.png", "history/bbbbbbbbbbbb/p-2.png"])
-    assert caught.value.name == "../x.png"
+    with pytest.raises(UnsafePath, match="not a file name in an output folder"):
+        folder.path("../x.png")
+    (out / "notes.yaml").write_text("a: 1\n")  # looked at once: a new OutputFolder sees it
+    assert folder.path("p-3.png") == out / "p-3.png"
+    with pytest.raises(UnsafePath, match=r"the folder holds notes\.yaml"):
+        OutputFolder(out).path("p-3.png")
+    (out / "notes.yaml").unlink()
     (out / "p-9.png").symlink_to(tmp_path / "elsewhere/p-9.png")
     with pytest.raises(UnsafePath, match="through a symbolic link"):
         inside_output(out, "p-9.png")

@@ -28,7 +28,7 @@ from reconciler.filenames import HISTORY
 from reconciler.files import atomic_write, display_path, fsync_dir, remove_partials
 from reconciler.load.imagetype import file_extension
 from reconciler.observe.facts import OrphanFacts, OutputFacts, PruneFile, RemoteSidecar, SkippedRecord
-from reconciler.outputs.guard import UnsafePath, inside_output
+from reconciler.outputs.guard import OutputFolder, UnsafePath, inside_output
 from reconciler.outputs.sidecar import BadSidecar, Sidecar, read_local, sidecar_name
 from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, State, now_iso
 
@@ -71,10 +71,11 @@ def observe(
         intact, missing = _check(recorded, cache)
         warnings: list[SkippedRecord] = []
         stored: tuple[RemoteSidecar, ...] = ()
-        sidecar = _local_sidecar(gen, project_root, warnings)
+        folder = OutputFolder(gen.output_dir)  # checked once for the sidecar and its images
+        sidecar = _local_sidecar(gen, folder, project_root, warnings)
         side_files: tuple[tuple[str, str], ...] = ()
         if sidecar is not None:
-            files = sidecar.files(gen.output_dir)
+            files = sidecar.files(folder)
             if _check(files, cache)[0]:
                 side_files = tuple((display_path(p, project_root), h) for p, h in files)
             else:
@@ -97,12 +98,13 @@ def observe(
     return facts
 
 
-def _local_sidecar(gen: DesiredGeneration, root: Path, warnings: list[SkippedRecord]) -> Sidecar | None:
+def _local_sidecar(
+    gen: DesiredGeneration, folder: OutputFolder, root: Path, warnings: list[SkippedRecord]
+) -> Sidecar | None:
     """The sidecar in the generation's output folder, checked; None (with a warning when it is not one reconciler
     could have written) when there is none to use."""
     try:
-        path = sidecar_path(gen)
-        return read_local(path, gen.name)
+        return read_local(folder.path(sidecar_name(gen.stem)), gen.name)
     except OSError:
         return None
     except (BadSidecar, UnsafePath) as exc:
@@ -129,7 +131,7 @@ def _remote_facts(
     for identity in index.identities(gen.name):
         try:
             record = remote.read_sidecar(gen.name, identity)
-            files = record.files(gen.output_dir) if record is not None else []
+            files = record.files(OutputFolder(gen.output_dir)) if record is not None else []
         except (BadSidecar, UnsafePath) as exc:
             where = f"the outputs remote's object {remote.shown_key(gen.name, identity)}"
             warnings.append(SkippedRecord(where, exc.problem, gen.address))

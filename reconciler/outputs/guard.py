@@ -9,7 +9,6 @@ state), never in `.git/` nor in a folder where a manifest or a setting lives.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from reconciler.errors import ReconcilerError
@@ -34,26 +33,30 @@ def inside_output(folder: Path, name: str) -> Path:
     `name` is a plain image or sidecar name, or `history/<folder>/<name>`. The folder may not be (or be inside)
     `.git`, nor hold a manifest or a setting (a `.yaml`/`.yml` file); the result, symlinks resolved, stays inside it.
     """
-    return inside_output_all(folder, (name,))[0]
+    return OutputFolder(folder).path(name)
 
 
-def inside_output_all(folder: Path, names: Iterable[str]) -> list[Path]:
-    """`inside_output(folder, name)` for each of `names`, in order (the first refused raises), the folder resolved
-    and looked into once for all of them: a sidecar's images, a no-op plan's thousand output folders."""
-    checked: Path | None = None  # the folder, resolved, once it passed
-    found: list[Path] = []
-    for name in names:
+class OutputFolder:
+    """A generation's output folder for `inside_output` on several names: the folder is resolved and looked into
+    once, at the first name that passes (a sidecar and its images; a no-op plan's thousand folders)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._checked: tuple[Path, str | None] | None = None  # (resolved, its problem) once looked at
+
+    def path(self, name: str) -> Path:
+        """`inside_output(self.folder, name)`."""
         problem = _name_problem(name)
-        if problem is None and checked is None:
-            resolved = folder.resolve()
-            problem = _folder_problem(resolved)
-            checked = resolved if problem is None else None
-        if problem is None and checked is not None and _leaves(checked, name):
-            problem = "it leaves the output folder through a symbolic link"
+        if problem is None:
+            if self._checked is None:
+                resolved = self.folder.resolve()
+                self._checked = resolved, _folder_problem(resolved)
+            resolved, problem = self._checked
+            if problem is None and _leaves(resolved, name):
+                problem = "it leaves the output folder through a symbolic link"
         if problem is not None:
-            raise UnsafePath(os.fspath(folder), name, problem)
-        found.append(folder / name)
-    return found
+            raise UnsafePath(os.fspath(self.folder), name, problem)
+        return self.folder / name
 
 
 def _name_problem(name: str) -> str | None:

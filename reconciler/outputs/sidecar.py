@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.desired.resources import generation_identity
 from reconciler.filenames import SIDECAR_SUFFIX, hash_problem, name_problem
-from reconciler.outputs.guard import inside_output_all
+from reconciler.outputs.guard import OutputFolder
 from reconciler.state import now_iso
 
 if TYPE_CHECKING:
@@ -112,10 +112,9 @@ class Sidecar:
             return None
         return generation_identity(self.task_type, request, extra, init_image)
 
-    def files(self, folder: Path) -> list[tuple[Path, str]]:
+    def files(self, folder: OutputFolder) -> list[tuple[Path, str]]:
         """(path, sha256) of its images in the output folder `folder` (each name through the write guard)."""
-        paths = inside_output_all(folder, [i.file for i in self.images])
-        return [(path, i.sha256) for path, i in zip(paths, self.images, strict=True)]
+        return [(folder.path(i.file), i.sha256) for i in self.images]
 
 
 def sidecar_name(stem: str) -> str:
