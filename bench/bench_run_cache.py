@@ -66,7 +66,8 @@ def build_project(members: int) -> Path:
     from reconciler.desired.resources import build_desired
     from reconciler.files import atomic_write, display_path
     from reconciler.load import load_manifests
-    from reconciler.outputs.folders import SIDECAR_SUFFIX, image_path
+    from reconciler.outputs.folders import image_path
+    from reconciler.outputs.sidecar import sidecar_name
     from reconciler.state import FileRecord, GenerationEntry, HistoryRecord, State
     from reconciler.status import Status
 
@@ -85,7 +86,7 @@ def build_project(members: int) -> Path:
         (folder / path.name).write_bytes(PNG + f"earlier {n}".encode())
         digest = sha256_file(folder / path.name)
         sidecar = {"identity": old, "images": [{"file": path.name, "sha256": digest}]}
-        (folder / f"{gen.stem}{SIDECAR_SUFFIX}").write_text(json.dumps(sidecar))
+        (folder / sidecar_name(gen.stem)).write_text(json.dumps(sidecar))
         record = HistoryRecord(
             identity=old,
             folder=display_path(folder, root),

@@ -1,4 +1,4 @@
-"""Commands on the state and the account: refresh, state list/show/rm/pull/push/migrate/history, pull, import,
+"""Commands on the state and the account: refresh, state list/show/rm/mv/pull/push/migrate/history, pull, import,
 force-unlock."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from reconciler.errors import ReconcilerError
 
 if TYPE_CHECKING:
     from reconciler.commands.workspace import Flags
-    from reconciler.state import State
+    from reconciler.state.model import SkippedEntry
 
 
 @cli.command(short_help="Record remote progress in the state; change nothing remote.")
@@ -41,9 +41,9 @@ def refresh(flags: Flags) -> None:
         click.echo("The state already matches the account.")
 
 
-@cli.group(short_help="Inspect and edit the state: list, show, rm, pull, push, migrate, history.")
+@cli.group(short_help="Inspect and edit the state: list, show, rm, mv, pull, push, migrate, history.")
 def state() -> None:
-    """Inspect and edit the state (list, show, rm, pull, push, migrate, history)."""
+    """Inspect and edit the state (list, show, rm, mv, pull, push, migrate, history)."""
 
 
 @state.command("list", short_help="List the resources in the state, with their status.")
@@ -57,7 +57,7 @@ def state_list(flags: Flags) -> None:
 
     settings = make_settings(flags)
     data = pull_state(settings)
-    _warn_skipped(data, "left out of this list")
+    _warn_skipped(data.skipped, "left out of this list")
     if not data.listed:
         empty_state_note(settings)
     for addr, entry in sorted(data.listed.items()):
@@ -88,10 +88,10 @@ def state_show(address: str, flags: Flags) -> None:
     settings = make_settings(flags)
     data = pull_state(settings)
     entry = data.entry(address)
-    skipped = [s for s in data.skipped if s.address == address]
-    if entry is None and skipped and skipped[0].entry is not None:
+    skipped = [s for s in data.skipped if s.address == address and s.entry is not None]
+    if entry is None and skipped:
         entry = skipped[0].entry
-        _warn_skipped(data, "shown as stored", only=address)
+        _warn_skipped(skipped, "shown as stored")
     if entry is None:
         raise ReconcilerError(f"{address} is not in the state ({settings.backend().display})")
     click.echo(json.dumps(entry.model_dump(mode="json", exclude_defaults=True), indent=2, ensure_ascii=False))
@@ -141,20 +141,19 @@ def state_pull(flags: Flags, serial: int | None) -> None:
     from reconciler.commands.state_cmds import pull_state
 
     data = pull_state(make_settings(flags), serial)
-    _warn_skipped(data, "printed as stored")
+    _warn_skipped(data.skipped, "printed as stored")
     click.echo(data.as_stored().model_dump_json(indent=1))
 
 
-def _warn_skipped(state: State, how: str, only: str | None = None) -> None:
+def _warn_skipped(skipped: list[SkippedEntry], how: str) -> None:
     """Say on stderr which entries the state holds but failed a check when read (paths or hashes a write
     could not trust): a plan treats each as if it were not there."""
-    for s in state.skipped:
-        if only is None or s.address == only:
-            click.echo(
-                f"Warning: the state's entry {s.address} ({s.field}): {s.problem}; {how}, but a plan treats "
-                f"{s.address} as if it were not there (fix the entry, or `reconciler state rm {s.address}`)",
-                err=True,
-            )
+    for s in skipped:
+        click.echo(
+            f"Warning: the state's entry {s.address} ({s.field}): {s.problem}; {how}, but a plan treats "
+            f"{s.address} as if it were not there (fix the entry, or `reconciler state rm {s.address}`)",
+            err=True,
+        )
 
 
 @state.command("push", short_help="Replace the state with a JSON file (refused if older).")

@@ -14,6 +14,7 @@ from reconciler.cli.common import (
     gathers_flags,
     isatty,
     make_settings,
+    on_unless_no,
     where_options,
 )
 from reconciler.cli.group import cli
@@ -143,11 +144,7 @@ def gallery(flags: Flags, out: str | None, serve: bool, port: int) -> None:
 @cli.command(short_help="Say what a resource's identity is made of, where it is held, and what apply pays for it.")
 @click.argument("address")
 @where_options(files=True)
-@click.option(
-    "--refresh/--no-refresh",
-    default=True,
-    help="Read the account's trainings first (default), or explain from the state and the disk alone (offline).",
-)
+@on_unless_no("refresh", "Read the account's trainings first; --no-refresh explains from the state and the disk alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
 @gathers_flags
 def explain(address: str, flags: Flags, refresh: bool, as_json: bool) -> None:

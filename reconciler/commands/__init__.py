@@ -8,5 +8,8 @@ run           the applier on an event loop, Ctrl-C and SIGTERM as its stop
 outputs_sync  apply's free copies to and from the outputs remote, and `pull`
 gallery       `gallery`, and its refresh after apply
 state_cmds    refresh, import, state rm / pull / push / migrate / history / force-unlock
-skeleton      `init` and `new`: project and manifest skeletons
+state_mv      state mv: a resource moved to another address in the state
+costs         a plan's estimate, the budget, the account's balance; apply's check before paying
+explain       explain: what an identity is made of, where it is held, what apply does
+skeleton      `init`: the project skeleton
 """
