@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.desired.hashing import HashCache
 from reconciler.desired.resources import Desired
+from reconciler.filenames import HISTORY
 from reconciler.observe.facts import Account, OutputFacts
 from reconciler.observe.runcache import Holding, RunCache, TrainingHolding, run_cache, task_hash
 from reconciler.outputs.sidecar import BadSidecar
@@ -24,7 +25,6 @@ from reconciler.status import Status
 if TYPE_CHECKING:
     from reconciler.outputs.store import OutputsRemote, RemoteIndex
 
-HISTORY = "history"
 REMOTE = "the outputs remote"
 
 
@@ -168,7 +168,7 @@ def _folders(desired: Desired, state: State, root: Path, wanted: set[str], cache
             continue
         if not names:
             continue
-        for record in recorded_history(root, folder, stem, owner.partition("/")[2], cache):
+        for record in recorded_history(root, folder, stem, owner.partition("/")[2], cache, only=names):
             if record.identity in wanted:
                 files = _files(record.files)
                 where = record.folder

@@ -41,10 +41,6 @@ class Holding:
     task_id: str | None = None
     seed: str | None = None
 
-    @property
-    def hashes(self) -> tuple[str, ...]:
-        return tuple(h for _, h in self.files)
-
 
 @dataclass(frozen=True)
 class TrainingHolding:
@@ -82,13 +78,11 @@ class RunCache:
         return tuple(sorted(found, key=lambda t: (t.source != "state", not t.succeeded)))
 
 
-def run_cache(
-    holdings: Iterable[Holding], trainings: Iterable[TrainingHolding] = (), *, drop_incomplete: bool = True
-) -> RunCache:
+def run_cache(holdings: Iterable[Holding], trainings: Iterable[TrainingHolding] = ()) -> RunCache:
     """The cache of these holdings: per identity, best source first, one holding per (source, owner, files)."""
     by_identity: dict[str, dict[tuple[str, str, tuple[tuple[str, str], ...]], Holding]] = {}
     for h in holdings:
-        if not h.identity or (drop_incomplete and not h.files):
+        if not h.identity or not h.files:
             continue
         by_identity.setdefault(h.identity, {}).setdefault((h.source, h.owner, h.files), h)
     generations = {

@@ -17,7 +17,7 @@ import contextlib
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -367,18 +367,22 @@ def prune(root: Path, state: State, chosen: Iterable[PruneFile]) -> tuple[int, i
     return removed, kept
 
 
-def recorded_history(root: Path, output_dir: Path, stem: str, name: str, cache: HashCache) -> list[HistoryRecord]:
+def recorded_history(
+    root: Path, output_dir: Path, stem: str, name: str, cache: HashCache, only: Collection[str] | None = None
+) -> list[HistoryRecord]:
     """The history folders in `output_dir` (of Generation/`name`, its files named after `stem`) whose sidecar's
-    images are all there, unchanged: after a state loss, or for the run cache on a fresh clone."""
+    images are all there, unchanged: after a state loss, or for the run cache on a fresh clone (`only`: the
+    names of the folders to look in, the others not read)."""
     records: list[HistoryRecord] = []
     base = output_dir / HISTORY
     if not base.is_dir():
         return records
-    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+    guarded = OutputFolder(output_dir)
+    for folder in sorted(p for p in base.iterdir() if p.is_dir() and (only is None or p.name in only)):
         try:
-            sidecar = inside_output(output_dir, f"{HISTORY}/{folder.name}/{sidecar_name(stem)}")
+            sidecar = guarded.path(f"{HISTORY}/{folder.name}/{sidecar_name(stem)}")
             found = read_local(sidecar, name)
-            files = [(inside_output(output_dir, f"{HISTORY}/{folder.name}/{i.file}"), i.sha256) for i in found.images]
+            files = [(guarded.path(f"{HISTORY}/{folder.name}/{i.file}"), i.sha256) for i in found.images]
         except (OSError, BadSidecar, UnsafePath):
             continue  # not a history folder reconciler wrote: left alone, not on record
         if not _check(files, cache)[0]:

@@ -12,9 +12,8 @@ import os
 from pathlib import Path
 
 from reconciler.desired.hashing import sha256_file
+from reconciler.filenames import HISTORY
 from reconciler.files import atomic_write, fsync_dir
-
-HISTORY = "history"
 
 
 def make_room(dest: Path, keep: str | None = None) -> Path | None:

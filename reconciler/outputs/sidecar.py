@@ -185,9 +185,9 @@ def _text(data: dict[str, Any], key: str) -> str | None:
     return str(value)
 
 
-def read_local(path: Path, generation: str) -> Sidecar:
-    """The sidecar at `path` (in a generation's output or history folder), checked. Raises BadSidecar or OSError
-    (FileNotFoundError when there is none)."""
+def read_local(path: Path, generation: str, identity: str | None = None) -> Sidecar:
+    """The sidecar at `path` (in a generation's output or history folder), checked (and that it records
+    `identity`, when given). Raises BadSidecar or OSError (FileNotFoundError when there is none)."""
     with path.open("rb") as fh:
         raw = fh.read(MAX_BYTES + 1)
-    return parse(raw, generation=generation)
+    return parse(raw, generation=generation, identity=identity)

@@ -30,7 +30,7 @@ from reconciler.errors import ConfigError, RemoteError
 from reconciler.files import atomic_write
 from reconciler.outputs.guard import inside_output
 from reconciler.outputs.place import place_bytes
-from reconciler.outputs.sidecar import MAX_BYTES, BadSidecar, Sidecar, parse, sidecar_name
+from reconciler.outputs.sidecar import MAX_BYTES, BadSidecar, Sidecar, parse, read_local, sidecar_name
 from reconciler.state import GenerationEntry
 from reconciler.urls import redact_url_password
 
@@ -295,8 +295,7 @@ class OutputsRemote:
         record: Sidecar | None = None
         if folder is not None:
             try:
-                with inside_output(folder, sidecar_name(entry.stem)).open("rb") as fh:
-                    record = parse(fh.read(MAX_BYTES + 1), generation=entry.name, identity=entry.identity)
+                record = read_local(inside_output(folder, sidecar_name(entry.stem)), entry.name, entry.identity)
             except (OSError, BadSidecar):
                 record = None
         if record is None:

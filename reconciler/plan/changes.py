@@ -93,11 +93,6 @@ class Plan:
         """The warnings about resources held for a person's decision."""
         return tuple(w for w in self.warnings if isinstance(w, HeldUnanswered))
 
-    @property
-    def untrusted(self) -> int:
-        """How many records read (state entries, sidecars) failed a check: skipped, not held."""
-        return sum(1 for w in self.warnings if not isinstance(w, HeldUnanswered))
-
     def get(self, addr: str) -> ResourceChange | None:
         for change in self.changes:
             if change.address == addr:
