@@ -239,3 +239,17 @@ def test_why_a_resource_was_not_done_in_words() -> None:
         "the deadline (--timeout) passed while submitting it (the next apply resolves it)"
     )
     assert words.stopped(Stopped("interrupt", "before-submit")) == "interrupted before it was submitted"
+
+
+def test_a_refused_create_keeps_an_unanswered_submit_this_apply_sent() -> None:
+    """Rolled back after a refusal (no balance, a stop before sending): the entry goes back to what the state held,
+    unless this apply already sent a create for it that got no answer: that one stays on record to be looked up."""
+    from reconciler.apply.context import keeps_unanswered
+    from reconciler.state import GenerationEntry, ModelEntry
+
+    before = ModelEntry(name="m", identity="a" * 64, unanswered_submits=1)
+    assert not keeps_unanswered(ModelEntry(name="m", identity="a" * 64, unanswered_submits=1), before)
+    assert keeps_unanswered(ModelEntry(name="m", identity="a" * 64, unanswered_submits=2), before)
+    assert keeps_unanswered(ModelEntry(name="m", identity="b" * 64, unanswered_submits=1), before)  # another request
+    assert not keeps_unanswered(GenerationEntry(name="g", identity="c" * 64), None)
+    assert keeps_unanswered(GenerationEntry(name="g", identity="c" * 64, unanswered_submits=1), None)

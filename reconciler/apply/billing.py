@@ -108,11 +108,8 @@ async def unfunded(
     run: Run, entry: ModelEntry | GenerationEntry, previous: ResourceEntry | None, error: NovitaError
 ) -> None:
     """Novita refused this create for want of balance (nothing was made), or it was not sent after such a refusal:
-    the state goes back to what it held before, and the resource is left for the next apply."""
-    run.state.resources.pop(entry.address, None)
-    if previous is not None:
-        run.state.put(previous)
-    await run.commit()
+    the state goes back to what it held before (`Run.roll_back`), and the resource is left for the next apply."""
+    await run.roll_back(entry, previous)
     if isinstance(error, NotSent):
         raise Skipped(Unfunded())
     run.emit("balance_exhausted", entry.address, f"refused: {error_detail(error)}", reason=NOT_ENOUGH)

@@ -85,6 +85,15 @@ class ApplyOptions:
     policy: SubmitPolicy = field(default_factory=SubmitPolicy)
 
 
+def keeps_unanswered(entry: ModelEntry | GenerationEntry, previous: ResourceEntry | None) -> bool:
+    """Whether a create refused with nothing made must keep `entry` rather than go back to `previous`: this apply
+    already sent a create for it that got no answer (a task may exist; the next apply looks it up)."""
+    before = 0
+    if isinstance(previous, ModelEntry | GenerationEntry) and previous.identity == entry.identity:
+        before = previous.unanswered_submits
+    return entry.unanswered_submits > before
+
+
 def halted_before_sent(error: NovitaError) -> bool:
     """A create that failed after a stop halted the client's retries, in a way that proves nothing was made:
     rate limited (429), or never sent (the client raises a transport error on a create only then)."""
@@ -227,14 +236,23 @@ class Run:
         if is_unfunded(error):  # for want of balance: left for the next apply, after a top-up
             await unfunded(self, entry, previous, error)
         if self.stopped is not None and halted_before_sent(error):
-            self.state.resources.pop(entry.address, None)
-            if previous is not None:
-                self.state.put(previous)
-            await self.commit()
+            await self.roll_back(entry, previous)
             raise Interrupted() from error
         entry.status, entry.reason = Status.FAILED, error_detail(error)
         await self.commit()
         raise error
+
+    async def roll_back(self, entry: ModelEntry | GenerationEntry, previous: ResourceEntry | None) -> None:
+        """A create refused with nothing made: the state goes back to what it held before this resource's submit,
+        committed; unless this apply already sent a create for it that got no answer, which stays on record
+        (UNANSWERED, counted) so that the next apply looks it up instead of paying again."""
+        if keeps_unanswered(entry, previous):
+            entry.status, entry.updated_at = Status.UNANSWERED, now_iso()
+        else:
+            self.state.resources.pop(entry.address, None)
+            if previous is not None:
+                self.state.put(previous)
+        await self.commit()
 
     async def accepted(self, entry: ModelEntry | GenerationEntry, task_id: str, status: Status) -> None:
         """Novita accepted the create: the entry records its task id and `status` (no reason), committed."""
