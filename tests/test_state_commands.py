@@ -153,3 +153,27 @@ def test_an_entry_that_fails_a_check_is_named_by_list_show_and_pull_and_can_be_r
     assert "escapes" not in (project / "state/state.json").read_text()
     code, out, err = run_main(["state", "list"], project)
     assert (code, err) == (0, "")
+
+
+def test_an_entry_that_fails_a_check_in_postgres_is_named_and_removed_by_state_rm(
+    project: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on a shared state in PostgreSQL: the row that fails a check is named, and `state rm` deletes it."""
+    import psycopg
+
+    assert run_main(["state", "migrate", "--to", pg_url], project)[0] == 0
+    monkeypatch.setenv("RECONCILER_STATE_URL", pg_url)
+    bad = {"kind": "Generation", "name": "escapes", "identity": "2" * 64, "output": "outputs/escapes",
+           "files": [{"path": "outputs/escapes/../../reconciler.yaml", "sha256": "b" * 64}]}  # fmt: skip
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO reconciler_entries (workspace, section, key, since, data) VALUES (%s, %s, %s, %s, %s)",
+            ("default", "resources", "Generation/escapes", 2, json.dumps(bad)),
+        )
+    code, out, err = run_main(["state", "list"], project)
+    assert (code, out) == (0, "Generation/portraits\tsucceeded\t0 images in outputs/portraits\n")
+    assert err.startswith("Warning: the state's entry Generation/escapes (files[0].path): ")
+    code, out, err = run_main(["state", "rm", "Generation/escapes"], project)
+    assert (code, out, err) == (0, "Removed Generation/escapes from the state.\n", "")
+    code, out, err = run_main(["state", "list"], project)
+    assert (code, out, err) == (0, "Generation/portraits\tsucceeded\t0 images in outputs/portraits\n", "")

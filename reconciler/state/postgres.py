@@ -480,6 +480,7 @@ class PostgresStore:
             section: {key: (obj, obj.__dict__.get(_REVISION, 0)) for key, obj in getattr(state, section).items()}
             for section in SECTIONS
         }
+        self._written["resources"].update({s.address: (s.entry, 0) for s in state.skipped})  # dropped at a commit
 
     def prepare(self) -> _Change:
         state = self.state
